@@ -1,0 +1,456 @@
+//! One SQS event in, a plan out: the masked rows to insert and the messages that failed.
+//!
+//! The rules of partial batch failure live here, free of I/O: every record gets exactly one
+//! fate (a row or a reported failure), failures are named by their `messageId`, and on a FIFO
+//! queue a failure holds back the rest of its message group so order is kept.
+
+use std::collections::{BTreeMap, HashSet};
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use time::{Date, OffsetDateTime};
+
+use crate::mask::{MaskedField, Masker, MaskingMode};
+use crate::message::{LoginRecord, RecordError};
+
+/// Why one message was not loaded. [`FailureReason::code`] is what logs and metrics count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FailureReason {
+    #[error("invalid body: {0}")]
+    Invalid(#[from] RecordError),
+    #[error("the SentTimestamp attribute is missing or not epoch milliseconds")]
+    InvalidSentTimestamp,
+    #[error("an earlier message of the same FIFO message group failed in this batch")]
+    EarlierFailureInGroup,
+    #[error("the batch's database transaction failed")]
+    StoreFailed,
+}
+
+impl FailureReason {
+    pub fn code(&self) -> String {
+        match self {
+            FailureReason::Invalid(err) => err.code(),
+            FailureReason::InvalidSentTimestamp => "invalid_sent_timestamp".into(),
+            FailureReason::EarlierFailureInGroup => "fifo_group_blocked".into(),
+            FailureReason::StoreFailed => "store_failed".into(),
+        }
+    }
+
+    /// Whether redelivery can help: a bad body stays bad, a database outage may pass.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, FailureReason::EarlierFailureInGroup | FailureReason::StoreFailed)
+    }
+}
+
+/// A message that will be reported in `batchItemFailures`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedMessage {
+    pub message_id: String,
+    pub reason: FailureReason,
+}
+
+/// The event cannot be answered record by record, so the whole invocation must fail (and the
+/// whole batch be redelivered) rather than lose a message silently.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("record {position} has no messageId, so its failure could not be reported")]
+    MissingMessageId { position: usize },
+}
+
+/// The rows of one batch, column by column, as the single `INSERT … SELECT FROM UNNEST` binds
+/// them: one array per column keeps the whole batch to one statement and one round trip.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LoginRows {
+    pub message_id: Vec<String>,
+    pub user_id: Vec<String>,
+    pub device_type: Vec<Option<String>>,
+    pub masked_ip: Vec<Option<String>>,
+    pub masked_device_id: Vec<Option<String>>,
+    pub locale: Vec<Option<String>>,
+    pub app_version: Vec<Option<String>>,
+    pub sent_at: Vec<OffsetDateTime>,
+    /// The UTC date of `sent_at`: when the user logged in, not when the batch ran.
+    pub create_date: Vec<Date>,
+}
+
+impl LoginRows {
+    fn with_capacity(n: usize) -> Self {
+        LoginRows {
+            message_id: Vec::with_capacity(n),
+            user_id: Vec::with_capacity(n),
+            device_type: Vec::with_capacity(n),
+            masked_ip: Vec::with_capacity(n),
+            masked_device_id: Vec::with_capacity(n),
+            locale: Vec::with_capacity(n),
+            app_version: Vec::with_capacity(n),
+            sent_at: Vec::with_capacity(n),
+            create_date: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, message_id: &str, record: LoginRecord, sent_at: OffsetDateTime, masker: &Masker) {
+        self.masked_ip
+            .push(record.ip.map(|ip| masker.mask(MaskedField::Ip, &ip.to_string())));
+        self.masked_device_id.push(
+            record
+                .device_id
+                .as_deref()
+                .map(|id| masker.mask(MaskedField::DeviceId, id)),
+        );
+        self.message_id.push(message_id.to_owned());
+        self.user_id.push(record.user_id);
+        self.device_type.push(record.device_type);
+        self.locale.push(record.locale);
+        self.app_version.push(record.app_version);
+        self.create_date.push(sent_at.date());
+        self.sent_at.push(sent_at);
+    }
+
+    pub fn len(&self) -> usize {
+        self.message_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.message_id.is_empty()
+    }
+}
+
+/// What one event turns into before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchPlan {
+    pub received: usize,
+    pub masking_mode: MaskingMode,
+    pub rows: LoginRows,
+    pub rejected: Vec<FailedMessage>,
+}
+
+/// Validates and masks every record of an event.
+pub fn plan(records: &[SqsMessage], masker: &Masker) -> Result<BatchPlan, EventError> {
+    let mut rows = LoginRows::with_capacity(records.len());
+    let mut rejected = Vec::new();
+    // FIFO message groups that already lost a message in this batch.
+    let mut blocked_groups: HashSet<&str> = HashSet::new();
+
+    for (position, record) in records.iter().enumerate() {
+        let message_id = match record.message_id.as_deref() {
+            Some(id) if !id.is_empty() => id,
+            _ => return Err(EventError::MissingMessageId { position }),
+        };
+        let fifo_group = fifo_group(record);
+        if fifo_group.is_some_and(|group| blocked_groups.contains(group)) {
+            rejected.push(FailedMessage {
+                message_id: message_id.to_owned(),
+                reason: FailureReason::EarlierFailureInGroup,
+            });
+            continue;
+        }
+        match validate(record) {
+            Ok((login, sent_at)) => rows.push(message_id, login, sent_at, masker),
+            Err(reason) => {
+                if let Some(group) = fifo_group {
+                    blocked_groups.insert(group);
+                }
+                rejected.push(FailedMessage {
+                    message_id: message_id.to_owned(),
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(BatchPlan {
+        received: records.len(),
+        masking_mode: masker.mode(),
+        rows,
+        rejected,
+    })
+}
+
+fn validate(record: &SqsMessage) -> Result<(LoginRecord, OffsetDateTime), FailureReason> {
+    let body = record.body.as_deref().ok_or(RecordError::MissingBody)?;
+    let login = LoginRecord::parse(body)?;
+    let sent_at = record
+        .attributes
+        .get("SentTimestamp")
+        .and_then(|millis| millis.parse::<i64>().ok())
+        .and_then(|millis| OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).ok())
+        .ok_or(FailureReason::InvalidSentTimestamp)?;
+    Ok((login, sent_at))
+}
+
+/// The message group of a record from a FIFO queue (`eventSourceARN` ending in `.fifo`).
+fn fifo_group(record: &SqsMessage) -> Option<&str> {
+    let is_fifo = record
+        .event_source_arn
+        .as_deref()
+        .is_some_and(|arn| arn.ends_with(".fifo"));
+    if !is_fifo {
+        return None;
+    }
+    record.attributes.get("MessageGroupId").map(String::as_str)
+}
+
+/// The fate of every record of one invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub received: usize,
+    pub inserted: u64,
+    /// Valid messages whose `messageId` already had a row: redeliveries, loaded once.
+    pub duplicates: u64,
+    pub failed: Vec<FailedMessage>,
+}
+
+impl BatchPlan {
+    /// The batch's transaction committed and wrote `inserted` new rows.
+    pub fn committed(self, inserted: u64) -> BatchOutcome {
+        let valid = self.rows.len() as u64;
+        BatchOutcome {
+            received: self.received,
+            inserted,
+            duplicates: valid.saturating_sub(inserted),
+            failed: self.rejected,
+        }
+    }
+
+    /// The batch's transaction failed: nothing was written, so every valid row is a failure too.
+    pub fn store_failed(self) -> BatchOutcome {
+        let mut failed = self.rejected;
+        failed.extend(self.rows.message_id.into_iter().map(|message_id| FailedMessage {
+            message_id,
+            reason: FailureReason::StoreFailed,
+        }));
+        BatchOutcome {
+            received: self.received,
+            inserted: 0,
+            duplicates: 0,
+            failed,
+        }
+    }
+}
+
+impl BatchOutcome {
+    /// The partial batch response: exactly the failed messages go back to the queue.
+    pub fn response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = self
+            .failed
+            .iter()
+            .map(|failed| {
+                let mut item = BatchItemFailure::default();
+                item.item_identifier = failed.message_id.clone();
+                item
+            })
+            .collect();
+        response
+    }
+
+    /// Failure counts keyed by [`FailureReason::code`].
+    pub fn failures_by_reason(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for failed in &self.failed {
+            *counts.entry(failed.reason.code()).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::MaskingKey;
+    use crate::message::Field;
+
+    /// 2026-11-24T03:00:00Z
+    const SENT: &str = "1795489200000";
+
+    fn masker() -> Masker {
+        Masker::hmac(&MaskingKey::from_hex(&"11".repeat(32)).expect("key"))
+    }
+
+    fn message(id: &str, body: &str) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.into());
+        message.body = Some(body.into());
+        message.attributes.insert("SentTimestamp".into(), SENT.into());
+        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
+        message
+    }
+
+    fn fifo(id: &str, group: &str, body: &str) -> SqsMessage {
+        let mut message = message(id, body);
+        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue.fifo".into());
+        message.attributes.insert("MessageGroupId".into(), group.into());
+        message
+    }
+
+    const GOOD: &str = r#"{"user_id":"u1","ip":"10.0.0.1","device_id":"d-1","locale":null,"app_version":"0.96"}"#;
+
+    #[test]
+    fn every_record_gets_exactly_one_fate() {
+        let records = vec![
+            message("a", GOOD),
+            message("b", "not json"),
+            message("c", r#"{"user_id":"u2"}"#),
+        ];
+        let plan = plan(&records, &masker()).expect("plan");
+        assert_eq!(plan.received, 3);
+        assert_eq!(plan.rows.message_id, ["a", "c"]);
+        assert_eq!(plan.rejected.len(), 1);
+        assert_eq!(plan.rejected[0].message_id, "b");
+        assert_eq!(plan.rejected[0].reason.code(), "malformed_json");
+    }
+
+    #[test]
+    fn rows_are_masked_and_dated_by_sent_timestamp() {
+        let masker = masker();
+        let plan = plan(&[message("a", GOOD)], &masker).expect("plan");
+        let rows = &plan.rows;
+        assert_eq!(
+            rows.masked_ip[0].as_deref(),
+            Some(masker.mask(MaskedField::Ip, "10.0.0.1").as_str())
+        );
+        assert_eq!(
+            rows.masked_device_id[0].as_deref(),
+            Some(masker.mask(MaskedField::DeviceId, "d-1").as_str())
+        );
+        assert_eq!(rows.locale[0], None);
+        assert_eq!(rows.app_version[0].as_deref(), Some("0.96"));
+        assert_eq!(rows.create_date[0], time::macros::date!(2026 - 11 - 24));
+        assert_eq!(rows.sent_at[0], time::macros::datetime!(2026-11-24 03:00 UTC));
+        assert_eq!(plan.masking_mode, MaskingMode::Hmac);
+    }
+
+    #[test]
+    fn equal_addresses_mask_equally_whatever_their_spelling() {
+        let plan = plan(
+            &[
+                message("a", r#"{"user_id":"u","ip":"::ffff:10.0.0.1"}"#),
+                message("b", r#"{"user_id":"u","ip":"10.0.0.1"}"#),
+            ],
+            &masker(),
+        )
+        .expect("plan");
+        assert_eq!(plan.rows.masked_ip[0], plan.rows.masked_ip[1]);
+    }
+
+    #[test]
+    fn missing_body_and_bad_timestamps_fail_the_record_only() {
+        let mut no_body = message("a", GOOD);
+        no_body.body = None;
+        let mut no_timestamp = message("b", GOOD);
+        no_timestamp.attributes.clear();
+        let mut bad_timestamp = message("c", GOOD);
+        bad_timestamp
+            .attributes
+            .insert("SentTimestamp".into(), "yesterday".into());
+        let plan = plan(&[no_body, no_timestamp, bad_timestamp, message("d", GOOD)], &masker()).expect("plan");
+        let codes: Vec<_> = plan
+            .rejected
+            .iter()
+            .map(|f| (f.message_id.as_str(), f.reason.code()))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("a", "missing_body".to_string()),
+                ("b", "invalid_sent_timestamp".to_string()),
+                ("c", "invalid_sent_timestamp".to_string())
+            ]
+        );
+        assert_eq!(plan.rows.message_id, ["d"]);
+    }
+
+    #[test]
+    fn a_record_without_message_id_fails_the_whole_event() {
+        let mut anonymous = message("x", GOOD);
+        anonymous.message_id = Some(String::new());
+        assert_eq!(
+            plan(&[message("a", GOOD), anonymous], &masker()),
+            Err(EventError::MissingMessageId { position: 1 })
+        );
+        let mut missing = message("x", GOOD);
+        missing.message_id = None;
+        assert_eq!(
+            plan(&[missing], &masker()),
+            Err(EventError::MissingMessageId { position: 0 })
+        );
+    }
+
+    #[test]
+    fn fifo_failure_holds_back_the_rest_of_its_group_only() {
+        let records = vec![
+            fifo("1", "g1", GOOD),
+            fifo("2", "g1", "{}"),
+            fifo("3", "g2", GOOD),
+            fifo("4", "g1", GOOD),
+            fifo("5", "g2", GOOD),
+        ];
+        let plan = plan(&records, &masker()).expect("plan");
+        assert_eq!(plan.rows.message_id, ["1", "3", "5"]);
+        assert_eq!(
+            plan.rejected,
+            [
+                FailedMessage {
+                    message_id: "2".into(),
+                    reason: RecordError::Missing(Field::UserId).into()
+                },
+                FailedMessage {
+                    message_id: "4".into(),
+                    reason: FailureReason::EarlierFailureInGroup
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn standard_queues_do_not_block_groups() {
+        let mut bad = message("1", "{}");
+        bad.attributes.insert("MessageGroupId".into(), "g".into());
+        let mut good = message("2", GOOD);
+        good.attributes.insert("MessageGroupId".into(), "g".into());
+        let plan = plan(&[bad, good], &masker()).expect("plan");
+        assert_eq!(plan.rows.message_id, ["2"]);
+    }
+
+    #[test]
+    fn committed_counts_duplicates() {
+        let plan = plan(&[message("a", GOOD), message("b", GOOD), message("c", "[]")], &masker()).expect("plan");
+        let outcome = plan.committed(1);
+        assert_eq!((outcome.received, outcome.inserted, outcome.duplicates), (3, 1, 1));
+        let ids: Vec<_> = outcome
+            .response()
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        assert_eq!(ids, ["c"]);
+        assert_eq!(
+            outcome.failures_by_reason(),
+            BTreeMap::from([("not_an_object".to_string(), 1)])
+        );
+    }
+
+    #[test]
+    fn store_failure_fails_every_record() {
+        let plan = plan(&[message("a", GOOD), message("b", "[]"), message("c", GOOD)], &masker()).expect("plan");
+        let outcome = plan.store_failed();
+        assert_eq!(outcome.inserted, 0);
+        let mut ids: Vec<_> = outcome
+            .response()
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(
+            outcome.failures_by_reason(),
+            BTreeMap::from([("not_an_object".to_string(), 1), ("store_failed".to_string(), 2)])
+        );
+    }
+
+    #[test]
+    fn an_empty_event_is_an_empty_response() {
+        let outcome = plan(&[], &masker()).expect("plan").committed(0);
+        assert!(outcome.response().batch_item_failures.is_empty());
+        assert_eq!(outcome.received, 0);
+    }
+}

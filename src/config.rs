@@ -1,0 +1,235 @@
+//! Configuration: read from the environment once at start-up, validated, typed.
+//!
+//! Errors name the variable and the problem, never a value: several of these are secrets.
+
+use std::time::Duration;
+
+use crate::mask::{MaskingKey, MaskingMode};
+use crate::store::PoolSettings;
+
+/// Where the database connection comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseSource {
+    /// `DATABASE_URL`: for local runs and tests.
+    Url(String),
+    /// `DB_SECRET_ID`: a Secrets Manager secret in the RDS format
+    /// `{"username","password","host","port","dbname"}`.
+    Secret(String),
+}
+
+impl std::fmt::Debug for DatabaseSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // The URL may embed a password.
+            DatabaseSource::Url(_) => f.write_str("Url(<redacted>)"),
+            DatabaseSource::Secret(id) => f.debug_tuple("Secret").field(id).finish(),
+        }
+    }
+}
+
+impl DatabaseSource {
+    /// Reads `DATABASE_URL` / `DB_SECRET_ID` alone, for commands that need no masking key.
+    pub fn from_env() -> Result<DatabaseSource, ConfigError> {
+        DatabaseSource::from_lookup(&|name| std::env::var(name).ok().filter(|value| !value.trim().is_empty()))
+    }
+
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<DatabaseSource, ConfigError> {
+        match (get("DATABASE_URL"), get("DB_SECRET_ID")) {
+            (Some(url), None) => Ok(DatabaseSource::Url(url)),
+            (None, Some(id)) => Ok(DatabaseSource::Secret(id)),
+            (None, None) => Err(ConfigError::NoDatabase),
+            (Some(_), Some(_)) => Err(ConfigError::TwoDatabases),
+        }
+    }
+}
+
+/// Where the HMAC masking key comes from.
+#[derive(Debug, Clone)]
+pub enum MaskingKeySource {
+    /// `MASKING_KEY`: hex, at least 32 bytes.
+    Inline(MaskingKey),
+    /// `MASKING_KEY_SECRET_ID`: a secret whose string is the hex key.
+    Secret(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseSource,
+    pub masking_mode: MaskingMode,
+    /// `None` only in the unkeyed `sha256` mode.
+    pub masking_key: Option<MaskingKeySource>,
+    pub pool: PoolSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("set DATABASE_URL (a postgres:// URL) or DB_SECRET_ID (a Secrets Manager secret id)")]
+    NoDatabase,
+    #[error("set only one of DATABASE_URL and DB_SECRET_ID")]
+    TwoDatabases,
+    #[error("MASKING_MODE=hmac (the default) needs MASKING_KEY or MASKING_KEY_SECRET_ID")]
+    NoMaskingKey,
+    #[error("set only one of MASKING_KEY and MASKING_KEY_SECRET_ID")]
+    TwoMaskingKeys,
+    #[error("{variable}: {problem}")]
+    Invalid { variable: &'static str, problem: String },
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, which returns a variable's value if set.
+    /// Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let database = DatabaseSource::from_lookup(&get)?;
+
+        let masking_mode = match get("MASKING_MODE") {
+            None => MaskingMode::default(),
+            Some(text) => text
+                .parse()
+                .map_err(|err: crate::mask::KeyError| invalid("MASKING_MODE", err.to_string()))?,
+        };
+        let masking_key = match (get("MASKING_KEY"), get("MASKING_KEY_SECRET_ID")) {
+            (Some(hex), None) => Some(MaskingKeySource::Inline(
+                MaskingKey::from_hex(&hex).map_err(|err| invalid("MASKING_KEY", err.to_string()))?,
+            )),
+            (None, Some(id)) => Some(MaskingKeySource::Secret(id)),
+            (None, None) => None,
+            (Some(_), Some(_)) => return Err(ConfigError::TwoMaskingKeys),
+        };
+        if masking_mode == MaskingMode::Hmac && masking_key.is_none() {
+            return Err(ConfigError::NoMaskingKey);
+        }
+
+        let defaults = PoolSettings::default();
+        let pool = PoolSettings {
+            max_connections: number(&get, "DB_MAX_CONNECTIONS", defaults.max_connections, 1..=100)?,
+            acquire_timeout: millis(&get, "DB_ACQUIRE_TIMEOUT_MS", defaults.acquire_timeout)?,
+            statement_timeout: millis(&get, "DB_STATEMENT_TIMEOUT_MS", defaults.statement_timeout)?,
+            idle_timeout: defaults.idle_timeout,
+        };
+
+        Ok(Config {
+            database,
+            masking_mode,
+            masking_key,
+            pool,
+        })
+    }
+}
+
+fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ConfigError> {
+    let Some(text) = get(variable) else { return Ok(default) };
+    match text.trim().parse::<u32>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(invalid(
+            variable,
+            format!("must be a whole number from {} to {}", range.start(), range.end()),
+        )),
+    }
+}
+
+fn millis(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let default_ms = u32::try_from(default.as_millis()).unwrap_or(u32::MAX);
+    number(get, variable, default_ms, 1..=900_000).map(|ms| Duration::from_millis(u64::from(ms)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn minimal_local_configuration() {
+        let config = config(&[("DATABASE_URL", "postgres://localhost/x"), ("MASKING_KEY", KEY)]).expect("valid");
+        assert_eq!(config.database, DatabaseSource::Url("postgres://localhost/x".into()));
+        assert_eq!(config.masking_mode, MaskingMode::Hmac);
+        assert!(matches!(config.masking_key, Some(MaskingKeySource::Inline(_))));
+        assert_eq!(config.pool, PoolSettings::default());
+    }
+
+    #[test]
+    fn secrets_configuration() {
+        let config = config(&[
+            ("DB_SECRET_ID", "login-etl/db"),
+            ("MASKING_KEY_SECRET_ID", "login-etl/masking-key"),
+        ])
+        .expect("valid");
+        assert_eq!(config.database, DatabaseSource::Secret("login-etl/db".into()));
+        assert!(matches!(config.masking_key, Some(MaskingKeySource::Secret(ref id)) if id == "login-etl/masking-key"));
+    }
+
+    #[test]
+    fn refusals_name_the_variable_not_the_value() {
+        let url = ("DATABASE_URL", "postgres://u:hunter2@h/db");
+        assert_eq!(config(&[("MASKING_KEY", KEY)]).err(), Some(ConfigError::NoDatabase));
+        assert_eq!(
+            config(&[url, ("DB_SECRET_ID", "x"), ("MASKING_KEY", KEY)]).err(),
+            Some(ConfigError::TwoDatabases)
+        );
+        assert_eq!(config(&[url]).err(), Some(ConfigError::NoMaskingKey));
+        assert_eq!(
+            config(&[url, ("MASKING_KEY", "")]).err(),
+            Some(ConfigError::NoMaskingKey)
+        );
+        let short = config(&[url, ("MASKING_KEY", "abcd1234")]).expect_err("short key");
+        assert_eq!(
+            short.to_string(),
+            "MASKING_KEY: the masking key has 4 bytes; at least 32 are required"
+        );
+        let mode = config(&[url, ("MASKING_KEY", KEY), ("MASKING_MODE", "md5")]).expect_err("mode");
+        assert!(mode.to_string().starts_with("MASKING_MODE:"), "{mode}");
+        let pool = config(&[url, ("MASKING_KEY", KEY), ("DB_MAX_CONNECTIONS", "0")]).expect_err("pool");
+        assert!(pool.to_string().starts_with("DB_MAX_CONNECTIONS:"), "{pool}");
+        assert!(!format!("{:?}", config(&[url, ("MASKING_KEY", KEY)])).contains("hunter2"));
+    }
+
+    #[test]
+    fn sha256_mode_needs_no_key() {
+        let config = config(&[("DATABASE_URL", "postgres://h/db"), ("MASKING_MODE", "sha256")]).expect("valid");
+        assert_eq!(config.masking_mode, MaskingMode::Sha256);
+        assert!(config.masking_key.is_none());
+    }
+
+    #[test]
+    fn pool_settings_are_read() {
+        let config = config(&[
+            ("DATABASE_URL", "postgres://h/db"),
+            ("MASKING_KEY", KEY),
+            ("DB_MAX_CONNECTIONS", "4"),
+            ("DB_ACQUIRE_TIMEOUT_MS", "1500"),
+            ("DB_STATEMENT_TIMEOUT_MS", "3000"),
+        ])
+        .expect("valid");
+        assert_eq!(config.pool.max_connections, 4);
+        assert_eq!(config.pool.acquire_timeout, Duration::from_millis(1500));
+        assert_eq!(config.pool.statement_timeout, Duration::from_millis(3000));
+    }
+}

@@ -1,0 +1,24 @@
+//! login-etl: user-login events from SQS, masked, loaded into PostgreSQL.
+//!
+//! The data flow, module by module:
+//!
+//! ```text
+//! SqsEvent ──▶ batch::plan ──▶ store::Store::insert ──▶ BatchOutcome ──▶ SqsBatchResponse
+//!               │  message: parse + validate one body          (one statement per batch)
+//!               │  mask:    HMAC-SHA256 of ip / device_id
+//! ```
+//!
+//! The pure core ([`message`], [`mask`], [`batch`]) does no I/O. The adapters translate:
+//! [`lambda`] (the Lambda runtime), [`store`] (PostgreSQL), [`config`] (the environment).
+//! [`handler`] joins core and store, and is what every entry point calls.
+
+pub mod batch;
+pub mod config;
+pub mod handler;
+pub mod lambda;
+pub mod mask;
+pub mod message;
+pub mod secrets;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,504 @@
+//! The login message: its wire format, the rules a body must meet, and the validated record.
+//!
+//! Everything here is pure: a body goes in, a [`LoginRecord`] or a [`RecordError`] comes out.
+//! Errors never carry any part of the body, because bodies hold personal data and errors are
+//! logged and counted.
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A field of the login message that validation can reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    UserId,
+    DeviceType,
+    Locale,
+    AppVersion,
+    Ip,
+    DeviceId,
+}
+
+impl Field {
+    /// The JSON key, which is also the column name (before masking).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Field::UserId => "user_id",
+            Field::DeviceType => "device_type",
+            Field::Locale => "locale",
+            Field::AppVersion => "app_version",
+            Field::Ip => "ip",
+            Field::DeviceId => "device_id",
+        }
+    }
+
+    /// The longest accepted value, in characters, as PostgreSQL's `varchar(n)` counts them.
+    ///
+    /// `ip` is capped well above the longest textual address (45 characters) only so that a
+    /// huge string is rejected before it is parsed; `device_id` is capped because an unbounded
+    /// identifier is a sign of a broken producer, and the column holds only its 64-character mask.
+    pub const fn max_chars(self) -> usize {
+        match self {
+            Field::UserId => 128,
+            Field::DeviceType | Field::Locale | Field::AppVersion => 32,
+            Field::Ip => 64,
+            Field::DeviceId => 256,
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a message body was rejected. Carries field names and sizes, never values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("the message has no body")]
+    MissingBody,
+    #[error("the body is not valid JSON (line {line}, column {column})")]
+    MalformedJson { line: usize, column: usize },
+    #[error("the body is valid JSON but not an object")]
+    NotAnObject,
+    #[error("the body repeats a key, so its meaning is ambiguous")]
+    DuplicateKey,
+    #[error("`{0}` is required but missing or null")]
+    Missing(Field),
+    #[error("`{0}` must be a string")]
+    NotAString(Field),
+    #[error("`{0}` must not be empty")]
+    Empty(Field),
+    #[error("`{field}` has {chars} characters; at most {max} are allowed", max = field.max_chars())]
+    TooLong { field: Field, chars: usize },
+    #[error("`{0}` contains a NUL character, which PostgreSQL text cannot store")]
+    ContainsNul(Field),
+    #[error("`ip` is not a valid IPv4 or IPv6 address")]
+    InvalidIp,
+    #[error("`app_version` is not a version string such as 2.3.0")]
+    InvalidAppVersion,
+}
+
+impl RecordError {
+    /// A stable, PII-free code for counting and alerting, e.g. `missing_user_id`.
+    pub fn code(&self) -> String {
+        match self {
+            RecordError::MissingBody => "missing_body".into(),
+            RecordError::MalformedJson { .. } => "malformed_json".into(),
+            RecordError::NotAnObject => "not_an_object".into(),
+            RecordError::DuplicateKey => "duplicate_key".into(),
+            RecordError::Missing(field) => format!("missing_{field}"),
+            RecordError::NotAString(field) => format!("not_a_string_{field}"),
+            RecordError::Empty(field) => format!("empty_{field}"),
+            RecordError::TooLong { field, .. } => format!("too_long_{field}"),
+            RecordError::ContainsNul(field) => format!("nul_in_{field}"),
+            RecordError::InvalidIp => "invalid_ip".into(),
+            RecordError::InvalidAppVersion => "invalid_app_version".into(),
+        }
+    }
+}
+
+/// A login message that passed validation, before masking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRecord {
+    pub user_id: String,
+    pub device_type: Option<String>,
+    pub locale: Option<String>,
+    pub app_version: Option<String>,
+    /// Already canonical: IPv4-mapped IPv6 addresses are folded to IPv4.
+    pub ip: Option<IpAddr>,
+    pub device_id: Option<String>,
+}
+
+/// The body as it arrives. Every field is a raw JSON value so that a wrong type is reported by
+/// field name rather than through serde's message, which would quote the offending value.
+/// Missing and `null` both become `None`; unknown keys are ignored.
+#[derive(Deserialize)]
+struct WireLogin {
+    #[serde(default)]
+    user_id: Option<Value>,
+    #[serde(default)]
+    device_type: Option<Value>,
+    #[serde(default)]
+    locale: Option<Value>,
+    #[serde(default)]
+    app_version: Option<Value>,
+    #[serde(default)]
+    ip: Option<Value>,
+    #[serde(default)]
+    device_id: Option<Value>,
+}
+
+impl LoginRecord {
+    /// Parses and validates one message body.
+    pub fn parse(body: &str) -> Result<Self, RecordError> {
+        let wire = parse_object(body)?;
+
+        let user_id = string_field(wire.user_id, Field::UserId)?.ok_or(RecordError::Missing(Field::UserId))?;
+        if user_id.trim().is_empty() {
+            return Err(RecordError::Empty(Field::UserId));
+        }
+        let device_type = string_field(wire.device_type, Field::DeviceType)?;
+        let locale = string_field(wire.locale, Field::Locale)?;
+        let app_version = string_field(wire.app_version, Field::AppVersion)?;
+        if app_version.as_deref().is_some_and(|version| !is_version(version)) {
+            return Err(RecordError::InvalidAppVersion);
+        }
+        let ip = string_field(wire.ip, Field::Ip)?
+            .map(|text| text.parse::<IpAddr>().map(|ip| ip.to_canonical()))
+            .transpose()
+            .map_err(|_| RecordError::InvalidIp)?;
+        let device_id = string_field(wire.device_id, Field::DeviceId)?;
+        if device_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
+            return Err(RecordError::Empty(Field::DeviceId));
+        }
+
+        Ok(LoginRecord {
+            user_id,
+            device_type,
+            locale,
+            app_version,
+            ip,
+            device_id,
+        })
+    }
+}
+
+/// Deserializes the body into [`WireLogin`], insisting on a JSON object.
+///
+/// serde would also accept a JSON array positionally for a struct, so the first token is
+/// checked before parsing. Error texts from serde are never kept: they can quote the input.
+fn parse_object(body: &str) -> Result<WireLogin, RecordError> {
+    let starts_with_brace = body.trim_start().starts_with('{');
+    if !starts_with_brace {
+        return match serde_json::from_str::<serde::de::IgnoredAny>(body) {
+            Ok(_) => Err(RecordError::NotAnObject),
+            Err(err) => Err(malformed(&err)),
+        };
+    }
+    serde_json::from_str::<WireLogin>(body).map_err(|err| match err.classify() {
+        // Within an object of optional raw values the only data error left is a repeated key.
+        serde_json::error::Category::Data => RecordError::DuplicateKey,
+        _ => malformed(&err),
+    })
+}
+
+fn malformed(err: &serde_json::Error) -> RecordError {
+    RecordError::MalformedJson {
+        line: err.line(),
+        column: err.column(),
+    }
+}
+
+/// Accepts a missing/null field, or a string within the field's limits.
+fn string_field(value: Option<Value>, field: Field) -> Result<Option<String>, RecordError> {
+    let text = match value {
+        None => return Ok(None),
+        Some(Value::String(text)) => text,
+        Some(_) => return Err(RecordError::NotAString(field)),
+    };
+    // Byte length bounds the character count from above, so the count is skipped when short.
+    if text.len() > field.max_chars() {
+        let chars = text.chars().count();
+        if chars > field.max_chars() {
+            return Err(RecordError::TooLong { field, chars });
+        }
+    }
+    if text.contains('\0') {
+        return Err(RecordError::ContainsNul(field));
+    }
+    Ok(Some(text))
+}
+
+/// A release version: dot-separated decimal numbers (`2.3.0`, `0.96`, `7`), optionally followed
+/// by a SemVer-style pre-release or build suffix (`2.3.0-beta.1`, `2.3.0+42`).
+fn is_version(text: &str) -> bool {
+    let (numbers, suffix) = match text.find(['-', '+']) {
+        Some(at) => (&text[..at], Some(&text[at + 1..])),
+        None => (text, None),
+    };
+    let numbers_ok = numbers
+        .split('.')
+        .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+    let suffix_ok = suffix.is_none_or(|s| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
+    });
+    numbers_ok && suffix_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"user_id":"424cdd21-063a-43a7-b91b-7ca1a833afae","app_version":"2.3.0","device_type":"android","ip":"199.172.111.135","locale":"RU","device_id":"593-47-5928"}"#;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let record = LoginRecord::parse(GOOD).expect("valid");
+        assert_eq!(record.user_id, "424cdd21-063a-43a7-b91b-7ca1a833afae");
+        assert_eq!(record.app_version.as_deref(), Some("2.3.0"));
+        assert_eq!(record.device_type.as_deref(), Some("android"));
+        assert_eq!(record.ip, Some("199.172.111.135".parse().expect("ip")));
+        assert_eq!(record.locale.as_deref(), Some("RU"));
+        assert_eq!(record.device_id.as_deref(), Some("593-47-5928"));
+    }
+
+    #[test]
+    fn optional_fields_may_be_missing_or_null() {
+        let record = LoginRecord::parse(r#"{"user_id":"u1","locale":null,"ip":null}"#).expect("valid");
+        assert_eq!(
+            record,
+            LoginRecord {
+                user_id: "u1".into(),
+                device_type: None,
+                locale: None,
+                app_version: None,
+                ip: None,
+                device_id: None
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored() {
+        let record = LoginRecord::parse(r#"{"user_id":"u1","extra":{"nested":[1,2]},"n":5}"#).expect("valid");
+        assert_eq!(record.user_id, "u1");
+    }
+
+    #[test]
+    fn rejections_name_the_rule() {
+        let long = |n: usize| "x".repeat(n);
+        let cases: Vec<(String, RecordError)> = vec![
+            ("".into(), RecordError::MalformedJson { line: 1, column: 0 }),
+            ("not json".into(), RecordError::MalformedJson { line: 1, column: 2 }),
+            (
+                r#"{"user_id":"u1""#.into(),
+                RecordError::MalformedJson { line: 1, column: 15 },
+            ),
+            (
+                r#"{"user_id":"u1"} trailing"#.into(),
+                RecordError::MalformedJson { line: 1, column: 18 },
+            ),
+            ("[1,2]".into(), RecordError::NotAnObject),
+            (r#"["u1"]"#.into(), RecordError::NotAnObject),
+            (r#""a string""#.into(), RecordError::NotAnObject),
+            ("42".into(), RecordError::NotAnObject),
+            ("null".into(), RecordError::NotAnObject),
+            (r#"{"user_id":"a","user_id":"b"}"#.into(), RecordError::DuplicateKey),
+            ("{}".into(), RecordError::Missing(Field::UserId)),
+            (r#"{"user_id":null}"#.into(), RecordError::Missing(Field::UserId)),
+            (r#"{"user_id":""}"#.into(), RecordError::Empty(Field::UserId)),
+            (r#"{"user_id":"   "}"#.into(), RecordError::Empty(Field::UserId)),
+            (r#"{"user_id":42}"#.into(), RecordError::NotAString(Field::UserId)),
+            (
+                format!(r#"{{"user_id":"{}"}}"#, long(129)),
+                RecordError::TooLong {
+                    field: Field::UserId,
+                    chars: 129,
+                },
+            ),
+            (
+                r#"{"user_id":"a\u0000b"}"#.into(),
+                RecordError::ContainsNul(Field::UserId),
+            ),
+            (
+                r#"{"user_id":"u","device_type":true}"#.into(),
+                RecordError::NotAString(Field::DeviceType),
+            ),
+            (
+                format!(r#"{{"user_id":"u","device_type":"{}"}}"#, long(33)),
+                RecordError::TooLong {
+                    field: Field::DeviceType,
+                    chars: 33,
+                },
+            ),
+            (
+                format!(r#"{{"user_id":"u","locale":"{}"}}"#, long(40)),
+                RecordError::TooLong {
+                    field: Field::Locale,
+                    chars: 40,
+                },
+            ),
+            (
+                r#"{"user_id":"u","locale":["RU"]}"#.into(),
+                RecordError::NotAString(Field::Locale),
+            ),
+            (
+                r#"{"user_id":"u","app_version":230}"#.into(),
+                RecordError::NotAString(Field::AppVersion),
+            ),
+            (
+                r#"{"user_id":"u","app_version":"two"}"#.into(),
+                RecordError::InvalidAppVersion,
+            ),
+            (
+                r#"{"user_id":"u","app_version":"2..3"}"#.into(),
+                RecordError::InvalidAppVersion,
+            ),
+            (
+                r#"{"user_id":"u","app_version":"2.3-"}"#.into(),
+                RecordError::InvalidAppVersion,
+            ),
+            (
+                r#"{"user_id":"u","app_version":""}"#.into(),
+                RecordError::InvalidAppVersion,
+            ),
+            (r#"{"user_id":"u","ip":"999.1.1.1"}"#.into(), RecordError::InvalidIp),
+            (r#"{"user_id":"u","ip":"1.2.3"}"#.into(), RecordError::InvalidIp),
+            (r#"{"user_id":"u","ip":" 1.2.3.4"}"#.into(), RecordError::InvalidIp),
+            (r#"{"user_id":"u","ip":"01.2.3.4"}"#.into(), RecordError::InvalidIp),
+            (r#"{"user_id":"u","ip":"fe80::1%eth0"}"#.into(), RecordError::InvalidIp),
+            (r#"{"user_id":"u","ip":""}"#.into(), RecordError::InvalidIp),
+            (
+                r#"{"user_id":"u","ip":3232235777}"#.into(),
+                RecordError::NotAString(Field::Ip),
+            ),
+            (
+                format!(r#"{{"user_id":"u","ip":"{}"}}"#, long(65)),
+                RecordError::TooLong {
+                    field: Field::Ip,
+                    chars: 65,
+                },
+            ),
+            (
+                r#"{"user_id":"u","device_id":""}"#.into(),
+                RecordError::Empty(Field::DeviceId),
+            ),
+            (
+                r#"{"user_id":"u","device_id":5928}"#.into(),
+                RecordError::NotAString(Field::DeviceId),
+            ),
+            (
+                format!(r#"{{"user_id":"u","device_id":"{}"}}"#, long(257)),
+                RecordError::TooLong {
+                    field: Field::DeviceId,
+                    chars: 257,
+                },
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(LoginRecord::parse(&body), Err(expected), "body: {body}");
+        }
+    }
+
+    #[test]
+    fn limits_count_characters_not_bytes() {
+        // 128 Cyrillic characters are 256 bytes and still fit `varchar(128)`.
+        let user_id = "ж".repeat(128);
+        let record = LoginRecord::parse(&format!(r#"{{"user_id":"{user_id}"}}"#)).expect("valid");
+        assert_eq!(record.user_id.chars().count(), 128);
+        let too_long = "ж".repeat(129);
+        assert_eq!(
+            LoginRecord::parse(&format!(r#"{{"user_id":"{too_long}"}}"#)),
+            Err(RecordError::TooLong {
+                field: Field::UserId,
+                chars: 129
+            })
+        );
+    }
+
+    #[test]
+    fn ip_is_canonicalised() {
+        let cases = [
+            ("::ffff:199.172.111.135", "199.172.111.135"),
+            ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
+            ("2001:db8::0:1", "2001:db8::1"),
+            ("::1", "::1"),
+        ];
+        for (given, canonical) in cases {
+            let record = LoginRecord::parse(&format!(r#"{{"user_id":"u","ip":"{given}"}}"#)).expect("valid");
+            assert_eq!(
+                record.ip.map(|ip| ip.to_string()).as_deref(),
+                Some(canonical),
+                "{given}"
+            );
+        }
+    }
+
+    #[test]
+    fn versions() {
+        for good in [
+            "2.3.0",
+            "0.96",
+            "7",
+            "10.0.1.2",
+            "2.3.0-beta.1",
+            "2.3.0+42",
+            "1.0.0-rc.1+build.5",
+        ] {
+            assert!(is_version(good), "{good}");
+        }
+        for bad in ["", ".", "2.", ".2", "v2.3", "2.3.0-", "2,3", "2.3 ", "١.٢"] {
+            assert!(!is_version(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn injection_looking_strings_are_data() {
+        let record =
+            LoginRecord::parse(r#"{"user_id":"x'); DROP TABLE user_logins; --","locale":"<script>"}"#).expect("valid");
+        assert_eq!(record.user_id, "x'); DROP TABLE user_logins; --");
+        assert_eq!(record.locale.as_deref(), Some("<script>"));
+    }
+
+    #[test]
+    fn errors_never_quote_the_body() {
+        let secret = "199.172.111.135-SECRET";
+        let bodies = [
+            format!(r#"{{"user_id":"u","ip":"{secret}"}}"#),
+            format!(r#"["{secret}"]"#),
+            format!(r#""{secret}""#),
+            format!(r#"{{"user_id":"u","ip":"{secret}""#),
+            format!(r#"{{"user_id":{{"{secret}":1}}}}"#),
+        ];
+        for body in bodies {
+            let err = LoginRecord::parse(&body).expect_err("invalid");
+            assert!(!err.to_string().contains("SECRET"), "{err}");
+            assert!(!format!("{err:?}").contains("SECRET"), "{err:?}");
+            assert!(!err.code().contains("SECRET"));
+        }
+    }
+
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(RecordError::Missing(Field::UserId).code(), "missing_user_id");
+        assert_eq!(RecordError::InvalidIp.code(), "invalid_ip");
+        assert_eq!(
+            RecordError::TooLong {
+                field: Field::Locale,
+                chars: 40
+            }
+            .code(),
+            "too_long_locale"
+        );
+        assert_eq!(
+            RecordError::NotAString(Field::DeviceId).code(),
+            "not_a_string_device_id"
+        );
+        assert_eq!(
+            RecordError::MalformedJson { line: 1, column: 1 }.code(),
+            "malformed_json"
+        );
+    }
+
+    proptest::proptest! {
+        /// Any string at all yields a record or a reason, never a panic.
+        #[test]
+        fn never_panics(body in ".*") {
+            let _ = LoginRecord::parse(&body);
+        }
+
+        /// Valid records survive a round trip through JSON with any string values in bounds.
+        #[test]
+        fn accepts_any_in_bound_user_id(user_id in "[^\u{0}]{1,128}") {
+            proptest::prop_assume!(!user_id.trim().is_empty());
+            let body = serde_json::json!({ "user_id": user_id, "locale": null }).to_string();
+            let record = LoginRecord::parse(&body).expect("valid");
+            proptest::prop_assert_eq!(record.user_id, user_id);
+        }
+    }
+}

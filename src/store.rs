@@ -1,0 +1,137 @@
+//! The PostgreSQL adapter: one lazily connecting pool per instance, one statement per batch.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::batch::LoginRows;
+use crate::mask::MaskingMode;
+
+/// How the pool behaves. The defaults suit a Lambda instance, which runs one invocation at a
+/// time and may sit frozen for minutes between two of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// One connection per concurrent invocation; a Lambda instance needs one.
+    pub max_connections: u32,
+    /// How long a batch waits for a connection before it is failed (and redelivered).
+    pub acquire_timeout: Duration,
+    /// Server-side cap on one statement, so a stuck insert cannot eat the function's timeout.
+    pub statement_timeout: Duration,
+    /// Connections idle longer than this are closed rather than trusted after a freeze.
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What went wrong talking to PostgreSQL. Display texts carry no row data.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the batch insert failed")]
+    Insert(#[source] sqlx::Error),
+    #[error("applying the migrations failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Whether the server refused our credentials (SQLSTATE class 28), the sign that a
+    /// rotated password should be re-read.
+    pub fn is_auth_failure(&self) -> bool {
+        match self {
+            StoreError::Insert(sqlx::Error::Database(db)) => db.code().is_some_and(|code| code.starts_with("28")),
+            _ => false,
+        }
+    }
+}
+
+/// The `user_logins` table behind a pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Builds the pool without connecting: a cold start must not fail because the database
+    /// blinked, and each batch connects (or reconnects) when it needs to.
+    pub fn connect_lazy(options: PgConnectOptions, settings: &PoolSettings) -> Store {
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .min_connections(0)
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(settings.idle_timeout)
+            // A connection may have gone stale while the instance was frozen: check it first.
+            .test_before_acquire(true)
+            .connect_lazy_with(with_session_settings(options, settings));
+        Store { pool }
+    }
+
+    /// Opens new connections with other credentials (after a secret rotation). Connections
+    /// already open stay valid: PostgreSQL checks a password only when a session starts.
+    pub fn replace_connect_options(&self, options: PgConnectOptions, settings: &PoolSettings) {
+        self.pool.set_connect_options(with_session_settings(options, settings));
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies `migrations/` (embedded at build time). Safe to run concurrently: sqlx takes an
+    /// advisory lock.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations")
+            .run(&self.pool)
+            .await
+            .map_err(StoreError::Migrate)
+    }
+
+    /// Inserts a batch in one statement (so one implicit transaction and one round trip,
+    /// whatever the batch size) and returns how many rows were new. Rows whose `message_id`
+    /// already exists are skipped: a redelivered message never makes a second row.
+    pub async fn insert(&self, rows: &LoginRows, masking_mode: MaskingMode) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let result = sqlx::query!(
+            r#"
+            INSERT INTO user_logins (message_id, user_id, device_type, masked_ip, masked_device_id,
+                                     locale, app_version, sent_at, create_date, masking_scheme)
+            SELECT message_id, user_id, device_type, masked_ip, masked_device_id,
+                   locale, app_version, sent_at, create_date, $10
+            FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                        $6::text[], $7::text[], $8::timestamptz[], $9::date[])
+                 AS batch(message_id, user_id, device_type, masked_ip, masked_device_id,
+                          locale, app_version, sent_at, create_date)
+            ON CONFLICT (message_id) DO NOTHING
+            "#,
+            &rows.message_id,
+            &rows.user_id,
+            &rows.device_type as &[Option<String>],
+            &rows.masked_ip as &[Option<String>],
+            &rows.masked_device_id as &[Option<String>],
+            &rows.locale as &[Option<String>],
+            &rows.app_version as &[Option<String>],
+            &rows.sent_at,
+            &rows.create_date,
+            masking_mode.name(),
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Insert)?;
+        Ok(result.rows_affected())
+    }
+}
+
+fn with_session_settings(options: PgConnectOptions, settings: &PoolSettings) -> PgConnectOptions {
+    let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
+    options
+        .application_name("login-etl")
+        .options([("statement_timeout", statement_timeout.as_str())])
+}
