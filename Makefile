@@ -1,0 +1,68 @@
+# login-etl — every entry point a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Local defaults; override any of them from the environment.
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/login_etl
+export AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
+export AWS_REGION ?= us-east-1
+export AWS_ACCESS_KEY_ID ?= test
+export AWS_SECRET_ACCESS_KEY ?= test
+# A demo-only key (hex of "login-etl demo key - not a secret!"); real deployments read the
+# key from Secrets Manager (MASKING_KEY_SECRET_ID).
+export MASKING_KEY ?= 6c6f67696e2d65746c2064656d6f206b6579202d206e6f742061207365637265742021
+
+CLI := target/debug/login-etl-cli
+
+.PHONY: help up down db build migrate test test-rust lint bench demo invoke sqlx-prepare sam-validate sam-build clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+up: ## Start PostgreSQL and LocalStack (Docker if an engine answers, host mode otherwise)
+	@scripts/services.sh up
+
+down: ## Stop what `make up` started
+	@scripts/services.sh down
+
+db: ## Make sure PostgreSQL answers
+	@scripts/postgres.sh ensure
+
+build: ## Build the function and the CLI (debug)
+	cargo build --bins
+
+migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database if missing)
+	$(CLI) migrate
+
+test: up lint test-rust sam-validate sam-build ## Every test: lint, unit, PostgreSQL + LocalStack integration, SAM
+	@echo "make test: all checks passed"
+
+test-rust: up
+	cargo test --all-targets --no-fail-fast
+
+lint: ## rustfmt and clippy, warnings are errors
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+bench: db ## Benchmarks: core ns/record (criterion), handler per batch, drain throughput
+	cargo bench --bench core
+	cargo bench --bench handler
+
+demo: up build ## The whole job on this machine: queues, messages, drain, report
+	@scripts/demo.sh
+
+invoke: ## Development loop: `cargo lambda watch` + `cargo lambda invoke` with events/batch.json
+	@scripts/invoke.sh events/batch.json
+
+sqlx-prepare: db ## Refresh the offline query cache .sqlx/ after changing a checked query
+	@scripts/sqlx-prepare.sh
+
+sam-validate: ## sam validate --lint
+	@scripts/sam.sh validate
+
+sam-build: ## sam build --beta-features (cargo-lambda)
+	@scripts/sam.sh build
+
+clean: down
+	cargo clean
+	rm -rf .aws-sam .run

@@ -1,0 +1,101 @@
+//! The handler's wall time per batch against the local PostgreSQL: validate, mask, one
+//! `INSERT … UNNEST` round trip, commit. Every run uses fresh message ids, so every row is
+//! really inserted. Prints median and p90 over repeated runs.
+//!
+//! `make bench` (or `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench handler`).
+//! It creates and drops its own database `login_etl_bench` on that server.
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::sqs::SqsMessage;
+use login_etl::handler::Handler;
+use login_etl::mask::{Masker, MaskingKey};
+use login_etl::store::{PoolSettings, Store};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+
+const BENCH_DB: &str = "login_etl_bench";
+
+fn batch(run: usize, size: usize) -> Vec<SqsMessage> {
+    (0..size)
+        .map(|i| {
+            let mut message = SqsMessage::default();
+            message.message_id = Some(format!("bench-{run:05}-{i:06}"));
+            message.body = Some(format!(
+                r#"{{"user_id":"424cdd21-063a-43a7-b91b-{i:012}","app_version":"2.3.0","device_type":"android","ip":"10.{}.{}.{}","locale":"RU","device_id":"593-47-{:04}"}}"#,
+                i / 65536 % 256,
+                i / 256 % 256,
+                i % 256,
+                i % 10_000
+            ));
+            message.attributes.insert("SentTimestamp".into(), "1795489200000".into());
+            message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
+            message
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+async fn measure(handler: &Handler, size: usize, runs: usize, first_run: usize) -> Vec<Duration> {
+    let mut times = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let records = batch(first_run + run, size);
+        let started = Instant::now();
+        let outcome = handler.handle(&records).await.expect("handled");
+        times.push(started.elapsed());
+        assert_eq!(
+            outcome.inserted as usize,
+            size,
+            "every row must be new: {:?}",
+            outcome.failures_by_reason()
+        );
+    }
+    times.sort();
+    times
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let server = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin: PgConnectOptions = server.parse()?;
+    let mut admin_conn = PgConnection::connect_with(&admin.clone().database("postgres")).await?;
+    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
+        .execute(&mut admin_conn)
+        .await?;
+    sqlx::raw_sql(&format!("CREATE DATABASE {BENCH_DB}"))
+        .execute(&mut admin_conn)
+        .await?;
+
+    let store = Store::connect_lazy(admin.clone().database(BENCH_DB), &PoolSettings::default());
+    store.migrate().await?;
+    let masker = Masker::hmac(&MaskingKey::from_hex(&"5a".repeat(32))?);
+    let handler = Handler::new(masker, store);
+
+    println!(
+        "handler benchmark against {}:{} (one connection, like a Lambda instance)",
+        admin.get_host(),
+        admin.get_port()
+    );
+    // Warm up the connection and the plan cache.
+    measure(&handler, 10, 20, 90_000).await;
+    for (size, runs) in [(10usize, 300usize), (10_000, 25)] {
+        let times = measure(&handler, size, runs, size * 10).await;
+        let median = percentile(&times, 0.5);
+        println!(
+            "batch={size:>6}  runs={runs:>4}  median={:>9.3} ms  p90={:>9.3} ms  per-record={:>8.2} µs",
+            median.as_secs_f64() * 1e3,
+            percentile(&times, 0.9).as_secs_f64() * 1e3,
+            median.as_secs_f64() * 1e6 / size as f64
+        );
+    }
+
+    drop(handler);
+    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
+        .execute(&mut admin_conn)
+        .await?;
+    Ok(())
+}

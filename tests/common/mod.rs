@@ -1,0 +1,190 @@
+//! Fixtures shared by the integration tests: handlers over a test database, SQS records, and a
+//! TCP proxy that can cut the database off.
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use login_etl::handler::Handler;
+use login_etl::mask::{Masker, MaskingKey};
+use login_etl::store::{PoolSettings, Store};
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+pub const TEST_KEY_HEX: &str = "4c6f67696e2d45544c2074657374206b6579202d206e6f742061207365637265";
+
+/// 2026-11-24T03:00:00Z in epoch milliseconds.
+pub const SENT_MILLIS: i64 = 1_795_489_200_000;
+
+pub fn masker() -> Masker {
+    Masker::hmac(&MaskingKey::from_hex(TEST_KEY_HEX).expect("test key"))
+}
+
+pub fn fast_pool_settings() -> PoolSettings {
+    PoolSettings {
+        max_connections: 1,
+        acquire_timeout: Duration::from_millis(1500),
+        statement_timeout: Duration::from_secs(20),
+        idle_timeout: Duration::from_secs(60),
+    }
+}
+
+/// A handler writing to the database behind `pool` (a fresh one per `#[sqlx::test]`).
+pub fn handler_for(pool: &PgPool) -> Handler {
+    handler_with_options((*pool.connect_options()).clone())
+}
+
+pub fn handler_with_options(options: PgConnectOptions) -> Handler {
+    Handler::new(masker(), Store::connect_lazy(options, &fast_pool_settings()))
+}
+
+/// A handler whose pool can serve `connections` concurrent batches.
+pub fn handler_for_pool_size(pool: &PgPool, connections: u32) -> Handler {
+    let settings = PoolSettings {
+        max_connections: connections,
+        ..fast_pool_settings()
+    };
+    Handler::new(
+        masker(),
+        Store::connect_lazy((*pool.connect_options()).clone(), &settings),
+    )
+}
+
+/// A record as an SQS event source mapping delivers it.
+pub fn record(message_id: &str, body: &str) -> SqsMessage {
+    let mut message = SqsMessage::default();
+    message.message_id = Some(message_id.into());
+    message.receipt_handle = Some(format!("rh-{message_id}"));
+    message.body = Some(body.into());
+    message
+        .attributes
+        .insert("SentTimestamp".into(), SENT_MILLIS.to_string());
+    message.attributes.insert("ApproximateReceiveCount".into(), "1".into());
+    message.event_source = Some("aws:sqs".into());
+    message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
+    message.aws_region = Some("us-east-1".into());
+    message
+}
+
+pub fn fifo_record(message_id: &str, group: &str, body: &str) -> SqsMessage {
+    let mut message = record(message_id, body);
+    message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue.fifo".into());
+    message.attributes.insert("MessageGroupId".into(), group.into());
+    message
+}
+
+pub fn event(records: Vec<SqsMessage>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = records;
+    event
+}
+
+pub fn load_event(path: &str) -> SqsEvent {
+    let text = std::fs::read_to_string(path).expect("event file");
+    serde_json::from_str(&text).expect("event JSON")
+}
+
+pub fn login_body(user_id: &str, ip: &str, device_id: &str) -> String {
+    serde_json::json!({
+        "user_id": user_id, "app_version": "2.3.0", "device_type": "android",
+        "ip": ip, "locale": "RU", "device_id": device_id,
+    })
+    .to_string()
+}
+
+pub async fn row_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM user_logins")
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
+/// A TCP proxy in front of PostgreSQL that a test can cut (closing every open connection and
+/// refusing new ones, as a database restart or network partition does) and restore.
+pub struct SwitchableProxy {
+    pub port: u16,
+    up: Arc<AtomicBool>,
+    cut: Arc<Notify>,
+}
+
+impl SwitchableProxy {
+    pub async fn start(upstream_port: u16) -> SwitchableProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let cut = Arc::new(Notify::new());
+        let (accept_up, accept_cut) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accept_up.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let cut = accept_cut.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream_port)).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.notified() => {}
+                    }
+                });
+            }
+        });
+        SwitchableProxy { port, up, cut }
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.notify_waiters();
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The LocalStack endpoint the tests talk to (`make test` starts it).
+pub fn localstack_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
+}
+
+/// SDK configuration for LocalStack, independent of the caller's AWS environment.
+pub async fn localstack_config() -> aws_config::SdkConfig {
+    let credentials = aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "tests");
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(localstack_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .load()
+        .await
+}
+
+pub async fn sqs() -> aws_sdk_sqs::Client {
+    let client = aws_sdk_sqs::Client::new(&localstack_config().await);
+    if let Err(err) = client.list_queues().send().await {
+        panic!(
+            "LocalStack SQS is not reachable at {} (run `make up`): {}",
+            localstack_endpoint(),
+            aws_sdk_sqs::error::DisplayErrorContext(err)
+        );
+    }
+    client
+}
+
+/// A queue name no other test uses.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::AtomicU32;
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{nanos}-{n}", std::process::id())
+}

@@ -1,0 +1,370 @@
+//! The handler against the real PostgreSQL: every test gets its own fresh database.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use login_etl::lambda;
+use login_etl::mask::MaskedField;
+use sqlx::{PgPool, Row};
+
+fn failure_ids(response: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> {
+    let mut ids: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn mixed_batch_loads_the_good_and_names_the_bad(pool: PgPool) {
+    let handler = handler_for(&pool);
+    let oversize_locale = serde_json::json!({"user_id": "u-long", "locale": "x".repeat(33)}).to_string();
+    let records = vec![
+        record("good-1", &login_body("u-1", "199.172.111.135", "593-47-5928")),
+        record("malformed", "{\"user_id\": "),
+        record(
+            "nulls",
+            r#"{"user_id":"u-2","app_version":null,"device_type":null,"ip":null,"locale":null,"device_id":null}"#,
+        ),
+        record("oversize", &oversize_locale),
+        record(
+            "injection",
+            &login_body("x'); DROP TABLE user_logins; --", "10.0.0.1", "d'--"),
+        ),
+        record("no-user", r#"{"ip":"10.0.0.2"}"#),
+        record("bad-ip", &login_body("u-3", "300.1.1.1", "d-3")),
+    ];
+
+    let outcome = handler.handle(&records).await.expect("handled");
+
+    assert_eq!((outcome.received, outcome.inserted, outcome.duplicates), (7, 3, 0));
+    assert_eq!(
+        failure_ids(&outcome.response()),
+        ["bad-ip", "malformed", "no-user", "oversize"]
+    );
+    assert_eq!(
+        outcome.failures_by_reason(),
+        BTreeMap::from([
+            ("invalid_ip".to_string(), 1),
+            ("malformed_json".to_string(), 1),
+            ("missing_user_id".to_string(), 1),
+            ("too_long_locale".to_string(), 1),
+        ])
+    );
+
+    let rows = sqlx::query(
+        "SELECT message_id, user_id, masked_ip, masked_device_id, locale, app_version, create_date::text AS day, masking_scheme
+         FROM user_logins ORDER BY message_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rows");
+    let ids: Vec<String> = rows.iter().map(|r| r.get("message_id")).collect();
+    assert_eq!(ids, ["good-1", "injection", "nulls"]);
+
+    let good = &rows[0];
+    let masker = masker();
+    assert_eq!(good.get::<String, _>("user_id"), "u-1");
+    assert_eq!(
+        good.get::<String, _>("masked_ip"),
+        masker.mask(MaskedField::Ip, "199.172.111.135")
+    );
+    assert_eq!(
+        good.get::<String, _>("masked_device_id"),
+        masker.mask(MaskedField::DeviceId, "593-47-5928")
+    );
+    assert_eq!(good.get::<String, _>("app_version"), "2.3.0");
+    assert_eq!(good.get::<String, _>("day"), "2026-11-24");
+    assert_eq!(good.get::<String, _>("masking_scheme"), "hmac-sha256");
+
+    assert_eq!(rows[1].get::<String, _>("user_id"), "x'); DROP TABLE user_logins; --");
+
+    let nulls = &rows[2];
+    for column in ["masked_ip", "masked_device_id", "locale", "app_version"] {
+        assert_eq!(nulls.get::<Option<String>, _>(column), None, "{column}");
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn no_raw_pii_reaches_the_table(pool: PgPool) {
+    let handler = handler_for(&pool);
+    handler
+        .handle(&[record("m1", &login_body("u-1", "199.172.111.135", "593-47-5928"))])
+        .await
+        .expect("handled");
+    let dump: String = sqlx::query_scalar("SELECT string_agg(t::text, ' ') FROM user_logins t")
+        .fetch_one(&pool)
+        .await
+        .expect("dump");
+    assert!(dump.contains("u-1"), "{dump}");
+    assert!(!dump.contains("199.172.111.135"), "{dump}");
+    assert!(!dump.contains("593-47-5928"), "{dump}");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn redelivered_messages_make_one_row(pool: PgPool) {
+    let handler = handler_for(&pool);
+    let records: Vec<_> = (0..5)
+        .map(|i| record(&format!("m-{i}"), &login_body(&format!("u-{i}"), "10.0.0.1", "d")))
+        .collect();
+
+    let first = handler.handle(&records).await.expect("first delivery");
+    assert_eq!((first.inserted, first.duplicates), (5, 0));
+
+    // SQS redelivers the whole batch (e.g. the function timed out after committing) plus one
+    // message twice in the same batch.
+    let mut again = records.clone();
+    again.push(records[0].clone());
+    let second = handler.handle(&again).await.expect("redelivery");
+    assert_eq!((second.inserted, second.duplicates), (0, 6));
+    assert!(second.failed.is_empty());
+    assert_eq!(row_count(&pool).await, 5);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn fifo_failure_holds_back_its_group(pool: PgPool) {
+    let handler = handler_for(&pool);
+    let good = |user: &str| login_body(user, "10.0.0.1", "d");
+    let records = vec![
+        fifo_record("a1", "alice", &good("alice")),
+        fifo_record("a2", "alice", "not json"),
+        fifo_record("b1", "bob", &good("bob")),
+        fifo_record("a3", "alice", &good("alice")),
+        fifo_record("b2", "bob", &good("bob")),
+    ];
+    let outcome = handler.handle(&records).await.expect("handled");
+    assert_eq!(failure_ids(&outcome.response()), ["a2", "a3"]);
+    let loaded: Vec<String> = sqlx::query_scalar("SELECT message_id FROM user_logins ORDER BY message_id")
+        .fetch_all(&pool)
+        .await
+        .expect("ids");
+    assert_eq!(loaded, ["a1", "b1", "b2"]);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_failed_transaction_writes_nothing_and_fails_every_record(pool: PgPool) {
+    // A trigger that rejects one user makes the database refuse the statement mid-batch.
+    sqlx::raw_sql(
+        "CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.user_id = 'poison' THEN RAISE EXCEPTION 'rejected by test trigger'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER reject_poison BEFORE INSERT ON user_logins FOR EACH ROW EXECUTE FUNCTION reject_poison();",
+    )
+    .execute(&pool)
+    .await
+    .expect("trigger");
+    let handler = handler_for(&pool);
+    let records = vec![
+        record("ok-1", &login_body("u-1", "10.0.0.1", "d")),
+        record("bad", "[]"),
+        record("poison", &login_body("poison", "10.0.0.2", "d")),
+        record("ok-2", &login_body("u-2", "10.0.0.3", "d")),
+    ];
+    let outcome = handler.handle(&records).await.expect("handled, not Err");
+    assert_eq!(outcome.inserted, 0);
+    assert_eq!(failure_ids(&outcome.response()), ["bad", "ok-1", "ok-2", "poison"]);
+    assert_eq!(outcome.failures_by_reason().get("store_failed"), Some(&3));
+    assert_eq!(row_count(&pool).await, 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_database_fails_every_record() {
+    // Nothing listens on port 1: connection refused, as when the database is down.
+    let options = sqlx::postgres::PgConnectOptions::new()
+        .host("127.0.0.1")
+        .port(1)
+        .username("postgres");
+    let handler = handler_with_options(options);
+    let records = vec![record("a", &login_body("u", "10.0.0.1", "d")), record("b", "{}")];
+    let response = lambda::handle_event(&handler, event(records))
+        .await
+        .expect("a response, not Err");
+    assert_eq!(failure_ids(&response), ["a", "b"]);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_warm_instance_recovers_when_the_database_comes_back(pool: PgPool) {
+    let upstream = pool.connect_options().get_port();
+    let proxy = SwitchableProxy::start(upstream).await;
+    let handler = handler_with_options((*pool.connect_options()).clone().host("127.0.0.1").port(proxy.port));
+
+    let first = handler
+        .handle(&[record("before", &login_body("u", "10.0.0.1", "d"))])
+        .await
+        .expect("handled");
+    assert_eq!(first.inserted, 1);
+
+    // The database goes away; the pooled connection is now dead.
+    proxy.cut();
+    let during = handler
+        .handle(&[record("during", &login_body("u", "10.0.0.1", "d"))])
+        .await
+        .expect("handled");
+    assert_eq!(failure_ids(&during.response()), ["during"]);
+
+    // It comes back: the same handler (same pool) must reconnect by itself.
+    proxy.restore();
+    let after = handler
+        .handle(&[record("after", &login_body("u", "10.0.0.1", "d"))])
+        .await
+        .expect("handled");
+    assert_eq!(after.inserted, 1, "{:?}", after.failures_by_reason());
+    assert!(after.failed.is_empty());
+    assert_eq!(row_count(&pool).await, 2);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_stale_pooled_connection_is_replaced_transparently(pool: PgPool) {
+    let upstream = pool.connect_options().get_port();
+    let proxy = SwitchableProxy::start(upstream).await;
+    let handler = handler_with_options((*pool.connect_options()).clone().host("127.0.0.1").port(proxy.port));
+    handler
+        .handle(&[record("one", &login_body("u", "10.0.0.1", "d"))])
+        .await
+        .expect("handled");
+
+    // The connection dies while the instance is frozen, but the database is up again by the
+    // next invocation: that batch must not fail.
+    proxy.cut();
+    proxy.restore();
+    let next = handler
+        .handle(&[record("two", &login_body("u", "10.0.0.1", "d"))])
+        .await
+        .expect("handled");
+    assert!(next.failed.is_empty(), "{:?}", next.failures_by_reason());
+    assert_eq!(row_count(&pool).await, 2);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn ten_thousand_records_in_one_batch(pool: PgPool) {
+    let handler = handler_for(&pool);
+    let records: Vec<_> = (0..10_000)
+        .map(|i| {
+            let body = if i % 100 == 99 {
+                "garbage".to_string()
+            } else {
+                login_body(&format!("u-{i}"), "10.0.0.1", "d")
+            };
+            record(&format!("m-{i:05}"), &body)
+        })
+        .collect();
+    let outcome = handler.handle(&records).await.expect("handled");
+    assert_eq!((outcome.received, outcome.inserted), (10_000, 9_900));
+    assert_eq!(outcome.failed.len(), 100);
+    assert_eq!(row_count(&pool).await, 9_900);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_shipped_event_files_run_through_the_lambda_entry_point(pool: PgPool) {
+    let handler = handler_for(&pool);
+
+    let batch = lambda::handle_event(&handler, load_event("events/batch.json"))
+        .await
+        .expect("batch.json");
+    assert!(batch.batch_item_failures.is_empty());
+    assert_eq!(row_count(&pool).await, 10);
+    let null_locales: i64 = sqlx::query_scalar("SELECT count(*) FROM user_logins WHERE locale IS NULL")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(null_locales, 3);
+
+    let mixed_event = load_event("events/mixed.json");
+    let mixed = lambda::handle_event(&handler, mixed_event.clone())
+        .await
+        .expect("mixed.json");
+    assert_eq!(mixed.batch_item_failures.len(), 6);
+    assert_eq!(row_count(&pool).await, 14);
+    // Every failure names a message of the event.
+    let ids: Vec<_> = mixed_event
+        .records
+        .iter()
+        .filter_map(|r| r.message_id.clone())
+        .collect();
+    assert!(
+        mixed
+            .batch_item_failures
+            .iter()
+            .all(|f| ids.contains(&f.item_identifier))
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn migrations_upgrade_the_legacy_table_in_place(pool: PgPool) {
+    // The table as the original take-home created it, with rows already in it.
+    sqlx::raw_sql(
+        "CREATE TABLE user_logins (user_id varchar(128), device_type varchar(32), masked_ip varchar(256),
+                                   masked_device_id varchar(256), locale varchar(32), app_version integer,
+                                   create_date date);
+         INSERT INTO user_logins VALUES
+           ('legacy-1', 'android', 'aaaa', 'bbbb', 'RU', 230, '2023-01-02'),
+           ('legacy-2', 'ios', NULL, NULL, NULL, NULL, '2023-01-03');",
+    )
+    .execute(&pool)
+    .await
+    .expect("legacy table");
+
+    let handler = handler_for(&pool);
+    handler.store().migrate().await.expect("migrate");
+    // Migrating twice is a no-op.
+    handler.store().migrate().await.expect("migrate again");
+
+    let legacy: Vec<(String, Option<String>, Option<String>, String)> = sqlx::query_as(
+        "SELECT user_id, app_version, masked_ip, create_date::text FROM user_logins WHERE message_id IS NULL ORDER BY user_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("legacy rows");
+    assert_eq!(
+        legacy,
+        [
+            (
+                "legacy-1".into(),
+                Some("230".into()),
+                Some("aaaa".into()),
+                "2023-01-02".into()
+            ),
+            ("legacy-2".into(), None, None, "2023-01-03".into()),
+        ]
+    );
+
+    let outcome = handler
+        .handle(&[record("new", &login_body("u", "10.0.0.1", "d"))])
+        .await
+        .expect("handled");
+    assert_eq!(outcome.inserted, 1);
+    assert_eq!(row_count(&pool).await, 3);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_fresh_database_gets_the_full_schema(pool: PgPool) {
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT column_name::text, data_type::text FROM information_schema.columns
+         WHERE table_name = 'user_logins' ORDER BY ordinal_position",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("columns");
+    let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "user_id",
+            "device_type",
+            "masked_ip",
+            "masked_device_id",
+            "locale",
+            "app_version",
+            "create_date",
+            "id",
+            "message_id",
+            "sent_at",
+            "loaded_at",
+            "masking_scheme"
+        ]
+    );
+    assert!(columns.contains(&("app_version".into(), "character varying".into())));
+}
