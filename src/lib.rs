@@ -9,15 +9,20 @@
 //! ```
 //!
 //! The pure core ([`message`], [`mask`], [`batch`]) does no I/O. The adapters translate:
-//! [`lambda`] (the Lambda runtime), [`store`] (PostgreSQL), [`config`] (the environment).
-//! [`handler`] joins core and store, and is what every entry point calls.
+//! [`lambda`] (the Lambda runtime), [`queue`] (SQS polling, the local event source mapping),
+//! [`store`] (PostgreSQL), [`secrets`] (Secrets Manager), [`config`] (the environment).
+//! [`handler`] joins core and store, and is what every entry point calls; [`startup`] builds it
+//! once per process. [`sample`] makes realistic test messages.
 
+pub mod aws;
 pub mod batch;
 pub mod config;
 pub mod handler;
 pub mod lambda;
 pub mod mask;
 pub mod message;
+pub mod queue;
+pub mod sample;
 pub mod secrets;
 pub mod startup;
 pub mod store;

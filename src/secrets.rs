@@ -3,10 +3,6 @@
 //! `AWS_ENDPOINT_URL` is honoured by aws-config, so LocalStack serves the same secrets locally.
 //! Errors name the secret and the problem, never the secret's value.
 
-use std::time::Duration;
-
-use aws_config::BehaviorVersion;
-use aws_config::timeout::TimeoutConfig;
 use serde::Deserialize;
 use sqlx::postgres::PgConnectOptions;
 
@@ -35,15 +31,7 @@ pub struct SecretStore {
 
 impl SecretStore {
     pub async fn from_env() -> SecretStore {
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .operation_attempt_timeout(Duration::from_secs(3))
-            .operation_timeout(Duration::from_secs(8))
-            .build();
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .timeout_config(timeouts)
-            .load()
-            .await;
+        let config = crate::aws::load_config(std::time::Duration::from_secs(3)).await;
         SecretStore {
             client: aws_sdk_secretsmanager::Client::new(&config),
         }
@@ -82,6 +70,76 @@ impl SecretStore {
             problem: err.to_string(),
         })
     }
+}
+
+impl SecretStore {
+    /// Writes `value` as the secret's current version, creating the secret if needed.
+    pub async fn put(&self, id: &str, value: &str) -> Result<(), SecretError> {
+        let fetch_error = |err: Box<dyn std::error::Error + Send + Sync>| SecretError::Fetch {
+            id: id.to_owned(),
+            source: err,
+        };
+        let exists = self.client.describe_secret().secret_id(id).send().await.is_ok();
+        if exists {
+            self.client
+                .put_secret_value()
+                .secret_id(id)
+                .secret_string(value)
+                .send()
+                .await
+                .map_err(|err| fetch_error(Box::new(err.into_service_error())))?;
+        } else {
+            self.client
+                .create_secret()
+                .name(id)
+                .secret_string(value)
+                .send()
+                .await
+                .map_err(|err| fetch_error(Box::new(err.into_service_error())))?;
+        }
+        Ok(())
+    }
+
+    /// Creates the masking-key secret unless it exists, with `key_hex` or a new random 32-byte
+    /// key. Returns whether it was created. An existing key is never replaced: a new key would
+    /// silently make new masked values incomparable with every old one.
+    pub async fn create_masking_key_if_absent(&self, id: &str, key_hex: Option<&str>) -> Result<bool, SecretError> {
+        if self.client.describe_secret().secret_id(id).send().await.is_ok() {
+            return Ok(false);
+        }
+        let key_hex = match key_hex {
+            Some(hex) => {
+                MaskingKey::from_hex(hex).map_err(|err| SecretError::Malformed {
+                    id: id.to_owned(),
+                    problem: err.to_string(),
+                })?;
+                hex.trim().to_owned()
+            }
+            None => hex::encode(rand::random::<[u8; 32]>()),
+        };
+        self.put(id, &key_hex).await?;
+        Ok(true)
+    }
+}
+
+/// The RDS-format secret for a `postgres://` URL, as `login-etl-cli setup` stores it.
+pub fn database_secret_json(url: &str) -> Result<String, String> {
+    let url = url::Url::parse(url).map_err(|_| "not a postgres:// URL".to_string())?;
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let dbname = url.path().trim_start_matches('/');
+    Ok(serde_json::json!({
+        "engine": "postgres",
+        "username": decode(url.username()),
+        "password": url.password().map(decode).unwrap_or_default(),
+        "host": url.host_str().unwrap_or("localhost"),
+        "port": url.port().unwrap_or(5432),
+        "dbname": if dbname.is_empty() { "postgres" } else { dbname },
+    })
+    .to_string())
 }
 
 /// The RDS secret format, as RDS and its rotation lambdas write it. `engine` and other keys are
@@ -130,6 +188,19 @@ pub fn parse_database_secret(text: &str) -> Result<PgConnectOptions, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_become_rds_secrets_and_back() {
+        let json = database_secret_json("postgres://loader:p%40s+s@db.internal:6432/logins").expect("valid");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(value["password"], "p@s+s");
+        let options = parse_database_secret(&json).expect("round trip");
+        assert_eq!(
+            (options.get_host(), options.get_port(), options.get_username()),
+            ("db.internal", 6432, "loader")
+        );
+        assert_eq!(options.get_database(), Some("logins"));
+    }
 
     #[test]
     fn parses_the_rds_format() {

@@ -37,6 +37,8 @@ impl Default for PoolSettings {
 pub enum StoreError {
     #[error("the batch insert failed")]
     Insert(#[source] sqlx::Error),
+    #[error("a query failed")]
+    Query(#[source] sqlx::Error),
     #[error("applying the migrations failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
@@ -126,6 +128,53 @@ impl Store {
         .await
         .map_err(StoreError::Insert)?;
         Ok(result.rows_affected())
+    }
+}
+
+/// A loaded row as operators see it: masked values only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedRow {
+    pub user_id: Option<String>,
+    pub device_type: Option<String>,
+    pub locale: Option<String>,
+    pub app_version: Option<String>,
+    pub masked_ip: Option<String>,
+    pub masked_device_id: Option<String>,
+    pub create_date: Option<time::Date>,
+}
+
+/// What `login-etl-cli report` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSummary {
+    pub total_rows: i64,
+    pub rows_last_hour: i64,
+    pub latest: Vec<LoadedRow>,
+}
+
+impl Store {
+    /// Row counts and the `limit` most recently loaded rows.
+    pub async fn summary(&self, limit: i64) -> Result<TableSummary, StoreError> {
+        let counts = sqlx::query!(
+            r#"SELECT count(*) AS "total!", count(*) FILTER (WHERE loaded_at > now() - interval '1 hour') AS "last_hour!"
+               FROM user_logins"#
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::Query)?;
+        let latest = sqlx::query_as!(
+            LoadedRow,
+            "SELECT user_id, device_type, locale, app_version, masked_ip, masked_device_id, create_date
+             FROM user_logins ORDER BY id DESC LIMIT $1",
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Query)?;
+        Ok(TableSummary {
+            total_rows: counts.total,
+            rows_last_hour: counts.last_hour,
+            latest,
+        })
     }
 }
 

@@ -1,0 +1,530 @@
+//! The SQS adapter for running outside Lambda: a local event source mapping.
+//!
+//! [`drain`] does what Lambda's event source mapping does for the function: receive up to 10
+//! messages, hand them to the same [`Handler`] as the same `SqsEvent` shape, delete only what
+//! succeeded, and leave failures to the queue's visibility timeout and redrive policy.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::encodings::Base64Data;
+use aws_lambda_events::sqs::{SqsMessage, SqsMessageAttribute};
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
+};
+
+use crate::batch::BatchOutcome;
+use crate::handler::Handler;
+
+/// SQS's limit for ReceiveMessage, SendMessageBatch and DeleteMessageBatch.
+pub const SQS_BATCH: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("SQS {operation} failed")]
+    Sqs {
+        operation: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("SQS {operation} returned no {field}")]
+    Incomplete {
+        operation: &'static str,
+        field: &'static str,
+    },
+    #[error("the handler refused a whole batch")]
+    Event(#[from] crate::batch::EventError),
+}
+
+fn sqs_error<E: std::error::Error + Send + Sync + 'static>(
+    operation: &'static str,
+) -> impl FnOnce(aws_sdk_sqs::error::SdkError<E>) -> QueueError {
+    move |err| QueueError::Sqs {
+        operation,
+        source: aws_sdk_sqs::error::DisplayErrorContext(err).to_string().into(),
+    }
+}
+
+/// An SQS queue and what a Lambda record needs to know about it.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    client: Client,
+    url: String,
+    arn: String,
+    region: String,
+    has_redrive_policy: bool,
+}
+
+/// How many messages the queue holds, by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueDepth {
+    pub visible: u64,
+    /// Received and not yet deleted: being processed, or failed and waiting for the
+    /// visibility timeout to make them visible again.
+    pub in_flight: u64,
+    pub delayed: u64,
+}
+
+impl QueueDepth {
+    pub fn total(&self) -> u64 {
+        self.visible + self.in_flight + self.delayed
+    }
+}
+
+impl Queue {
+    /// Looks the queue up (its ARN and redrive policy) so records can name their source.
+    pub async fn open(client: Client, url: &str) -> Result<Queue, QueueError> {
+        let attributes = client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(sqs_error("GetQueueAttributes"))?
+            .attributes
+            .unwrap_or_default();
+        let arn = attributes
+            .get(&QueueAttributeName::QueueArn)
+            .cloned()
+            .ok_or(QueueError::Incomplete {
+                operation: "GetQueueAttributes",
+                field: "QueueArn",
+            })?;
+        // arn:aws:sqs:<region>:<account>:<name>
+        let region = arn.split(':').nth(3).unwrap_or("us-east-1").to_owned();
+        let has_redrive_policy = attributes.contains_key(&QueueAttributeName::RedrivePolicy);
+        Ok(Queue {
+            client,
+            url: url.to_owned(),
+            arn,
+            region,
+            has_redrive_policy,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn arn(&self) -> &str {
+        &self.arn
+    }
+
+    pub fn has_redrive_policy(&self) -> bool {
+        self.has_redrive_policy
+    }
+
+    pub async fn depth(&self) -> Result<QueueDepth, QueueError> {
+        let attributes = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(sqs_error("GetQueueAttributes"))?
+            .attributes
+            .unwrap_or_default();
+        let count = |name: QueueAttributeName| attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(QueueDepth {
+            visible: count(QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+        })
+    }
+
+    /// Receives up to 10 messages with every attribute, as Lambda's poller does.
+    pub async fn receive(&self, wait_seconds: i32) -> Result<Vec<Message>, QueueError> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(SQS_BATCH as i32)
+            .wait_time_seconds(wait_seconds)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(sqs_error("ReceiveMessage"))?;
+        Ok(output.messages.unwrap_or_default())
+    }
+
+    /// Deletes messages by receipt handle, 10 per call; returns how many SQS confirmed.
+    pub async fn delete(&self, receipts: &[(String, String)]) -> Result<usize, QueueError> {
+        let mut deleted = 0;
+        for chunk in receipts.chunks(SQS_BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (_, handle))| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(handle)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| QueueError::Sqs {
+                    operation: "DeleteMessageBatch",
+                    source: Box::new(err),
+                })?;
+            let output = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(sqs_error("DeleteMessageBatch"))?;
+            for failed in &output.failed {
+                // The message will come back after its visibility timeout and be deduplicated
+                // by its messageId, so this costs a redelivery, not a duplicate row.
+                tracing::warn!(code = %failed.code, "DeleteMessageBatch entry failed; the message will be redelivered");
+            }
+            deleted += output.successful.len();
+        }
+        Ok(deleted)
+    }
+
+    /// Sends bodies with SendMessageBatch, 10 per call; returns the new messages' ids in order.
+    pub async fn send(&self, bodies: &[String]) -> Result<Vec<String>, QueueError> {
+        let mut ids = Vec::with_capacity(bodies.len());
+        for chunk in bodies.chunks(SQS_BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| QueueError::Sqs {
+                    operation: "SendMessageBatch",
+                    source: Box::new(err),
+                })?;
+            let output = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(sqs_error("SendMessageBatch"))?;
+            if let Some(failed) = output.failed.first() {
+                return Err(QueueError::Sqs {
+                    operation: "SendMessageBatch",
+                    source: format!("entry rejected: {}", failed.code).into(),
+                });
+            }
+            let mut sent: Vec<_> = output.successful.into_iter().collect();
+            sent.sort_by_key(|entry| entry.id.parse::<usize>().unwrap_or(usize::MAX));
+            ids.extend(sent.into_iter().map(|entry| entry.message_id));
+        }
+        Ok(ids)
+    }
+
+    /// The record Lambda's event source mapping would build from this message.
+    pub fn to_lambda_record(&self, message: Message) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record.message_id = message.message_id;
+        record.receipt_handle = message.receipt_handle;
+        record.body = message.body;
+        record.md5_of_body = message.md5_of_body;
+        record.md5_of_message_attributes = message.md5_of_message_attributes;
+        record.attributes = message
+            .attributes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value))
+            .collect();
+        record.message_attributes = message
+            .message_attributes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| {
+                let mut attribute = SqsMessageAttribute::default();
+                attribute.data_type = Some(value.data_type);
+                attribute.string_value = value.string_value;
+                attribute.binary_value = value.binary_value.map(|blob| {
+                    let mut data = Base64Data::default();
+                    *data = blob.into_inner();
+                    data
+                });
+                (name, attribute)
+            })
+            .collect();
+        record.event_source = Some("aws:sqs".into());
+        record.event_source_arn = Some(self.arn.clone());
+        record.aws_region = Some(self.region.clone());
+        record
+    }
+}
+
+/// How a drain behaves.
+#[derive(Debug, Clone)]
+pub struct DrainOptions {
+    /// Pollers running at once, each with its own batch in flight.
+    pub concurrency: usize,
+    /// ReceiveMessage long-poll wait.
+    pub wait_seconds: i32,
+    /// Keep polling after the queue is empty (Ctrl-C stops).
+    pub follow: bool,
+    /// Print a progress line (on a terminal).
+    pub progress: bool,
+}
+
+impl Default for DrainOptions {
+    fn default() -> Self {
+        DrainOptions {
+            concurrency: 1,
+            wait_seconds: 1,
+            follow: false,
+            progress: std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+/// Why a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainEnd {
+    /// No message left, visible or in flight.
+    Empty,
+    /// The queue has no redrive policy and only messages that keep failing are left; they
+    /// would be retried forever.
+    OnlyFailingMessagesLeft { messages: u64 },
+    /// Interrupted (Ctrl-C) in `--follow` mode.
+    Interrupted,
+}
+
+/// What a drain did, summed over every batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrainReport {
+    /// Deliveries handled, redeliveries of failed messages included.
+    pub received: u64,
+    pub inserted: u64,
+    pub duplicates: u64,
+    pub deleted: u64,
+    pub failed_by_reason: BTreeMap<String, u64>,
+    pub elapsed: Duration,
+    pub end: DrainEnd,
+}
+
+impl DrainReport {
+    /// Deliveries handled per second.
+    pub fn messages_per_second(&self) -> f64 {
+        self.received as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    received: u64,
+    inserted: u64,
+    duplicates: u64,
+    deleted: u64,
+    failed_by_reason: BTreeMap<String, u64>,
+    /// Message ids whose latest delivery failed and which were not deleted since.
+    failing: HashSet<String>,
+    /// Batches received and not yet settled (handled and deleted) by some poller. Messages
+    /// between receipt and this count show as in flight in the queue's depth.
+    batches_in_hand: usize,
+    end: Option<DrainEnd>,
+}
+
+/// Drains the queue with `options.concurrency` pollers calling `handler`.
+pub async fn drain(queue: &Queue, handler: &Handler, options: &DrainOptions) -> Result<DrainReport, QueueError> {
+    let started = Instant::now();
+    let totals = Arc::new(Mutex::new(Totals::default()));
+    let progress = options.progress.then(|| spawn_progress(totals.clone(), started));
+
+    let pollers = (0..options.concurrency.max(1)).map(|_| poll(queue, handler, options, &totals));
+    let result = futures::future::try_join_all(pollers).await;
+    if let Some(progress) = progress {
+        progress.abort();
+        eprintln!();
+    }
+    result?;
+
+    let totals = lock(&totals);
+    Ok(DrainReport {
+        received: totals.received,
+        inserted: totals.inserted,
+        duplicates: totals.duplicates,
+        deleted: totals.deleted,
+        failed_by_reason: totals.failed_by_reason.clone(),
+        elapsed: started.elapsed(),
+        end: totals.end.unwrap_or(DrainEnd::Empty),
+    })
+}
+
+fn lock(totals: &Mutex<Totals>) -> std::sync::MutexGuard<'_, Totals> {
+    // A poisoned lock only means another poller panicked mid-update; the counts stay usable.
+    totals.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn poll(
+    queue: &Queue,
+    handler: &Handler,
+    options: &DrainOptions,
+    totals: &Mutex<Totals>,
+) -> Result<(), QueueError> {
+    loop {
+        if lock(totals).end.is_some() {
+            return Ok(());
+        }
+        let messages = queue.receive(options.wait_seconds).await?;
+        if messages.is_empty() {
+            if !options.follow {
+                check_finished(queue, totals).await?;
+            }
+            continue;
+        }
+        lock(totals).batches_in_hand += 1;
+        let settled = settle(queue, handler, messages, totals).await;
+        lock(totals).batches_in_hand -= 1;
+        settled?;
+    }
+}
+
+/// Handles one received batch and deletes what succeeded.
+async fn settle(
+    queue: &Queue,
+    handler: &Handler,
+    messages: Vec<Message>,
+    totals: &Mutex<Totals>,
+) -> Result<(), QueueError> {
+    let records: Vec<SqsMessage> = messages
+        .into_iter()
+        .map(|message| queue.to_lambda_record(message))
+        .collect();
+    let outcome: BatchOutcome = handler.handle(&records).await?;
+    let failed: HashSet<&str> = outcome.failed.iter().map(|f| f.message_id.as_str()).collect();
+    let receipts: Vec<(String, String)> = records
+        .iter()
+        .filter_map(|record| {
+            let id = record.message_id.as_deref()?;
+            let handle = record.receipt_handle.as_deref()?;
+            (!failed.contains(id)).then(|| (id.to_owned(), handle.to_owned()))
+        })
+        .collect();
+    let deleted = queue.delete(&receipts).await?;
+
+    let mut totals = lock(totals);
+    totals.received += outcome.received as u64;
+    totals.inserted += outcome.inserted;
+    totals.duplicates += outcome.duplicates;
+    totals.deleted += deleted as u64;
+    for (reason, count) in outcome.failures_by_reason() {
+        *totals.failed_by_reason.entry(reason).or_insert(0) += count as u64;
+    }
+    for (id, _) in &receipts {
+        totals.failing.remove(id);
+    }
+    for failure in &outcome.failed {
+        totals.failing.insert(failure.message_id.clone());
+    }
+    Ok(())
+}
+
+/// After an empty receive: is the drain over?
+async fn check_finished(queue: &Queue, totals: &Mutex<Totals>) -> Result<(), QueueError> {
+    let depth = queue.depth().await?;
+    let mut totals = lock(totals);
+    if depth.total() == 0 && totals.batches_in_hand == 0 {
+        totals.end.get_or_insert(DrainEnd::Empty);
+    } else if !queue.has_redrive_policy()
+        && depth.visible == 0
+        && depth.delayed == 0
+        && totals.batches_in_hand == 0
+        && depth.in_flight <= totals.failing.len() as u64
+    {
+        totals.end.get_or_insert(DrainEnd::OnlyFailingMessagesLeft {
+            messages: depth.in_flight,
+        });
+    }
+    Ok(())
+}
+
+fn spawn_progress(totals: Arc<Mutex<Totals>>, started: Instant) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            let (received, inserted, failed) = {
+                let t = lock(&totals);
+                (t.received, t.inserted, t.failed_by_reason.values().sum::<u64>())
+            };
+            let rate = received as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            eprint!("\rreceived {received:>8}  inserted {inserted:>8}  failed {failed:>6}  {rate:>8.0} msg/s ");
+        }
+    })
+}
+
+/// Ensures `name` and its dead-letter queue `<name>-dlq` exist with the given redrive and
+/// visibility settings (updating them if they differ). Returns (queue URL, DLQ URL).
+pub async fn ensure_queue_with_dlq(
+    client: &Client,
+    name: &str,
+    visibility_timeout: u32,
+    max_receive_count: u32,
+) -> Result<(String, String), QueueError> {
+    let dlq_url = ensure_queue(
+        client,
+        &format!("{name}-dlq"),
+        HashMap::from([(QueueAttributeName::MessageRetentionPeriod, "1209600".to_string())]),
+    )
+    .await?;
+    let dlq = Queue::open(client.clone(), &dlq_url).await?;
+    let redrive =
+        serde_json::json!({ "deadLetterTargetArn": dlq.arn(), "maxReceiveCount": max_receive_count }).to_string();
+    let url = ensure_queue(
+        client,
+        name,
+        HashMap::from([
+            (QueueAttributeName::VisibilityTimeout, visibility_timeout.to_string()),
+            (QueueAttributeName::RedrivePolicy, redrive),
+        ]),
+    )
+    .await?;
+    Ok((url, dlq_url))
+}
+
+async fn ensure_queue(
+    client: &Client,
+    name: &str,
+    attributes: HashMap<QueueAttributeName, String>,
+) -> Result<String, QueueError> {
+    let url = match client.get_queue_url().queue_name(name).send().await {
+        Ok(found) => found.queue_url.ok_or(QueueError::Incomplete {
+            operation: "GetQueueUrl",
+            field: "QueueUrl",
+        })?,
+        Err(_) => client
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(sqs_error("CreateQueue"))?
+            .queue_url
+            .ok_or(QueueError::Incomplete {
+                operation: "CreateQueue",
+                field: "QueueUrl",
+            })?,
+    };
+    client
+        .set_queue_attributes()
+        .queue_url(&url)
+        .set_attributes(Some(attributes))
+        .send()
+        .await
+        .map_err(sqs_error("SetQueueAttributes"))?;
+    Ok(url)
+}
