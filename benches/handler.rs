@@ -1,6 +1,7 @@
 //! The handler's wall time per batch against the local PostgreSQL: validate, mask, one
-//! `INSERT … UNNEST` round trip, commit. Every run uses fresh message ids, so every row is
-//! really inserted. Prints median and p90 over repeated runs.
+//! `INSERT … UNNEST` round trip, commit; with the PII vault off and on. Every run uses fresh
+//! message ids, so every row is really inserted (the vault sees ips repeat across runs, as a
+//! real one does). Prints median and p90 over repeated runs.
 //!
 //! `make bench` (or `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench handler`).
 //! It creates and drops its own database `login_etl_bench` on that server.
@@ -8,9 +9,11 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::SqsMessage;
+use crypto_box::aead::OsRng;
 use login_etl::handler::Handler;
 use login_etl::mask::{Masker, MaskingKey};
 use login_etl::store::{PoolSettings, Store};
+use login_etl::vault::VaultSecretKey;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
@@ -20,7 +23,7 @@ fn batch(run: usize, size: usize) -> Vec<SqsMessage> {
     (0..size)
         .map(|i| {
             let mut message = SqsMessage::default();
-            message.message_id = Some(format!("bench-{run:05}-{i:06}"));
+            message.message_id = Some(format!("bench-{run:05}-{size}-{i:06}"));
             message.body = Some(format!(
                 r#"{{"user_id":"424cdd21-063a-43a7-b91b-{i:012}","app_version":"2.3.0","device_type":"android","ip":"10.{}.{}.{}","locale":"RU","device_id":"593-47-{:04}"}}"#,
                 i / 65536 % 256,
@@ -47,12 +50,7 @@ async fn measure(handler: &Handler, size: usize, runs: usize, first_run: usize) 
         let started = Instant::now();
         let outcome = handler.handle(&records).await.expect("handled");
         times.push(started.elapsed());
-        assert_eq!(
-            outcome.inserted as usize,
-            size,
-            "every row must be new: {:?}",
-            outcome.failures_by_reason()
-        );
+        assert_eq!(outcome.inserted as usize, size, "every row must be new: {:?}", outcome.failures_by_reason());
     }
     times.sort();
     times
@@ -63,39 +61,40 @@ async fn main() -> anyhow::Result<()> {
     let server = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let admin: PgConnectOptions = server.parse()?;
     let mut admin_conn = PgConnection::connect_with(&admin.clone().database("postgres")).await?;
-    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
-        .execute(&mut admin_conn)
-        .await?;
-    sqlx::raw_sql(&format!("CREATE DATABASE {BENCH_DB}"))
-        .execute(&mut admin_conn)
-        .await?;
+    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")).execute(&mut admin_conn).await?;
+    sqlx::raw_sql(&format!("CREATE DATABASE {BENCH_DB}")).execute(&mut admin_conn).await?;
 
     let store = Store::connect_lazy(admin.clone().database(BENCH_DB), &PoolSettings::default());
     store.migrate().await?;
     let masker = Masker::hmac(&MaskingKey::from_hex(&"5a".repeat(32))?);
-    let handler = Handler::new(masker, store);
+    let vault_key = VaultSecretKey::generate(&mut OsRng).public_key();
 
     println!(
         "handler benchmark against {}:{} (one connection, like a Lambda instance)",
         admin.get_host(),
         admin.get_port()
     );
-    // Warm up the connection and the plan cache.
-    measure(&handler, 10, 20, 90_000).await;
-    for (size, runs) in [(10usize, 300usize), (10_000, 25)] {
-        let times = measure(&handler, size, runs, size * 10).await;
-        let median = percentile(&times, 0.5);
-        println!(
-            "batch={size:>6}  runs={runs:>4}  median={:>9.3} ms  p90={:>9.3} ms  per-record={:>8.2} µs",
-            median.as_secs_f64() * 1e3,
-            percentile(&times, 0.9).as_secs_f64() * 1e3,
-            median.as_secs_f64() * 1e6 / size as f64
-        );
+    let mut first_run = 0;
+    for vault in [false, true] {
+        let handler = Handler::new(masker.clone(), store.clone()).with_vault(vault.then(|| vault_key.clone()));
+        // Warm up the connection and the plan cache.
+        measure(&handler, 10, 20, first_run).await;
+        first_run += 20;
+        for (size, runs) in [(10usize, 300usize), (10_000, 25)] {
+            let times = measure(&handler, size, runs, first_run).await;
+            first_run += runs;
+            let median = percentile(&times, 0.5);
+            println!(
+                "vault={:<3}  batch={size:>6}  runs={runs:>4}  median={:>9.3} ms  p90={:>9.3} ms  per-record={:>8.2} µs",
+                if vault { "on" } else { "off" },
+                median.as_secs_f64() * 1e3,
+                percentile(&times, 0.9).as_secs_f64() * 1e3,
+                median.as_secs_f64() * 1e6 / size as f64
+            );
+        }
     }
 
-    drop(handler);
-    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
-        .execute(&mut admin_conn)
-        .await?;
+    drop(store);
+    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")).execute(&mut admin_conn).await?;
     Ok(())
 }

@@ -17,9 +17,5 @@ pub async fn load_config(attempt_timeout: Duration) -> SdkConfig {
         .operation_timeout(attempt_timeout * 3)
         .build();
     let region = aws_config::meta::region::RegionProviderChain::default_provider().or_else(Region::new("us-east-1"));
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
-        .timeout_config(timeouts)
-        .load()
-        .await
+    aws_config::defaults(BehaviorVersion::latest()).region(region).timeout_config(timeouts).load().await
 }

@@ -11,6 +11,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::mask::{MaskedField, Masker, MaskingMode};
 use crate::message::{LoginRecord, RecordError};
+use crate::vault::BatchSealer;
 
 /// Why one message was not loaded. [`FailureReason::code`] is what logs and metrics count.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +71,45 @@ pub struct LoginRows {
     pub sent_at: Vec<OffsetDateTime>,
     /// The UTC date of `sent_at`: when the user logged in, not when the batch ran.
     pub create_date: Vec<Date>,
+    /// The originals, sealed for the PII vault, when a vault key is configured.
+    pub vault: Option<VaultRows>,
+}
+
+/// Sealed originals for the vault, one per distinct (field, masked value) of the batch.
+#[derive(Debug, Clone, Default)]
+pub struct VaultRows {
+    pub key_id: String,
+    pub field: Vec<String>,
+    pub masked_value: Vec<String>,
+    pub sealed: Vec<Vec<u8>>,
+    seen: HashSet<(MaskedField, String)>,
+}
+
+impl PartialEq for VaultRows {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.key_id, &self.field, &self.masked_value, &self.sealed)
+            == (&other.key_id, &other.field, &other.masked_value, &other.sealed)
+    }
+}
+
+impl Eq for VaultRows {}
+
+impl VaultRows {
+    fn add(&mut self, sealer: &mut BatchSealer, field: MaskedField, masked: &str, original: &str) {
+        if self.seen.insert((field, masked.to_owned())) {
+            self.sealed.push(sealer.seal(field, masked, original));
+            self.field.push(field.name().to_owned());
+            self.masked_value.push(masked.to_owned());
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.field.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.field.is_empty()
+    }
 }
 
 impl LoginRows {
@@ -84,18 +124,34 @@ impl LoginRows {
             app_version: Vec::with_capacity(n),
             sent_at: Vec::with_capacity(n),
             create_date: Vec::with_capacity(n),
+            vault: None,
         }
     }
 
-    fn push(&mut self, message_id: &str, record: LoginRecord, sent_at: OffsetDateTime, masker: &Masker) {
-        self.masked_ip
-            .push(record.ip.map(|ip| masker.mask(MaskedField::Ip, &ip.to_string())));
-        self.masked_device_id.push(
-            record
-                .device_id
-                .as_deref()
-                .map(|id| masker.mask(MaskedField::DeviceId, id)),
-        );
+    fn push(
+        &mut self,
+        message_id: &str,
+        record: LoginRecord,
+        sent_at: OffsetDateTime,
+        masker: &Masker,
+        sealer: Option<&mut BatchSealer>,
+    ) {
+        let ip = record.ip.map(|ip| ip.to_string());
+        let masked_ip = ip.as_deref().map(|ip| masker.mask(MaskedField::Ip, ip));
+        let masked_device_id = record.device_id.as_deref().map(|id| masker.mask(MaskedField::DeviceId, id));
+        if let Some(sealer) = sealer {
+            let vault = self
+                .vault
+                .get_or_insert_with(|| VaultRows { key_id: sealer.key_id().to_owned(), ..Default::default() });
+            if let (Some(original), Some(masked)) = (&ip, &masked_ip) {
+                vault.add(sealer, MaskedField::Ip, masked, original);
+            }
+            if let (Some(original), Some(masked)) = (&record.device_id, &masked_device_id) {
+                vault.add(sealer, MaskedField::DeviceId, masked, original);
+            }
+        }
+        self.masked_ip.push(masked_ip);
+        self.masked_device_id.push(masked_device_id);
         self.message_id.push(message_id.to_owned());
         self.user_id.push(record.user_id);
         self.device_type.push(record.device_type);
@@ -123,8 +179,13 @@ pub struct BatchPlan {
     pub rejected: Vec<FailedMessage>,
 }
 
-/// Validates and masks every record of an event.
-pub fn plan(records: &[SqsMessage], masker: &Masker) -> Result<BatchPlan, EventError> {
+/// Validates and masks every record of an event; with a `sealer`, also seals the originals of
+/// `ip` and `device_id` for the PII vault.
+pub fn plan(
+    records: &[SqsMessage],
+    masker: &Masker,
+    mut sealer: Option<&mut BatchSealer>,
+) -> Result<BatchPlan, EventError> {
     let mut rows = LoginRows::with_capacity(records.len());
     let mut rejected = Vec::new();
     // FIFO message groups that already lost a message in this batch.
@@ -144,24 +205,16 @@ pub fn plan(records: &[SqsMessage], masker: &Masker) -> Result<BatchPlan, EventE
             continue;
         }
         match validate(record) {
-            Ok((login, sent_at)) => rows.push(message_id, login, sent_at, masker),
+            Ok((login, sent_at)) => rows.push(message_id, login, sent_at, masker, sealer.as_deref_mut()),
             Err(reason) => {
                 if let Some(group) = fifo_group {
                     blocked_groups.insert(group);
                 }
-                rejected.push(FailedMessage {
-                    message_id: message_id.to_owned(),
-                    reason,
-                });
+                rejected.push(FailedMessage { message_id: message_id.to_owned(), reason });
             }
         }
     }
-    Ok(BatchPlan {
-        received: records.len(),
-        masking_mode: masker.mode(),
-        rows,
-        rejected,
-    })
+    Ok(BatchPlan { received: records.len(), masking_mode: masker.mode(), rows, rejected })
 }
 
 fn validate(record: &SqsMessage) -> Result<(LoginRecord, OffsetDateTime), FailureReason> {
@@ -178,10 +231,7 @@ fn validate(record: &SqsMessage) -> Result<(LoginRecord, OffsetDateTime), Failur
 
 /// The message group of a record from a FIFO queue (`eventSourceARN` ending in `.fifo`).
 fn fifo_group(record: &SqsMessage) -> Option<&str> {
-    let is_fifo = record
-        .event_source_arn
-        .as_deref()
-        .is_some_and(|arn| arn.ends_with(".fifo"));
+    let is_fifo = record.event_source_arn.as_deref().is_some_and(|arn| arn.ends_with(".fifo"));
     if !is_fifo {
         return None;
     }
@@ -213,16 +263,13 @@ impl BatchPlan {
     /// The batch's transaction failed: nothing was written, so every valid row is a failure too.
     pub fn store_failed(self) -> BatchOutcome {
         let mut failed = self.rejected;
-        failed.extend(self.rows.message_id.into_iter().map(|message_id| FailedMessage {
-            message_id,
-            reason: FailureReason::StoreFailed,
-        }));
-        BatchOutcome {
-            received: self.received,
-            inserted: 0,
-            duplicates: 0,
-            failed,
-        }
+        failed.extend(
+            self.rows
+                .message_id
+                .into_iter()
+                .map(|message_id| FailedMessage { message_id, reason: FailureReason::StoreFailed }),
+        );
+        BatchOutcome { received: self.received, inserted: 0, duplicates: 0, failed }
     }
 }
 
@@ -285,12 +332,8 @@ mod tests {
 
     #[test]
     fn every_record_gets_exactly_one_fate() {
-        let records = vec![
-            message("a", GOOD),
-            message("b", "not json"),
-            message("c", r#"{"user_id":"u2"}"#),
-        ];
-        let plan = plan(&records, &masker()).expect("plan");
+        let records = vec![message("a", GOOD), message("b", "not json"), message("c", r#"{"user_id":"u2"}"#)];
+        let plan = plan(&records, &masker(), None).expect("plan");
         assert_eq!(plan.received, 3);
         assert_eq!(plan.rows.message_id, ["a", "c"]);
         assert_eq!(plan.rejected.len(), 1);
@@ -301,16 +344,10 @@ mod tests {
     #[test]
     fn rows_are_masked_and_dated_by_sent_timestamp() {
         let masker = masker();
-        let plan = plan(&[message("a", GOOD)], &masker).expect("plan");
+        let plan = plan(&[message("a", GOOD)], &masker, None).expect("plan");
         let rows = &plan.rows;
-        assert_eq!(
-            rows.masked_ip[0].as_deref(),
-            Some(masker.mask(MaskedField::Ip, "10.0.0.1").as_str())
-        );
-        assert_eq!(
-            rows.masked_device_id[0].as_deref(),
-            Some(masker.mask(MaskedField::DeviceId, "d-1").as_str())
-        );
+        assert_eq!(rows.masked_ip[0].as_deref(), Some(masker.mask(MaskedField::Ip, "10.0.0.1").as_str()));
+        assert_eq!(rows.masked_device_id[0].as_deref(), Some(masker.mask(MaskedField::DeviceId, "d-1").as_str()));
         assert_eq!(rows.locale[0], None);
         assert_eq!(rows.app_version[0].as_deref(), Some("0.96"));
         assert_eq!(rows.create_date[0], time::macros::date!(2026 - 11 - 24));
@@ -326,6 +363,7 @@ mod tests {
                 message("b", r#"{"user_id":"u","ip":"10.0.0.1"}"#),
             ],
             &masker(),
+            None,
         )
         .expect("plan");
         assert_eq!(plan.rows.masked_ip[0], plan.rows.masked_ip[1]);
@@ -338,15 +376,9 @@ mod tests {
         let mut no_timestamp = message("b", GOOD);
         no_timestamp.attributes.clear();
         let mut bad_timestamp = message("c", GOOD);
-        bad_timestamp
-            .attributes
-            .insert("SentTimestamp".into(), "yesterday".into());
-        let plan = plan(&[no_body, no_timestamp, bad_timestamp, message("d", GOOD)], &masker()).expect("plan");
-        let codes: Vec<_> = plan
-            .rejected
-            .iter()
-            .map(|f| (f.message_id.as_str(), f.reason.code()))
-            .collect();
+        bad_timestamp.attributes.insert("SentTimestamp".into(), "yesterday".into());
+        let plan = plan(&[no_body, no_timestamp, bad_timestamp, message("d", GOOD)], &masker(), None).expect("plan");
+        let codes: Vec<_> = plan.rejected.iter().map(|f| (f.message_id.as_str(), f.reason.code())).collect();
         assert_eq!(
             codes,
             [
@@ -363,15 +395,12 @@ mod tests {
         let mut anonymous = message("x", GOOD);
         anonymous.message_id = Some(String::new());
         assert_eq!(
-            plan(&[message("a", GOOD), anonymous], &masker()),
+            plan(&[message("a", GOOD), anonymous], &masker(), None),
             Err(EventError::MissingMessageId { position: 1 })
         );
         let mut missing = message("x", GOOD);
         missing.message_id = None;
-        assert_eq!(
-            plan(&[missing], &masker()),
-            Err(EventError::MissingMessageId { position: 0 })
-        );
+        assert_eq!(plan(&[missing], &masker(), None), Err(EventError::MissingMessageId { position: 0 }));
     }
 
     #[test]
@@ -383,19 +412,13 @@ mod tests {
             fifo("4", "g1", GOOD),
             fifo("5", "g2", GOOD),
         ];
-        let plan = plan(&records, &masker()).expect("plan");
+        let plan = plan(&records, &masker(), None).expect("plan");
         assert_eq!(plan.rows.message_id, ["1", "3", "5"]);
         assert_eq!(
             plan.rejected,
             [
-                FailedMessage {
-                    message_id: "2".into(),
-                    reason: RecordError::Missing(Field::UserId).into()
-                },
-                FailedMessage {
-                    message_id: "4".into(),
-                    reason: FailureReason::EarlierFailureInGroup
-                },
+                FailedMessage { message_id: "2".into(), reason: RecordError::Missing(Field::UserId).into() },
+                FailedMessage { message_id: "4".into(), reason: FailureReason::EarlierFailureInGroup },
             ]
         );
     }
@@ -406,39 +429,26 @@ mod tests {
         bad.attributes.insert("MessageGroupId".into(), "g".into());
         let mut good = message("2", GOOD);
         good.attributes.insert("MessageGroupId".into(), "g".into());
-        let plan = plan(&[bad, good], &masker()).expect("plan");
+        let plan = plan(&[bad, good], &masker(), None).expect("plan");
         assert_eq!(plan.rows.message_id, ["2"]);
     }
 
     #[test]
     fn committed_counts_duplicates() {
-        let plan = plan(&[message("a", GOOD), message("b", GOOD), message("c", "[]")], &masker()).expect("plan");
+        let plan = plan(&[message("a", GOOD), message("b", GOOD), message("c", "[]")], &masker(), None).expect("plan");
         let outcome = plan.committed(1);
         assert_eq!((outcome.received, outcome.inserted, outcome.duplicates), (3, 1, 1));
-        let ids: Vec<_> = outcome
-            .response()
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect();
+        let ids: Vec<_> = outcome.response().batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
         assert_eq!(ids, ["c"]);
-        assert_eq!(
-            outcome.failures_by_reason(),
-            BTreeMap::from([("not_an_object".to_string(), 1)])
-        );
+        assert_eq!(outcome.failures_by_reason(), BTreeMap::from([("not_an_object".to_string(), 1)]));
     }
 
     #[test]
     fn store_failure_fails_every_record() {
-        let plan = plan(&[message("a", GOOD), message("b", "[]"), message("c", GOOD)], &masker()).expect("plan");
+        let plan = plan(&[message("a", GOOD), message("b", "[]"), message("c", GOOD)], &masker(), None).expect("plan");
         let outcome = plan.store_failed();
         assert_eq!(outcome.inserted, 0);
-        let mut ids: Vec<_> = outcome
-            .response()
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect();
+        let mut ids: Vec<_> = outcome.response().batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
         ids.sort();
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(
@@ -448,8 +458,33 @@ mod tests {
     }
 
     #[test]
+    fn the_vault_gets_each_distinct_original_once() {
+        use crate::vault::VaultSecretKey;
+        use crypto_box::aead::OsRng;
+        let secret = VaultSecretKey::generate(&mut OsRng);
+        let mut sealer = BatchSealer::new(&secret.public_key(), OsRng);
+        let records = [
+            message("a", r#"{"user_id":"u","ip":"10.0.0.1","device_id":"d-1"}"#),
+            message("b", r#"{"user_id":"u","ip":"::ffff:10.0.0.1","device_id":"d-2"}"#),
+            message("c", r#"{"user_id":"u","ip":null,"device_id":"d-1"}"#),
+        ];
+        let plan = plan(&records, &masker(), Some(&mut sealer)).expect("plan");
+        let vault = plan.rows.vault.expect("vault rows");
+        assert_eq!(vault.field, ["ip", "device_id", "device_id"]);
+        assert_eq!(vault.key_id, secret.public_key().key_id());
+        let opened: Vec<String> = (0..vault.len())
+            .map(|i| {
+                let field = if vault.field[i] == "ip" { MaskedField::Ip } else { MaskedField::DeviceId };
+                secret.open(field, &vault.masked_value[i], &vault.sealed[i]).expect("opens")
+            })
+            .collect();
+        assert_eq!(opened, ["10.0.0.1", "d-1", "d-2"]);
+        assert_eq!(vault.masked_value[0], plan.rows.masked_ip[0].clone().expect("masked"));
+    }
+
+    #[test]
     fn an_empty_event_is_an_empty_response() {
-        let outcome = plan(&[], &masker()).expect("plan").committed(0);
+        let outcome = plan(&[], &masker(), None).expect("plan").committed(0);
         assert!(outcome.response().batch_item_failures.is_empty());
         assert_eq!(outcome.received, 0);
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::mask::{MaskingKey, MaskingMode};
 use crate::store::PoolSettings;
+use crate::vault::VaultPublicKey;
 
 /// Where the database connection comes from.
 #[derive(Clone, PartialEq, Eq)]
@@ -59,6 +60,8 @@ pub struct Config {
     /// `None` only in the unkeyed `sha256` mode.
     pub masking_key: Option<MaskingKeySource>,
     pub pool: PoolSettings,
+    /// `VAULT_PUBLIC_KEY`: when set, originals are sealed to it into the PII vault.
+    pub vault_public_key: Option<VaultPublicKey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,9 +92,9 @@ impl Config {
 
         let masking_mode = match get("MASKING_MODE") {
             None => MaskingMode::default(),
-            Some(text) => text
-                .parse()
-                .map_err(|err: crate::mask::KeyError| invalid("MASKING_MODE", err.to_string()))?,
+            Some(text) => {
+                text.parse().map_err(|err: crate::mask::KeyError| invalid("MASKING_MODE", err.to_string()))?
+            }
         };
         let masking_key = match (get("MASKING_KEY"), get("MASKING_KEY_SECRET_ID")) {
             (Some(hex), None) => Some(MaskingKeySource::Inline(
@@ -113,20 +116,17 @@ impl Config {
             idle_timeout: defaults.idle_timeout,
         };
 
-        Ok(Config {
-            database,
-            masking_mode,
-            masking_key,
-            pool,
-        })
+        let vault_public_key = get("VAULT_PUBLIC_KEY")
+            .map(|hex| VaultPublicKey::from_hex(&hex))
+            .transpose()
+            .map_err(|err| invalid("VAULT_PUBLIC_KEY", err.to_string()))?;
+
+        Ok(Config { database, masking_mode, masking_key, pool, vault_public_key })
     }
 }
 
 fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        variable,
-        problem: problem.into(),
-    }
+    ConfigError::Invalid { variable, problem: problem.into() }
 }
 
 fn number(
@@ -138,10 +138,7 @@ fn number(
     let Some(text) = get(variable) else { return Ok(default) };
     match text.trim().parse::<u32>() {
         Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(invalid(
-            variable,
-            format!("must be a whole number from {} to {}", range.start(), range.end()),
-        )),
+        _ => Err(invalid(variable, format!("must be a whole number from {} to {}", range.start(), range.end()))),
     }
 }
 
@@ -177,11 +174,8 @@ mod tests {
 
     #[test]
     fn secrets_configuration() {
-        let config = config(&[
-            ("DB_SECRET_ID", "login-etl/db"),
-            ("MASKING_KEY_SECRET_ID", "login-etl/masking-key"),
-        ])
-        .expect("valid");
+        let config = config(&[("DB_SECRET_ID", "login-etl/db"), ("MASKING_KEY_SECRET_ID", "login-etl/masking-key")])
+            .expect("valid");
         assert_eq!(config.database, DatabaseSource::Secret("login-etl/db".into()));
         assert!(matches!(config.masking_key, Some(MaskingKeySource::Secret(ref id)) if id == "login-etl/masking-key"));
     }
@@ -190,25 +184,26 @@ mod tests {
     fn refusals_name_the_variable_not_the_value() {
         let url = ("DATABASE_URL", "postgres://u:hunter2@h/db");
         assert_eq!(config(&[("MASKING_KEY", KEY)]).err(), Some(ConfigError::NoDatabase));
-        assert_eq!(
-            config(&[url, ("DB_SECRET_ID", "x"), ("MASKING_KEY", KEY)]).err(),
-            Some(ConfigError::TwoDatabases)
-        );
+        assert_eq!(config(&[url, ("DB_SECRET_ID", "x"), ("MASKING_KEY", KEY)]).err(), Some(ConfigError::TwoDatabases));
         assert_eq!(config(&[url]).err(), Some(ConfigError::NoMaskingKey));
-        assert_eq!(
-            config(&[url, ("MASKING_KEY", "")]).err(),
-            Some(ConfigError::NoMaskingKey)
-        );
+        assert_eq!(config(&[url, ("MASKING_KEY", "")]).err(), Some(ConfigError::NoMaskingKey));
         let short = config(&[url, ("MASKING_KEY", "abcd1234")]).expect_err("short key");
-        assert_eq!(
-            short.to_string(),
-            "MASKING_KEY: the masking key has 4 bytes; at least 32 are required"
-        );
+        assert_eq!(short.to_string(), "MASKING_KEY: the masking key has 4 bytes; at least 32 are required");
         let mode = config(&[url, ("MASKING_KEY", KEY), ("MASKING_MODE", "md5")]).expect_err("mode");
         assert!(mode.to_string().starts_with("MASKING_MODE:"), "{mode}");
         let pool = config(&[url, ("MASKING_KEY", KEY), ("DB_MAX_CONNECTIONS", "0")]).expect_err("pool");
         assert!(pool.to_string().starts_with("DB_MAX_CONNECTIONS:"), "{pool}");
         assert!(!format!("{:?}", config(&[url, ("MASKING_KEY", KEY)])).contains("hunter2"));
+    }
+
+    #[test]
+    fn the_vault_key_is_optional_and_checked() {
+        let base = [("DATABASE_URL", "postgres://h/db"), ("MASKING_KEY", KEY)];
+        assert!(config(&base).expect("valid").vault_public_key.is_none());
+        let with_key = config(&[base[0], base[1], ("VAULT_PUBLIC_KEY", KEY)]).expect("valid");
+        assert_eq!(with_key.vault_public_key.map(|k| k.to_hex()).as_deref(), Some(KEY));
+        let bad = config(&[base[0], base[1], ("VAULT_PUBLIC_KEY", "xyz")]).expect_err("bad key");
+        assert!(bad.to_string().starts_with("VAULT_PUBLIC_KEY:"), "{bad}");
     }
 
     #[test]

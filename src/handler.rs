@@ -5,10 +5,13 @@ use std::time::Instant;
 
 use aws_lambda_events::sqs::SqsMessage;
 
+use crypto_box::aead::OsRng;
+
 use crate::batch::{self, BatchOutcome, BatchPlan, EventError};
 use crate::mask::Masker;
 use crate::secrets::SecretStore;
 use crate::store::{PoolSettings, Store, StoreError};
+use crate::vault::{BatchSealer, VaultPublicKey};
 
 /// The database secret the pool's credentials came from, kept so they can be re-read after a
 /// rotation.
@@ -31,15 +34,18 @@ pub struct Handler {
     masker: Masker,
     store: Store,
     db_secret: Option<DbSecret>,
+    vault_key: Option<VaultPublicKey>,
 }
 
 impl Handler {
     pub fn new(masker: Masker, store: Store) -> Handler {
-        Handler {
-            masker,
-            store,
-            db_secret: None,
-        }
+        Handler { masker, store, db_secret: None, vault_key: None }
+    }
+
+    /// Seals every original `ip` and `device_id` to `vault_key` into the PII vault.
+    pub fn with_vault(mut self, vault_key: Option<VaultPublicKey>) -> Handler {
+        self.vault_key = vault_key;
+        self
     }
 
     /// Lets the handler re-read rotated database credentials from `db_secret`.
@@ -59,7 +65,9 @@ impl Handler {
     /// could not be named ([`EventError`]) is an `Err`, so that Lambda retries it whole.
     pub async fn handle(&self, records: &[SqsMessage]) -> Result<BatchOutcome, EventError> {
         let started = Instant::now();
-        let plan = batch::plan(records, &self.masker)?;
+        let mut sealer = self.vault_key.as_ref().map(|key| BatchSealer::new(key, OsRng));
+        let plan = batch::plan(records, &self.masker, sealer.as_mut())?;
+        drop(sealer); // the batch's ephemeral secret is gone before any I/O happens
         let outcome = match self.insert(&plan).await {
             Ok(inserted) => plan.committed(inserted),
             Err(err) => {

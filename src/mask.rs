@@ -17,13 +17,22 @@ type HmacSha256 = Hmac<Sha256>;
 pub const MIN_KEY_BYTES: usize = 32;
 
 /// A personal field that is stored only in masked form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MaskedField {
     Ip,
     DeviceId,
 }
 
 impl MaskedField {
+    /// The message key and the vault's `field` value.
+    pub const fn name(self) -> &'static str {
+        match self {
+            MaskedField::Ip => "ip",
+            MaskedField::DeviceId => "device_id",
+        }
+    }
+
+    /// The HMAC input prefix: the name and a NUL, which no field name contains.
     fn domain(self) -> &'static [u8] {
         match self {
             MaskedField::Ip => b"ip\0",
@@ -139,12 +148,7 @@ impl Masker {
             mac.update(field.domain());
             mac
         };
-        Masker {
-            scheme: Scheme::Hmac {
-                ip: keyed(MaskedField::Ip),
-                device_id: keyed(MaskedField::DeviceId),
-            },
-        }
+        Masker { scheme: Scheme::Hmac { ip: keyed(MaskedField::Ip), device_id: keyed(MaskedField::DeviceId) } }
     }
 
     /// The unkeyed compatibility scheme (`MASKING_MODE=sha256`).
@@ -218,33 +222,21 @@ mod tests {
     #[test]
     fn field_binding_separates_equal_values() {
         let masker = Masker::hmac(&test_key());
-        assert_ne!(
-            masker.mask(MaskedField::Ip, "same"),
-            masker.mask(MaskedField::DeviceId, "same")
-        );
+        assert_ne!(masker.mask(MaskedField::Ip, "same"), masker.mask(MaskedField::DeviceId, "same"));
     }
 
     #[test]
     fn masking_is_deterministic_and_key_dependent() {
         let masker = Masker::hmac(&test_key());
-        assert_eq!(
-            masker.mask(MaskedField::Ip, "10.0.0.1"),
-            masker.mask(MaskedField::Ip, "10.0.0.1")
-        );
+        assert_eq!(masker.mask(MaskedField::Ip, "10.0.0.1"), masker.mask(MaskedField::Ip, "10.0.0.1"));
         let other = Masker::hmac(&MaskingKey::from_hex(&"ab".repeat(32)).expect("key"));
-        assert_ne!(
-            masker.mask(MaskedField::Ip, "10.0.0.1"),
-            other.mask(MaskedField::Ip, "10.0.0.1")
-        );
+        assert_ne!(masker.mask(MaskedField::Ip, "10.0.0.1"), other.mask(MaskedField::Ip, "10.0.0.1"));
     }
 
     #[test]
     fn keys_are_validated() {
         assert_eq!(MaskingKey::from_hex("zz").err(), Some(KeyError::NotHex));
-        assert_eq!(
-            MaskingKey::from_hex(&"ab".repeat(31)).err(),
-            Some(KeyError::TooShort(31))
-        );
+        assert_eq!(MaskingKey::from_hex(&"ab".repeat(31)).err(), Some(KeyError::TooShort(31)));
         assert!(MaskingKey::from_hex(&format!(" {}\n", "AB".repeat(32))).is_ok());
     }
 

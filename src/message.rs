@@ -155,14 +155,7 @@ impl LoginRecord {
             return Err(RecordError::Empty(Field::DeviceId));
         }
 
-        Ok(LoginRecord {
-            user_id,
-            device_type,
-            locale,
-            app_version,
-            ip,
-            device_id,
-        })
+        Ok(LoginRecord { user_id, device_type, locale, app_version, ip, device_id })
     }
 }
 
@@ -186,10 +179,7 @@ fn parse_object(body: &str) -> Result<WireLogin, RecordError> {
 }
 
 fn malformed(err: &serde_json::Error) -> RecordError {
-    RecordError::MalformedJson {
-        line: err.line(),
-        column: err.column(),
-    }
+    RecordError::MalformedJson { line: err.line(), column: err.column() }
 }
 
 /// Accepts a missing/null field, or a string within the field's limits.
@@ -219,13 +209,9 @@ fn is_version(text: &str) -> bool {
         Some(at) => (&text[..at], Some(&text[at + 1..])),
         None => (text, None),
     };
-    let numbers_ok = numbers
-        .split('.')
-        .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+    let numbers_ok = numbers.split('.').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
     let suffix_ok = suffix.is_none_or(|s| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
     });
     numbers_ok && suffix_ok
 }
@@ -275,14 +261,8 @@ mod tests {
         let cases: Vec<(String, RecordError)> = vec![
             ("".into(), RecordError::MalformedJson { line: 1, column: 0 }),
             ("not json".into(), RecordError::MalformedJson { line: 1, column: 2 }),
-            (
-                r#"{"user_id":"u1""#.into(),
-                RecordError::MalformedJson { line: 1, column: 15 },
-            ),
-            (
-                r#"{"user_id":"u1"} trailing"#.into(),
-                RecordError::MalformedJson { line: 1, column: 18 },
-            ),
+            (r#"{"user_id":"u1""#.into(), RecordError::MalformedJson { line: 1, column: 15 }),
+            (r#"{"user_id":"u1"} trailing"#.into(), RecordError::MalformedJson { line: 1, column: 18 }),
             ("[1,2]".into(), RecordError::NotAnObject),
             (r#"["u1"]"#.into(), RecordError::NotAnObject),
             (r#""a string""#.into(), RecordError::NotAnObject),
@@ -294,90 +274,36 @@ mod tests {
             (r#"{"user_id":""}"#.into(), RecordError::Empty(Field::UserId)),
             (r#"{"user_id":"   "}"#.into(), RecordError::Empty(Field::UserId)),
             (r#"{"user_id":42}"#.into(), RecordError::NotAString(Field::UserId)),
-            (
-                format!(r#"{{"user_id":"{}"}}"#, long(129)),
-                RecordError::TooLong {
-                    field: Field::UserId,
-                    chars: 129,
-                },
-            ),
-            (
-                r#"{"user_id":"a\u0000b"}"#.into(),
-                RecordError::ContainsNul(Field::UserId),
-            ),
-            (
-                r#"{"user_id":"u","device_type":true}"#.into(),
-                RecordError::NotAString(Field::DeviceType),
-            ),
+            (format!(r#"{{"user_id":"{}"}}"#, long(129)), RecordError::TooLong { field: Field::UserId, chars: 129 }),
+            (r#"{"user_id":"a\u0000b"}"#.into(), RecordError::ContainsNul(Field::UserId)),
+            (r#"{"user_id":"u","device_type":true}"#.into(), RecordError::NotAString(Field::DeviceType)),
             (
                 format!(r#"{{"user_id":"u","device_type":"{}"}}"#, long(33)),
-                RecordError::TooLong {
-                    field: Field::DeviceType,
-                    chars: 33,
-                },
+                RecordError::TooLong { field: Field::DeviceType, chars: 33 },
             ),
             (
                 format!(r#"{{"user_id":"u","locale":"{}"}}"#, long(40)),
-                RecordError::TooLong {
-                    field: Field::Locale,
-                    chars: 40,
-                },
+                RecordError::TooLong { field: Field::Locale, chars: 40 },
             ),
-            (
-                r#"{"user_id":"u","locale":["RU"]}"#.into(),
-                RecordError::NotAString(Field::Locale),
-            ),
-            (
-                r#"{"user_id":"u","app_version":230}"#.into(),
-                RecordError::NotAString(Field::AppVersion),
-            ),
-            (
-                r#"{"user_id":"u","app_version":"two"}"#.into(),
-                RecordError::InvalidAppVersion,
-            ),
-            (
-                r#"{"user_id":"u","app_version":"2..3"}"#.into(),
-                RecordError::InvalidAppVersion,
-            ),
-            (
-                r#"{"user_id":"u","app_version":"2.3-"}"#.into(),
-                RecordError::InvalidAppVersion,
-            ),
-            (
-                r#"{"user_id":"u","app_version":""}"#.into(),
-                RecordError::InvalidAppVersion,
-            ),
+            (r#"{"user_id":"u","locale":["RU"]}"#.into(), RecordError::NotAString(Field::Locale)),
+            (r#"{"user_id":"u","app_version":230}"#.into(), RecordError::NotAString(Field::AppVersion)),
+            (r#"{"user_id":"u","app_version":"two"}"#.into(), RecordError::InvalidAppVersion),
+            (r#"{"user_id":"u","app_version":"2..3"}"#.into(), RecordError::InvalidAppVersion),
+            (r#"{"user_id":"u","app_version":"2.3-"}"#.into(), RecordError::InvalidAppVersion),
+            (r#"{"user_id":"u","app_version":""}"#.into(), RecordError::InvalidAppVersion),
             (r#"{"user_id":"u","ip":"999.1.1.1"}"#.into(), RecordError::InvalidIp),
             (r#"{"user_id":"u","ip":"1.2.3"}"#.into(), RecordError::InvalidIp),
             (r#"{"user_id":"u","ip":" 1.2.3.4"}"#.into(), RecordError::InvalidIp),
             (r#"{"user_id":"u","ip":"01.2.3.4"}"#.into(), RecordError::InvalidIp),
             (r#"{"user_id":"u","ip":"fe80::1%eth0"}"#.into(), RecordError::InvalidIp),
             (r#"{"user_id":"u","ip":""}"#.into(), RecordError::InvalidIp),
-            (
-                r#"{"user_id":"u","ip":3232235777}"#.into(),
-                RecordError::NotAString(Field::Ip),
-            ),
-            (
-                format!(r#"{{"user_id":"u","ip":"{}"}}"#, long(65)),
-                RecordError::TooLong {
-                    field: Field::Ip,
-                    chars: 65,
-                },
-            ),
-            (
-                r#"{"user_id":"u","device_id":""}"#.into(),
-                RecordError::Empty(Field::DeviceId),
-            ),
-            (
-                r#"{"user_id":"u","device_id":5928}"#.into(),
-                RecordError::NotAString(Field::DeviceId),
-            ),
+            (r#"{"user_id":"u","ip":3232235777}"#.into(), RecordError::NotAString(Field::Ip)),
+            (format!(r#"{{"user_id":"u","ip":"{}"}}"#, long(65)), RecordError::TooLong { field: Field::Ip, chars: 65 }),
+            (r#"{"user_id":"u","device_id":""}"#.into(), RecordError::Empty(Field::DeviceId)),
+            (r#"{"user_id":"u","device_id":5928}"#.into(), RecordError::NotAString(Field::DeviceId)),
             (
                 format!(r#"{{"user_id":"u","device_id":"{}"}}"#, long(257)),
-                RecordError::TooLong {
-                    field: Field::DeviceId,
-                    chars: 257,
-                },
+                RecordError::TooLong { field: Field::DeviceId, chars: 257 },
             ),
         ];
         for (body, expected) in cases {
@@ -394,10 +320,7 @@ mod tests {
         let too_long = "ж".repeat(129);
         assert_eq!(
             LoginRecord::parse(&format!(r#"{{"user_id":"{too_long}"}}"#)),
-            Err(RecordError::TooLong {
-                field: Field::UserId,
-                chars: 129
-            })
+            Err(RecordError::TooLong { field: Field::UserId, chars: 129 })
         );
     }
 
@@ -411,25 +334,13 @@ mod tests {
         ];
         for (given, canonical) in cases {
             let record = LoginRecord::parse(&format!(r#"{{"user_id":"u","ip":"{given}"}}"#)).expect("valid");
-            assert_eq!(
-                record.ip.map(|ip| ip.to_string()).as_deref(),
-                Some(canonical),
-                "{given}"
-            );
+            assert_eq!(record.ip.map(|ip| ip.to_string()).as_deref(), Some(canonical), "{given}");
         }
     }
 
     #[test]
     fn versions() {
-        for good in [
-            "2.3.0",
-            "0.96",
-            "7",
-            "10.0.1.2",
-            "2.3.0-beta.1",
-            "2.3.0+42",
-            "1.0.0-rc.1+build.5",
-        ] {
+        for good in ["2.3.0", "0.96", "7", "10.0.1.2", "2.3.0-beta.1", "2.3.0+42", "1.0.0-rc.1+build.5"] {
             assert!(is_version(good), "{good}");
         }
         for bad in ["", ".", "2.", ".2", "v2.3", "2.3.0-", "2,3", "2.3 ", "١.٢"] {
@@ -467,22 +378,9 @@ mod tests {
     fn codes_are_stable() {
         assert_eq!(RecordError::Missing(Field::UserId).code(), "missing_user_id");
         assert_eq!(RecordError::InvalidIp.code(), "invalid_ip");
-        assert_eq!(
-            RecordError::TooLong {
-                field: Field::Locale,
-                chars: 40
-            }
-            .code(),
-            "too_long_locale"
-        );
-        assert_eq!(
-            RecordError::NotAString(Field::DeviceId).code(),
-            "not_a_string_device_id"
-        );
-        assert_eq!(
-            RecordError::MalformedJson { line: 1, column: 1 }.code(),
-            "malformed_json"
-        );
+        assert_eq!(RecordError::TooLong { field: Field::Locale, chars: 40 }.code(), "too_long_locale");
+        assert_eq!(RecordError::NotAString(Field::DeviceId).code(), "not_a_string_device_id");
+        assert_eq!(RecordError::MalformedJson { line: 1, column: 1 }.code(), "malformed_json");
     }
 
     proptest::proptest! {

@@ -32,10 +32,7 @@ pub enum QueueError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("SQS {operation} returned no {field}")]
-    Incomplete {
-        operation: &'static str,
-        field: &'static str,
-    },
+    Incomplete { operation: &'static str, field: &'static str },
     #[error("the handler refused a whole batch")]
     Event(#[from] crate::batch::EventError),
 }
@@ -43,10 +40,7 @@ pub enum QueueError {
 fn sqs_error<E: std::error::Error + Send + Sync + 'static>(
     operation: &'static str,
 ) -> impl FnOnce(aws_sdk_sqs::error::SdkError<E>) -> QueueError {
-    move |err| QueueError::Sqs {
-        operation,
-        source: aws_sdk_sqs::error::DisplayErrorContext(err).to_string().into(),
-    }
+    move |err| QueueError::Sqs { operation, source: aws_sdk_sqs::error::DisplayErrorContext(err).to_string().into() }
 }
 
 /// An SQS queue and what a Lambda record needs to know about it.
@@ -91,20 +85,11 @@ impl Queue {
         let arn = attributes
             .get(&QueueAttributeName::QueueArn)
             .cloned()
-            .ok_or(QueueError::Incomplete {
-                operation: "GetQueueAttributes",
-                field: "QueueArn",
-            })?;
+            .ok_or(QueueError::Incomplete { operation: "GetQueueAttributes", field: "QueueArn" })?;
         // arn:aws:sqs:<region>:<account>:<name>
         let region = arn.split(':').nth(3).unwrap_or("us-east-1").to_owned();
         let has_redrive_policy = attributes.contains_key(&QueueAttributeName::RedrivePolicy);
-        Ok(Queue {
-            client,
-            url: url.to_owned(),
-            arn,
-            region,
-            has_redrive_policy,
-        })
+        Ok(Queue { client, url: url.to_owned(), arn, region, has_redrive_policy })
     }
 
     pub fn url(&self) -> &str {
@@ -164,16 +149,10 @@ impl Queue {
                 .iter()
                 .enumerate()
                 .map(|(i, (_, handle))| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(handle)
-                        .build()
+                    DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(handle).build()
                 })
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|err| QueueError::Sqs {
-                    operation: "DeleteMessageBatch",
-                    source: Box::new(err),
-                })?;
+                .map_err(|err| QueueError::Sqs { operation: "DeleteMessageBatch", source: Box::new(err) })?;
             let output = self
                 .client
                 .delete_message_batch()
@@ -199,17 +178,9 @@ impl Queue {
             let entries = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, body)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body)
-                        .build()
-                })
+                .map(|(i, body)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|err| QueueError::Sqs {
-                    operation: "SendMessageBatch",
-                    source: Box::new(err),
-                })?;
+                .map_err(|err| QueueError::Sqs { operation: "SendMessageBatch", source: Box::new(err) })?;
             let output = self
                 .client
                 .send_message_batch()
@@ -283,12 +254,7 @@ pub struct DrainOptions {
 
 impl Default for DrainOptions {
     fn default() -> Self {
-        DrainOptions {
-            concurrency: 1,
-            wait_seconds: 1,
-            follow: false,
-            progress: std::io::stderr().is_terminal(),
-        }
+        DrainOptions { concurrency: 1, wait_seconds: 1, follow: false, progress: std::io::stderr().is_terminal() }
     }
 }
 
@@ -401,10 +367,7 @@ async fn settle(
     messages: Vec<Message>,
     totals: &Mutex<Totals>,
 ) -> Result<(), QueueError> {
-    let records: Vec<SqsMessage> = messages
-        .into_iter()
-        .map(|message| queue.to_lambda_record(message))
-        .collect();
+    let records: Vec<SqsMessage> = messages.into_iter().map(|message| queue.to_lambda_record(message)).collect();
     let outcome: BatchOutcome = handler.handle(&records).await?;
     let failed: HashSet<&str> = outcome.failed.iter().map(|f| f.message_id.as_str()).collect();
     let receipts: Vec<(String, String)> = records
@@ -446,9 +409,7 @@ async fn check_finished(queue: &Queue, totals: &Mutex<Totals>) -> Result<(), Que
         && totals.batches_in_hand == 0
         && depth.in_flight <= totals.failing.len() as u64
     {
-        totals.end.get_or_insert(DrainEnd::OnlyFailingMessagesLeft {
-            messages: depth.in_flight,
-        });
+        totals.end.get_or_insert(DrainEnd::OnlyFailingMessagesLeft { messages: depth.in_flight });
     }
     Ok(())
 }
@@ -503,10 +464,7 @@ async fn ensure_queue(
     attributes: HashMap<QueueAttributeName, String>,
 ) -> Result<String, QueueError> {
     let url = match client.get_queue_url().queue_name(name).send().await {
-        Ok(found) => found.queue_url.ok_or(QueueError::Incomplete {
-            operation: "GetQueueUrl",
-            field: "QueueUrl",
-        })?,
+        Ok(found) => found.queue_url.ok_or(QueueError::Incomplete { operation: "GetQueueUrl", field: "QueueUrl" })?,
         Err(_) => client
             .create_queue()
             .queue_name(name)
@@ -514,10 +472,7 @@ async fn ensure_queue(
             .await
             .map_err(sqs_error("CreateQueue"))?
             .queue_url
-            .ok_or(QueueError::Incomplete {
-                operation: "CreateQueue",
-                field: "QueueUrl",
-            })?,
+            .ok_or(QueueError::Incomplete { operation: "CreateQueue", field: "QueueUrl" })?,
     };
     client
         .set_queue_attributes()

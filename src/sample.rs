@@ -33,15 +33,9 @@ pub fn sample_messages(count: usize, bad_ratio: f64, seed: u64) -> Vec<SampleMes
         .map(|_| {
             if rng.random_bool(bad_ratio) {
                 let (shape, code) = BROKEN[rng.random_range(0..BROKEN.len())];
-                SampleMessage {
-                    body: broken_body(&mut rng, shape),
-                    expected_failure: Some(code),
-                }
+                SampleMessage { body: broken_body(&mut rng, shape), expected_failure: Some(code) }
             } else {
-                SampleMessage {
-                    body: good_login(&mut rng).to_string(),
-                    expected_failure: None,
-                }
+                SampleMessage { body: good_login(&mut rng).to_string(), expected_failure: None }
             }
         })
         .collect()
@@ -62,11 +56,7 @@ fn good_login(rng: &mut StdRng) -> serde_json::Value {
         )
     };
     // About a third of real messages carry a null locale.
-    let locale = if rng.random_bool(1.0 / 3.0) {
-        None
-    } else {
-        Some(LOCALES[rng.random_range(0..LOCALES.len())])
-    };
+    let locale = if rng.random_bool(1.0 / 3.0) { None } else { Some(LOCALES[rng.random_range(0..LOCALES.len())]) };
     json!({
         "user_id": uuid_like(rng),
         "app_version": VERSIONS[rng.random_range(0..VERSIONS.len())],
@@ -98,14 +88,7 @@ fn broken_body(rng: &mut StdRng, shape: &str) -> String {
 fn uuid_like(rng: &mut StdRng) -> String {
     let n: u128 = rng.random();
     let hex = format!("{n:032x}");
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
 }
 
 #[cfg(test)]

@@ -32,9 +32,12 @@ pub struct SecretStore {
 impl SecretStore {
     pub async fn from_env() -> SecretStore {
         let config = crate::aws::load_config(std::time::Duration::from_secs(3)).await;
-        SecretStore {
-            client: aws_sdk_secretsmanager::Client::new(&config),
-        }
+        SecretStore { client: aws_sdk_secretsmanager::Client::new(&config) }
+    }
+
+    /// A secret's text, for secrets of no special format (e.g. a vault private key).
+    pub async fn secret_text(&self, id: &str) -> Result<String, SecretError> {
+        self.secret_string(id).await
     }
 
     async fn secret_string(&self, id: &str) -> Result<String, SecretError> {
@@ -44,41 +47,29 @@ impl SecretStore {
             .secret_id(id)
             .send()
             .await
-            .map_err(|err| SecretError::Fetch {
-                id: id.to_owned(),
-                source: Box::new(err.into_service_error()),
-            })?;
-        output
-            .secret_string
-            .ok_or_else(|| SecretError::NotText { id: id.to_owned() })
+            .map_err(|err| SecretError::Fetch { id: id.to_owned(), source: Box::new(err.into_service_error()) })?;
+        output.secret_string.ok_or_else(|| SecretError::NotText { id: id.to_owned() })
     }
 
     /// Connection options from an RDS-format database secret.
     pub async fn database(&self, id: &str) -> Result<PgConnectOptions, SecretError> {
         let text = self.secret_string(id).await?;
-        parse_database_secret(&text).map_err(|problem| SecretError::Malformed {
-            id: id.to_owned(),
-            problem,
-        })
+        parse_database_secret(&text).map_err(|problem| SecretError::Malformed { id: id.to_owned(), problem })
     }
 
     /// The masking key from a secret holding its hex text.
     pub async fn masking_key(&self, id: &str) -> Result<MaskingKey, SecretError> {
         let text = self.secret_string(id).await?;
-        MaskingKey::from_hex(&text).map_err(|err| SecretError::Malformed {
-            id: id.to_owned(),
-            problem: err.to_string(),
-        })
+        MaskingKey::from_hex(&text)
+            .map_err(|err| SecretError::Malformed { id: id.to_owned(), problem: err.to_string() })
     }
 }
 
 impl SecretStore {
     /// Writes `value` as the secret's current version, creating the secret if needed.
     pub async fn put(&self, id: &str, value: &str) -> Result<(), SecretError> {
-        let fetch_error = |err: Box<dyn std::error::Error + Send + Sync>| SecretError::Fetch {
-            id: id.to_owned(),
-            source: err,
-        };
+        let fetch_error =
+            |err: Box<dyn std::error::Error + Send + Sync>| SecretError::Fetch { id: id.to_owned(), source: err };
         let exists = self.client.describe_secret().secret_id(id).send().await.is_ok();
         if exists {
             self.client
@@ -109,10 +100,8 @@ impl SecretStore {
         }
         let key_hex = match key_hex {
             Some(hex) => {
-                MaskingKey::from_hex(hex).map_err(|err| SecretError::Malformed {
-                    id: id.to_owned(),
-                    problem: err.to_string(),
-                })?;
+                MaskingKey::from_hex(hex)
+                    .map_err(|err| SecretError::Malformed { id: id.to_owned(), problem: err.to_string() })?;
                 hex.trim().to_owned()
             }
             None => hex::encode(rand::random::<[u8; 32]>()),
@@ -125,11 +114,7 @@ impl SecretStore {
 /// The RDS-format secret for a `postgres://` URL, as `login-etl-cli setup` stores it.
 pub fn database_secret_json(url: &str) -> Result<String, String> {
     let url = url::Url::parse(url).map_err(|_| "not a postgres:// URL".to_string())?;
-    let decode = |text: &str| {
-        percent_encoding::percent_decode_str(text)
-            .decode_utf8_lossy()
-            .into_owned()
-    };
+    let decode = |text: &str| percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned();
     let dbname = url.path().trim_start_matches('/');
     Ok(serde_json::json!({
         "engine": "postgres",
@@ -166,23 +151,14 @@ pub fn parse_database_secret(text: &str) -> Result<PgConnectOptions, String> {
     let host = required(secret.host, "host")?;
     let port = match secret.port {
         None | Some(serde_json::Value::Null) => 5432,
-        Some(serde_json::Value::Number(n)) => n
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or("`port` is out of range")?,
+        Some(serde_json::Value::Number(n)) => {
+            n.as_u64().and_then(|p| u16::try_from(p).ok()).ok_or("`port` is out of range")?
+        }
         Some(serde_json::Value::String(s)) => s.parse::<u16>().map_err(|_| "`port` is not a port number")?,
         Some(_) => return Err("`port` must be a number".into()),
     };
-    let dbname = secret
-        .dbname
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| "postgres".into());
-    Ok(PgConnectOptions::new()
-        .host(&host)
-        .port(port)
-        .username(&username)
-        .password(&password)
-        .database(&dbname))
+    let dbname = secret.dbname.filter(|d| !d.is_empty()).unwrap_or_else(|| "postgres".into());
+    Ok(PgConnectOptions::new().host(&host).port(port).username(&username).password(&password).database(&dbname))
 }
 
 #[cfg(test)]
@@ -195,10 +171,7 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&json).expect("json");
         assert_eq!(value["password"], "p@s+s");
         let options = parse_database_secret(&json).expect("round trip");
-        assert_eq!(
-            (options.get_host(), options.get_port(), options.get_username()),
-            ("db.internal", 6432, "loader")
-        );
+        assert_eq!((options.get_host(), options.get_port(), options.get_username()), ("db.internal", 6432, "loader"));
         assert_eq!(options.get_database(), Some("logins"));
     }
 
@@ -230,14 +203,8 @@ mod tests {
             ("hunter2", "not a JSON object in the RDS secret format"),
             (r#"{"username":"u","host":"h","password":""}"#, "`password` is missing"),
             (r#"{"password":"hunter2","host":"h"}"#, "`username` is missing"),
-            (
-                r#"{"username":"u","password":"hunter2","host":"h","port":70000}"#,
-                "`port` is out of range",
-            ),
-            (
-                r#"{"username":"u","password":"hunter2","host":"h","port":"x"}"#,
-                "`port` is not a port number",
-            ),
+            (r#"{"username":"u","password":"hunter2","host":"h","port":70000}"#, "`port` is out of range"),
+            (r#"{"username":"u","password":"hunter2","host":"h","port":"x"}"#, "`port` is not a port number"),
         ];
         for (text, problem) in cases {
             assert_eq!(parse_database_secret(text).err().as_deref(), Some(problem), "{text}");

@@ -24,10 +24,7 @@ pub enum StartupError {
 pub async fn build_handler(config: &Config) -> Result<Handler, StartupError> {
     // Built on first use, once, and only when a secret is configured.
     let secrets = OnceCell::new();
-    let (options, key) = tokio::try_join!(
-        database_options(&config.database, &secrets),
-        masking_key(config, &secrets)
-    )?;
+    let (options, key) = tokio::try_join!(database_options(&config.database, &secrets), masking_key(config, &secrets))?;
     let masker = match (config.masking_mode, key) {
         (MaskingMode::Hmac, Some(key)) => {
             tracing::info!(masking = %MaskingMode::Hmac, key_fingerprint = %key.fingerprint(), "masking configured");
@@ -45,7 +42,10 @@ pub async fn build_handler(config: &Config) -> Result<Handler, StartupError> {
         (DatabaseSource::Secret(id), Some(secrets)) => Some(DbSecret::new(secrets, id.clone(), config.pool.clone())),
         _ => None,
     };
-    Ok(Handler::new(masker, store).with_db_secret(db_secret))
+    if let Some(key) = &config.vault_public_key {
+        tracing::info!(vault_key_id = %key.key_id(), "PII vault on: originals are sealed to the vault public key");
+    }
+    Ok(Handler::new(masker, store).with_db_secret(db_secret).with_vault(config.vault_public_key.clone()))
 }
 
 /// A store for commands that only need the database (migrations, the CLI's reports).
@@ -70,9 +70,9 @@ async fn masking_key(config: &Config, secrets: &OnceCell<SecretStore>) -> Result
     }
     match &config.masking_key {
         Some(MaskingKeySource::Inline(key)) => Ok(Some(key.clone())),
-        Some(MaskingKeySource::Secret(id)) => Ok(Some(
-            secrets.get_or_init(SecretStore::from_env).await.masking_key(id).await?,
-        )),
+        Some(MaskingKeySource::Secret(id)) => {
+            Ok(Some(secrets.get_or_init(SecretStore::from_env).await.masking_key(id).await?))
+        }
         None => Ok(None),
     }
 }

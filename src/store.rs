@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::batch::LoginRows;
+use crate::batch::{LoginRows, VaultRows};
 use crate::mask::MaskingMode;
 
 /// How the pool behaves. The defaults suit a Lambda instance, which runs one invocation at a
@@ -88,18 +88,22 @@ impl Store {
     /// Applies `migrations/` (embedded at build time). Safe to run concurrently: sqlx takes an
     /// advisory lock.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations")
-            .run(&self.pool)
-            .await
-            .map_err(StoreError::Migrate)
+        sqlx::migrate!("./migrations").run(&self.pool).await.map_err(StoreError::Migrate)
     }
 
     /// Inserts a batch in one statement (so one implicit transaction and one round trip,
     /// whatever the batch size) and returns how many rows were new. Rows whose `message_id`
     /// already exists are skipped: a redelivered message never makes a second row.
+    ///
+    /// `ON CONFLICT DO NOTHING` names no conflict target on purpose: a target needs SELECT on
+    /// its columns, and the loader role has INSERT only. The table's only unique keys are
+    /// `message_id` and the generated `id`, so the effect is the same.
     pub async fn insert(&self, rows: &LoginRows, masking_mode: MaskingMode) -> Result<u64, StoreError> {
         if rows.is_empty() {
             return Ok(0);
+        }
+        if let Some(vault) = &rows.vault {
+            return self.insert_with_vault(rows, vault, masking_mode).await;
         }
         let result = sqlx::query!(
             r#"
@@ -111,7 +115,7 @@ impl Store {
                         $6::text[], $7::text[], $8::timestamptz[], $9::date[])
                  AS batch(message_id, user_id, device_type, masked_ip, masked_device_id,
                           locale, app_version, sent_at, create_date)
-            ON CONFLICT (message_id) DO NOTHING
+            ON CONFLICT DO NOTHING
             "#,
             &rows.message_id,
             &rows.user_id,
@@ -170,17 +174,124 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::Query)?;
-        Ok(TableSummary {
-            total_rows: counts.total,
-            rows_last_hour: counts.last_hour,
-            latest,
-        })
+        Ok(TableSummary { total_rows: counts.total, rows_last_hour: counts.last_hour, latest })
+    }
+}
+
+impl Store {
+    /// The insert with the vault: the sealed originals and the rows go in one statement (so one
+    /// transaction): a row never exists without its recoverable original, and a failed batch
+    /// leaves nothing in the vault. Vault rows already present are kept as they are.
+    async fn insert_with_vault(
+        &self,
+        rows: &LoginRows,
+        vault: &VaultRows,
+        masking_mode: MaskingMode,
+    ) -> Result<u64, StoreError> {
+        let result = sqlx::query!(
+            r#"
+            WITH sealed AS (
+                INSERT INTO pii_vault.sealed_values (field, masked_value, sealed, key_id)
+                SELECT field, masked_value, sealed, $14
+                FROM UNNEST($11::text[], $12::text[], $13::bytea[]) AS v(field, masked_value, sealed)
+                ON CONFLICT DO NOTHING
+            )
+            INSERT INTO user_logins (message_id, user_id, device_type, masked_ip, masked_device_id,
+                                     locale, app_version, sent_at, create_date, masking_scheme)
+            SELECT message_id, user_id, device_type, masked_ip, masked_device_id,
+                   locale, app_version, sent_at, create_date, $10
+            FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                        $6::text[], $7::text[], $8::timestamptz[], $9::date[])
+                 AS batch(message_id, user_id, device_type, masked_ip, masked_device_id,
+                          locale, app_version, sent_at, create_date)
+            ON CONFLICT DO NOTHING
+            "#,
+            &rows.message_id,
+            &rows.user_id,
+            &rows.device_type as &[Option<String>],
+            &rows.masked_ip as &[Option<String>],
+            &rows.masked_device_id as &[Option<String>],
+            &rows.locale as &[Option<String>],
+            &rows.app_version as &[Option<String>],
+            &rows.sent_at,
+            &rows.create_date,
+            masking_mode.name(),
+            &vault.field,
+            &vault.masked_value,
+            &vault.sealed,
+            &vault.key_id,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Insert)?;
+        Ok(result.rows_affected())
+    }
+}
+
+/// A vault row as the recovery role reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub field: String,
+    pub masked_value: String,
+    pub sealed: Vec<u8>,
+    pub key_id: String,
+}
+
+/// What to recover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaultLookup {
+    MaskedIp(String),
+    MaskedDeviceId(String),
+    /// Every ip and device id the user logged in with.
+    UserId(String),
+}
+
+impl Store {
+    /// Reads sealed originals from the vault. Needs the `login_etl_recovery` role's SELECT;
+    /// the loader role gets "permission denied".
+    pub async fn sealed_values(&self, lookup: &VaultLookup) -> Result<Vec<SealedValue>, StoreError> {
+        let query = match lookup {
+            VaultLookup::MaskedIp(masked) => {
+                sqlx::query_as!(
+                    SealedValue,
+                    "SELECT field, masked_value, sealed, key_id FROM pii_vault.sealed_values
+                 WHERE field = 'ip' AND masked_value = $1",
+                    masked
+                )
+                .fetch_all(&self.pool)
+                .await
+            }
+            VaultLookup::MaskedDeviceId(masked) => {
+                sqlx::query_as!(
+                    SealedValue,
+                    "SELECT field, masked_value, sealed, key_id FROM pii_vault.sealed_values
+                 WHERE field = 'device_id' AND masked_value = $1",
+                    masked
+                )
+                .fetch_all(&self.pool)
+                .await
+            }
+            VaultLookup::UserId(user_id) => {
+                sqlx::query_as!(
+                    SealedValue,
+                    "SELECT v.field, v.masked_value, v.sealed, v.key_id
+                 FROM pii_vault.sealed_values v
+                 JOIN (SELECT 'ip' AS field, masked_ip AS masked_value FROM user_logins WHERE user_id = $1
+                       UNION
+                       SELECT 'device_id', masked_device_id FROM user_logins WHERE user_id = $1) AS used
+                   USING (field, masked_value)
+                 ORDER BY v.field, v.masked_value",
+                    user_id
+                )
+                .fetch_all(&self.pool)
+                .await
+            }
+        };
+        query.map_err(StoreError::Query)
     }
 }
 
 fn with_session_settings(options: PgConnectOptions, settings: &PoolSettings) -> PgConnectOptions {
     let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
-    options
-        .application_name("login-etl")
-        .options([("statement_timeout", statement_timeout.as_str())])
+    options.application_name("login-etl").options([("statement_timeout", statement_timeout.as_str())])
 }

@@ -8,8 +8,10 @@ use anyhow::Context;
 use aws_lambda_events::sqs::SqsEvent;
 use clap::{Parser, Subcommand};
 use login_etl::config::{Config, DatabaseSource};
+use login_etl::mask::MaskedField;
 use login_etl::queue::{self, DrainEnd, DrainOptions, DrainReport, Queue};
-use login_etl::store::PoolSettings;
+use login_etl::store::{PoolSettings, VaultLookup};
+use login_etl::vault::VaultSecretKey;
 use login_etl::{aws, lambda, sample, startup, telemetry};
 use sqlx::migrate::MigrateDatabase;
 
@@ -42,6 +44,15 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         limit: i64,
     },
+    /// Make a PII-vault key pair: the private key goes to a new file (mode 0600), the public
+    /// key (for VAULT_PUBLIC_KEY) is printed.
+    Keygen {
+        #[arg(long)]
+        private_key_file: PathBuf,
+    },
+    /// Recover original ip / device_id values from the PII vault with the private key.
+    /// Needs a database user with the login_etl_recovery role.
+    Recover(RecoverArgs),
     /// Run the handler once on an SQS event JSON file and print the SQSBatchResponse.
     Invoke {
         /// An SqsEvent as Lambda delivers it, e.g. events/batch.json.
@@ -66,6 +77,24 @@ struct SetupArgs {
     /// existing key is never replaced: that would silently change every masked value.
     #[arg(long, default_value = "login-etl/masking-key")]
     masking_key_secret_id: String,
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true)))]
+#[command(group(clap::ArgGroup::new("key").required(true)))]
+struct RecoverArgs {
+    #[arg(long, group = "what")]
+    masked_ip: Option<String>,
+    #[arg(long, group = "what")]
+    masked_device_id: Option<String>,
+    #[arg(long, group = "what")]
+    user_id: Option<String>,
+    /// File holding the private key (hex), as written by `keygen`.
+    #[arg(long, group = "key")]
+    private_key_file: Option<PathBuf>,
+    /// Secrets Manager secret holding the private key (hex).
+    #[arg(long, group = "key")]
+    private_key_secret_id: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -110,6 +139,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Drain(args) => drain(args).await,
         Command::Depth { queue_url } => depth(&queue_url).await,
         Command::Report { limit } => report(limit).await,
+        Command::Keygen { private_key_file } => keygen(&private_key_file),
+        Command::Recover(args) => recover(args).await,
         Command::Invoke { file } => invoke(&file).await,
     }
 }
@@ -121,13 +152,9 @@ async fn sqs_client() -> aws_sdk_sqs::Client {
 async fn migrate() -> anyhow::Result<()> {
     let database = DatabaseSource::from_env()?;
     if let DatabaseSource::Url(url) = &database
-        && !sqlx::Postgres::database_exists(url)
-            .await
-            .context("checking whether the database exists")?
+        && !sqlx::Postgres::database_exists(url).await.context("checking whether the database exists")?
     {
-        sqlx::Postgres::create_database(url)
-            .await
-            .context("creating the database")?;
+        sqlx::Postgres::create_database(url).await.context("creating the database")?;
         eprintln!("created the database");
     }
     let store = startup::connect_store(&database, &PoolSettings::default()).await?;
@@ -151,9 +178,7 @@ async fn setup(args: SetupArgs) -> anyhow::Result<()> {
         println!("secret     {} (from DATABASE_URL)", args.db_secret_id);
     }
     let key_hex = std::env::var("MASKING_KEY").ok().filter(|k| !k.trim().is_empty());
-    let created = secrets
-        .create_masking_key_if_absent(&args.masking_key_secret_id, key_hex.as_deref())
-        .await?;
+    let created = secrets.create_masking_key_if_absent(&args.masking_key_secret_id, key_hex.as_deref()).await?;
     println!(
         "secret     {} ({})",
         args.masking_key_secret_id,
@@ -227,20 +252,10 @@ fn print_drain_report(queue: &Queue, report: &DrainReport) {
         ),
         DrainEnd::Interrupted => "interrupted".to_string(),
     };
-    println!(
-        "drained {} in {:.1} s: {end}",
-        queue.url(),
-        report.elapsed.as_secs_f64()
-    );
-    println!(
-        "  received    {:>8}  (deliveries, redeliveries of failures included)",
-        report.received
-    );
+    println!("drained {} in {:.1} s: {end}", queue.url(), report.elapsed.as_secs_f64());
+    println!("  received    {:>8}  (deliveries, redeliveries of failures included)", report.received);
     println!("  inserted    {:>8}", report.inserted);
-    println!(
-        "  duplicates  {:>8}  (already loaded, deleted without a second row)",
-        report.duplicates
-    );
+    println!("  duplicates  {:>8}  (already loaded, deleted without a second row)", report.duplicates);
     println!("  deleted     {:>8}", report.deleted);
     let failed: u64 = report.failed_by_reason.values().sum();
     println!("  failed      {failed:>8}  (left to the visibility timeout and the queue's redrive)");
@@ -253,13 +268,7 @@ fn print_drain_report(queue: &Queue, report: &DrainReport) {
 async fn depth(queue_url: &str) -> anyhow::Result<()> {
     let queue = Queue::open(sqs_client().await, queue_url).await?;
     let depth = queue.depth().await?;
-    println!(
-        "{} visible={} in_flight={} delayed={}",
-        queue.url(),
-        depth.visible,
-        depth.in_flight,
-        depth.delayed
-    );
+    println!("{} visible={} in_flight={} delayed={}", queue.url(), depth.visible, depth.in_flight, depth.delayed);
     Ok(())
 }
 
@@ -269,9 +278,7 @@ async fn invoke(file: &PathBuf) -> anyhow::Result<()> {
         serde_json::from_str(&text).with_context(|| format!("{} is not an SQS event", file.display()))?;
     let config = Config::from_env()?;
     let handler = startup::build_handler(&config).await?;
-    let response = lambda::handle_event(&handler, event)
-        .await
-        .map_err(|err| anyhow::anyhow!(err))?;
+    let response = lambda::handle_event(&handler, event).await.map_err(|err| anyhow::anyhow!(err))?;
     println!("{}", serde_json::to_string_pretty(&response)?);
     Ok(())
 }
@@ -280,19 +287,14 @@ async fn report(limit: i64) -> anyhow::Result<()> {
     let database = DatabaseSource::from_env()?;
     let store = startup::connect_store(&database, &PoolSettings::default()).await?;
     let summary = store.summary(limit).await?;
-    println!(
-        "user_logins: {} rows ({} loaded in the last hour)",
-        summary.total_rows, summary.rows_last_hour
-    );
+    println!("user_logins: {} rows ({} loaded in the last hour)", summary.total_rows, summary.rows_last_hour);
     println!(
         "{:<36}  {:<12}  {:<6}  {:<8}  {:<16}  {:<16}  create_date",
         "user_id", "device_type", "locale", "version", "masked_ip", "masked_device_id"
     );
     for row in summary.latest {
-        let short = |v: Option<String>| {
-            v.map(|h| format!("{}…", &h[..h.len().min(14)]))
-                .unwrap_or_else(|| "NULL".into())
-        };
+        let short =
+            |v: Option<String>| v.map(|h| format!("{}…", &h[..h.len().min(14)])).unwrap_or_else(|| "NULL".into());
         println!(
             "{:<36}  {:<12}  {:<6}  {:<8}  {:<16}  {:<16}  {}",
             row.user_id.unwrap_or_default(),
@@ -303,6 +305,54 @@ async fn report(limit: i64) -> anyhow::Result<()> {
             short(row.masked_device_id),
             row.create_date.map(|d| d.to_string()).unwrap_or_default()
         );
+    }
+    Ok(())
+}
+
+fn keygen(private_key_file: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let secret = VaultSecretKey::generate(&mut crypto_box::aead::OsRng);
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(private_key_file).with_context(
+            || format!("creating {} (an existing key file is never overwritten)", private_key_file.display()),
+        )?;
+    writeln!(file, "{}", secret.to_hex())?;
+    let public = secret.public_key();
+    eprintln!("private key written to {} (key id {})", private_key_file.display(), public.key_id());
+    eprintln!("give the function the public key below as VAULT_PUBLIC_KEY:");
+    println!("{}", public.to_hex());
+    Ok(())
+}
+
+async fn recover(args: RecoverArgs) -> anyhow::Result<()> {
+    let secret_hex = match (&args.private_key_file, &args.private_key_secret_id) {
+        (Some(path), _) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        (None, Some(id)) => login_etl::secrets::SecretStore::from_env().await.secret_text(id).await?,
+        (None, None) => anyhow::bail!("give --private-key-file or --private-key-secret-id"),
+    };
+    let secret = VaultSecretKey::from_hex(&secret_hex).context("the private key")?;
+    let lookup = match (args.masked_ip, args.masked_device_id, args.user_id) {
+        (Some(masked), _, _) => VaultLookup::MaskedIp(masked),
+        (_, Some(masked), _) => VaultLookup::MaskedDeviceId(masked),
+        (_, _, Some(user)) => VaultLookup::UserId(user),
+        _ => anyhow::bail!("give --masked-ip, --masked-device-id or --user-id"),
+    };
+    let database = DatabaseSource::from_env()?;
+    let store = startup::connect_store(&database, &PoolSettings::default()).await?;
+    let values = store.sealed_values(&lookup).await?;
+    if values.is_empty() {
+        anyhow::bail!("nothing in the vault for {lookup:?}");
+    }
+    for value in values {
+        let field = match value.field.as_str() {
+            "ip" => MaskedField::Ip,
+            _ => MaskedField::DeviceId,
+        };
+        let original = secret.open(field, &value.masked_value, &value.sealed).with_context(|| {
+            format!("opening the {} value {} (sealed to key id {})", value.field, value.masked_value, value.key_id)
+        })?;
+        println!("{:<9}  {}  {}", value.field, value.masked_value, original);
     }
     Ok(())
 }

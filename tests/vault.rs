@@ -1,0 +1,216 @@
+//! The PII vault against the real PostgreSQL: round trip, privileges, deduplication,
+//! atomicity with the batch, and the CLI's recover/keygen.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use crypto_box::aead::OsRng;
+use login_etl::handler::Handler;
+use login_etl::mask::MaskedField;
+use login_etl::store::{Store, VaultLookup};
+use login_etl::vault::{VaultError, VaultSecretKey};
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+
+fn vault_handler(options: PgConnectOptions, secret: &VaultSecretKey) -> Handler {
+    handler_with_options(options).with_vault(Some(secret.public_key()))
+}
+
+async fn vault_rows(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM pii_vault.sealed_values").fetch_one(pool).await.expect("count")
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn originals_round_trip_through_the_handler(pool: PgPool) {
+    let secret = VaultSecretKey::generate(&mut OsRng);
+    let handler = vault_handler((*pool.connect_options()).clone(), &secret);
+    let outcome = handler
+        .handle(&[
+            record("m1", &login_body("alice", "199.172.111.135", "593-47-5928")),
+            record("m2", &login_body("alice", "2001:DB8::1", "593-47-5928")),
+            record("m3", &login_body("bob", "10.0.0.9", "111-22-3333")),
+        ])
+        .await
+        .expect("handled");
+    assert_eq!(outcome.inserted, 3);
+
+    let store = handler.store();
+    let masked_ip = masker().mask(MaskedField::Ip, "199.172.111.135");
+    let found = store.sealed_values(&VaultLookup::MaskedIp(masked_ip.clone())).await.expect("lookup");
+    assert_eq!(found.len(), 1);
+    assert_eq!(secret.open(MaskedField::Ip, &masked_ip, &found[0].sealed), Ok("199.172.111.135".into()));
+    assert_eq!(found[0].key_id, secret.public_key().key_id());
+
+    let alice = store.sealed_values(&VaultLookup::UserId("alice".into())).await.expect("lookup");
+    let mut originals: Vec<String> = alice
+        .iter()
+        .map(|v| {
+            let field = if v.field == "ip" { MaskedField::Ip } else { MaskedField::DeviceId };
+            secret.open(field, &v.masked_value, &v.sealed).expect("opens")
+        })
+        .collect();
+    originals.sort();
+    // The IPv6 address comes back in its canonical form, the one that was masked.
+    assert_eq!(originals, ["199.172.111.135", "2001:db8::1", "593-47-5928"]);
+
+    // The vault holds no plaintext.
+    let dump: String = sqlx::query_scalar("SELECT string_agg(t::text, ' ') FROM pii_vault.sealed_values t")
+        .fetch_one(&pool)
+        .await
+        .expect("dump");
+    assert!(!dump.contains("199.172.111.135") && !dump.contains("593-47-5928"));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_wrong_private_key_fails_cleanly(pool: PgPool) {
+    let secret = VaultSecretKey::generate(&mut OsRng);
+    let handler = vault_handler((*pool.connect_options()).clone(), &secret);
+    handler.handle(&[record("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    let masked = masker().mask(MaskedField::Ip, "10.0.0.1");
+    let found = handler.store().sealed_values(&VaultLookup::MaskedIp(masked.clone())).await.expect("lookup");
+    let wrong = VaultSecretKey::generate(&mut OsRng);
+    assert_eq!(wrong.open(MaskedField::Ip, &masked, &found[0].sealed), Err(VaultError::WrongKeyOrTampered));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn each_distinct_value_is_stored_once(pool: PgPool) {
+    let secret = VaultSecretKey::generate(&mut OsRng);
+    let handler = vault_handler((*pool.connect_options()).clone(), &secret);
+    let same = login_body("u", "10.0.0.1", "dev-1");
+    handler.handle(&[record("a", &same), record("b", &same)]).await.expect("first");
+    assert_eq!(vault_rows(&pool).await, 2, "one ip + one device id");
+    // Later batches with the same values add logins but no vault rows.
+    let outcome = handler.handle(&[record("c", &same), record("d", &login_body("v", "10.0.0.1", "dev-2"))]).await;
+    assert_eq!(outcome.expect("second").inserted, 2);
+    assert_eq!(vault_rows(&pool).await, 3);
+    assert_eq!(row_count(&pool).await, 4);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_rolled_back_batch_leaves_nothing_in_the_vault(pool: PgPool) {
+    sqlx::raw_sql(
+        "CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.user_id = 'poison' THEN RAISE EXCEPTION 'rejected by test trigger'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER reject_poison BEFORE INSERT ON user_logins FOR EACH ROW EXECUTE FUNCTION reject_poison();",
+    )
+    .execute(&pool)
+    .await
+    .expect("trigger");
+    let secret = VaultSecretKey::generate(&mut OsRng);
+    let handler = vault_handler((*pool.connect_options()).clone(), &secret);
+    let outcome = handler
+        .handle(&[
+            record("ok", &login_body("u", "10.0.0.1", "d-1")),
+            record("bad", &login_body("poison", "10.0.0.2", "d-2")),
+        ])
+        .await
+        .expect("handled");
+    assert_eq!(outcome.failed.len(), 2);
+    assert_eq!(vault_rows(&pool).await, 0);
+    assert_eq!(row_count(&pool).await, 0);
+}
+
+/// A login role in the loader group, dropped when the test ends.
+struct LoaderRole {
+    name: String,
+    admin: PgPool,
+}
+
+impl LoaderRole {
+    async fn create(admin: &PgPool) -> LoaderRole {
+        let name = unique_name("loader").replace('-', "_");
+        sqlx::raw_sql(&format!("CREATE ROLE {name} LOGIN IN ROLE login_etl_loader"))
+            .execute(admin)
+            .await
+            .expect("role");
+        LoaderRole { name, admin: admin.clone() }
+    }
+
+    async fn drop_role(self) {
+        sqlx::raw_sql(&format!("DROP ROLE {}", self.name)).execute(&self.admin).await.expect("drop role");
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_loader_role_can_write_but_never_read_back(pool: PgPool) {
+    let role = LoaderRole::create(&pool).await;
+    let loader_options = (*pool.connect_options()).clone().username(&role.name);
+    let secret = VaultSecretKey::generate(&mut OsRng);
+
+    // The function's privileges are enough to load, with the vault, including redeliveries.
+    let handler = vault_handler(loader_options.clone(), &secret);
+    let first = handler.handle(&[record("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    assert_eq!(first.inserted, 1, "{:?}", first.failures_by_reason());
+    let again = handler.handle(&[record("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    assert_eq!((again.inserted, again.duplicates), (0, 1));
+    assert_eq!(vault_rows(&pool).await, 2);
+
+    // But it cannot read the vault (nor the logins) back.
+    let as_loader = Store::connect_lazy(loader_options, &fast_pool_settings());
+    let masked = masker().mask(MaskedField::Ip, "10.0.0.1");
+    let denied = as_loader.sealed_values(&VaultLookup::MaskedIp(masked)).await.expect_err("must be denied");
+    let db_error = std::error::Error::source(&denied)
+        .and_then(|e| e.downcast_ref::<sqlx::Error>())
+        .and_then(|e| e.as_database_error())
+        .map(|e| e.code().map(|c| c.to_string()));
+    assert_eq!(db_error, Some(Some("42501".to_string())), "insufficient_privilege: {denied:?}");
+    let read_logins = sqlx::query("SELECT * FROM user_logins").fetch_all(as_loader.pool()).await;
+    assert!(read_logins.is_err());
+
+    drop(handler);
+    as_loader.pool().close().await;
+    role.drop_role().await;
+}
+
+fn cli(pool: &PgPool) -> Command {
+    let options = pool.connect_options();
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("postgres")
+    );
+    let mut command = Command::new(env!("CARGO_BIN_EXE_login-etl-cli"));
+    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("DATABASE_URL", url);
+    command
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_cli_recovers_with_the_right_key_and_refuses_the_wrong_one(pool: PgPool) {
+    let dir = std::env::temp_dir().join(unique_name("vault-keys"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key_file = dir.join("vault.key");
+    let keygen = cli(&pool).args(["keygen", "--private-key-file"]).arg(&key_file).output().expect("keygen");
+    assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
+    let public_hex = String::from_utf8(keygen.stdout).expect("utf8").trim().to_string();
+    // keygen never overwrites a key.
+    let again = cli(&pool).args(["keygen", "--private-key-file"]).arg(&key_file).output().expect("keygen");
+    assert!(!again.status.success());
+
+    let secret = VaultSecretKey::from_hex(&std::fs::read_to_string(&key_file).expect("key")).expect("hex");
+    assert_eq!(secret.public_key().to_hex(), public_hex);
+    let handler = vault_handler((*pool.connect_options()).clone(), &secret);
+    handler.handle(&[record("m1", &login_body("carol", "203.0.113.7", "777-88-9999"))]).await.expect("handled");
+
+    let recovered = cli(&pool).args(["recover", "--user-id", "carol", "--private-key-file"]).arg(&key_file).output();
+    let recovered = recovered.expect("recover");
+    let stdout = String::from_utf8_lossy(&recovered.stdout);
+    assert!(recovered.status.success(), "{}", String::from_utf8_lossy(&recovered.stderr));
+    assert!(stdout.contains("203.0.113.7") && stdout.contains("777-88-9999"), "{stdout}");
+
+    let wrong_file = dir.join("wrong.key");
+    std::fs::write(&wrong_file, VaultSecretKey::generate(&mut OsRng).to_hex()).expect("write");
+    let refused = cli(&pool).args(["recover", "--user-id", "carol", "--private-key-file"]).arg(&wrong_file).output();
+    let refused = refused.expect("recover");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("cannot be opened with this private key"), "{stderr}");
+    assert!(!stderr.contains("203.0.113.7"));
+
+    let no_key = cli(&pool).args(["recover", "--user-id", "carol"]).output().expect("recover");
+    assert!(!no_key.status.success(), "a key is required");
+    std::fs::remove_dir_all(&dir).ok();
+}
