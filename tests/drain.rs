@@ -15,12 +15,7 @@ const VISIBILITY_SECONDS: u32 = 1;
 const MAX_RECEIVE_COUNT: u32 = 2;
 
 fn options(concurrency: usize) -> DrainOptions {
-    DrainOptions {
-        concurrency,
-        wait_seconds: 1,
-        follow: false,
-        progress: false,
-    }
+    DrainOptions { concurrency, wait_seconds: 1, follow: false, progress: false }
 }
 
 async fn queue_pair(client: &aws_sdk_sqs::Client, prefix: &str) -> (Queue, Queue) {
@@ -28,10 +23,7 @@ async fn queue_pair(client: &aws_sdk_sqs::Client, prefix: &str) -> (Queue, Queue
         queue::ensure_queue_with_dlq(client, &unique_name(prefix), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT)
             .await
             .expect("queues");
-    (
-        Queue::open(client.clone(), &url).await.expect("queue"),
-        Queue::open(client.clone(), &dlq_url).await.expect("dlq"),
-    )
+    (Queue::open(client.clone(), &url).await.expect("queue"), Queue::open(client.clone(), &dlq_url).await.expect("dlq"))
 }
 
 /// Every message id in a queue, read with receive and deleted so nothing is counted twice.
@@ -101,10 +93,7 @@ async fn a_mixed_queue_drains_to_exact_accounting(pool: PgPool) {
 async fn a_runner_killed_between_insert_and_delete_makes_no_duplicate(pool: PgPool) {
     let client = sqs().await;
     let (queue, _dlq) = queue_pair(&client, "crash").await;
-    let bodies: Vec<String> = sample::sample_messages(25, 0.0, 3)
-        .into_iter()
-        .map(|m| m.body)
-        .collect();
+    let bodies: Vec<String> = sample::sample_messages(25, 0.0, 3).into_iter().map(|m| m.body).collect();
     queue.send(&bodies).await.expect("send");
     let handler = handler_for(&pool);
 
@@ -119,11 +108,7 @@ async fn a_runner_killed_between_insert_and_delete_makes_no_duplicate(pool: PgPo
     // A second runner drains everything, the redelivered batch included.
     let report = queue::drain(&queue, &handler, &options(1)).await.expect("drain");
     assert_eq!(report.end, DrainEnd::Empty);
-    assert_eq!(
-        report.duplicates as usize,
-        records.len(),
-        "the redelivered batch is recognised"
-    );
+    assert_eq!(report.duplicates as usize, records.len(), "the redelivered batch is recognised");
     assert_eq!(row_count(&pool).await, 25, "one row per message, none twice");
 }
 
@@ -138,9 +123,7 @@ async fn four_pollers_give_the_same_result_as_one(pool: PgPool) {
     for concurrency in [1, 4] {
         let (queue, dlq) = queue_pair(&client, &format!("k{concurrency}")).await;
         let sent: HashSet<String> = queue.send(&bodies).await.expect("send").into_iter().collect();
-        let report = queue::drain(&queue, &handler, &options(concurrency))
-            .await
-            .expect("drain");
+        let report = queue::drain(&queue, &handler, &options(concurrency)).await.expect("drain");
         assert_eq!(report.end, DrainEnd::Empty);
         let loaded: HashSet<String> = loaded_ids(&pool).await.intersection(&sent).cloned().collect();
         let dead = take_all_ids(&dlq).await;
@@ -157,13 +140,7 @@ async fn four_pollers_give_the_same_result_as_one(pool: PgPool) {
             users.sort();
             users
         };
-        results.push((
-            report.inserted,
-            report.duplicates,
-            report.failed_by_reason.clone(),
-            dead.len(),
-            user_ids,
-        ));
+        results.push((report.inserted, report.duplicates, report.failed_by_reason.clone(), dead.len(), user_ids));
     }
     assert_eq!(results[0], results[1]);
 }
@@ -183,17 +160,11 @@ async fn without_a_redrive_policy_the_drain_stops_when_only_failures_are_left(po
     let queue = Queue::open(client.clone(), &url).await.expect("queue");
     assert!(!queue.has_redrive_policy());
     queue
-        .send(&[
-            login_body("u-1", "10.0.0.1", "d"),
-            "garbage".to_string(),
-            login_body("u-2", "10.0.0.2", "d"),
-        ])
+        .send(&[login_body("u-1", "10.0.0.1", "d"), "garbage".to_string(), login_body("u-2", "10.0.0.2", "d")])
         .await
         .expect("send");
 
-    let report = queue::drain(&queue, &handler_for(&pool), &options(1))
-        .await
-        .expect("drain");
+    let report = queue::drain(&queue, &handler_for(&pool), &options(1)).await.expect("drain");
     assert_eq!(report.end, DrainEnd::OnlyFailingMessagesLeft { messages: 1 });
     assert_eq!(report.inserted, 2);
     assert_eq!(row_count(&pool).await, 2);
@@ -215,24 +186,11 @@ async fn received_messages_become_the_records_lambda_would_deliver() {
     assert_eq!(record.message_id.as_deref(), Some(ids[0].as_str()));
     assert_eq!(record.body.as_deref(), Some(body.as_str()));
     assert!(record.receipt_handle.as_deref().is_some_and(|h| !h.is_empty()));
-    assert_eq!(
-        record.md5_of_body.as_deref(),
-        Some(format!("{:x}", md5_of(&body)).as_str())
-    );
-    assert_eq!(
-        record.attributes.get("ApproximateReceiveCount").map(String::as_str),
-        Some("1")
-    );
-    let sent_millis: i64 = record
-        .attributes
-        .get("SentTimestamp")
-        .expect("SentTimestamp")
-        .parse()
-        .expect("millis");
-    let now_millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
+    assert_eq!(record.md5_of_body.as_deref(), Some(format!("{:x}", md5_of(&body)).as_str()));
+    assert_eq!(record.attributes.get("ApproximateReceiveCount").map(String::as_str), Some("1"));
+    let sent_millis: i64 = record.attributes.get("SentTimestamp").expect("SentTimestamp").parse().expect("millis");
+    let now_millis =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
     assert!((now_millis - sent_millis).abs() < 60_000);
     assert_eq!(record.event_source.as_deref(), Some("aws:sqs"));
     assert_eq!(record.event_source_arn.as_deref(), Some(queue.arn()));

@@ -10,11 +10,7 @@ use login_etl::mask::MaskedField;
 use sqlx::{PgPool, Row};
 
 fn failure_ids(response: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> {
-    let mut ids: Vec<_> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
+    let mut ids: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     ids.sort();
     ids
 }
@@ -31,10 +27,7 @@ async fn mixed_batch_loads_the_good_and_names_the_bad(pool: PgPool) {
             r#"{"user_id":"u-2","app_version":null,"device_type":null,"ip":null,"locale":null,"device_id":null}"#,
         ),
         record("oversize", &oversize_locale),
-        record(
-            "injection",
-            &login_body("x'); DROP TABLE user_logins; --", "10.0.0.1", "d'--"),
-        ),
+        record("injection", &login_body("x'); DROP TABLE user_logins; --", "10.0.0.1", "d'--")),
         record("no-user", r#"{"ip":"10.0.0.2"}"#),
         record("bad-ip", &login_body("u-3", "300.1.1.1", "d-3")),
     ];
@@ -42,10 +35,7 @@ async fn mixed_batch_loads_the_good_and_names_the_bad(pool: PgPool) {
     let outcome = handler.handle(&records).await.expect("handled");
 
     assert_eq!((outcome.received, outcome.inserted, outcome.duplicates), (7, 3, 0));
-    assert_eq!(
-        failure_ids(&outcome.response()),
-        ["bad-ip", "malformed", "no-user", "oversize"]
-    );
+    assert_eq!(failure_ids(&outcome.response()), ["bad-ip", "malformed", "no-user", "oversize"]);
     assert_eq!(
         outcome.failures_by_reason(),
         BTreeMap::from([
@@ -69,14 +59,8 @@ async fn mixed_batch_loads_the_good_and_names_the_bad(pool: PgPool) {
     let good = &rows[0];
     let masker = masker();
     assert_eq!(good.get::<String, _>("user_id"), "u-1");
-    assert_eq!(
-        good.get::<String, _>("masked_ip"),
-        masker.mask(MaskedField::Ip, "199.172.111.135")
-    );
-    assert_eq!(
-        good.get::<String, _>("masked_device_id"),
-        masker.mask(MaskedField::DeviceId, "593-47-5928")
-    );
+    assert_eq!(good.get::<String, _>("masked_ip"), masker.mask(MaskedField::Ip, "199.172.111.135"));
+    assert_eq!(good.get::<String, _>("masked_device_id"), masker.mask(MaskedField::DeviceId, "593-47-5928"));
     assert_eq!(good.get::<String, _>("app_version"), "2.3.0");
     assert_eq!(good.get::<String, _>("day"), "2026-11-24");
     assert_eq!(good.get::<String, _>("masking_scheme"), "hmac-sha256");
@@ -92,14 +76,9 @@ async fn mixed_batch_loads_the_good_and_names_the_bad(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn no_raw_pii_reaches_the_table(pool: PgPool) {
     let handler = handler_for(&pool);
-    handler
-        .handle(&[record("m1", &login_body("u-1", "199.172.111.135", "593-47-5928"))])
-        .await
-        .expect("handled");
-    let dump: String = sqlx::query_scalar("SELECT string_agg(t::text, ' ') FROM user_logins t")
-        .fetch_one(&pool)
-        .await
-        .expect("dump");
+    handler.handle(&[record("m1", &login_body("u-1", "199.172.111.135", "593-47-5928"))]).await.expect("handled");
+    let dump: String =
+        sqlx::query_scalar("SELECT string_agg(t::text, ' ') FROM user_logins t").fetch_one(&pool).await.expect("dump");
     assert!(dump.contains("u-1"), "{dump}");
     assert!(!dump.contains("199.172.111.135"), "{dump}");
     assert!(!dump.contains("593-47-5928"), "{dump}");
@@ -108,9 +87,8 @@ async fn no_raw_pii_reaches_the_table(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn redelivered_messages_make_one_row(pool: PgPool) {
     let handler = handler_for(&pool);
-    let records: Vec<_> = (0..5)
-        .map(|i| record(&format!("m-{i}"), &login_body(&format!("u-{i}"), "10.0.0.1", "d")))
-        .collect();
+    let records: Vec<_> =
+        (0..5).map(|i| record(&format!("m-{i}"), &login_body(&format!("u-{i}"), "10.0.0.1", "d"))).collect();
 
     let first = handler.handle(&records).await.expect("first delivery");
     assert_eq!((first.inserted, first.duplicates), (5, 0));
@@ -173,15 +151,10 @@ async fn a_failed_transaction_writes_nothing_and_fails_every_record(pool: PgPool
 #[tokio::test]
 async fn an_unreachable_database_fails_every_record() {
     // Nothing listens on port 1: connection refused, as when the database is down.
-    let options = sqlx::postgres::PgConnectOptions::new()
-        .host("127.0.0.1")
-        .port(1)
-        .username("postgres");
+    let options = sqlx::postgres::PgConnectOptions::new().host("127.0.0.1").port(1).username("postgres");
     let handler = handler_with_options(options);
     let records = vec![record("a", &login_body("u", "10.0.0.1", "d")), record("b", "{}")];
-    let response = lambda::handle_event(&handler, event(records))
-        .await
-        .expect("a response, not Err");
+    let response = lambda::handle_event(&handler, event(records)).await.expect("a response, not Err");
     assert_eq!(failure_ids(&response), ["a", "b"]);
 }
 
@@ -191,26 +164,17 @@ async fn a_warm_instance_recovers_when_the_database_comes_back(pool: PgPool) {
     let proxy = SwitchableProxy::start(upstream).await;
     let handler = handler_with_options((*pool.connect_options()).clone().host("127.0.0.1").port(proxy.port));
 
-    let first = handler
-        .handle(&[record("before", &login_body("u", "10.0.0.1", "d"))])
-        .await
-        .expect("handled");
+    let first = handler.handle(&[record("before", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!(first.inserted, 1);
 
     // The database goes away; the pooled connection is now dead.
     proxy.cut();
-    let during = handler
-        .handle(&[record("during", &login_body("u", "10.0.0.1", "d"))])
-        .await
-        .expect("handled");
+    let during = handler.handle(&[record("during", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!(failure_ids(&during.response()), ["during"]);
 
     // It comes back: the same handler (same pool) must reconnect by itself.
     proxy.restore();
-    let after = handler
-        .handle(&[record("after", &login_body("u", "10.0.0.1", "d"))])
-        .await
-        .expect("handled");
+    let after = handler.handle(&[record("after", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!(after.inserted, 1, "{:?}", after.failures_by_reason());
     assert!(after.failed.is_empty());
     assert_eq!(row_count(&pool).await, 2);
@@ -221,19 +185,13 @@ async fn a_stale_pooled_connection_is_replaced_transparently(pool: PgPool) {
     let upstream = pool.connect_options().get_port();
     let proxy = SwitchableProxy::start(upstream).await;
     let handler = handler_with_options((*pool.connect_options()).clone().host("127.0.0.1").port(proxy.port));
-    handler
-        .handle(&[record("one", &login_body("u", "10.0.0.1", "d"))])
-        .await
-        .expect("handled");
+    handler.handle(&[record("one", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
 
     // The connection dies while the instance is frozen, but the database is up again by the
     // next invocation: that batch must not fail.
     proxy.cut();
     proxy.restore();
-    let next = handler
-        .handle(&[record("two", &login_body("u", "10.0.0.1", "d"))])
-        .await
-        .expect("handled");
+    let next = handler.handle(&[record("two", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert!(next.failed.is_empty(), "{:?}", next.failures_by_reason());
     assert_eq!(row_count(&pool).await, 2);
 }
@@ -243,11 +201,8 @@ async fn ten_thousand_records_in_one_batch(pool: PgPool) {
     let handler = handler_for(&pool);
     let records: Vec<_> = (0..10_000)
         .map(|i| {
-            let body = if i % 100 == 99 {
-                "garbage".to_string()
-            } else {
-                login_body(&format!("u-{i}"), "10.0.0.1", "d")
-            };
+            let body =
+                if i % 100 == 99 { "garbage".to_string() } else { login_body(&format!("u-{i}"), "10.0.0.1", "d") };
             record(&format!("m-{i:05}"), &body)
         })
         .collect();
@@ -261,9 +216,7 @@ async fn ten_thousand_records_in_one_batch(pool: PgPool) {
 async fn the_shipped_event_files_run_through_the_lambda_entry_point(pool: PgPool) {
     let handler = handler_for(&pool);
 
-    let batch = lambda::handle_event(&handler, load_event("events/batch.json"))
-        .await
-        .expect("batch.json");
+    let batch = lambda::handle_event(&handler, load_event("events/batch.json")).await.expect("batch.json");
     assert!(batch.batch_item_failures.is_empty());
     assert_eq!(row_count(&pool).await, 10);
     let null_locales: i64 = sqlx::query_scalar("SELECT count(*) FROM user_logins WHERE locale IS NULL")
@@ -273,23 +226,12 @@ async fn the_shipped_event_files_run_through_the_lambda_entry_point(pool: PgPool
     assert_eq!(null_locales, 3);
 
     let mixed_event = load_event("events/mixed.json");
-    let mixed = lambda::handle_event(&handler, mixed_event.clone())
-        .await
-        .expect("mixed.json");
+    let mixed = lambda::handle_event(&handler, mixed_event.clone()).await.expect("mixed.json");
     assert_eq!(mixed.batch_item_failures.len(), 6);
     assert_eq!(row_count(&pool).await, 14);
     // Every failure names a message of the event.
-    let ids: Vec<_> = mixed_event
-        .records
-        .iter()
-        .filter_map(|r| r.message_id.clone())
-        .collect();
-    assert!(
-        mixed
-            .batch_item_failures
-            .iter()
-            .all(|f| ids.contains(&f.item_identifier))
-    );
+    let ids: Vec<_> = mixed_event.records.iter().filter_map(|r| r.message_id.clone()).collect();
+    assert!(mixed.batch_item_failures.iter().all(|f| ids.contains(&f.item_identifier)));
 }
 
 #[sqlx::test(migrations = false)]
@@ -321,20 +263,12 @@ async fn migrations_upgrade_the_legacy_table_in_place(pool: PgPool) {
     assert_eq!(
         legacy,
         [
-            (
-                "legacy-1".into(),
-                Some("230".into()),
-                Some("aaaa".into()),
-                "2023-01-02".into()
-            ),
+            ("legacy-1".into(), Some("230".into()), Some("aaaa".into()), "2023-01-02".into()),
             ("legacy-2".into(), None, None, "2023-01-03".into()),
         ]
     );
 
-    let outcome = handler
-        .handle(&[record("new", &login_body("u", "10.0.0.1", "d"))])
-        .await
-        .expect("handled");
+    let outcome = handler.handle(&[record("new", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!(outcome.inserted, 1);
     assert_eq!(row_count(&pool).await, 3);
 }

@@ -44,14 +44,8 @@ pub fn handler_with_options(options: PgConnectOptions) -> Handler {
 
 /// A handler whose pool can serve `connections` concurrent batches.
 pub fn handler_for_pool_size(pool: &PgPool, connections: u32) -> Handler {
-    let settings = PoolSettings {
-        max_connections: connections,
-        ..fast_pool_settings()
-    };
-    Handler::new(
-        masker(),
-        Store::connect_lazy((*pool.connect_options()).clone(), &settings),
-    )
+    let settings = PoolSettings { max_connections: connections, ..fast_pool_settings() };
+    Handler::new(masker(), Store::connect_lazy((*pool.connect_options()).clone(), &settings))
 }
 
 /// A record as an SQS event source mapping delivers it.
@@ -60,9 +54,7 @@ pub fn record(message_id: &str, body: &str) -> SqsMessage {
     message.message_id = Some(message_id.into());
     message.receipt_handle = Some(format!("rh-{message_id}"));
     message.body = Some(body.into());
-    message
-        .attributes
-        .insert("SentTimestamp".into(), SENT_MILLIS.to_string());
+    message.attributes.insert("SentTimestamp".into(), SENT_MILLIS.to_string());
     message.attributes.insert("ApproximateReceiveCount".into(), "1".into());
     message.event_source = Some("aws:sqs".into());
     message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
@@ -97,10 +89,7 @@ pub fn login_body(user_id: &str, ip: &str, device_id: &str) -> String {
 }
 
 pub async fn row_count(pool: &PgPool) -> i64 {
-    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM user_logins")
-        .fetch_one(pool)
-        .await
-        .expect("count")
+    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM user_logins").fetch_one(pool).await.expect("count")
 }
 
 /// A TCP proxy in front of PostgreSQL that a test can cut (closing every open connection and
@@ -182,9 +171,7 @@ pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::AtomicU32;
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{nanos}-{n}", std::process::id())
 }
