@@ -30,6 +30,11 @@ pub struct SecretStore {
 }
 
 impl SecretStore {
+    /// A client from an explicit SDK configuration.
+    pub fn new(config: &aws_config::SdkConfig) -> SecretStore {
+        SecretStore { client: aws_sdk_secretsmanager::Client::new(config) }
+    }
+
     pub async fn from_env() -> SecretStore {
         let config = crate::aws::load_config(std::time::Duration::from_secs(3)).await;
         SecretStore { client: aws_sdk_secretsmanager::Client::new(&config) }
@@ -147,8 +152,9 @@ pub fn parse_database_secret(text: &str) -> Result<PgConnectOptions, String> {
     let required =
         |value: Option<String>, key: &str| value.filter(|v| !v.is_empty()).ok_or(format!("`{key}` is missing"));
     let username = required(secret.username, "username")?;
-    let password = required(secret.password, "password")?;
     let host = required(secret.host, "host")?;
+    // RDS always sets a password; a local server with trust authentication needs none.
+    let password = secret.password.unwrap_or_default();
     let port = match secret.port {
         None | Some(serde_json::Value::Null) => 5432,
         Some(serde_json::Value::Number(n)) => {
@@ -201,7 +207,7 @@ mod tests {
     fn malformed_secrets_are_explained_without_their_value() {
         let cases = [
             ("hunter2", "not a JSON object in the RDS secret format"),
-            (r#"{"username":"u","host":"h","password":""}"#, "`password` is missing"),
+            (r#"{"username":"u","password":"hunter2","host":""}"#, "`host` is missing"),
             (r#"{"password":"hunter2","host":"h"}"#, "`username` is missing"),
             (r#"{"username":"u","password":"hunter2","host":"h","port":70000}"#, "`port` is out of range"),
             (r#"{"username":"u","password":"hunter2","host":"h","port":"x"}"#, "`port` is not a port number"),

@@ -23,7 +23,15 @@ pub enum StartupError {
 /// database connection is opened until the first batch needs one.
 pub async fn build_handler(config: &Config) -> Result<Handler, StartupError> {
     // Built on first use, once, and only when a secret is configured.
-    let secrets = OnceCell::new();
+    build_handler_with(config, OnceCell::new()).await
+}
+
+/// [`build_handler`] with a given Secrets Manager client (tests point it at LocalStack).
+pub async fn build_handler_with_secrets(config: &Config, secrets: SecretStore) -> Result<Handler, StartupError> {
+    build_handler_with(config, OnceCell::new_with(Some(secrets))).await
+}
+
+async fn build_handler_with(config: &Config, secrets: OnceCell<SecretStore>) -> Result<Handler, StartupError> {
     let (options, key) = tokio::try_join!(database_options(&config.database, &secrets), masking_key(config, &secrets))?;
     let masker = match (config.masking_mode, key) {
         (MaskingMode::Hmac, Some(key)) => {

@@ -130,9 +130,20 @@ struct DrainArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     telemetry::init_human();
-    match Cli::parse().command {
+    match run(Cli::parse().command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // The cause chain on one line, without a backtrace: these are operator errors.
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Migrate => migrate().await,
         Command::Setup(args) => setup(args).await,
         Command::Send(args) => send(args).await,
