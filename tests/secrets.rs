@@ -127,7 +127,7 @@ async fn a_rotated_secret_is_re_read_when_the_database_refuses_the_old_credentia
     .fetch_all(&pool)
     .await
     .expect("sessions");
-    assert_eq!(sessions, [user_b.clone()]);
+    assert_eq!(sessions, std::slice::from_ref(&user_b));
 
     drop(handler);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
