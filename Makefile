@@ -44,9 +44,11 @@ lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
-bench: db ## Benchmarks: core ns/record (criterion), handler per batch, drain throughput
+bench: up ## Benchmarks: core ns/record, handler per batch (vault off/on), drain throughput, cold start
 	cargo bench --bench core
 	cargo bench --bench handler
+	cargo bench --bench drain
+	cargo bench --bench cold_start
 
 demo: up build ## The whole job on this machine: queues, messages, drain, report
 	@scripts/demo.sh
