@@ -16,4 +16,4 @@ rm -rf .sqlx && mkdir .sqlx
 touch src/*.rs
 SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$PWD/.sqlx" DATABASE_URL="$scratch_url" cargo check --all-targets --quiet
 psql -q -X "$admin_url" -c "DROP DATABASE IF EXISTS $scratch"
-echo "sqlx-prepare: $(ls .sqlx | wc -l) queries cached in .sqlx/"
+echo "sqlx-prepare: $(find .sqlx -name 'query-*.json' | wc -l) queries cached in .sqlx/"

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# LocalStack in host mode, for machines without a Docker engine (ours, and CI).
+# Usage: scripts/localstack.sh start|stop|status
+#   start   install .venv/localstack from tools/requirements-localstack.txt when missing or
+#           changed, start LocalStack in the background (pid .run/localstack.pid, log
+#           .run/localstack.log) and wait until SQS, Secrets Manager and KMS answer. Does
+#           nothing if LocalStack already answers on the port.
+#   stop    stop the LocalStack this script started (nothing else).
+#   status  print the health document; exit 1 when down.
+# LOCALSTACK_PORT (default 4566) picks the port.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+port=${LOCALSTACK_PORT:-4566}
+venv=$root/.venv/localstack
+requirements=$root/tools/requirements-localstack.txt
+run=$root/.run
+pidfile=$run/localstack.pid
+log=$run/localstack.log
+health=http://127.0.0.1:$port/_localstack/health
+
+healthy() {
+  curl -sf --max-time 2 "$health" 2>/dev/null | grep -q '"sqs": "\(available\|running\)"'
+}
+
+ready() {
+  local doc
+  doc=$(curl -sf --max-time 2 "$health" 2>/dev/null) || return 1
+  for service in sqs secretsmanager kms; do
+    grep -q "\"$service\": \"\(available\|running\)\"" <<<"$doc" || return 1
+  done
+}
+
+find_python() {
+  local candidate
+  for candidate in python3.14 python3.13 python3.12 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+      command -v "$candidate"
+      return
+    fi
+  done
+  # pyenv's shims exist even for versions that are not selected, so also look at its
+  # installed versions directly, newest first (3.12.1 was seen to start LocalStack without
+  # its runtime components; 3.13 works).
+  local pyenv_root=${PYENV_ROOT:-$HOME/.pyenv}
+  for candidate in $(printf '%s\n' "$pyenv_root"/versions/3.1[2-9]* | sort -rV); do
+    [ -x "$candidate/bin/python3" ] && { echo "$candidate/bin/python3"; return; }
+  done
+  return 1
+}
+
+install() {
+  local stamp=$venv/.requirements.sha256 want
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return
+  fi
+  local python
+  python=$(find_python) || {
+    echo "localstack.sh: LocalStack needs Python >= 3.12 (python3.12/python3.13 on PATH, or pyenv); none found." >&2
+    echo "  Install one (e.g. 'pyenv install 3.12'), or use Docker: docker compose up -d" >&2
+    exit 1
+  }
+  echo "localstack.sh: installing LocalStack into .venv/localstack with $("$python" --version)"
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  echo "$want" >"$stamp"
+}
+
+start() {
+  if healthy; then
+    echo "localstack.sh: LocalStack already answers on 127.0.0.1:$port"
+    return
+  fi
+  install
+  mkdir -p "$run/localstack-data"
+  echo "localstack.sh: starting LocalStack on 127.0.0.1:$port (log: .run/localstack.log)"
+  (
+    cd "$run"
+    GATEWAY_LISTEN=127.0.0.1:$port LOCALSTACK_HOST=127.0.0.1:$port SQS_ENDPOINT_STRATEGY=path \
+      SERVICES=sqs,secretsmanager,kms FILESYSTEM_ROOT=$run/localstack-data TMPDIR=$run/localstack-data \
+      setsid nohup "$venv/bin/python" -m localstack.runtime.main >"$log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+  )
+  for _ in $(seq 1 120); do
+    if ready; then
+      echo "localstack.sh: ready"
+      return
+    fi
+    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      break
+    fi
+    sleep 1
+  done
+  echo "localstack.sh: LocalStack did not become ready; last lines of .run/localstack.log:" >&2
+  tail -n 40 "$log" >&2 || true
+  exit 1
+}
+
+stop() {
+  [ -f "$pidfile" ] || { echo "localstack.sh: no LocalStack started by this script"; return; }
+  local pid
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 20); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+  echo "localstack.sh: stopped"
+}
+
+case ${1:-} in
+  start) start ;;
+  stop) stop ;;
+  status)
+    if ! curl -sf --max-time 2 "$health"; then
+      echo "LocalStack is down on 127.0.0.1:$port"
+      exit 1
+    fi
+    echo
+    ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

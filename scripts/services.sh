@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Starts or stops what the project needs: PostgreSQL and LocalStack (SQS, Secrets Manager, KMS).
+# Usage: scripts/services.sh up|down|status
+# With a Docker engine: docker compose (docker-compose.yml). Without one: host mode, the
+# system PostgreSQL (scripts/postgres.sh) and LocalStack from PyPI (scripts/localstack.sh).
+# SERVICES_MODE=docker|host forces a mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${SERVICES_MODE:-}
+if [ -z "$mode" ]; then
+  if command -v docker >/dev/null && timeout 5 docker info >/dev/null 2>&1; then mode=docker; else mode=host; fi
+fi
+
+case "$mode:${1:-}" in
+  docker:up)
+    echo "services: docker compose (PostgreSQL + LocalStack)"
+    docker compose up -d --wait
+    ;;
+  docker:down) docker compose down ;;
+  docker:status) docker compose ps ;;
+  host:up)
+    echo "services: host mode (system PostgreSQL + LocalStack from .venv/localstack)"
+    scripts/postgres.sh ensure
+    scripts/localstack.sh start
+    ;;
+  host:down) scripts/localstack.sh stop ;;
+  host:status)
+    scripts/postgres.sh ensure && echo "PostgreSQL answers"
+    scripts/localstack.sh status
+    ;;
+  *) echo "usage: $0 up|down|status (SERVICES_MODE=docker|host)" >&2; exit 2 ;;
+esac
