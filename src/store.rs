@@ -95,6 +95,10 @@ impl Store {
     /// whatever the batch size) and returns how many rows were new. Rows whose `message_id`
     /// already exists are skipped: a redelivered message never makes a second row.
     ///
+    /// The vault's sealed originals go in through a data-modifying CTE of the same statement:
+    /// a row never exists without its recoverable original, and a failed batch leaves nothing
+    /// in the vault. Vault rows already present are kept as they are.
+    ///
     /// `ON CONFLICT DO NOTHING` names no conflict target on purpose: a target needs SELECT on
     /// its columns, and the loader role has INSERT only. The table's only unique keys are
     /// `message_id` and the generated `id`, so the effect is the same.
@@ -102,11 +106,17 @@ impl Store {
         if rows.is_empty() {
             return Ok(0);
         }
-        if let Some(vault) = &rows.vault {
-            return self.insert_with_vault(rows, vault, masking_mode).await;
-        }
+        // With the vault off its arrays are empty and the CTE inserts nothing.
+        let no_vault = VaultRows::default();
+        let vault = rows.vault.as_ref().unwrap_or(&no_vault);
         let result = sqlx::query!(
             r#"
+            WITH sealed AS (
+                INSERT INTO pii_vault.sealed_values (field, masked_value, sealed, key_id)
+                SELECT field, masked_value, sealed, $14
+                FROM UNNEST($11::text[], $12::text[], $13::bytea[]) AS v(field, masked_value, sealed)
+                ON CONFLICT DO NOTHING
+            )
             INSERT INTO user_logins (message_id, user_id, device_type, masked_ip, masked_device_id,
                                      locale, app_version, sent_at, create_date, masking_scheme)
             SELECT message_id, user_id, device_type, masked_ip, masked_device_id,
@@ -127,6 +137,10 @@ impl Store {
             &rows.sent_at,
             &rows.create_date,
             masking_mode.name(),
+            &vault.field,
+            &vault.masked_value,
+            &vault.sealed,
+            &vault.key_id,
         )
         .execute(&self.pool)
         .await
@@ -175,56 +189,6 @@ impl Store {
         .await
         .map_err(StoreError::Query)?;
         Ok(TableSummary { total_rows: counts.total, rows_last_hour: counts.last_hour, latest })
-    }
-}
-
-impl Store {
-    /// The insert with the vault: the sealed originals and the rows go in one statement (so one
-    /// transaction): a row never exists without its recoverable original, and a failed batch
-    /// leaves nothing in the vault. Vault rows already present are kept as they are.
-    async fn insert_with_vault(
-        &self,
-        rows: &LoginRows,
-        vault: &VaultRows,
-        masking_mode: MaskingMode,
-    ) -> Result<u64, StoreError> {
-        let result = sqlx::query!(
-            r#"
-            WITH sealed AS (
-                INSERT INTO pii_vault.sealed_values (field, masked_value, sealed, key_id)
-                SELECT field, masked_value, sealed, $14
-                FROM UNNEST($11::text[], $12::text[], $13::bytea[]) AS v(field, masked_value, sealed)
-                ON CONFLICT DO NOTHING
-            )
-            INSERT INTO user_logins (message_id, user_id, device_type, masked_ip, masked_device_id,
-                                     locale, app_version, sent_at, create_date, masking_scheme)
-            SELECT message_id, user_id, device_type, masked_ip, masked_device_id,
-                   locale, app_version, sent_at, create_date, $10
-            FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                        $6::text[], $7::text[], $8::timestamptz[], $9::date[])
-                 AS batch(message_id, user_id, device_type, masked_ip, masked_device_id,
-                          locale, app_version, sent_at, create_date)
-            ON CONFLICT DO NOTHING
-            "#,
-            &rows.message_id,
-            &rows.user_id,
-            &rows.device_type as &[Option<String>],
-            &rows.masked_ip as &[Option<String>],
-            &rows.masked_device_id as &[Option<String>],
-            &rows.locale as &[Option<String>],
-            &rows.app_version as &[Option<String>],
-            &rows.sent_at,
-            &rows.create_date,
-            masking_mode.name(),
-            &vault.field,
-            &vault.masked_value,
-            &vault.sealed,
-            &vault.key_id,
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::Insert)?;
-        Ok(result.rows_affected())
     }
 }
 

@@ -125,15 +125,7 @@ async fn fifo_failure_holds_back_its_group(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_failed_transaction_writes_nothing_and_fails_every_record(pool: PgPool) {
-    // A trigger that rejects one user makes the database refuse the statement mid-batch.
-    sqlx::raw_sql(
-        "CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN IF NEW.user_id = 'poison' THEN RAISE EXCEPTION 'rejected by test trigger'; END IF; RETURN NEW; END $$;
-         CREATE TRIGGER reject_poison BEFORE INSERT ON user_logins FOR EACH ROW EXECUTE FUNCTION reject_poison();",
-    )
-    .execute(&pool)
-    .await
-    .expect("trigger");
+    install_poison_trigger(&pool).await;
     let handler = handler_for(&pool);
     let records = vec![
         record("ok-1", &login_body("u-1", "10.0.0.1", "d")),

@@ -90,14 +90,7 @@ async fn each_distinct_value_is_stored_once(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_rolled_back_batch_leaves_nothing_in_the_vault(pool: PgPool) {
-    sqlx::raw_sql(
-        "CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN IF NEW.user_id = 'poison' THEN RAISE EXCEPTION 'rejected by test trigger'; END IF; RETURN NEW; END $$;
-         CREATE TRIGGER reject_poison BEFORE INSERT ON user_logins FOR EACH ROW EXECUTE FUNCTION reject_poison();",
-    )
-    .execute(&pool)
-    .await
-    .expect("trigger");
+    install_poison_trigger(&pool).await;
     let secret = VaultSecretKey::generate(&mut OsRng);
     let handler = vault_handler((*pool.connect_options()).clone(), &secret);
     let outcome = handler

@@ -88,6 +88,18 @@ pub fn login_body(user_id: &str, ip: &str, device_id: &str) -> String {
     .to_string()
 }
 
+/// A trigger that rejects user `poison`, so the database refuses a batch statement mid-way.
+pub async fn install_poison_trigger(pool: &PgPool) {
+    sqlx::raw_sql(
+        "CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.user_id = 'poison' THEN RAISE EXCEPTION 'rejected by test trigger'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER reject_poison BEFORE INSERT ON user_logins FOR EACH ROW EXECUTE FUNCTION reject_poison();",
+    )
+    .execute(pool)
+    .await
+    .expect("trigger");
+}
+
 pub async fn row_count(pool: &PgPool) -> i64 {
     sqlx::query_scalar::<_, i64>("SELECT count(*) FROM user_logins").fetch_one(pool).await.expect("count")
 }
