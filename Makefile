@@ -14,7 +14,7 @@ export MASKING_KEY ?= 6c6f67696e2d65746c2064656d6f206b6579202d206e6f742061207365
 
 CLI := target/debug/login-etl-cli
 
-.PHONY: help up down db build migrate test test-rust lint bench demo invoke sqlx-prepare sam-validate sam-build clean
+.PHONY: help up down db build migrate test test-rust test-invoke lint bench demo invoke sqlx-prepare sam-validate sam-build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -34,11 +34,14 @@ build: ## Build the function and the CLI (debug)
 migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database if missing)
 	$(CLI) migrate
 
-test: up lint test-rust sam-validate sam-build ## Every test: lint, unit, PostgreSQL + LocalStack integration, SAM
+test: up lint test-rust test-invoke sam-validate sam-build ## Every test: lint, unit, PostgreSQL + LocalStack integration, cargo lambda invoke, SAM
 	@echo "make test: all checks passed"
 
-test-rust: up
+test-rust: up ## Unit and integration tests (real PostgreSQL and LocalStack)
 	cargo test --all-targets --no-fail-fast
+
+test-invoke: up ## events/*.json through cargo lambda watch + invoke, checked
+	@scripts/lambda-invoke-test.sh
 
 lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's pinned tools (aws-sam-cli, cargo-lambda) in .venv/tools.
+# Usage: scripts/tools.sh install   create/update the venv when tools/requirements-tools.txt changed
+#        scripts/tools.sh path      print the venv's bin directory (for PATH)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv=$root/.venv/tools
+requirements=$root/tools/requirements-tools.txt
+
+case ${1:-} in
+  install)
+    want=$(sha256sum "$requirements" | cut -d' ' -f1)
+    if [ -x "$venv/bin/sam" ] && [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" = "$want" ]; then
+      exit 0
+    fi
+    echo "tools.sh: installing aws-sam-cli and cargo-lambda into .venv/tools"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$want" >"$venv/.requirements.sha256"
+    ;;
+  path) echo "$venv/bin" ;;
+  *) echo "usage: $0 install|path" >&2; exit 2 ;;
+esac
