@@ -38,7 +38,7 @@ test: up lint test-rust test-invoke sam-validate sam-build ## Every test: lint, 
 	@echo "make test: all checks passed"
 
 test-rust: up ## Unit and integration tests (real PostgreSQL and LocalStack)
-	cargo test --all-targets --no-fail-fast
+	cargo test --lib --bins --tests --no-fail-fast
 
 test-invoke: up ## events/*.json through cargo lambda watch + invoke, checked
 	@scripts/lambda-invoke-test.sh

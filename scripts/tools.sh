@@ -13,7 +13,7 @@ case ${1:-} in
     if [ -x "$venv/bin/sam" ] && [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" = "$want" ]; then
       exit 0
     fi
-    echo "tools.sh: installing aws-sam-cli and cargo-lambda into .venv/tools"
+    echo "tools.sh: installing aws-sam-cli and cargo-lambda into .venv/tools" >&2
     rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"

@@ -266,8 +266,6 @@ pub enum DrainEnd {
     /// The queue has no redrive policy and only messages that keep failing are left; they
     /// would be retried forever.
     OnlyFailingMessagesLeft { messages: u64 },
-    /// Interrupted (Ctrl-C) in `--follow` mode.
-    Interrupted,
 }
 
 /// What a drain did, summed over every batch.

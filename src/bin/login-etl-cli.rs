@@ -250,7 +250,6 @@ fn drain_json(report: &DrainReport) -> serde_json::Value {
         "end": match report.end {
             DrainEnd::Empty => "empty".to_string(),
             DrainEnd::OnlyFailingMessagesLeft { messages } => format!("only_failing_left:{messages}"),
-            DrainEnd::Interrupted => "interrupted".to_string(),
         },
     })
 }
@@ -261,7 +260,6 @@ fn print_drain_report(queue: &Queue, report: &DrainReport) {
         DrainEnd::OnlyFailingMessagesLeft { messages } => format!(
             "only {messages} failing message(s) left and the queue has no redrive policy: they would be retried forever"
         ),
-        DrainEnd::Interrupted => "interrupted".to_string(),
     };
     println!("drained {} in {:.1} s: {end}", queue.url(), report.elapsed.as_secs_f64());
     println!("  received    {:>8}  (deliveries, redeliveries of failures included)", report.received);
