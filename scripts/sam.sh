@@ -15,13 +15,18 @@ case ${1:-} in
   validate) sam validate --lint --template template.yaml ;;
   build)
     overrides=()
-    # The template deploys arm64. This machine's toolchain may lack the aarch64 standard
-    # library (rustup cannot fetch it offline); then build the same template for x86_64.
-    if ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$'; then
-      echo "sam.sh: no aarch64 Rust std installed; building with Architecture=x86_64"
+    # The template deploys arm64, which needs the aarch64 Rust standard library. Fetch it if
+    # missing; where it cannot be fetched (offline), build the same template for x86_64.
+    target=aarch64-unknown-linux-gnu
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+      timeout 180 rustup target add "$target" >&2 || true
+    fi
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+      echo "sam.sh: the $target Rust std is not installed and could not be fetched; building with Architecture=x86_64" >&2
       overrides=(--parameter-overrides Architecture=x86_64)
     fi
     sam build --beta-features "${overrides[@]}"
+    file .aws-sam/build/LoginEtlFunction/bootstrap 2>/dev/null || true
     ls -l .aws-sam/build/LoginEtlFunction/bootstrap
     ;;
   *) echo "usage: $0 validate|build" >&2; exit 2 ;;

@@ -200,3 +200,26 @@ async fn received_messages_become_the_records_lambda_would_deliver() {
 fn md5_of(text: &str) -> md5::Digest {
     md5::compute(text.as_bytes())
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn messages_dead_lettered_during_an_outage_are_replayed_from_the_dlq(pool: PgPool) {
+    let client = sqs().await;
+    let (queue, dlq) = queue_pair(&client, "replay").await;
+    let bodies: Vec<String> = sample::sample_messages(30, 0.0, 21).into_iter().map(|m| m.body).collect();
+    let sent: HashSet<String> = queue.send(&bodies).await.expect("send").into_iter().collect();
+
+    // The database is down (nothing listens on port 1): every delivery fails until the
+    // redrive moves the messages to the DLQ. Nothing is lost, nothing is written.
+    let down = sqlx::postgres::PgConnectOptions::new().host("127.0.0.1").port(1).username("postgres");
+    let outage = queue::drain(&queue, &handler_with_options(down), &options(1)).await.expect("drain");
+    assert_eq!(outage.end, DrainEnd::Empty);
+    assert_eq!(outage.inserted, 0);
+    assert_eq!(outage.failed_by_reason.get("store_failed").copied(), Some(30 * u64::from(MAX_RECEIVE_COUNT)));
+    assert_eq!(row_count(&pool).await, 0);
+
+    // After the fix, draining the DLQ (which has no redrive policy of its own) loads them all.
+    let replay = queue::drain(&dlq, &handler_for(&pool), &options(2)).await.expect("replay");
+    assert_eq!(replay.end, DrainEnd::Empty);
+    assert_eq!(replay.inserted, 30);
+    assert_eq!(loaded_ids(&pool).await, sent, "the DLQ keeps each message's id, so replays stay idempotent");
+}
