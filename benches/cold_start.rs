@@ -6,6 +6,8 @@
 //!
 //! `make bench` (needs `make up`), or `cargo bench --bench cold_start`.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,13 +27,8 @@ async fn put_secret(client: &aws_sdk_secretsmanager::Client, id: &str, value: &s
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "bench"))
-        .load()
-        .await;
+    let endpoint = common::localstack_endpoint();
+    let sdk = common::localstack_config().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     let db = r#"{"username":"postgres","password":"","host":"127.0.0.1","port":5432,"dbname":"postgres"}"#;
     put_secret(&secrets, "login-etl-bench/db", db).await?;

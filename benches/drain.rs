@@ -5,6 +5,8 @@
 //! `make bench` (needs `make up`), or `cargo bench --bench drain`. Uses AWS_ENDPOINT_URL
 //! (default http://127.0.0.1:4566) and DATABASE_URL's server (database login_etl_bench_drain).
 
+mod common;
+
 use std::time::Instant;
 
 use login_etl::handler::Handler;
@@ -12,21 +14,9 @@ use login_etl::mask::{Masker, MaskingKey};
 use login_etl::queue::{self, DrainOptions, Queue};
 use login_etl::sample;
 use login_etl::store::{PoolSettings, Store};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
 
 const MESSAGES: usize = 10_000;
 const BENCH_DB: &str = "login_etl_bench_drain";
-
-async fn sdk_config() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "bench"))
-        .load()
-        .await
-}
 
 /// A new queue holding `MESSAGES` valid login messages.
 async fn filled_queue(client: &aws_sdk_sqs::Client, name: &str, bodies: &[String]) -> anyhow::Result<Queue> {
@@ -60,17 +50,13 @@ async fn receive_delete_loop(queue: &Queue, concurrency: usize) -> anyhow::Resul
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let server = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin: PgConnectOptions = server.parse()?;
-    let mut admin_conn = PgConnection::connect_with(&admin.clone().database("postgres")).await?;
-    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")).execute(&mut admin_conn).await?;
-    sqlx::raw_sql(&format!("CREATE DATABASE {BENCH_DB}")).execute(&mut admin_conn).await?;
+    let (database, mut admin_conn) = common::fresh_database(BENCH_DB).await?;
     let settings = PoolSettings { max_connections: 4, ..PoolSettings::default() };
-    let store = Store::connect_lazy(admin.clone().database(BENCH_DB), &settings);
+    let store = Store::connect_lazy(database, &settings);
     store.migrate().await?;
     let handler = Handler::new(Masker::hmac(&MaskingKey::from_hex(&"5a".repeat(32))?), store);
 
-    let client = aws_sdk_sqs::Client::new(&sdk_config().await);
+    let client = aws_sdk_sqs::Client::new(&common::localstack_config().await);
     let bodies: Vec<String> = sample::sample_messages(MESSAGES, 0.0, 99).into_iter().map(|m| m.body).collect();
     let run_id = std::process::id();
     println!("drain throughput, {MESSAGES} valid messages per run, LocalStack SQS + local PostgreSQL");
@@ -101,6 +87,6 @@ async fn main() -> anyhow::Result<()> {
     }
 
     drop(handler);
-    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")).execute(&mut admin_conn).await?;
+    common::drop_database(&mut admin_conn, BENCH_DB).await?;
     Ok(())
 }

@@ -6,6 +6,8 @@
 //! `make bench` (or `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench handler`).
 //! It creates and drops its own database `login_etl_bench` on that server.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::SqsMessage;
@@ -14,8 +16,6 @@ use login_etl::handler::Handler;
 use login_etl::mask::{Masker, MaskingKey};
 use login_etl::store::{PoolSettings, Store};
 use login_etl::vault::VaultSecretKey;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
 
 const BENCH_DB: &str = "login_etl_bench";
 
@@ -58,21 +58,16 @@ async fn measure(handler: &Handler, size: usize, runs: usize, first_run: usize) 
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let server = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin: PgConnectOptions = server.parse()?;
-    let mut admin_conn = PgConnection::connect_with(&admin.clone().database("postgres")).await?;
-    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")).execute(&mut admin_conn).await?;
-    sqlx::raw_sql(&format!("CREATE DATABASE {BENCH_DB}")).execute(&mut admin_conn).await?;
-
-    let store = Store::connect_lazy(admin.clone().database(BENCH_DB), &PoolSettings::default());
+    let (database, mut admin_conn) = common::fresh_database(BENCH_DB).await?;
+    let store = Store::connect_lazy(database.clone(), &PoolSettings::default());
     store.migrate().await?;
     let masker = Masker::hmac(&MaskingKey::from_hex(&"5a".repeat(32))?);
     let vault_key = VaultSecretKey::generate(&mut OsRng).public_key();
 
     println!(
         "handler benchmark against {}:{} (one connection, like a Lambda instance)",
-        admin.get_host(),
-        admin.get_port()
+        database.get_host(),
+        database.get_port()
     );
     let mut first_run = 0;
     for vault in [false, true] {
@@ -95,6 +90,6 @@ async fn main() -> anyhow::Result<()> {
     }
 
     drop(store);
-    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")).execute(&mut admin_conn).await?;
+    common::drop_database(&mut admin_conn, BENCH_DB).await?;
     Ok(())
 }

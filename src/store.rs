@@ -5,7 +5,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::batch::{LoginRows, VaultRows};
-use crate::mask::MaskingMode;
+use crate::mask::{MaskedField, MaskingMode};
 
 /// How the pool behaves. The defaults suit a Lambda instance, which runs one invocation at a
 /// time and may sit frozen for minutes between two of them.
@@ -204,8 +204,8 @@ pub struct SealedValue {
 /// What to recover.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VaultLookup {
-    MaskedIp(String),
-    MaskedDeviceId(String),
+    /// One masked value of one field.
+    Masked { field: MaskedField, masked_value: String },
     /// Every ip and device id the user logged in with.
     UserId(String),
 }
@@ -215,22 +215,13 @@ impl Store {
     /// the loader role gets "permission denied".
     pub async fn sealed_values(&self, lookup: &VaultLookup) -> Result<Vec<SealedValue>, StoreError> {
         let query = match lookup {
-            VaultLookup::MaskedIp(masked) => {
+            VaultLookup::Masked { field, masked_value } => {
                 sqlx::query_as!(
                     SealedValue,
                     "SELECT field, masked_value, sealed, key_id FROM pii_vault.sealed_values
-                 WHERE field = 'ip' AND masked_value = $1",
-                    masked
-                )
-                .fetch_all(&self.pool)
-                .await
-            }
-            VaultLookup::MaskedDeviceId(masked) => {
-                sqlx::query_as!(
-                    SealedValue,
-                    "SELECT field, masked_value, sealed, key_id FROM pii_vault.sealed_values
-                 WHERE field = 'device_id' AND masked_value = $1",
-                    masked
+                     WHERE field = $1 AND masked_value = $2",
+                    field.name(),
+                    masked_value
                 )
                 .fetch_all(&self.pool)
                 .await

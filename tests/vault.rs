@@ -38,7 +38,10 @@ async fn originals_round_trip_through_the_handler(pool: PgPool) {
 
     let store = handler.store();
     let masked_ip = masker().mask(MaskedField::Ip, "199.172.111.135");
-    let found = store.sealed_values(&VaultLookup::MaskedIp(masked_ip.clone())).await.expect("lookup");
+    let found = store
+        .sealed_values(&VaultLookup::Masked { field: MaskedField::Ip, masked_value: masked_ip.clone() })
+        .await
+        .expect("lookup");
     assert_eq!(found.len(), 1);
     assert_eq!(secret.open(MaskedField::Ip, &masked_ip, &found[0].sealed), Ok("199.172.111.135".into()));
     assert_eq!(found[0].key_id, secret.public_key().key_id());
@@ -69,7 +72,11 @@ async fn a_wrong_private_key_fails_cleanly(pool: PgPool) {
     let handler = vault_handler((*pool.connect_options()).clone(), &secret);
     handler.handle(&[record("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     let masked = masker().mask(MaskedField::Ip, "10.0.0.1");
-    let found = handler.store().sealed_values(&VaultLookup::MaskedIp(masked.clone())).await.expect("lookup");
+    let found = handler
+        .store()
+        .sealed_values(&VaultLookup::Masked { field: MaskedField::Ip, masked_value: masked.clone() })
+        .await
+        .expect("lookup");
     let wrong = VaultSecretKey::generate(&mut OsRng);
     assert_eq!(wrong.open(MaskedField::Ip, &masked, &found[0].sealed), Err(VaultError::WrongKeyOrTampered));
 }
@@ -143,7 +150,10 @@ async fn the_loader_role_can_write_but_never_read_back(pool: PgPool) {
     // But it cannot read the vault (nor the logins) back.
     let as_loader = Store::connect_lazy(loader_options, &fast_pool_settings());
     let masked = masker().mask(MaskedField::Ip, "10.0.0.1");
-    let denied = as_loader.sealed_values(&VaultLookup::MaskedIp(masked)).await.expect_err("must be denied");
+    let denied = as_loader
+        .sealed_values(&VaultLookup::Masked { field: MaskedField::Ip, masked_value: masked })
+        .await
+        .expect_err("must be denied");
     let db_error = std::error::Error::source(&denied)
         .and_then(|e| e.downcast_ref::<sqlx::Error>())
         .and_then(|e| e.as_database_error())

@@ -342,8 +342,8 @@ async fn recover(args: RecoverArgs) -> anyhow::Result<()> {
     };
     let secret = VaultSecretKey::from_hex(&secret_hex).context("the private key")?;
     let lookup = match (args.masked_ip, args.masked_device_id, args.user_id) {
-        (Some(masked), _, _) => VaultLookup::MaskedIp(masked),
-        (_, Some(masked), _) => VaultLookup::MaskedDeviceId(masked),
+        (Some(masked_value), _, _) => VaultLookup::Masked { field: MaskedField::Ip, masked_value },
+        (_, Some(masked_value), _) => VaultLookup::Masked { field: MaskedField::DeviceId, masked_value },
         (_, _, Some(user)) => VaultLookup::UserId(user),
         _ => anyhow::bail!("give --masked-ip, --masked-device-id or --user-id"),
     };
