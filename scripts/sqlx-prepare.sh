@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 admin_url=${ADMIN_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-scratch=login_etl_sqlx_prepare
+# A name of its own per run, so two checkouts can refresh their caches at the same time.
+scratch=login_etl_sqlx_prepare_$$
 psql -q -X -v ON_ERROR_STOP=1 "$admin_url" -c "DROP DATABASE IF EXISTS $scratch" -c "CREATE DATABASE $scratch"
 scratch_url=${admin_url%/*}/$scratch
 for migration in migrations/*.sql; do
