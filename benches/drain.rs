@@ -10,10 +10,10 @@ mod common;
 use std::time::Instant;
 
 use login_etl::handler::Handler;
+use login_etl::loader::{Loader, PoolSettings};
 use login_etl::mask::{Masker, MaskingKey};
 use login_etl::queue::{self, DrainOptions, Queue};
 use login_etl::sample;
-use login_etl::store::{PoolSettings, Store};
 
 const MESSAGES: usize = 10_000;
 const BENCH_DB: &str = "login_etl_bench_drain";
@@ -52,9 +52,9 @@ async fn receive_delete_loop(queue: &Queue, concurrency: usize) -> anyhow::Resul
 async fn main() -> anyhow::Result<()> {
     let (database, mut admin_conn) = common::fresh_database(BENCH_DB).await?;
     let settings = PoolSettings { max_connections: 4, ..PoolSettings::default() };
-    let store = Store::connect_lazy(database, &settings);
-    store.migrate().await?;
-    let handler = Handler::new(Masker::hmac(&MaskingKey::from_hex(&"5a".repeat(32))?), store);
+    common::migrate(&database).await?;
+    let loader = Loader::new(common::loader_target(&database, None), &settings, None)?;
+    let handler = Handler::new(Masker::hmac(&MaskingKey::from_hex(&"5a".repeat(32))?), loader);
 
     let client = aws_sdk_sqs::Client::new(&common::localstack_config().await);
     let bodies: Vec<String> = sample::sample_messages(MESSAGES, 0.0, 99).into_iter().map(|m| m.body).collect();

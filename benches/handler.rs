@@ -3,6 +3,9 @@
 //! message ids, so every row is really inserted (the vault sees ips repeat across runs, as a
 //! real one does). Prints median and p90 over repeated runs.
 //!
+//! Each configuration runs directly against the server and, when `BENCH_PGBOUNCER` names a
+//! PgBouncer in transaction mode (`make bench` starts one), through it, in the same run.
+//!
 //! `make bench` (or `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench handler`).
 //! It creates and drops its own database `login_etl_bench` on that server.
 
@@ -13,8 +16,8 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::sqs::SqsMessage;
 use crypto_box::aead::OsRng;
 use login_etl::handler::Handler;
+use login_etl::loader::{Loader, PoolSettings};
 use login_etl::mask::{Masker, MaskingKey};
-use login_etl::store::{PoolSettings, Store};
 use login_etl::vault::VaultSecretKey;
 
 const BENCH_DB: &str = "login_etl_bench";
@@ -59,8 +62,7 @@ async fn measure(handler: &Handler, size: usize, runs: usize, first_run: usize) 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let (database, mut admin_conn) = common::fresh_database(BENCH_DB).await?;
-    let store = Store::connect_lazy(database.clone(), &PoolSettings::default());
-    store.migrate().await?;
+    common::migrate(&database).await?;
     let masker = Masker::hmac(&MaskingKey::from_hex(&"5a".repeat(32))?);
     let vault_key = VaultSecretKey::generate(&mut OsRng).public_key();
 
@@ -69,27 +71,35 @@ async fn main() -> anyhow::Result<()> {
         database.get_host(),
         database.get_port()
     );
+    let pgbouncer = common::pgbouncer();
+    let mut routes = vec![("direct", common::loader_target(&database, None))];
+    if let Some(address) = &pgbouncer {
+        routes.push(("pgbouncer", common::loader_target(&database, Some((address, BENCH_DB)))));
+    }
     let mut first_run = 0;
-    for vault in [false, true] {
-        let handler = Handler::new(masker.clone(), store.clone()).with_vault(vault.then(|| vault_key.clone()));
-        // Warm up the connection and the plan cache.
-        measure(&handler, 10, 20, first_run).await;
-        first_run += 20;
-        for (size, runs) in [(10usize, 300usize), (10_000, 25)] {
-            let times = measure(&handler, size, runs, first_run).await;
-            first_run += runs;
-            let median = percentile(&times, 0.5);
-            println!(
-                "vault={:<3}  batch={size:>6}  runs={runs:>4}  median={:>9.3} ms  p90={:>9.3} ms  per-record={:>8.2} µs",
-                if vault { "on" } else { "off" },
-                median.as_secs_f64() * 1e3,
-                percentile(&times, 0.9).as_secs_f64() * 1e3,
-                median.as_secs_f64() * 1e6 / size as f64
-            );
+    for (route, target) in routes {
+        for vault in [false, true] {
+            let loader = Loader::new(target.clone(), &PoolSettings::default(), None)?;
+            let handler = Handler::new(masker.clone(), loader).with_vault(vault.then(|| vault_key.clone()));
+            // Warm up the connection and the plan cache.
+            measure(&handler, 10, 20, first_run).await;
+            first_run += 20;
+            for (size, runs) in [(10usize, 300usize), (10_000, 25)] {
+                let times = measure(&handler, size, runs, first_run).await;
+                first_run += runs;
+                let median = percentile(&times, 0.5);
+                println!(
+                    "{route:<9}  vault={:<3}  batch={size:>6}  runs={runs:>4}  median={:>9.3} ms  p90={:>9.3} ms  per-record={:>8.2} µs",
+                    if vault { "on" } else { "off" },
+                    median.as_secs_f64() * 1e3,
+                    percentile(&times, 0.9).as_secs_f64() * 1e3,
+                    median.as_secs_f64() * 1e6 / size as f64
+                );
+            }
+            handler.loader().close();
         }
     }
 
-    drop(store);
     common::drop_database(&mut admin_conn, BENCH_DB).await?;
     Ok(())
 }

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use crate::database::SslMode;
+use crate::loader::PoolSettings;
 use crate::mask::{MaskingKey, MaskingMode};
-use crate::store::PoolSettings;
 use crate::vault::VaultPublicKey;
 
 /// Where the database connection comes from.
@@ -60,8 +61,22 @@ pub struct Config {
     /// `None` only in the unkeyed `sha256` mode.
     pub masking_key: Option<MaskingKeySource>,
     pub pool: PoolSettings,
+    /// How the function authenticates and encrypts its database connections.
+    pub connection: ConnectionSecurity,
     /// `VAULT_PUBLIC_KEY`: when set, originals are sealed to it into the PII vault.
     pub vault_public_key: Option<VaultPublicKey>,
+}
+
+/// TLS and authentication of the database connections.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnectionSecurity {
+    /// `DB_SSL_MODE`: overrides the URL's `sslmode` and the secret's default (`prefer`).
+    /// With IAM authentication it defaults to `verify-full`.
+    pub ssl_mode: Option<SslMode>,
+    /// `DB_CA_BUNDLE`: PEM file of the roots `verify-full` trusts (for RDS: its CA bundle).
+    pub ca_bundle: Option<String>,
+    /// `DB_IAM_AUTH=true`: a fresh IAM token per connection instead of a password.
+    pub iam_auth: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,19 +124,40 @@ impl Config {
         }
 
         let defaults = PoolSettings::default();
+        // Lambda sets AWS_LAMBDA_MAX_CONCURRENCY when one instance runs several invocations at
+        // once; each needs its own connection.
+        let lambda_concurrency = number(&get, "AWS_LAMBDA_MAX_CONCURRENCY", defaults.max_connections, 1..=1000)?;
         let pool = PoolSettings {
-            max_connections: number(&get, "DB_MAX_CONNECTIONS", defaults.max_connections, 1..=100)?,
+            max_connections: number(&get, "DB_MAX_CONNECTIONS", lambda_concurrency.min(100), 1..=100)?,
             acquire_timeout: millis(&get, "DB_ACQUIRE_TIMEOUT_MS", defaults.acquire_timeout)?,
             statement_timeout: millis(&get, "DB_STATEMENT_TIMEOUT_MS", defaults.statement_timeout)?,
-            idle_timeout: defaults.idle_timeout,
+            idle_timeout: millis(&get, "DB_IDLE_TIMEOUT_MS", defaults.idle_timeout)?,
         };
+
+        let iam_auth = match get("DB_IAM_AUTH").as_deref().map(str::trim) {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(_) => return Err(invalid("DB_IAM_AUTH", "must be true or false")),
+        };
+        let ssl_mode = get("DB_SSL_MODE")
+            .map(|text| text.parse::<SslMode>())
+            .transpose()
+            .map_err(|err| invalid("DB_SSL_MODE", err.to_string()))?;
+        let ssl_mode = match (iam_auth, ssl_mode) {
+            (true, None) => Some(SslMode::VerifyFull),
+            (true, Some(mode)) if !mode.requires_tls() => {
+                return Err(invalid("DB_SSL_MODE", "DB_IAM_AUTH=true needs require or verify-full"));
+            }
+            (_, mode) => mode,
+        };
+        let connection = ConnectionSecurity { ssl_mode, ca_bundle: get("DB_CA_BUNDLE"), iam_auth };
 
         let vault_public_key = get("VAULT_PUBLIC_KEY")
             .map(|hex| VaultPublicKey::from_hex(&hex))
             .transpose()
             .map_err(|err| invalid("VAULT_PUBLIC_KEY", err.to_string()))?;
 
-        Ok(Config { database, masking_mode, masking_key, pool, vault_public_key })
+        Ok(Config { database, masking_mode, masking_key, pool, connection, vault_public_key })
     }
 }
 
@@ -204,6 +240,31 @@ mod tests {
         assert_eq!(with_key.vault_public_key.map(|k| k.to_hex()).as_deref(), Some(KEY));
         let bad = config(&[base[0], base[1], ("VAULT_PUBLIC_KEY", "xyz")]).expect_err("bad key");
         assert!(bad.to_string().starts_with("VAULT_PUBLIC_KEY:"), "{bad}");
+    }
+
+    #[test]
+    fn the_pool_follows_lambdas_concurrency_unless_told_otherwise() {
+        let base = [("DATABASE_URL", "postgres://h/db"), ("MASKING_KEY", KEY)];
+        let concurrent = config(&[base[0], base[1], ("AWS_LAMBDA_MAX_CONCURRENCY", "8")]).expect("valid");
+        assert_eq!(concurrent.pool.max_connections, 8);
+        let told = config(&[base[0], base[1], ("AWS_LAMBDA_MAX_CONCURRENCY", "8"), ("DB_MAX_CONNECTIONS", "2")])
+            .expect("valid");
+        assert_eq!(told.pool.max_connections, 2);
+        assert_eq!(config(&base).expect("valid").pool.max_connections, 1);
+    }
+
+    #[test]
+    fn iam_authentication_demands_tls() {
+        let base = [("DATABASE_URL", "postgres://h/db"), ("MASKING_KEY", KEY)];
+        let iam = config(&[base[0], base[1], ("DB_IAM_AUTH", "true")]).expect("valid");
+        assert!(iam.connection.iam_auth);
+        assert_eq!(iam.connection.ssl_mode, Some(SslMode::VerifyFull));
+        let plain = config(&[base[0], base[1], ("DB_IAM_AUTH", "true"), ("DB_SSL_MODE", "prefer")]).expect_err("plain");
+        assert!(plain.to_string().starts_with("DB_SSL_MODE:"), "{plain}");
+        let bad = config(&[base[0], base[1], ("DB_IAM_AUTH", "yes please")]).expect_err("bad flag");
+        assert!(bad.to_string().starts_with("DB_IAM_AUTH:"), "{bad}");
+        let none = config(&base).expect("valid");
+        assert_eq!(none.connection, ConnectionSecurity::default());
     }
 
     #[test]

@@ -8,9 +8,10 @@ use aws_lambda_events::sqs::SqsMessage;
 use crypto_box::aead::OsRng;
 
 use crate::batch::{self, BatchOutcome, BatchPlan, EventError};
+use crate::config::ConnectionSecurity;
+use crate::loader::{LoadError, Loader};
 use crate::mask::Masker;
 use crate::secrets::SecretStore;
-use crate::store::{PoolSettings, Store, StoreError};
 use crate::vault::{BatchSealer, VaultPublicKey};
 
 /// The database secret the pool's credentials came from, kept so they can be re-read after a
@@ -19,12 +20,12 @@ use crate::vault::{BatchSealer, VaultPublicKey};
 pub struct DbSecret {
     secrets: SecretStore,
     id: String,
-    pool: PoolSettings,
+    connection: ConnectionSecurity,
 }
 
 impl DbSecret {
-    pub fn new(secrets: SecretStore, id: String, pool: PoolSettings) -> DbSecret {
-        DbSecret { secrets, id, pool }
+    pub fn new(secrets: SecretStore, id: String, connection: ConnectionSecurity) -> DbSecret {
+        DbSecret { secrets, id, connection }
     }
 }
 
@@ -32,14 +33,14 @@ impl DbSecret {
 #[derive(Clone)]
 pub struct Handler {
     masker: Masker,
-    store: Store,
+    loader: Loader,
     db_secret: Option<DbSecret>,
     vault_key: Option<VaultPublicKey>,
 }
 
 impl Handler {
-    pub fn new(masker: Masker, store: Store) -> Handler {
-        Handler { masker, store, db_secret: None, vault_key: None }
+    pub fn new(masker: Masker, loader: Loader) -> Handler {
+        Handler { masker, loader, db_secret: None, vault_key: None }
     }
 
     /// Seals every original `ip` and `device_id` to `vault_key` into the PII vault.
@@ -54,8 +55,9 @@ impl Handler {
         self
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The database path, e.g. to close it when the instance shuts down.
+    pub fn loader(&self) -> &Loader {
+        &self.loader
     }
 
     /// Processes one batch of SQS records.
@@ -85,8 +87,8 @@ impl Handler {
 
     /// Inserts the plan's rows. When the database refuses the credentials and they came from
     /// a secret, the secret is re-read once (it may have been rotated) and the insert retried.
-    async fn insert(&self, plan: &BatchPlan) -> Result<u64, StoreError> {
-        let first = self.store.insert(&plan.rows, plan.masking_mode).await;
+    async fn insert(&self, plan: &BatchPlan) -> Result<u64, LoadError> {
+        let first = self.loader.insert(&plan.rows, plan.masking_mode).await;
         let (Err(err), Some(db_secret)) = (&first, &self.db_secret) else {
             return first;
         };
@@ -95,9 +97,9 @@ impl Handler {
         }
         tracing::warn!(secret = %db_secret.id, "database refused the credentials; re-reading the secret");
         match db_secret.secrets.database(&db_secret.id).await {
-            Ok(options) => {
-                self.store.replace_connect_options(options, &db_secret.pool);
-                self.store.insert(&plan.rows, plan.masking_mode).await
+            Ok(target) => {
+                self.loader.replace_target(crate::startup::secure(target, &db_secret.connection));
+                self.loader.insert(&plan.rows, plan.masking_mode).await
             }
             Err(secret_err) => {
                 tracing::error!(error = %error_chain(&secret_err), "re-reading the database secret failed");

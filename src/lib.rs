@@ -17,8 +17,11 @@
 pub mod aws;
 pub mod batch;
 pub mod config;
+pub mod database;
 pub mod handler;
+pub mod iam;
 pub mod lambda;
+pub mod loader;
 pub mod mask;
 pub mod message;
 pub mod metrics;
@@ -28,4 +31,5 @@ pub mod secrets;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod vault;

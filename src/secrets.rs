@@ -4,8 +4,8 @@
 //! Errors name the secret and the problem, never the secret's value.
 
 use serde::Deserialize;
-use sqlx::postgres::PgConnectOptions;
 
+use crate::database::{DbTarget, SslMode};
 use crate::mask::MaskingKey;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,7 @@ impl SecretStore {
     }
 
     /// Connection options from an RDS-format database secret.
-    pub async fn database(&self, id: &str) -> Result<PgConnectOptions, SecretError> {
+    pub async fn database(&self, id: &str) -> Result<DbTarget, SecretError> {
         let text = self.secret_string(id).await?;
         parse_database_secret(&text).map_err(|problem| SecretError::Malformed { id: id.to_owned(), problem })
     }
@@ -146,7 +146,7 @@ struct RdsSecret {
 /// Parses `{"username","password","host","port","dbname"}`; `port` may be a number or a
 /// string and defaults to 5432, `dbname` defaults to `postgres`. The problem text never
 /// quotes the secret.
-pub fn parse_database_secret(text: &str) -> Result<PgConnectOptions, String> {
+pub fn parse_database_secret(text: &str) -> Result<DbTarget, String> {
     let secret: RdsSecret =
         serde_json::from_str(text).map_err(|_| "not a JSON object in the RDS secret format".to_string())?;
     let required =
@@ -164,7 +164,8 @@ pub fn parse_database_secret(text: &str) -> Result<PgConnectOptions, String> {
         Some(_) => return Err("`port` must be a number".into()),
     };
     let dbname = secret.dbname.filter(|d| !d.is_empty()).unwrap_or_else(|| "postgres".into());
-    Ok(PgConnectOptions::new().host(&host).port(port).username(&username).password(&password).database(&dbname))
+    // TLS when offered, as libpq does; DB_SSL_MODE tightens it.
+    Ok(DbTarget { host, port, user: username, password: Some(password), dbname, ssl_mode: SslMode::Prefer })
 }
 
 #[cfg(test)]
@@ -176,31 +177,32 @@ mod tests {
         let json = database_secret_json("postgres://loader:p%40s+s@db.internal:6432/logins").expect("valid");
         let value: serde_json::Value = serde_json::from_str(&json).expect("json");
         assert_eq!(value["password"], "p@s+s");
-        let options = parse_database_secret(&json).expect("round trip");
-        assert_eq!((options.get_host(), options.get_port(), options.get_username()), ("db.internal", 6432, "loader"));
-        assert_eq!(options.get_database(), Some("logins"));
+        let target = parse_database_secret(&json).expect("round trip");
+        assert_eq!((target.host.as_str(), target.port, target.user.as_str()), ("db.internal", 6432, "loader"));
+        assert_eq!((target.dbname.as_str(), target.password.as_deref()), ("logins", Some("p@s+s")));
     }
 
     #[test]
     fn parses_the_rds_format() {
-        let options = parse_database_secret(
+        let target = parse_database_secret(
             r#"{"engine":"postgres","username":"loader","password":"pw","host":"db.internal","port":6432,"dbname":"logins"}"#,
         )
         .expect("valid");
-        assert_eq!(options.get_host(), "db.internal");
-        assert_eq!(options.get_port(), 6432);
-        assert_eq!(options.get_username(), "loader");
-        assert_eq!(options.get_database(), Some("logins"));
+        assert_eq!(target.host, "db.internal");
+        assert_eq!(target.port, 6432);
+        assert_eq!(target.user, "loader");
+        assert_eq!(target.dbname, "logins");
+        assert_eq!(target.ssl_mode, SslMode::Prefer);
     }
 
     #[test]
     fn port_may_be_a_string_and_defaults_apply() {
-        let options =
+        let target =
             parse_database_secret(r#"{"username":"u","password":"p","host":"h","port":"5433"}"#).expect("valid");
-        assert_eq!(options.get_port(), 5433);
-        assert_eq!(options.get_database(), Some("postgres"));
-        let options = parse_database_secret(r#"{"username":"u","password":"p","host":"h"}"#).expect("valid");
-        assert_eq!(options.get_port(), 5432);
+        assert_eq!(target.port, 5433);
+        assert_eq!(target.dbname, "postgres");
+        let target = parse_database_secret(r#"{"username":"u","password":"p","host":"h"}"#).expect("valid");
+        assert_eq!(target.port, 5432);
     }
 
     #[test]

@@ -1,26 +1,30 @@
 //! Cold start: turn a [`Config`] into a ready [`Handler`], reading secrets once.
 
-use std::str::FromStr;
-
-use sqlx::postgres::PgConnectOptions;
 use tokio::sync::OnceCell;
 
-use crate::config::{Config, DatabaseSource, MaskingKeySource};
+use crate::config::{Config, ConnectionSecurity, DatabaseSource, MaskingKeySource};
+use crate::database::DbTarget;
 use crate::handler::{DbSecret, Handler};
+use crate::iam::{IamAuth, IamError};
+use crate::loader::{Loader, LoaderSetupError};
 use crate::mask::{Masker, MaskingKey, MaskingMode};
 use crate::secrets::{SecretError, SecretStore};
-use crate::store::{PoolSettings, Store};
+use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("DATABASE_URL is not a valid postgres:// URL")]
-    InvalidDatabaseUrl,
+    #[error("DATABASE_URL: {0}")]
+    InvalidDatabaseUrl(#[source] crate::database::TargetError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error(transparent)]
+    Loader(#[from] LoaderSetupError),
+    #[error(transparent)]
+    Iam(#[from] IamError),
 }
 
-/// Builds the handler: secrets are read (concurrently) and the pool is created, but no
-/// database connection is opened until the first batch needs one.
+/// Builds the handler: secrets are read (concurrently) and the loader's pool is created, but
+/// no database connection is opened until the first batch needs one.
 pub async fn build_handler(config: &Config) -> Result<Handler, StartupError> {
     // Built on first use, once, and only when a secret is configured.
     build_handler_with(config, OnceCell::new()).await
@@ -32,7 +36,8 @@ pub async fn build_handler_with_secrets(config: &Config, secrets: SecretStore) -
 }
 
 async fn build_handler_with(config: &Config, secrets: OnceCell<SecretStore>) -> Result<Handler, StartupError> {
-    let (options, key) = tokio::try_join!(database_options(&config.database, &secrets), masking_key(config, &secrets))?;
+    let (target, key) = tokio::try_join!(database_target(&config.database, &secrets), masking_key(config, &secrets))?;
+    let target = secure(target, &config.connection);
     let masker = match (config.masking_mode, key) {
         (MaskingMode::Hmac, Some(key)) => {
             tracing::info!(masking = %MaskingMode::Hmac, key_fingerprint = %key.fingerprint(), "masking configured");
@@ -45,29 +50,48 @@ async fn build_handler_with(config: &Config, secrets: OnceCell<SecretStore>) -> 
             Masker::sha256_compat()
         }
     };
-    let store = Store::connect_lazy(options, &config.pool);
+    let iam = match config.connection.iam_auth {
+        true => {
+            tracing::info!(user = %target.user, ssl_mode = %target.ssl_mode, "IAM database authentication: a fresh token per connection");
+            Some(IamAuth::from_env().await?)
+        }
+        false => None,
+    };
+    let loader = Loader::with_ca_bundle(target, &config.pool, iam, config.connection.ca_bundle.as_deref())?;
     let db_secret = match (&config.database, secrets.into_inner()) {
-        (DatabaseSource::Secret(id), Some(secrets)) => Some(DbSecret::new(secrets, id.clone(), config.pool.clone())),
+        (DatabaseSource::Secret(id), Some(secrets)) => {
+            Some(DbSecret::new(secrets, id.clone(), config.connection.clone()))
+        }
         _ => None,
     };
     if let Some(key) = &config.vault_public_key {
         tracing::info!(vault_key_id = %key.key_id(), "PII vault on: originals are sealed to the vault public key");
     }
-    Ok(Handler::new(masker, store).with_db_secret(db_secret).with_vault(config.vault_public_key.clone()))
+    Ok(Handler::new(masker, loader).with_db_secret(db_secret).with_vault(config.vault_public_key.clone()))
 }
 
-/// A store for commands that only need the database (migrations, the CLI's reports).
-pub async fn connect_store(database: &DatabaseSource, pool: &PoolSettings) -> Result<Store, StartupError> {
-    let options = database_options(database, &OnceCell::new()).await?;
-    Ok(Store::connect_lazy(options, pool))
+/// A store for operator commands (migrations, reports, vault reads): sqlx sessions straight to
+/// the server, with a password (not through a transaction-mode pooler; see README).
+pub async fn connect_store(database: &DatabaseSource) -> Result<Store, StartupError> {
+    let target = database_target(database, &OnceCell::new()).await?;
+    Ok(Store::connect_lazy(target.sqlx_options(), 2))
 }
 
-async fn database_options(
-    database: &DatabaseSource,
-    secrets: &OnceCell<SecretStore>,
-) -> Result<PgConnectOptions, StartupError> {
+/// Applies `DB_SSL_MODE` and, with IAM authentication, drops any password: the token is made
+/// per connection.
+pub fn secure(mut target: DbTarget, connection: &ConnectionSecurity) -> DbTarget {
+    if let Some(mode) = connection.ssl_mode {
+        target.ssl_mode = mode;
+    }
+    if connection.iam_auth {
+        target.password = None;
+    }
+    target
+}
+
+async fn database_target(database: &DatabaseSource, secrets: &OnceCell<SecretStore>) -> Result<DbTarget, StartupError> {
     match database {
-        DatabaseSource::Url(url) => PgConnectOptions::from_str(url).map_err(|_| StartupError::InvalidDatabaseUrl),
+        DatabaseSource::Url(url) => DbTarget::from_url(url).map_err(StartupError::InvalidDatabaseUrl),
         DatabaseSource::Secret(id) => Ok(secrets.get_or_init(SecretStore::from_env).await.database(id).await?),
     }
 }

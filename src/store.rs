@@ -1,57 +1,22 @@
-//! The PostgreSQL adapter: one lazily connecting pool per instance, one statement per batch.
+//! PostgreSQL for operators: migrations, reports and vault reads, over sqlx sessions.
+//!
+//! These commands take advisory locks (migrations) and may rely on session state, so they
+//! connect to the server itself, never through a transaction-mode pooler. The function's own
+//! insert path is [`crate::loader`], which is pooler-safe.
 
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::batch::{LoginRows, VaultRows};
-use crate::mask::{MaskedField, MaskingMode};
-
-/// How the pool behaves. The defaults suit a Lambda instance, which runs one invocation at a
-/// time and may sit frozen for minutes between two of them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolSettings {
-    /// One connection per concurrent invocation; a Lambda instance needs one.
-    pub max_connections: u32,
-    /// How long a batch waits for a connection before it is failed (and redelivered).
-    pub acquire_timeout: Duration,
-    /// Server-side cap on one statement, so a stuck insert cannot eat the function's timeout.
-    pub statement_timeout: Duration,
-    /// Connections idle longer than this are closed rather than trusted after a freeze.
-    pub idle_timeout: Duration,
-}
-
-impl Default for PoolSettings {
-    fn default() -> Self {
-        PoolSettings {
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(20),
-            idle_timeout: Duration::from_secs(60),
-        }
-    }
-}
+use crate::mask::MaskedField;
 
 /// What went wrong talking to PostgreSQL. Display texts carry no row data.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the batch insert failed")]
-    Insert(#[source] sqlx::Error),
     #[error("a query failed")]
     Query(#[source] sqlx::Error),
     #[error("applying the migrations failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
-}
-
-impl StoreError {
-    /// Whether the server refused our credentials (SQLSTATE class 28), the sign that a
-    /// rotated password should be re-read.
-    pub fn is_auth_failure(&self) -> bool {
-        match self {
-            StoreError::Insert(sqlx::Error::Database(db)) => db.code().is_some_and(|code| code.starts_with("28")),
-            _ => false,
-        }
-    }
 }
 
 /// The `user_logins` table behind a pool.
@@ -61,24 +26,13 @@ pub struct Store {
 }
 
 impl Store {
-    /// Builds the pool without connecting: a cold start must not fail because the database
-    /// blinked, and each batch connects (or reconnects) when it needs to.
-    pub fn connect_lazy(options: PgConnectOptions, settings: &PoolSettings) -> Store {
+    /// Builds a pool of up to `max_connections` without connecting yet.
+    pub fn connect_lazy(options: PgConnectOptions, max_connections: u32) -> Store {
         let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .min_connections(0)
-            .acquire_timeout(settings.acquire_timeout)
-            .idle_timeout(settings.idle_timeout)
-            // A connection may have gone stale while the instance was frozen: check it first.
-            .test_before_acquire(true)
-            .connect_lazy_with(with_session_settings(options, settings));
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options);
         Store { pool }
-    }
-
-    /// Opens new connections with other credentials (after a secret rotation). Connections
-    /// already open stay valid: PostgreSQL checks a password only when a session starts.
-    pub fn replace_connect_options(&self, options: PgConnectOptions, settings: &PoolSettings) {
-        self.pool.set_connect_options(with_session_settings(options, settings));
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -89,63 +43,6 @@ impl Store {
     /// advisory lock.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("./migrations").run(&self.pool).await.map_err(StoreError::Migrate)
-    }
-
-    /// Inserts a batch in one statement (so one implicit transaction and one round trip,
-    /// whatever the batch size) and returns how many rows were new. Rows whose `message_id`
-    /// already exists are skipped: a redelivered message never makes a second row.
-    ///
-    /// The vault's sealed originals go in through a data-modifying CTE of the same statement:
-    /// a row never exists without its recoverable original, and a failed batch leaves nothing
-    /// in the vault. Vault rows already present are kept as they are.
-    ///
-    /// `ON CONFLICT DO NOTHING` names no conflict target on purpose: a target needs SELECT on
-    /// its columns, and the loader role has INSERT only. The table's only unique keys are
-    /// `message_id` and the generated `id`, so the effect is the same.
-    pub async fn insert(&self, rows: &LoginRows, masking_mode: MaskingMode) -> Result<u64, StoreError> {
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        // With the vault off its arrays are empty and the CTE inserts nothing.
-        let no_vault = VaultRows::default();
-        let vault = rows.vault.as_ref().unwrap_or(&no_vault);
-        let result = sqlx::query!(
-            r#"
-            WITH sealed AS (
-                INSERT INTO pii_vault.sealed_values (field, masked_value, sealed, key_id)
-                SELECT field, masked_value, sealed, $14
-                FROM UNNEST($11::text[], $12::text[], $13::bytea[]) AS v(field, masked_value, sealed)
-                ON CONFLICT DO NOTHING
-            )
-            INSERT INTO user_logins (message_id, user_id, device_type, masked_ip, masked_device_id,
-                                     locale, app_version, sent_at, create_date, masking_scheme)
-            SELECT message_id, user_id, device_type, masked_ip, masked_device_id,
-                   locale, app_version, sent_at, create_date, $10
-            FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                        $6::text[], $7::text[], $8::timestamptz[], $9::date[])
-                 AS batch(message_id, user_id, device_type, masked_ip, masked_device_id,
-                          locale, app_version, sent_at, create_date)
-            ON CONFLICT DO NOTHING
-            "#,
-            &rows.message_id,
-            &rows.user_id,
-            &rows.device_type as &[Option<String>],
-            &rows.masked_ip as &[Option<String>],
-            &rows.masked_device_id as &[Option<String>],
-            &rows.locale as &[Option<String>],
-            &rows.app_version as &[Option<String>],
-            &rows.sent_at,
-            &rows.create_date,
-            masking_mode.name(),
-            &vault.field,
-            &vault.masked_value,
-            &vault.sealed,
-            &vault.key_id,
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::Insert)?;
-        Ok(result.rows_affected())
     }
 }
 
@@ -244,9 +141,4 @@ impl Store {
         };
         query.map_err(StoreError::Query)
     }
-}
-
-fn with_session_settings(options: PgConnectOptions, settings: &PoolSettings) -> PgConnectOptions {
-    let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
-    options.application_name("login-etl").options([("statement_timeout", statement_timeout.as_str())])
 }

@@ -210,8 +210,9 @@ async fn messages_dead_lettered_during_an_outage_are_replayed_from_the_dlq(pool:
 
     // The database is down (nothing listens on port 1): every delivery fails until the
     // redrive moves the messages to the DLQ. Nothing is lost, nothing is written.
-    let down = sqlx::postgres::PgConnectOptions::new().host("127.0.0.1").port(1).username("postgres");
-    let outage = queue::drain(&queue, &handler_with_options(down), &options(1)).await.expect("drain");
+    let down =
+        login_etl::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable").expect("target");
+    let outage = queue::drain(&queue, &handler_with_target(down), &options(1)).await.expect("drain");
     assert_eq!(outage.end, DrainEnd::Empty);
     assert_eq!(outage.inserted, 0);
     assert_eq!(outage.failed_by_reason.get("store_failed").copied(), Some(30 * u64::from(MAX_RECEIVE_COUNT)));

@@ -5,6 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
+use login_etl::database::DbTarget;
 use login_etl::lambda;
 use login_etl::mask::MaskedField;
 use sqlx::{PgPool, Row};
@@ -143,8 +144,9 @@ async fn a_failed_transaction_writes_nothing_and_fails_every_record(pool: PgPool
 #[tokio::test]
 async fn an_unreachable_database_fails_every_record() {
     // Nothing listens on port 1: connection refused, as when the database is down.
-    let options = sqlx::postgres::PgConnectOptions::new().host("127.0.0.1").port(1).username("postgres");
-    let handler = handler_with_options(options);
+    let target =
+        login_etl::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable").expect("target");
+    let handler = handler_with_target(target);
     let records = vec![record("a", &login_body("u", "10.0.0.1", "d")), record("b", "{}")];
     let response = lambda::handle_event(&handler, event(records)).await.expect("a response, not Err");
     assert_eq!(failure_ids(&response), ["a", "b"]);
@@ -154,7 +156,11 @@ async fn an_unreachable_database_fails_every_record() {
 async fn a_warm_instance_recovers_when_the_database_comes_back(pool: PgPool) {
     let upstream = pool.connect_options().get_port();
     let proxy = SwitchableProxy::start(upstream).await;
-    let handler = handler_with_options((*pool.connect_options()).clone().host("127.0.0.1").port(proxy.port));
+    let handler = handler_with_target(DbTarget {
+        host: "127.0.0.1".into(),
+        port: proxy.port,
+        ..direct_target(&pool.connect_options())
+    });
 
     let first = handler.handle(&[record("before", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!(first.inserted, 1);
@@ -176,7 +182,11 @@ async fn a_warm_instance_recovers_when_the_database_comes_back(pool: PgPool) {
 async fn a_stale_pooled_connection_is_replaced_transparently(pool: PgPool) {
     let upstream = pool.connect_options().get_port();
     let proxy = SwitchableProxy::start(upstream).await;
-    let handler = handler_with_options((*pool.connect_options()).clone().host("127.0.0.1").port(proxy.port));
+    let handler = handler_with_target(DbTarget {
+        host: "127.0.0.1".into(),
+        port: proxy.port,
+        ..direct_target(&pool.connect_options())
+    });
     handler.handle(&[record("one", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
 
     // The connection dies while the instance is frozen, but the database is up again by the
@@ -241,10 +251,10 @@ async fn migrations_upgrade_the_legacy_table_in_place(pool: PgPool) {
     .await
     .expect("legacy table");
 
-    let handler = handler_for(&pool);
-    handler.store().migrate().await.expect("migrate");
+    let store = store_for(&pool);
+    store.migrate().await.expect("migrate");
     // Migrating twice is a no-op.
-    handler.store().migrate().await.expect("migrate again");
+    store.migrate().await.expect("migrate again");
 
     let legacy: Vec<(String, Option<String>, Option<String>, String)> = sqlx::query_as(
         "SELECT user_id, app_version, masked_ip, create_date::text FROM user_logins WHERE message_id IS NULL ORDER BY user_id",
@@ -260,7 +270,8 @@ async fn migrations_upgrade_the_legacy_table_in_place(pool: PgPool) {
         ]
     );
 
-    let outcome = handler.handle(&[record("new", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    let outcome =
+        handler_for(&pool).handle(&[record("new", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!(outcome.inserted, 1);
     assert_eq!(row_count(&pool).await, 3);
 }

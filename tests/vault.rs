@@ -7,15 +7,15 @@ use std::process::Command;
 
 use common::*;
 use crypto_box::aead::OsRng;
+use login_etl::database::DbTarget;
 use login_etl::handler::Handler;
 use login_etl::mask::MaskedField;
 use login_etl::store::{Store, VaultLookup};
 use login_etl::vault::{VaultError, VaultSecretKey};
 use sqlx::PgPool;
-use sqlx::postgres::PgConnectOptions;
 
-fn vault_handler(options: PgConnectOptions, secret: &VaultSecretKey) -> Handler {
-    handler_with_options(options).with_vault(Some(secret.public_key()))
+fn vault_handler(target: DbTarget, secret: &VaultSecretKey) -> Handler {
+    handler_with_target(target).with_vault(Some(secret.public_key()))
 }
 
 async fn vault_rows(pool: &PgPool) -> i64 {
@@ -25,7 +25,7 @@ async fn vault_rows(pool: &PgPool) -> i64 {
 #[sqlx::test(migrations = "./migrations")]
 async fn originals_round_trip_through_the_handler(pool: PgPool) {
     let secret = VaultSecretKey::generate(&mut OsRng);
-    let handler = vault_handler((*pool.connect_options()).clone(), &secret);
+    let handler = vault_handler(loader_target(&pool), &secret);
     let outcome = handler
         .handle(&[
             record("m1", &login_body("alice", "199.172.111.135", "593-47-5928")),
@@ -36,7 +36,7 @@ async fn originals_round_trip_through_the_handler(pool: PgPool) {
         .expect("handled");
     assert_eq!(outcome.inserted, 3);
 
-    let store = handler.store();
+    let store = store_for(&pool);
     let masked_ip = masker().mask(MaskedField::Ip, "199.172.111.135");
     let found = store
         .sealed_values(&VaultLookup::Masked { field: MaskedField::Ip, masked_value: masked_ip.clone() })
@@ -69,11 +69,10 @@ async fn originals_round_trip_through_the_handler(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn a_wrong_private_key_fails_cleanly(pool: PgPool) {
     let secret = VaultSecretKey::generate(&mut OsRng);
-    let handler = vault_handler((*pool.connect_options()).clone(), &secret);
+    let handler = vault_handler(loader_target(&pool), &secret);
     handler.handle(&[record("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     let masked = masker().mask(MaskedField::Ip, "10.0.0.1");
-    let found = handler
-        .store()
+    let found = store_for(&pool)
         .sealed_values(&VaultLookup::Masked { field: MaskedField::Ip, masked_value: masked.clone() })
         .await
         .expect("lookup");
@@ -84,7 +83,7 @@ async fn a_wrong_private_key_fails_cleanly(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn each_distinct_value_is_stored_once(pool: PgPool) {
     let secret = VaultSecretKey::generate(&mut OsRng);
-    let handler = vault_handler((*pool.connect_options()).clone(), &secret);
+    let handler = vault_handler(loader_target(&pool), &secret);
     let same = login_body("u", "10.0.0.1", "dev-1");
     handler.handle(&[record("a", &same), record("b", &same)]).await.expect("first");
     assert_eq!(vault_rows(&pool).await, 2, "one ip + one device id");
@@ -99,7 +98,7 @@ async fn each_distinct_value_is_stored_once(pool: PgPool) {
 async fn a_rolled_back_batch_leaves_nothing_in_the_vault(pool: PgPool) {
     install_poison_trigger(&pool).await;
     let secret = VaultSecretKey::generate(&mut OsRng);
-    let handler = vault_handler((*pool.connect_options()).clone(), &secret);
+    let handler = vault_handler(loader_target(&pool), &secret);
     let outcome = handler
         .handle(&[
             record("ok", &login_body("u", "10.0.0.1", "d-1")),
@@ -136,11 +135,13 @@ impl LoaderRole {
 #[sqlx::test(migrations = "./migrations")]
 async fn the_loader_role_can_write_but_never_read_back(pool: PgPool) {
     let role = LoaderRole::create(&pool).await;
+    // Straight to the server: this is about the role's privileges, not the pooler.
     let loader_options = (*pool.connect_options()).clone().username(&role.name);
+    let loader_target = DbTarget { user: role.name.clone(), ..direct_target(&pool.connect_options()) };
     let secret = VaultSecretKey::generate(&mut OsRng);
 
     // The function's privileges are enough to load, with the vault, including redeliveries.
-    let handler = vault_handler(loader_options.clone(), &secret);
+    let handler = vault_handler(loader_target, &secret);
     let first = handler.handle(&[record("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!(first.inserted, 1, "{:?}", first.failures_by_reason());
     let again = handler.handle(&[record("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
@@ -148,7 +149,7 @@ async fn the_loader_role_can_write_but_never_read_back(pool: PgPool) {
     assert_eq!(vault_rows(&pool).await, 2);
 
     // But it cannot read the vault (nor the logins) back.
-    let as_loader = Store::connect_lazy(loader_options, &fast_pool_settings());
+    let as_loader = Store::connect_lazy(loader_options, 1);
     let masked = masker().mask(MaskedField::Ip, "10.0.0.1");
     let denied = as_loader
         .sealed_values(&VaultLookup::Masked { field: MaskedField::Ip, masked_value: masked })
@@ -195,7 +196,7 @@ async fn the_cli_recovers_with_the_right_key_and_refuses_the_wrong_one(pool: PgP
 
     let secret = VaultSecretKey::from_hex(&std::fs::read_to_string(&key_file).expect("key")).expect("hex");
     assert_eq!(secret.public_key().to_hex(), public_hex);
-    let handler = vault_handler((*pool.connect_options()).clone(), &secret);
+    let handler = vault_handler(loader_target(&pool), &secret);
     handler.handle(&[record("m1", &login_body("carol", "203.0.113.7", "777-88-9999"))]).await.expect("handled");
 
     let recovered = cli(&pool).args(["recover", "--user-id", "carol", "--private-key-file"]).arg(&key_file).output();

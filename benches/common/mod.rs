@@ -1,6 +1,8 @@
 //! Set-up shared by the benchmarks that need services.
 #![allow(dead_code)] // each benchmark uses a different subset
 
+use login_etl::database::{DbTarget, SslMode};
+use login_etl::store::Store;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
@@ -32,4 +34,38 @@ pub async fn localstack_config() -> aws_config::SdkConfig {
         .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "bench"))
         .load()
         .await
+}
+
+/// The loader's target for `options` (trust authentication, no TLS), optionally through the
+/// PgBouncer at `via` (`host:port`) under the pooler database name `dbname`.
+pub fn loader_target(options: &PgConnectOptions, via: Option<(&str, &str)>) -> DbTarget {
+    let mut target = DbTarget {
+        host: options.get_host().to_owned(),
+        port: options.get_port(),
+        user: options.get_username().to_owned(),
+        password: None,
+        dbname: options.get_database().unwrap_or("postgres").to_owned(),
+        ssl_mode: SslMode::Disable,
+    };
+    if let Some((address, dbname)) = via {
+        if let Some((host, port)) = address.rsplit_once(':') {
+            target.host = host.to_owned();
+            target.port = port.parse().unwrap_or(6432);
+        }
+        target.dbname = dbname.to_owned();
+    }
+    target
+}
+
+/// Applies the migrations to the database behind `options`.
+pub async fn migrate(options: &PgConnectOptions) -> anyhow::Result<()> {
+    let store = Store::connect_lazy(options.clone(), 1);
+    store.migrate().await?;
+    store.pool().close().await;
+    Ok(())
+}
+
+/// The PgBouncer `make bench` starts (scripts/pgbouncer.sh), if any: `BENCH_PGBOUNCER=host:port`.
+pub fn pgbouncer() -> Option<String> {
+    std::env::var("BENCH_PGBOUNCER").ok().filter(|v| !v.is_empty())
 }

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use login_etl::config::{Config, DatabaseSource};
 use login_etl::mask::MaskedField;
 use login_etl::queue::{self, DrainEnd, DrainOptions, DrainReport, Queue};
-use login_etl::store::{PoolSettings, VaultLookup};
+use login_etl::store::VaultLookup;
 use login_etl::vault::VaultSecretKey;
 use login_etl::{aws, lambda, sample, startup, telemetry};
 use sqlx::migrate::MigrateDatabase;
@@ -168,7 +168,7 @@ async fn migrate() -> anyhow::Result<()> {
         sqlx::Postgres::create_database(url).await.context("creating the database")?;
         eprintln!("created the database");
     }
-    let store = startup::connect_store(&database, &PoolSettings::default()).await?;
+    let store = startup::connect_store(&database).await?;
     store.migrate().await?;
     eprintln!("migrations applied");
     Ok(())
@@ -294,7 +294,7 @@ async fn invoke(file: &PathBuf) -> anyhow::Result<()> {
 
 async fn report(limit: i64) -> anyhow::Result<()> {
     let database = DatabaseSource::from_env()?;
-    let store = startup::connect_store(&database, &PoolSettings::default()).await?;
+    let store = startup::connect_store(&database).await?;
     let summary = store.summary(limit).await?;
     println!("user_logins: {} rows ({} loaded in the last hour)", summary.total_rows, summary.rows_last_hour);
     println!(
@@ -348,7 +348,7 @@ async fn recover(args: RecoverArgs) -> anyhow::Result<()> {
         _ => anyhow::bail!("give --masked-ip, --masked-device-id or --user-id"),
     };
     let database = DatabaseSource::from_env()?;
-    let store = startup::connect_store(&database, &PoolSettings::default()).await?;
+    let store = startup::connect_store(&database).await?;
     let values = store.sealed_values(&lookup).await?;
     if values.is_empty() {
         anyhow::bail!("nothing in the vault for {lookup:?}");

@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use login_etl::database::{DbTarget, SslMode};
 use login_etl::handler::Handler;
+use login_etl::loader::{Loader, PoolSettings};
 use login_etl::mask::{Masker, MaskingKey};
-use login_etl::store::{PoolSettings, Store};
+use login_etl::store::Store;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 use tokio::net::{TcpListener, TcpStream};
@@ -33,19 +35,60 @@ pub fn fast_pool_settings() -> PoolSettings {
     }
 }
 
-/// A handler writing to the database behind `pool` (a fresh one per `#[sqlx::test]`).
-pub fn handler_for(pool: &PgPool) -> Handler {
-    handler_with_options((*pool.connect_options()).clone())
+/// Where the function's loader connects in these tests: the database behind `pool` (a fresh
+/// one per `#[sqlx::test]`), reached directly or, when `LOGIN_ETL_TEST_PGBOUNCER` names a
+/// `host:port`, through that PgBouncer in transaction mode (`make test` runs the database
+/// tests both ways). Test databases use trust authentication: no password.
+pub fn loader_target(pool: &PgPool) -> DbTarget {
+    let options = pool.connect_options();
+    let mut target = direct_target(&options);
+    if let Ok(pgbouncer) = std::env::var("LOGIN_ETL_TEST_PGBOUNCER") {
+        let (host, port) = pgbouncer.rsplit_once(':').expect("LOGIN_ETL_TEST_PGBOUNCER is host:port");
+        target.host = host.to_owned();
+        target.port = port.parse().expect("LOGIN_ETL_TEST_PGBOUNCER port");
+    }
+    target
 }
 
-pub fn handler_with_options(options: PgConnectOptions) -> Handler {
-    Handler::new(masker(), Store::connect_lazy(options, &fast_pool_settings()))
+/// The server `options` name, without any pooler in between.
+pub fn direct_target(options: &PgConnectOptions) -> DbTarget {
+    DbTarget {
+        host: options.get_host().to_owned(),
+        port: options.get_port(),
+        user: options.get_username().to_owned(),
+        password: None,
+        dbname: options.get_database().unwrap_or("postgres").to_owned(),
+        ssl_mode: SslMode::Disable,
+    }
+}
+
+/// Whether these tests run through PgBouncer (see [`loader_target`]).
+pub fn through_pgbouncer() -> bool {
+    std::env::var("LOGIN_ETL_TEST_PGBOUNCER").is_ok()
+}
+
+/// A handler writing to the database behind `pool`.
+pub fn handler_for(pool: &PgPool) -> Handler {
+    handler_with_target(loader_target(pool))
+}
+
+pub fn handler_with_target(target: DbTarget) -> Handler {
+    handler_with_settings(target, &fast_pool_settings())
+}
+
+pub fn handler_with_settings(target: DbTarget, settings: &PoolSettings) -> Handler {
+    Handler::new(masker(), Loader::new(target, settings, None).expect("loader"))
 }
 
 /// A handler whose pool can serve `connections` concurrent batches.
 pub fn handler_for_pool_size(pool: &PgPool, connections: u32) -> Handler {
     let settings = PoolSettings { max_connections: connections, ..fast_pool_settings() };
-    Handler::new(masker(), Store::connect_lazy((*pool.connect_options()).clone(), &settings))
+    handler_with_settings(loader_target(pool), &settings)
+}
+
+/// The operators' store over the same database (migrations, reports, vault reads).
+pub fn store_for(pool: &PgPool) -> Store {
+    Store::connect_lazy((*pool.connect_options()).clone(), 2)
 }
 
 /// A record as an SQS event source mapping delivers it.

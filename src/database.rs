@@ -1,0 +1,185 @@
+//! Where the database is and how to reach it: one [`DbTarget`] read from `DATABASE_URL` or from
+//! an RDS-format secret, handed to both drivers.
+//!
+//! The function's insert path ([`crate::loader`]) speaks tokio-postgres, which can send a whole
+//! parameterised statement in one round trip without a named prepared statement (safe behind a
+//! transaction-mode pooler); operator commands ([`crate::store`]) use sqlx sessions. Both must
+//! reach the same server with the same credentials, so neither owns the connection settings.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+
+/// How much TLS a connection demands, with libpq's names and meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SslMode {
+    /// Plain TCP only.
+    Disable,
+    /// TLS when the server offers it, certificate not verified (libpq's default).
+    #[default]
+    Prefer,
+    /// TLS or no connection; certificate not verified.
+    Require,
+    /// TLS or no connection; the certificate must chain to a trusted root (`DB_CA_BUNDLE`, or the
+    /// Mozilla roots) and name the host. What IAM authentication should use: a token is a
+    /// bearer credential for 15 minutes.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// Whether a connection in this mode is never sent in clear text.
+    pub fn requires_tls(self) -> bool {
+        matches!(self, SslMode::Require | SslMode::VerifyFull)
+    }
+}
+
+impl FromStr for SslMode {
+    type Err = TargetError;
+
+    fn from_str(text: &str) -> Result<SslMode, TargetError> {
+        match text.trim() {
+            "disable" => Ok(SslMode::Disable),
+            // libpq's `allow` tries plain first; TLS-when-offered is the closer safe reading.
+            "allow" | "prefer" => Ok(SslMode::Prefer),
+            "require" => Ok(SslMode::Require),
+            // verify-ca without the host check is not offered: it is weaker and rarely wanted.
+            "verify-ca" | "verify-full" => Ok(SslMode::VerifyFull),
+            _ => Err(TargetError::SslMode),
+        }
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A PostgreSQL server, database and login. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbTarget {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// `None` for trust authentication or when IAM authentication makes a token per connection.
+    pub password: Option<String>,
+    pub dbname: String,
+    pub ssl_mode: SslMode,
+}
+
+/// Why a connection description was refused. Never quotes the input: it may hold a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("not a postgres:// URL with a host")]
+    Url,
+    #[error("sslmode must be disable, prefer, require or verify-full")]
+    SslMode,
+}
+
+impl fmt::Debug for DbTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbTarget")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("dbname", &self.dbname)
+            .field("ssl_mode", &self.ssl_mode)
+            .finish()
+    }
+}
+
+impl DbTarget {
+    /// Reads `postgres://user:password@host:port/dbname?sslmode=…`; other query parameters are
+    /// ignored. A missing port is 5432, a missing database `postgres`, a missing user `postgres`.
+    pub fn from_url(text: &str) -> Result<DbTarget, TargetError> {
+        let url = url::Url::parse(text.trim()).map_err(|_| TargetError::Url)?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(TargetError::Url);
+        }
+        let decode = |part: &str| percent_encoding::percent_decode_str(part).decode_utf8_lossy().into_owned();
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or(TargetError::Url)?;
+        // `Url` keeps IPv6 literals in brackets; drivers want the bare address.
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let dbname = decode(url.path().trim_start_matches('/'));
+        let ssl_mode = match url.query_pairs().find(|(key, _)| key == "sslmode") {
+            Some((_, mode)) => mode.parse()?,
+            None => SslMode::default(),
+        };
+        Ok(DbTarget {
+            host,
+            port: url.port().unwrap_or(5432),
+            user: if url.username().is_empty() { "postgres".into() } else { decode(url.username()) },
+            password: url.password().map(decode),
+            dbname: if dbname.is_empty() { "postgres".into() } else { dbname },
+            ssl_mode,
+        })
+    }
+
+    /// The same target for sqlx, which the operator commands use. sqlx's own startup packet
+    /// is fine there: those commands connect to the server, not through a pooler.
+    pub fn sqlx_options(&self) -> PgConnectOptions {
+        let mut options = PgConnectOptions::new()
+            .host(&self.host)
+            .port(self.port)
+            .username(&self.user)
+            .database(&self.dbname)
+            .application_name("login-etl-cli")
+            .ssl_mode(match self.ssl_mode {
+                SslMode::Disable => PgSslMode::Disable,
+                SslMode::Prefer => PgSslMode::Prefer,
+                SslMode::Require => PgSslMode::Require,
+                SslMode::VerifyFull => PgSslMode::VerifyFull,
+            });
+        if let Some(password) = &self.password {
+            options = options.password(password);
+        }
+        options
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_becomes_a_target() {
+        let target = DbTarget::from_url("postgres://loader:p%40ss@db.example:6432/login_etl?sslmode=verify-full")
+            .expect("valid");
+        assert_eq!(target.host, "db.example");
+        assert_eq!(target.port, 6432);
+        assert_eq!(target.user, "loader");
+        assert_eq!(target.password.as_deref(), Some("p@ss"));
+        assert_eq!(target.dbname, "login_etl");
+        assert_eq!(target.ssl_mode, SslMode::VerifyFull);
+    }
+
+    #[test]
+    fn defaults_follow_libpq() {
+        let target = DbTarget::from_url("postgresql://[::1]").expect("valid");
+        assert_eq!((target.host.as_str(), target.port), ("::1", 5432));
+        assert_eq!((target.user.as_str(), target.dbname.as_str()), ("postgres", "postgres"));
+        assert_eq!((target.password, target.ssl_mode), (None, SslMode::Prefer));
+    }
+
+    #[test]
+    fn refusals_never_quote_the_url() {
+        for bad in ["mysql://u:hunter2@h/db", "not a url hunter2", "postgres:///db"] {
+            let err = DbTarget::from_url(bad).expect_err(bad);
+            assert!(!err.to_string().contains("hunter2"));
+        }
+        assert_eq!(DbTarget::from_url("postgres://h/db?sslmode=maybe"), Err(TargetError::SslMode));
+        let target = DbTarget::from_url("postgres://u:hunter2@h/db").expect("valid");
+        assert!(!format!("{target:?}").contains("hunter2"));
+    }
+}

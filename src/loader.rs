@@ -1,0 +1,405 @@
+//! The function's path to PostgreSQL: one statement, one round trip per batch, and nothing a
+//! transaction-mode pooler (PgBouncer, RDS Proxy) cannot multiplex.
+//!
+//! Behind such a pooler a client gets a server connection only for one transaction, so the
+//! loader keeps no session state at all:
+//! - **No named prepared statements.** The insert goes as Parse (unnamed, parameter types given),
+//!   Bind, Describe, Execute and Sync in one write (tokio-postgres's `query_typed`): the server
+//!   answers after Sync, so the pooler never sees a gap in which to switch server connections.
+//!   (sqlx parses and executes in two round trips, which is why the hot path does not use it.)
+//! - **No startup parameters a pooler refuses**: no `options`, no `extra_float_digits`; only
+//!   `client_encoding` and `application_name`, which PgBouncer and RDS Proxy track.
+//! - **No `SET`.** The statement timeout is a client-side deadline: when it passes, the query is
+//!   cancelled (a CancelRequest, which poolers forward) and the connection is thrown away. The
+//!   insert is idempotent (`message_id` is unique), so a statement that commits after we gave up
+//!   only makes the redelivered records duplicates. A per-role `statement_timeout`
+//!   (`ALTER ROLE … SET`) is the server-side backstop that operators can add.
+//!
+//! Connections are checked without a round trip: one idle longer than `idle_timeout` (measured
+//! on the wall clock, which keeps running while a Lambda instance is frozen) or already closed
+//! is discarded when handed out, TCP keepalive finds peers that vanished, and an insert whose
+//! connection turns out dead is retried once on a fresh connection.
+
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime};
+
+use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::batch::{LoginRows, VaultRows};
+use crate::database::{DbTarget, SslMode};
+use crate::iam::{IamAuth, IamError};
+use crate::mask::MaskingMode;
+use crate::tls;
+
+/// The batch insert. Its text lives in `queries/` so that sqlx checks it against the schema at
+/// compile time (see `checked` below) while tokio-postgres sends it.
+const INSERT_BATCH: &str = include_str!("../queries/insert_batch.sql");
+
+/// How the loader's pool behaves. The defaults suit a Lambda instance, which runs one invocation
+/// at a time and may sit frozen for minutes between two of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// One connection per concurrent invocation (`AWS_LAMBDA_MAX_CONCURRENCY` when Lambda runs
+    /// several per instance).
+    pub max_connections: u32,
+    /// How long a batch waits for a connection (including connecting) before it is failed.
+    pub acquire_timeout: Duration,
+    /// The client-side deadline of one insert; past it the query is cancelled.
+    pub statement_timeout: Duration,
+    /// A connection idle longer than this is not trusted: it is discarded when handed out.
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// TCP keepalive: probe an idle connection after 30 s, every 5 s, give up after 3 misses.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_RETRIES: u32 = 3;
+/// Sent data unacknowledged this long means the peer is gone (a failover, a vanished pooler):
+/// the write fails at once instead of retransmitting for minutes.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A cancel request gets this long; it is best effort.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connecting to the database failed")]
+    Postgres(#[source] tokio_postgres::Error),
+    #[error("making the IAM database token failed")]
+    Iam(#[source] IamError),
+}
+
+/// Why a batch insert failed. Display texts carry no row data.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no database connection within the acquire timeout ({0} ms)")]
+    AcquireTimeout(u128),
+    #[error(transparent)]
+    Connect(ConnectError),
+    #[error("the insert did not finish within the statement timeout ({0} ms) and was cancelled")]
+    StatementTimeout(u128),
+    #[error("the batch insert failed")]
+    Insert(#[source] tokio_postgres::Error),
+    #[error("the loader's pool is closed (the instance is shutting down)")]
+    Closed,
+}
+
+impl LoadError {
+    /// Whether the server refused the credentials (SQLSTATE class 28): a rotated password, or
+    /// an expired or mis-scoped IAM token.
+    pub fn is_auth_failure(&self) -> bool {
+        let code = match self {
+            LoadError::Connect(ConnectError::Postgres(err)) | LoadError::Insert(err) => err.code(),
+            _ => None,
+        };
+        code.is_some_and(|code| code.code().starts_with("28"))
+    }
+
+    /// Whether the connection died under the insert (server restart, failover, terminated
+    /// backend, pooler restart): then a fresh connection may well succeed.
+    fn is_dead_connection(&self) -> bool {
+        let LoadError::Insert(err) = self else { return false };
+        if err.is_closed() {
+            return true;
+        }
+        if let Some(code) = err.code() {
+            // 08: connection exception; 57P01-57P03: admin/crash shutdown, cannot connect now.
+            let code = code.code();
+            return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+        }
+        // An I/O error (reset, broken pipe, TCP user timeout) has no SQLSTATE.
+        std::error::Error::source(err).is_some_and(|source| source.is::<std::io::Error>())
+    }
+}
+
+/// A connection and when it was last used, on the wall clock (a monotonic clock may not count
+/// the time an instance spends frozen).
+pub struct PooledClient {
+    client: tokio_postgres::Client,
+    last_used: SystemTime,
+}
+
+/// Opens connections for the pool: with the current target (it changes when a rotated secret
+/// is re-read) and, with IAM authentication, a fresh token each time.
+struct Connector {
+    target: RwLock<DbTarget>,
+    iam: Option<IamAuth>,
+    tls: MakeRustlsConnect,
+    idle_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl Connector {
+    fn config(&self, password: Option<String>) -> tokio_postgres::Config {
+        let target = self.target.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&target.host)
+            .port(target.port)
+            .user(&target.user)
+            .dbname(&target.dbname)
+            .application_name("login-etl")
+            .ssl_mode(match target.ssl_mode {
+                SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+            })
+            .connect_timeout(self.connect_timeout)
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES)
+            .tcp_user_timeout(TCP_USER_TIMEOUT);
+        if let Some(password) = password.or(target.password) {
+            config.password(password);
+        }
+        config
+    }
+
+    fn target(&self) -> DbTarget {
+        self.target.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+}
+
+impl managed::Manager for Connector {
+    type Type = PooledClient;
+    type Error = ConnectError;
+
+    async fn create(&self) -> Result<PooledClient, ConnectError> {
+        let token = match &self.iam {
+            Some(iam) => {
+                let target = self.target();
+                Some(iam.token(&target.host, target.port, &target.user).await.map_err(ConnectError::Iam)?)
+            }
+            None => None,
+        };
+        let (client, connection) =
+            self.config(token).connect(self.tls.clone()).await.map_err(ConnectError::Postgres)?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "database connection ended");
+            }
+        });
+        Ok(PooledClient { client, last_used: SystemTime::now() })
+    }
+
+    async fn recycle(&self, conn: &mut PooledClient, _: &Metrics) -> RecycleResult<ConnectError> {
+        if conn.client.is_closed() {
+            return Err(RecycleError::message("the connection is closed"));
+        }
+        // A clock that went backwards (resync after a thaw) also means "do not trust it".
+        let idle = SystemTime::now().duration_since(conn.last_used).unwrap_or(Duration::MAX);
+        if idle > self.idle_timeout {
+            return Err(RecycleError::message("the connection was idle too long"));
+        }
+        Ok(())
+    }
+}
+
+/// The pooler-safe loader: a small pool of tokio-postgres connections and the batch insert.
+#[derive(Clone)]
+pub struct Loader {
+    pool: managed::Pool<Connector>,
+    connector_tls: MakeRustlsConnect,
+    statement_timeout: Duration,
+    acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader").field("status", &self.pool.status()).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoaderSetupError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(
+        "IAM database authentication needs DB_SSL_MODE=require or verify-full: a token must not travel in clear text"
+    )]
+    IamWithoutTls,
+    #[error("building the connection pool failed")]
+    Pool(#[source] managed::BuildError),
+}
+
+impl Loader {
+    /// Builds the pool without connecting: a cold start must not fail because the database
+    /// blinked, and each batch connects (or reconnects) when it needs to.
+    pub fn new(target: DbTarget, settings: &PoolSettings, iam: Option<IamAuth>) -> Result<Loader, LoaderSetupError> {
+        Loader::with_ca_bundle(target, settings, iam, None)
+    }
+
+    /// [`Loader::new`] trusting the PEM certificates in `ca_bundle` for `verify-full`.
+    pub fn with_ca_bundle(
+        target: DbTarget,
+        settings: &PoolSettings,
+        iam: Option<IamAuth>,
+        ca_bundle: Option<&str>,
+    ) -> Result<Loader, LoaderSetupError> {
+        if iam.is_some() && !target.ssl_mode.requires_tls() {
+            return Err(LoaderSetupError::IamWithoutTls);
+        }
+        let tls = MakeRustlsConnect::new(tls::client_config(target.ssl_mode, ca_bundle)?);
+        let connector = Connector {
+            target: RwLock::new(target),
+            iam,
+            tls: tls.clone(),
+            idle_timeout: settings.idle_timeout,
+            connect_timeout: settings.acquire_timeout,
+        };
+        let pool = managed::Pool::builder(connector)
+            .max_size(settings.max_connections as usize)
+            .wait_timeout(Some(settings.acquire_timeout))
+            .create_timeout(Some(settings.acquire_timeout))
+            .recycle_timeout(Some(settings.acquire_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(LoaderSetupError::Pool)?;
+        Ok(Loader {
+            pool,
+            connector_tls: tls,
+            statement_timeout: settings.statement_timeout,
+            acquire_timeout: settings.acquire_timeout,
+        })
+    }
+
+    /// New connections use `target` (after a secret rotation). Open ones stay: PostgreSQL
+    /// checks credentials only when a session starts.
+    pub fn replace_target(&self, target: DbTarget) {
+        let connector = self.pool.manager();
+        *connector.target.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = target;
+    }
+
+    /// Closes every connection (on SIGTERM), so the server or pooler does not keep sessions
+    /// whose client is gone. Later inserts fail with [`LoadError::Closed`].
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
+    /// Inserts a batch in one statement (one implicit transaction, one round trip) and returns
+    /// how many rows were new. Rows whose `message_id` already exists are skipped. A connection
+    /// found dead under the insert is replaced and the insert tried once more: it is idempotent,
+    /// so even a first attempt that committed unseen does no harm.
+    pub async fn insert(&self, rows: &LoginRows, masking_mode: MaskingMode) -> Result<u64, LoadError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        match self.insert_once(rows, masking_mode).await {
+            Err(err) if err.is_dead_connection() => {
+                tracing::warn!(error = %crate::handler::error_chain(&err), "connection died under the insert; retrying once on a fresh one");
+                self.insert_once(rows, masking_mode).await
+            }
+            result => result,
+        }
+    }
+
+    async fn insert_once(&self, rows: &LoginRows, masking_mode: MaskingMode) -> Result<u64, LoadError> {
+        let mut conn = self.pool.get().await.map_err(|err| match err {
+            managed::PoolError::Backend(err) => LoadError::Connect(err),
+            managed::PoolError::Closed => LoadError::Closed,
+            _ => LoadError::AcquireTimeout(self.acquire_timeout.as_millis()),
+        })?;
+        let result = tokio::time::timeout(self.statement_timeout, execute(&conn.client, rows, masking_mode)).await;
+        match result {
+            Ok(Ok(inserted)) => {
+                conn.last_used = SystemTime::now();
+                Ok(inserted)
+            }
+            Ok(Err(err)) => {
+                // The connection may be broken or mid-error; a new one costs little.
+                if conn.client.is_closed() {
+                    drop(Object::take(conn));
+                } else {
+                    conn.last_used = SystemTime::now();
+                }
+                Err(LoadError::Insert(err))
+            }
+            Err(_deadline) => {
+                let client = Object::take(conn).client;
+                self.cancel(client).await;
+                Err(LoadError::StatementTimeout(self.statement_timeout.as_millis()))
+            }
+        }
+    }
+
+    /// Asks the server to stop the query still running on `client`, then drops the connection.
+    async fn cancel(&self, client: tokio_postgres::Client) {
+        let token = client.cancel_token();
+        drop(client);
+        match tokio::time::timeout(CANCEL_TIMEOUT, token.cancel_query(self.connector_tls.clone())).await {
+            Ok(Ok(())) => tracing::info!("timed-out insert cancelled"),
+            Ok(Err(err)) => tracing::warn!(error = %err, "cancelling the timed-out insert failed"),
+            Err(_) => tracing::warn!("cancelling the timed-out insert timed out"),
+        }
+    }
+}
+
+/// Sends the insert as one unnamed, typed statement: Parse, Bind, Describe, Execute, Sync in a
+/// single write.
+async fn execute(
+    client: &tokio_postgres::Client,
+    rows: &LoginRows,
+    masking_mode: MaskingMode,
+) -> Result<u64, tokio_postgres::Error> {
+    // With the vault off its arrays are empty and the CTE inserts nothing.
+    let no_vault = VaultRows::default();
+    let vault = rows.vault.as_ref().unwrap_or(&no_vault);
+    let params: [(&(dyn ToSql + Sync), Type); 14] = [
+        (&rows.message_id, Type::TEXT_ARRAY),
+        (&rows.user_id, Type::TEXT_ARRAY),
+        (&rows.device_type, Type::TEXT_ARRAY),
+        (&rows.masked_ip, Type::TEXT_ARRAY),
+        (&rows.masked_device_id, Type::TEXT_ARRAY),
+        (&rows.locale, Type::TEXT_ARRAY),
+        (&rows.app_version, Type::TEXT_ARRAY),
+        (&rows.sent_at, Type::TIMESTAMPTZ_ARRAY),
+        (&rows.create_date, Type::DATE_ARRAY),
+        (&masking_mode.name(), Type::TEXT),
+        (&vault.field, Type::TEXT_ARRAY),
+        (&vault.masked_value, Type::TEXT_ARRAY),
+        (&vault.sealed, Type::BYTEA_ARRAY),
+        (&vault.key_id, Type::TEXT),
+    ];
+    let stream = client.query_typed_raw(INSERT_BATCH, params).await?;
+    let mut stream = std::pin::pin!(stream);
+    while futures::StreamExt::next(&mut stream).await.transpose()?.is_some() {}
+    Ok(stream.rows_affected().unwrap_or(0))
+}
+
+/// sqlx checks [`INSERT_BATCH`] and its parameter types against `migrations/` at compile time
+/// (offline, from `.sqlx/`), so a schema change that breaks the hot path breaks the build.
+#[cfg(test)]
+#[allow(dead_code)]
+fn checked(rows: &LoginRows, vault: &VaultRows) {
+    let _query = sqlx::query_file!(
+        "queries/insert_batch.sql",
+        &rows.message_id,
+        &rows.user_id,
+        &rows.device_type as &[Option<String>],
+        &rows.masked_ip as &[Option<String>],
+        &rows.masked_device_id as &[Option<String>],
+        &rows.locale as &[Option<String>],
+        &rows.app_version as &[Option<String>],
+        &rows.sent_at,
+        &rows.create_date,
+        "hmac",
+        &vault.field,
+        &vault.masked_value,
+        &vault.sealed,
+        &vault.key_id,
+    );
+}
