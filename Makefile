@@ -8,13 +8,16 @@ export AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
 export AWS_REGION ?= us-east-1
 export AWS_ACCESS_KEY_ID ?= test
 export AWS_SECRET_ACCESS_KEY ?= test
+# The project's own PgBouncer in transaction mode (scripts/pgbouncer.sh), for the pooler tests.
+export PGBOUNCER_PORT ?= 6432
+PGBOUNCER := 127.0.0.1:$(PGBOUNCER_PORT)
 # A demo-only key (hex of "login-etl demo key - not a secret!"); real deployments read the
 # key from Secrets Manager (MASKING_KEY_SECRET_ID).
 export MASKING_KEY ?= 6c6f67696e2d65746c2064656d6f206b6579202d206e6f742061207365637265742021
 
 CLI := target/debug/login-etl-cli
 
-.PHONY: help up down db build migrate test test-rust test-invoke lint bench demo invoke sqlx-prepare sam-validate sam-build clean
+.PHONY: help up down db build migrate test test-rust test-pooler test-iam test-invoke lint bench demo invoke sqlx-prepare sam-validate sam-build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -34,11 +37,17 @@ build: ## Build the function and the CLI (debug)
 migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database if missing)
 	$(CLI) migrate
 
-test: up lint test-rust test-invoke sam-validate sam-build ## Every test: lint, unit, PostgreSQL + LocalStack integration, cargo lambda invoke, SAM
+test: up lint test-rust test-pooler test-iam test-invoke sam-validate sam-build ## Every test: lint, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, SAM
 	@echo "make test: all checks passed"
 
 test-rust: up ## Unit and integration tests (real PostgreSQL and LocalStack)
 	cargo test --lib --bins --tests --no-fail-fast
+
+test-pooler: up ## The function's database tests again, through PgBouncer in transaction mode (pool of 2)
+	LOGIN_ETL_TEST_PGBOUNCER=$(PGBOUNCER) cargo test --test handler --test drain --test pooler --test vault --no-fail-fast
+
+test-iam: up ## boto3 still makes the IAM token src/iam.rs's known-answer test expects
+	.venv/localstack/bin/python scripts/iam-token-known-answer.py --check tests/data/iam-token-known-answer.txt
 
 test-invoke: up ## events/*.json through cargo lambda watch + invoke, checked
 	@scripts/lambda-invoke-test.sh
@@ -47,9 +56,10 @@ lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
-bench: up ## Benchmarks: core ns/record, handler per batch (vault off/on), drain throughput, cold start
+bench: up ## Benchmarks: core ns/record, handler per batch (direct and through PgBouncer), fleet through PgBouncer, drain, cold start
 	cargo bench --bench core
-	cargo bench --bench handler
+	BENCH_PGBOUNCER=$(PGBOUNCER) cargo bench --bench handler
+	BENCH_PGBOUNCER=$(PGBOUNCER) cargo bench --bench pooler
 	cargo bench --bench drain
 	cargo bench --bench cold_start
 

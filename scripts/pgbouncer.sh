@@ -32,6 +32,12 @@ install() {
 
 start() {
   if running; then answers && return 0; fi
+  # Another checkout's (or the user's own) PgBouncer on this port: use it, as localstack.sh
+  # does with a LocalStack that already answers.
+  if answers; then
+    echo "pgbouncer.sh: a PgBouncer already answers on 127.0.0.1:$port; using it" >&2
+    return 0
+  fi
   install
   mkdir -p "$dir"
   cat >"$ini" <<INI

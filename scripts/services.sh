@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts or stops what the project needs: PostgreSQL and LocalStack (SQS, Secrets Manager, KMS).
+# Starts or stops what the project needs: PostgreSQL, LocalStack (SQS, Secrets Manager, KMS)
+# and a PgBouncer in transaction mode (scripts/pgbouncer.sh, installed from Debian when missing).
 # Usage: scripts/services.sh up|down|status
 # With a Docker engine: docker compose (docker-compose.yml). Without one: host mode, the
 # system PostgreSQL (scripts/postgres.sh) and LocalStack from PyPI (scripts/localstack.sh).
@@ -16,15 +17,20 @@ case "$mode:${1:-}" in
   docker:up)
     echo "services: docker compose (PostgreSQL + LocalStack)"
     docker compose up -d --wait
+    scripts/pgbouncer.sh start
     ;;
-  docker:down) docker compose down ;;
+  docker:down) scripts/pgbouncer.sh stop; docker compose down ;;
   docker:status) docker compose ps ;;
   host:up)
     echo "services: host mode (system PostgreSQL + LocalStack from .venv/localstack)"
     scripts/postgres.sh ensure
     scripts/localstack.sh start
+    scripts/pgbouncer.sh start
     ;;
-  host:down) scripts/localstack.sh stop ;;
+  host:down)
+    scripts/pgbouncer.sh stop
+    scripts/localstack.sh stop
+    ;;
   host:status)
     scripts/postgres.sh ensure && echo "PostgreSQL answers"
     scripts/localstack.sh status

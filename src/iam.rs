@@ -14,11 +14,8 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, 
 use aws_sigv4::sign::v4;
 
 /// Everything but SigV4's unreserved characters (`A-Z a-z 0-9 - _ . ~`) is percent-encoded.
-const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const UNRESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// How long RDS accepts a token after its signing time.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(900);
@@ -137,6 +134,9 @@ mod tests {
         assert_eq!(parts(&token), parts(boto3));
         assert!(token.contains("DBUser=login%20loader&"), "{token}");
         let signature = |t: &str| parts(t).1.into_iter().find(|(k, _)| k == "X-Amz-Signature").map(|(_, v)| v);
-        assert_eq!(signature(&token).as_deref(), Some("d0cb1fc5f7ead8e1eeac69071bf609a45153ff5f4bf3c23be80e1d94d00380de"));
+        assert_eq!(
+            signature(&token).as_deref(),
+            Some("d0cb1fc5f7ead8e1eeac69071bf609a45153ff5f4bf3c23be80e1d94d00380de")
+        );
     }
 }

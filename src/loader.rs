@@ -320,13 +320,15 @@ impl Loader {
                 Ok(inserted)
             }
             Ok(Err(err)) => {
-                // The connection may be broken or mid-error; a new one costs little.
-                if conn.client.is_closed() {
+                let err = LoadError::Insert(err);
+                // A dead connection may not know it yet (its task has not read the close):
+                // never hand it out again.
+                if err.is_dead_connection() || conn.client.is_closed() {
                     drop(Object::take(conn));
                 } else {
                     conn.last_used = SystemTime::now();
                 }
-                Err(LoadError::Insert(err))
+                Err(err)
             }
             Err(_deadline) => {
                 let client = Object::take(conn).client;
