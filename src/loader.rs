@@ -308,11 +308,14 @@ impl Loader {
     }
 
     async fn insert_once(&self, rows: &LoginRows, masking_mode: MaskingMode) -> Result<u64, LoadError> {
-        let mut conn = self.pool.get().await.map_err(|err| match err {
-            managed::PoolError::Backend(err) => LoadError::Connect(err),
-            managed::PoolError::Closed => LoadError::Closed,
-            _ => LoadError::AcquireTimeout(self.acquire_timeout.as_millis()),
-        })?;
+        // One bound for waiting and connecting together.
+        let acquired = tokio::time::timeout(self.acquire_timeout, self.pool.get()).await;
+        let mut conn = match acquired {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(managed::PoolError::Backend(err))) => return Err(LoadError::Connect(err)),
+            Ok(Err(managed::PoolError::Closed)) => return Err(LoadError::Closed),
+            Ok(Err(_)) | Err(_) => return Err(LoadError::AcquireTimeout(self.acquire_timeout.as_millis())),
+        };
         let result = tokio::time::timeout(self.statement_timeout, execute(&conn.client, rows, masking_mode)).await;
         match result {
             Ok(Ok(inserted)) => {
