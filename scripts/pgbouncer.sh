@@ -5,6 +5,7 @@
 #           start it as user postgres on PGBOUNCER_PORT (default 6432) with a pid file, and wait
 #           until it answers. Does nothing if this script's PgBouncer already runs.
 #   stop    stop the PgBouncer this script started (by its pid file; nothing else).
+#   release close its idle server connections now (so test databases can be dropped).
 # It is configured as its users usually do: pool_mode = transaction, default_pool_size = 2,
 # and only `extra_float_digits` (which many drivers send) in ignore_startup_parameters. Every
 # database name is passed through to the PostgreSQL at PGBOUNCER_UPSTREAM (127.0.0.1:5432).
@@ -56,6 +57,9 @@ pool_mode = transaction
 default_pool_size = 2
 max_client_conn = 1000
 ignore_startup_parameters = extra_float_digits
+; Tests create and drop a database each: do not keep idle server connections that would stop
+; the DROP DATABASE (and sqlx's clean-up of earlier test databases).
+server_idle_timeout = 1
 admin_users = postgres
 pidfile = $pidfile
 logfile = $dir/pgbouncer.log
@@ -81,6 +85,10 @@ stop() {
 case ${1:-} in
   start) start ;;
   stop) stop ;;
+  release)
+    # Closes idle server connections now (after a test run through the pooler).
+    answers && psql -q -X -h 127.0.0.1 -p "$port" -U postgres -d pgbouncer -c RECONNECT >/dev/null
+    ;;
   status) running && answers && echo "PgBouncer answers on 127.0.0.1:$port" ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|release" >&2; exit 2 ;;
 esac
