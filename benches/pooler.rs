@@ -119,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
     fleet2.iter().for_each(|h| h.loader().close());
 
     // 2. Scale: 1,000-record batches through a pool of 4, against one client's COPY.
-    let (batches, size) = (25, 1000);
+    let (batches, size) = (100, 1000);
     let mut conn = sqlx::PgConnection::connect_with(&database).await?;
     sqlx::raw_sql("TRUNCATE user_logins").execute(&mut conn).await?;
     let pool4 = common::loader_target(&database, Some((&pgbouncer, "login_etl_bench_pool4")));

@@ -7,6 +7,8 @@
 //!   Bind, Describe, Execute and Sync in one write (tokio-postgres's `query_typed`): the server
 //!   answers after Sync, so the pooler never sees a gap in which to switch server connections.
 //!   (sqlx parses and executes in two round trips, which is why the hot path does not use it.)
+//!   The statement only calls `insert_login_batch` (migrations/0004), so what the server parses
+//!   per batch is one function call, and the INSERT's plan is cached server-side by PL/pgSQL.
 //! - **No startup parameters a pooler refuses**: no `options`, no `extra_float_digits`; only
 //!   `client_encoding` and `application_name`, which PgBouncer and RDS Proxy track.
 //! - **No `SET`.** The statement timeout is a client-side deadline: when it passes, the query is
@@ -354,7 +356,7 @@ impl Loader {
 }
 
 /// Sends the insert as one unnamed, typed statement: Parse, Bind, Describe, Execute, Sync in a
-/// single write.
+/// single write. The statement calls `insert_login_batch`, whose INSERT plan the server keeps.
 async fn execute(
     client: &tokio_postgres::Client,
     rows: &LoginRows,
@@ -379,10 +381,12 @@ async fn execute(
         (&vault.sealed, Type::BYTEA_ARRAY),
         (&vault.key_id, Type::TEXT),
     ];
-    let stream = client.query_typed_raw(INSERT_BATCH, params).await?;
-    let mut stream = std::pin::pin!(stream);
-    while futures::StreamExt::next(&mut stream).await.transpose()?.is_some() {}
-    Ok(stream.rows_affected().unwrap_or(0))
+    let row = client.query_typed(INSERT_BATCH, &params).await?;
+    let inserted: i64 = match row.first() {
+        Some(row) => row.try_get(0)?,
+        None => 0,
+    };
+    Ok(u64::try_from(inserted).unwrap_or(0))
 }
 
 /// sqlx checks [`INSERT_BATCH`] and its parameter types against `migrations/` at compile time
@@ -390,7 +394,7 @@ async fn execute(
 #[cfg(test)]
 #[allow(dead_code)]
 fn checked(rows: &LoginRows, vault: &VaultRows) {
-    let _query = sqlx::query_file!(
+    let _query = sqlx::query_file_scalar!(
         "queries/insert_batch.sql",
         &rows.message_id,
         &rows.user_id,
