@@ -118,15 +118,19 @@ pub enum InitErrorReport {
 /// `message` the operator's text (it names the variable, never a secret value).
 pub async fn report_init_error(error_type: &str, message: &str) -> Result<(), InitErrorReport> {
     let api = std::env::var("AWS_LAMBDA_RUNTIME_API").map_err(|_| InitErrorReport::NoRuntimeApi)?;
+    // Lambda sets `host:port`; emulators such as `cargo lambda watch` add a scheme and a path.
+    let api = api.trim_start_matches("http://");
+    let (address, prefix) = api.split_once('/').map_or((api, ""), |(address, path)| (address, path));
+    let prefix = if prefix.is_empty() { String::new() } else { format!("/{}", prefix.trim_end_matches('/')) };
     let body = serde_json::json!({"errorType": error_type, "errorMessage": message, "stackTrace": []}).to_string();
     let request = format!(
-        "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {api}\r\n\
+        "POST {prefix}/2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {address}\r\n\
          Lambda-Runtime-Function-Error-Type: {error_type}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(api.as_str()).await?;
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
