@@ -112,16 +112,27 @@ pub enum InitErrorReport {
     Refused(String),
 }
 
+/// Splits `AWS_LAMBDA_RUNTIME_API` into the address to connect to and the path prefix of the
+/// API. Lambda sets `host:port`; emulators such as `cargo lambda watch --only-lambda-apis`
+/// use `http://host:port/.rt`.
+fn runtime_api_endpoint(api: &str) -> (&str, String) {
+    let api = api.trim().trim_start_matches("http://");
+    match api.split_once('/') {
+        Some((address, path)) if !path.trim_matches('/').is_empty() => {
+            (address, format!("/{}", path.trim_matches('/')))
+        }
+        Some((address, _)) => (address, String::new()),
+        None => (api, String::new()),
+    }
+}
+
 /// Reports a start-up failure to the Runtime API's `/runtime/init/error` endpoint, so that
 /// Lambda records an init error (shown as such in the console and the invoke response)
 /// rather than a runtime that exited without a word. `error_type` is a stable code,
 /// `message` the operator's text (it names the variable, never a secret value).
 pub async fn report_init_error(error_type: &str, message: &str) -> Result<(), InitErrorReport> {
     let api = std::env::var("AWS_LAMBDA_RUNTIME_API").map_err(|_| InitErrorReport::NoRuntimeApi)?;
-    // Lambda sets `host:port`; emulators such as `cargo lambda watch` add a scheme and a path.
-    let api = api.trim_start_matches("http://");
-    let (address, prefix) = api.split_once('/').map_or((api, ""), |(address, path)| (address, path));
-    let prefix = if prefix.is_empty() { String::new() } else { format!("/{}", prefix.trim_end_matches('/')) };
+    let (address, prefix) = runtime_api_endpoint(&api);
     let body = serde_json::json!({"errorType": error_type, "errorMessage": message, "stackTrace": []}).to_string();
     let request = format!(
         "POST {prefix}/2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {address}\r\n\
@@ -143,5 +154,17 @@ pub async fn report_init_error(error_type: &str, message: &str) -> Result<(), In
     match status_line.split_whitespace().nth(1) {
         Some(code) if code.starts_with('2') => Ok(()),
         _ => Err(InitErrorReport::Refused(status_line)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_api_is_found_as_lambda_and_emulators_give_it() {
+        assert_eq!(runtime_api_endpoint("127.0.0.1:9001"), ("127.0.0.1:9001", String::new()));
+        assert_eq!(runtime_api_endpoint("http://127.0.0.1:9000/.rt"), ("127.0.0.1:9000", "/.rt".to_string()));
+        assert_eq!(runtime_api_endpoint("http://localhost:9000/"), ("localhost:9000", String::new()));
     }
 }
