@@ -18,6 +18,7 @@ export MASKING_KEY ?= 6c6f67696e2d65746c2064656d6f206b6579202d206e6f742061207365
 CLI := target/debug/login-etl-cli
 
 .PHONY: help up down db build migrate test test-rust test-pooler test-iam test-invoke lint bench demo invoke sqlx-prepare sam-validate sam-build clean
+.PHONY: test-sam-local sam-local lint-config
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -37,7 +38,7 @@ build: ## Build the function and the CLI (debug)
 migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database if missing)
 	$(CLI) migrate
 
-test: up lint test-rust test-pooler test-iam test-invoke sam-validate sam-build ## Every test: lint, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, SAM
+test: up lint lint-config test-rust test-pooler test-iam test-invoke test-sam-local sam-validate sam-build ## Every test: lint, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, SAM local env + harness, SAM
 	@echo "make test: all checks passed"
 
 test-rust: up ## Unit and integration tests (real PostgreSQL and LocalStack)
@@ -52,6 +53,12 @@ test-iam: up ## boto3 still makes the IAM token src/iam.rs's known-answer test e
 
 test-invoke: up ## events/*.json through cargo lambda watch + invoke, checked
 	@scripts/lambda-invoke-test.sh
+
+test-sam-local: up ## env.json keys declared in template.yaml; the function with SAM's exact environment behind a local Runtime API
+	@scripts/sam-local-test.sh
+
+lint-config: ## docker-compose.yml against the Compose spec schema, .github/workflows with actionlint (offline)
+	@scripts/lint-config.sh
 
 lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
@@ -76,8 +83,11 @@ sqlx-prepare: db ## Refresh the offline query cache .sqlx/ after changing a chec
 sam-validate: ## sam validate --lint
 	@scripts/sam.sh validate
 
-sam-build: ## sam build --beta-features (cargo-lambda)
+sam-build: ## sam build (cargo-lambda, arm64) and the bootstrap's size, plain and zipped
 	@scripts/sam.sh build
+
+sam-local: ## sam local invoke -e events/batch.json --env-vars env.json (needs Docker; see README)
+	@scripts/sam.sh local-invoke
 
 clean: down
 	cargo clean

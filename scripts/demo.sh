@@ -13,7 +13,9 @@ concurrency=${DEMO_CONCURRENCY:-2}
 # receives) within seconds; the SAM template uses 6x the function timeout.
 visibility=2
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold headings only on a terminal and without NO_COLOR (https://no-color.org).
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 
 step "Migrating $DATABASE_URL"
 $cli migrate
@@ -29,6 +31,7 @@ $cli send --queue-url "$queue_url" --count "$count" --bad-ratio "$bad_ratio" --s
 
 step "Draining with $concurrency pollers (the same handler Lambda runs; failures wait for the redrive)"
 # The function reads its database and masking key from Secrets Manager, as in AWS.
+# Exit status 3 would mean failing messages stuck on a queue without a DLQ; this one has one.
 DB_SECRET_ID=login-etl/db MASKING_KEY_SECRET_ID=login-etl/masking-key DATABASE_URL='' MASKING_KEY='' \
   $cli drain --queue-url "$queue_url" --concurrency "$concurrency"
 

@@ -266,6 +266,9 @@ pub enum DrainEnd {
     /// The queue has no redrive policy and only messages that keep failing are left; they
     /// would be retried forever.
     OnlyFailingMessagesLeft { messages: u64 },
+    /// Asked to stop ([`drain_until`]): the batches in hand were finished and deleted first;
+    /// messages received in the last poll return after their visibility timeout.
+    Stopped,
 }
 
 /// What a drain did, summed over every batch.
@@ -305,12 +308,36 @@ struct Totals {
 
 /// Drains the queue with `options.concurrency` pollers calling `handler`.
 pub async fn drain(queue: &Queue, handler: &Handler, options: &DrainOptions) -> Result<DrainReport, QueueError> {
+    drain_until(queue, handler, options, std::future::pending()).await
+}
+
+/// [`drain`] that also ends when `stop` completes (a signal, for `drain --follow`): pollers
+/// stop receiving, finish and delete the batch they hold, and the report ends
+/// [`DrainEnd::Stopped`]. Nothing is lost: an abandoned long poll's messages return to the
+/// queue after their visibility timeout.
+pub async fn drain_until(
+    queue: &Queue,
+    handler: &Handler,
+    options: &DrainOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<DrainReport, QueueError> {
     let started = Instant::now();
     let totals = Arc::new(Mutex::new(Totals::default()));
     let progress = options.progress.then(|| spawn_progress(totals.clone(), started));
 
-    let pollers = (0..options.concurrency.max(1)).map(|_| poll(queue, handler, options, &totals));
-    let result = futures::future::try_join_all(pollers).await;
+    let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
+    let pollers =
+        (0..options.concurrency.max(1)).map(|_| poll(queue, handler, options, &totals, stop_receiver.clone()));
+    let pollers = futures::future::try_join_all(pollers);
+    tokio::pin!(pollers, stop);
+    let result = tokio::select! {
+        result = &mut pollers => result,
+        () = &mut stop => {
+            lock(&totals).end.get_or_insert(DrainEnd::Stopped);
+            let _ = stop_sender.send(true);
+            pollers.await
+        }
+    };
     if let Some(progress) = progress {
         progress.abort();
         eprintln!();
@@ -339,12 +366,16 @@ async fn poll(
     handler: &Handler,
     options: &DrainOptions,
     totals: &Mutex<Totals>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), QueueError> {
     loop {
-        if lock(totals).end.is_some() {
+        if lock(totals).end.is_some() || *stop.borrow() {
             return Ok(());
         }
-        let messages = queue.receive(options.wait_seconds).await?;
+        let messages = tokio::select! {
+            messages = queue.receive(options.wait_seconds) => messages?,
+            _ = stop.changed() => return Ok(()),
+        };
         if messages.is_empty() {
             if !options.follow {
                 check_finished(queue, totals).await?;

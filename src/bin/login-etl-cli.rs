@@ -15,8 +15,23 @@ use login_etl::vault::VaultSecretKey;
 use login_etl::{aws, lambda, sample, startup, telemetry};
 use sqlx::migrate::MigrateDatabase;
 
+/// Environment every AWS call reads (queues, secrets).
+const AWS_ENV: &str =
+    "AWS_ENDPOINT_URL (LocalStack: http://127.0.0.1:4566), AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY";
+/// Environment of commands that only need the database.
+const DATABASE_ENV: &str =
+    "DATABASE_URL (postgres://…) or DB_SECRET_ID (a Secrets Manager secret, read with the AWS variables)";
+
 #[derive(Parser)]
-#[command(name = "login-etl-cli", version, about = "Operate the login-etl pipeline locally")]
+#[command(
+    name = "login-etl-cli",
+    version,
+    about = "Operate the login-etl pipeline locally",
+    after_help = "Every command also reads RUST_LOG (log filter, default warn) and NO_COLOR (no ANSI colours; \
+                  colours are only ever used on a terminal).\n\
+                  Exit status: 0 success; 1 error; 2 usage error; 3 `drain` stopped with failing messages left \
+                  on a queue without a redrive policy."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,34 +41,52 @@ struct Cli {
 enum Command {
     /// Apply migrations/ to the configured database (DATABASE_URL or DB_SECRET_ID); with
     /// DATABASE_URL the database is created first if it does not exist.
+    #[command(after_help = format!("Environment: {DATABASE_ENV}; {AWS_ENV} (with DB_SECRET_ID)."))]
     Migrate,
     /// Create (or update) the queue, its dead-letter queue and the secrets the function reads.
+    #[command(after_help = format!(
+        "Environment: {AWS_ENV}; DATABASE_URL (stored as the database secret, skipped if unset); \
+         MASKING_KEY (stored as the masking key if that secret does not exist; else a random key)."
+    ))]
     Setup(SetupArgs),
     /// Send realistic login messages, a share of them malformed, 10 per SendMessageBatch.
+    #[command(after_help = format!("Environment: QUEUE_URL (default of --queue-url); {AWS_ENV}."))]
     Send(SendArgs),
     /// Poll a queue like Lambda's event source mapping: receive 10, run the handler, delete
     /// what succeeded, until the queue holds no message (visible or in flight).
+    #[command(after_help = format!(
+        "Environment: QUEUE_URL (default of --queue-url); the function's configuration: {DATABASE_ENV}, \
+         MASKING_MODE, MASKING_KEY or MASKING_KEY_SECRET_ID, VAULT_PUBLIC_KEY, DB_MAX_CONNECTIONS, \
+         DB_ACQUIRE_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS; {AWS_ENV}.\n\
+         SIGINT (Ctrl-C) or SIGTERM: stop receiving, finish and delete the batches in hand, print the \
+         summary, exit 0.\n\
+         Exit status 3: stopped because only failing messages are left on a queue without a redrive \
+         policy (they would be retried forever); give the queue a DLQ or fix the cause."
+    ))]
     Drain(DrainArgs),
     /// Print how many messages a queue holds (visible, in flight, delayed).
-    Depth {
-        #[arg(long, env = "QUEUE_URL")]
-        queue_url: String,
-    },
+    #[command(after_help = format!("Environment: QUEUE_URL (default of --queue-url); {AWS_ENV}."))]
+    Depth(DepthArgs),
     /// Show what is loaded: the row count and the latest rows (masked values only).
-    Report {
-        #[arg(long, default_value_t = 5)]
-        limit: i64,
-    },
+    #[command(after_help = format!("Environment: {DATABASE_ENV}."))]
+    Report(ReportArgs),
     /// Make a PII-vault key pair: the private key goes to a new file (mode 0600), the public
     /// key (for VAULT_PUBLIC_KEY) is printed.
+    #[command(after_help = "Environment: none.")]
     Keygen {
+        /// New file for the private key (hex); an existing file is never overwritten.
         #[arg(long)]
         private_key_file: PathBuf,
     },
     /// Recover original ip / device_id values from the PII vault with the private key.
     /// Needs a database user with the login_etl_recovery role.
+    #[command(after_help = format!("Environment: {DATABASE_ENV}; {AWS_ENV} (with --private-key-secret-id)."))]
     Recover(RecoverArgs),
     /// Run the handler once on an SQS event JSON file and print the SQSBatchResponse.
+    #[command(after_help = format!(
+        "Environment: the function's configuration: {DATABASE_ENV}, MASKING_MODE, MASKING_KEY or \
+         MASKING_KEY_SECRET_ID, VAULT_PUBLIC_KEY, DB_* pool settings; {AWS_ENV}."
+    ))]
     Invoke {
         /// An SqsEvent as Lambda delivers it, e.g. events/batch.json.
         file: PathBuf,
@@ -62,6 +95,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct SetupArgs {
+    /// Name of the queue; its dead-letter queue is named <QUEUE_NAME>-dlq.
     #[arg(long, default_value = "login-queue")]
     queue_name: String,
     /// Seconds a failed message stays invisible before it is retried.
@@ -77,16 +111,22 @@ struct SetupArgs {
     /// existing key is never replaced: that would silently change every masked value.
     #[arg(long, default_value = "login-etl/masking-key")]
     masking_key_secret_id: String,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true)))]
 #[command(group(clap::ArgGroup::new("key").required(true)))]
 struct RecoverArgs {
+    /// A masked_ip value (hex) from user_logins.
     #[arg(long, group = "what")]
     masked_ip: Option<String>,
+    /// A masked_device_id value (hex) from user_logins.
     #[arg(long, group = "what")]
     masked_device_id: Option<String>,
+    /// Every vault value of this user's logins.
     #[arg(long, group = "what")]
     user_id: Option<String>,
     /// File holding the private key (hex), as written by `keygen`.
@@ -99,8 +139,10 @@ struct RecoverArgs {
 
 #[derive(clap::Args)]
 struct SendArgs {
+    /// URL of the queue to send to.
     #[arg(long, env = "QUEUE_URL")]
     queue_url: String,
+    /// How many messages to send.
     #[arg(long)]
     count: usize,
     /// Share of malformed messages, 0.0 to 1.0.
@@ -109,10 +151,14 @@ struct SendArgs {
     /// Seed for reproducible messages.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
 struct DrainArgs {
+    /// URL of the queue to drain (a DLQ's URL replays dead letters).
     #[arg(long, env = "QUEUE_URL")]
     queue_url: String,
     /// Pollers at once (each holds one database connection).
@@ -121,19 +167,43 @@ struct DrainArgs {
     /// ReceiveMessage long-poll wait, seconds (0–20).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=20))]
     wait_seconds: i32,
-    /// Keep polling when the queue is empty, until Ctrl-C.
+    /// Keep polling when the queue is empty, until SIGINT (Ctrl-C) or SIGTERM.
     #[arg(long)]
     follow: bool,
-    /// Print the summary as JSON.
+    /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
 }
+
+#[derive(clap::Args)]
+struct DepthArgs {
+    /// URL of the queue to look at.
+    #[arg(long, env = "QUEUE_URL")]
+    queue_url: String,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// How many of the latest rows to show.
+    #[arg(long, default_value_t = 5)]
+    limit: i64,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Exit status of `drain` when it stopped with failing messages left on a queue without a
+/// redrive policy: the job is not done, and a script must not take it for success.
+const EXIT_FAILING_MESSAGES_LEFT: u8 = 3;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     telemetry::init_human();
     match run(Cli::parse().command).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             // The cause chain on one line, without a backtrace: these are operator errors.
             eprintln!("error: {err:#}");
@@ -142,17 +212,18 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
+    let done = std::process::ExitCode::SUCCESS;
     match command {
-        Command::Migrate => migrate().await,
-        Command::Setup(args) => setup(args).await,
-        Command::Send(args) => send(args).await,
+        Command::Migrate => migrate().await.map(|()| done),
+        Command::Setup(args) => setup(args).await.map(|()| done),
+        Command::Send(args) => send(args).await.map(|()| done),
         Command::Drain(args) => drain(args).await,
-        Command::Depth { queue_url } => depth(&queue_url).await,
-        Command::Report { limit } => report(limit).await,
-        Command::Keygen { private_key_file } => keygen(&private_key_file),
-        Command::Recover(args) => recover(args).await,
-        Command::Invoke { file } => invoke(&file).await,
+        Command::Depth(args) => depth(&args).await.map(|()| done),
+        Command::Report(args) => report(&args).await.map(|()| done),
+        Command::Keygen { private_key_file } => keygen(&private_key_file).map(|()| done),
+        Command::Recover(args) => recover(args).await.map(|()| done),
+        Command::Invoke { file } => invoke(&file).await.map(|()| done),
     }
 }
 
@@ -178,23 +249,40 @@ async fn setup(args: SetupArgs) -> anyhow::Result<()> {
     let sqs = sqs_client().await;
     let (queue_url, dlq_url) =
         queue::ensure_queue_with_dlq(&sqs, &args.queue_name, args.visibility_timeout, args.max_receive_count).await?;
-    println!("queue      {queue_url}");
-    println!("dlq        {dlq_url}  (maxReceiveCount {})", args.max_receive_count);
 
     let secrets = login_etl::secrets::SecretStore::from_env().await;
-    if let Ok(url) = std::env::var("DATABASE_URL") {
+    let mut db_secret = None;
+    if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.trim().is_empty()) {
         let secret = login_etl::secrets::database_secret_json(&url)
             .map_err(|problem| anyhow::anyhow!("DATABASE_URL: {problem}"))?;
         secrets.put(&args.db_secret_id, &secret).await?;
-        println!("secret     {} (from DATABASE_URL)", args.db_secret_id);
+        db_secret = Some(&args.db_secret_id);
     }
     let key_hex = std::env::var("MASKING_KEY").ok().filter(|k| !k.trim().is_empty());
     let created = secrets.create_masking_key_if_absent(&args.masking_key_secret_id, key_hex.as_deref()).await?;
-    println!(
-        "secret     {} ({})",
-        args.masking_key_secret_id,
-        if created { "created" } else { "exists, left unchanged" }
-    );
+    let key_status = if created { "created" } else { "exists, left unchanged" };
+
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "queue_url": queue_url,
+                "dlq_url": dlq_url,
+                "max_receive_count": args.max_receive_count,
+                "visibility_timeout": args.visibility_timeout,
+                "db_secret_id": db_secret,
+                "masking_key_secret_id": args.masking_key_secret_id,
+                "masking_key_created": created,
+            })
+        );
+        return Ok(());
+    }
+    println!("queue      {queue_url}");
+    println!("dlq        {dlq_url}  (maxReceiveCount {})", args.max_receive_count);
+    if let Some(id) = db_secret {
+        println!("secret     {id} (from DATABASE_URL)");
+    }
+    println!("secret     {} ({key_status})", args.masking_key_secret_id);
     Ok(())
 }
 
@@ -205,17 +293,33 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     let bodies: Vec<String> = messages.into_iter().map(|m| m.body).collect();
     let started = std::time::Instant::now();
     let ids = queue.send(&bodies).await?;
-    println!(
-        "sent {} messages ({} malformed) to {} in {:.1} s",
-        ids.len(),
-        bad,
-        queue.url(),
-        started.elapsed().as_secs_f64()
-    );
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"queue_url": queue.url(), "sent": ids.len(), "malformed": bad, "seconds": seconds})
+        );
+    } else {
+        println!("sent {} messages ({} malformed) to {} in {seconds:.1} s", ids.len(), bad, queue.url());
+    }
     Ok(())
 }
 
-async fn drain(args: DrainArgs) -> anyhow::Result<()> {
+/// Completes on the first SIGINT or SIGTERM (or never, if they cannot be watched).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut interrupt), Ok(mut terminate)) => {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+async fn drain(args: DrainArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut config = Config::from_env()?;
     config.pool.max_connections = config.pool.max_connections.max(args.concurrency as u32);
     let handler = startup::build_handler(&config).await?;
@@ -226,20 +330,28 @@ async fn drain(args: DrainArgs) -> anyhow::Result<()> {
         follow: args.follow,
         ..Default::default()
     };
-    let report = tokio::select! {
-        report = queue::drain(&queue, &handler, &options) => report?,
-        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; messages not yet deleted will be redelivered and deduplicated"),
-    };
+    // A signal stops the pollers cleanly: batches in hand are finished and deleted, and the
+    // summary is printed as after any drain.
+    let report = queue::drain_until(&queue, &handler, &options, stop_signal()).await?;
     if args.json {
-        println!("{}", drain_json(&report));
+        println!("{}", drain_json(&queue, &report));
     } else {
         print_drain_report(&queue, &report);
     }
-    Ok(())
+    Ok(match report.end {
+        DrainEnd::OnlyFailingMessagesLeft { .. } => std::process::ExitCode::from(EXIT_FAILING_MESSAGES_LEFT),
+        DrainEnd::Empty | DrainEnd::Stopped => std::process::ExitCode::SUCCESS,
+    })
 }
 
-fn drain_json(report: &DrainReport) -> serde_json::Value {
+fn drain_json(queue: &Queue, report: &DrainReport) -> serde_json::Value {
+    let (end, failing_left) = match report.end {
+        DrainEnd::Empty => ("empty", 0),
+        DrainEnd::OnlyFailingMessagesLeft { messages } => ("only_failing_left", messages),
+        DrainEnd::Stopped => ("stopped", 0),
+    };
     serde_json::json!({
+        "queue_url": queue.url(),
         "received": report.received,
         "inserted": report.inserted,
         "duplicates": report.duplicates,
@@ -247,10 +359,8 @@ fn drain_json(report: &DrainReport) -> serde_json::Value {
         "failed_by_reason": report.failed_by_reason,
         "seconds": report.elapsed.as_secs_f64(),
         "messages_per_second": report.messages_per_second(),
-        "end": match report.end {
-            DrainEnd::Empty => "empty".to_string(),
-            DrainEnd::OnlyFailingMessagesLeft { messages } => format!("only_failing_left:{messages}"),
-        },
+        "end": end,
+        "failing_left": failing_left,
     })
 }
 
@@ -260,6 +370,7 @@ fn print_drain_report(queue: &Queue, report: &DrainReport) {
         DrainEnd::OnlyFailingMessagesLeft { messages } => format!(
             "only {messages} failing message(s) left and the queue has no redrive policy: they would be retried forever"
         ),
+        DrainEnd::Stopped => "stopped by a signal; batches in hand were finished".to_string(),
     };
     println!("drained {} in {:.1} s: {end}", queue.url(), report.elapsed.as_secs_f64());
     println!("  received    {:>8}  (deliveries, redeliveries of failures included)", report.received);
@@ -274,10 +385,22 @@ fn print_drain_report(queue: &Queue, report: &DrainReport) {
     println!("  throughput  {:>8.0} messages/s", report.messages_per_second());
 }
 
-async fn depth(queue_url: &str) -> anyhow::Result<()> {
-    let queue = Queue::open(sqs_client().await, queue_url).await?;
+async fn depth(args: &DepthArgs) -> anyhow::Result<()> {
+    let queue = Queue::open(sqs_client().await, &args.queue_url).await?;
     let depth = queue.depth().await?;
-    println!("{} visible={} in_flight={} delayed={}", queue.url(), depth.visible, depth.in_flight, depth.delayed);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "queue_url": queue.url(),
+                "visible": depth.visible,
+                "in_flight": depth.in_flight,
+                "delayed": depth.delayed,
+            })
+        );
+    } else {
+        println!("{} visible={} in_flight={} delayed={}", queue.url(), depth.visible, depth.in_flight, depth.delayed);
+    }
     Ok(())
 }
 
@@ -292,10 +415,36 @@ async fn invoke(file: &PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn report(limit: i64) -> anyhow::Result<()> {
+async fn report(args: &ReportArgs) -> anyhow::Result<()> {
     let database = DatabaseSource::from_env()?;
     let store = startup::connect_store(&database).await?;
-    let summary = store.summary(limit).await?;
+    let summary = store.summary(args.limit).await?;
+    if args.json {
+        let latest: Vec<_> = summary
+            .latest
+            .iter()
+            .map(|row| {
+                serde_json::json!({
+                    "user_id": row.user_id,
+                    "device_type": row.device_type,
+                    "locale": row.locale,
+                    "app_version": row.app_version,
+                    "masked_ip": row.masked_ip,
+                    "masked_device_id": row.masked_device_id,
+                    "create_date": row.create_date.map(|d| d.to_string()),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "total_rows": summary.total_rows,
+                "rows_last_hour": summary.rows_last_hour,
+                "latest": latest,
+            })
+        );
+        return Ok(());
+    }
     println!("user_logins: {} rows ({} loaded in the last hour)", summary.total_rows, summary.rows_last_hour);
     println!(
         "{:<36}  {:<12}  {:<6}  {:<8}  {:<16}  {:<16}  create_date",
@@ -364,4 +513,36 @@ async fn recover(args: RecoverArgs) -> anyhow::Result<()> {
         println!("{:<9}  {}  {}", value.field, value.masked_value, original);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument of every command explains itself, and every command names the
+    /// environment it reads.
+    #[test]
+    fn every_argument_has_help_and_every_command_names_its_environment() {
+        let cli = Cli::command();
+        for command in cli.get_subcommands() {
+            let after = command.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            assert!(after.starts_with("Environment:"), "{} names no environment", command.get_name());
+            for arg in command.get_arguments() {
+                if matches!(arg.get_id().as_str(), "help" | "version") {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{} --{} has no help", command.get_name(), arg.get_id());
+            }
+        }
+    }
+
+    #[test]
+    fn every_command_that_prints_a_result_has_json() {
+        let cli = Cli::command();
+        for name in ["setup", "send", "depth", "report", "drain"] {
+            let command = cli.find_subcommand(name).expect("command");
+            assert!(command.get_arguments().any(|a| a.get_id() == "json"), "{name} has no --json");
+        }
+    }
 }

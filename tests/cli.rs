@@ -1,0 +1,151 @@
+//! `login-etl-cli` as an operator runs it, as a process against real LocalStack SQS and
+//! PostgreSQL: signals stop `drain --follow` cleanly, the exit status tells a stuck queue
+//! from a drained one, `--json` is machine-readable, and no ANSI codes reach a pipe.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use login_etl::queue::Queue;
+use sqlx::PgPool;
+
+/// The CLI with exactly the environment a test gives it: a database, the test key, LocalStack.
+fn cli(pool: &PgPool) -> Command {
+    let options = pool.connect_options();
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("postgres")
+    );
+    let mut command = Command::new(env!("CARGO_BIN_EXE_login-etl-cli"));
+    for name in ["DB_SECRET_ID", "MASKING_KEY_SECRET_ID", "QUEUE_URL", "RUST_LOG", "NO_COLOR", "VAULT_PUBLIC_KEY"] {
+        command.env_remove(name);
+    }
+    command
+        .env("DATABASE_URL", url)
+        .env("MASKING_KEY", TEST_KEY_HEX)
+        .env("AWS_ENDPOINT_URL", localstack_endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn json_stdout(output: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|err| panic!("stdout is not one JSON object ({err}): {text}\nstderr: {}", stderr(output)))
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A queue with no redrive policy, a short visibility timeout, holding `bodies`.
+async fn queue_without_dlq(bodies: &[String]) -> Queue {
+    let client = sqs().await;
+    let url = client
+        .create_queue()
+        .queue_name(unique_name("cli"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "1")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+    let queue = Queue::open(client, &url).await.expect("open");
+    queue.send(bodies).await.expect("send");
+    queue
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn drain_follow_stops_on_sigterm_with_its_summary_and_status_0(pool: PgPool) {
+    let bodies: Vec<String> =
+        (0..3).map(|i| login_body(&format!("user-{i}"), "10.0.0.1", &format!("device-{i}"))).collect();
+    let queue = queue_without_dlq(&bodies).await;
+    let child = cli(&pool)
+        .args(["drain", "--follow", "--json", "--wait-seconds", "1", "--queue-url", queue.url()])
+        .spawn()
+        .expect("spawn drain");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while row_count(&pool).await < 3 {
+        assert!(Instant::now() < deadline, "drain --follow did not load the 3 messages");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+
+    assert!(output.status.success(), "SIGTERM must end drain --follow with status 0: {output:?}");
+    let summary = json_stdout(&output);
+    assert_eq!(summary["end"], "stopped", "{summary}");
+    assert_eq!(summary["inserted"], 3, "{summary}");
+    assert_eq!(summary["deleted"], 3, "{summary}");
+    assert_eq!(queue.depth().await.expect("depth").total(), 0);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn drain_exits_3_when_failing_messages_are_stuck_without_a_redrive_policy(pool: PgPool) {
+    let queue = queue_without_dlq(&["{not json".to_string(), login_body("u-1", "10.0.0.2", "d-1")]).await;
+    let output = cli(&pool)
+        .args(["drain", "--json", "--wait-seconds", "0", "--queue-url", queue.url()])
+        .output()
+        .expect("run drain");
+
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let summary = json_stdout(&output);
+    assert_eq!(summary["end"], "only_failing_left", "{summary}");
+    assert_eq!(summary["failing_left"], 1, "{summary}");
+    assert_eq!(summary["inserted"], 1, "{summary}");
+    assert_eq!(summary["failed_by_reason"]["malformed_json"].as_u64().map(|n| n >= 1), Some(true), "{summary}");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn json_results_and_no_ansi_codes_on_a_pipe(pool: PgPool) {
+    let queue = queue_without_dlq(&[login_body("u-2", "10.0.0.3", "d-2")]).await;
+
+    let depth = cli(&pool).args(["depth", "--json", "--queue-url", queue.url()]).output().expect("depth");
+    assert!(depth.status.success(), "{depth:?}");
+    let depth = json_stdout(&depth);
+    assert_eq!(depth["queue_url"], queue.url());
+    assert!(depth["visible"].is_u64() && depth["in_flight"].is_u64() && depth["delayed"].is_u64(), "{depth}");
+
+    let sent = cli(&pool).args(["send", "--json", "--count", "4", "--queue-url", queue.url()]).output().expect("send");
+    assert!(sent.status.success(), "{sent:?}");
+    assert_eq!(json_stdout(&sent)["sent"], 4);
+
+    // RUST_LOG=info makes the CLI log (colourised on a terminal); on a pipe, never.
+    let invoked = cli(&pool).args(["invoke", "events/batch.json"]).env("RUST_LOG", "info").output().expect("invoke");
+    assert!(invoked.status.success(), "{invoked:?}");
+    let log = stderr(&invoked);
+    assert!(log.contains("masking configured"), "expected an info line: {log}");
+    assert!(!log.contains('\u{1b}'), "ANSI escape codes on a pipe: {log:?}");
+
+    let name = unique_name("cli-setup");
+    let (db_secret, key_secret) = (format!("{name}/db"), format!("{name}/key"));
+    let setup = cli(&pool)
+        .args(["setup", "--json", "--queue-name", &name, "--db-secret-id", &db_secret])
+        .args(["--masking-key-secret-id", &key_secret])
+        .output()
+        .expect("setup");
+    assert!(setup.status.success(), "{setup:?}");
+    let setup = json_stdout(&setup);
+    assert!(setup["queue_url"].as_str().is_some_and(|u| u.ends_with(&name)), "{setup}");
+    assert!(setup["dlq_url"].as_str().is_some_and(|u| u.ends_with(&format!("{name}-dlq"))), "{setup}");
+    assert_eq!(setup["db_secret_id"], db_secret.as_str());
+    assert_eq!(setup["masking_key_created"], true);
+
+    let report = cli(&pool).args(["report", "--json", "--limit", "3"]).output().expect("report");
+    assert!(report.status.success(), "{report:?}");
+    let report = json_stdout(&report);
+    assert_eq!(report["total_rows"], 10, "{report}");
+    assert_eq!(report["latest"].as_array().map(Vec::len), Some(3), "{report}");
+}
