@@ -48,8 +48,9 @@ test-pooler: up ## The function's database tests again, through PgBouncer in tra
 	LOGIN_ETL_TEST_PGBOUNCER=$(PGBOUNCER) cargo test --test handler --test drain --test pooler --test vault --no-fail-fast; \
 	  status=$$?; scripts/pgbouncer.sh release; exit $$status
 
-test-iam: up ## boto3 still makes the IAM token src/iam.rs's known-answer test expects
-	.venv/localstack/bin/python scripts/iam-token-known-answer.py --check tests/data/iam-token-known-answer.txt
+test-iam: ## boto3 still makes the IAM token src/iam.rs's known-answer test expects
+	@scripts/tools.sh install
+	"$$(scripts/tools.sh path)/python" scripts/iam-token-known-answer.py --check tests/data/iam-token-known-answer.txt
 
 test-invoke: up ## events/*.json through cargo lambda watch + invoke, checked
 	@scripts/lambda-invoke-test.sh
