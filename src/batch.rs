@@ -13,6 +13,25 @@ use crate::mask::{MaskedField, Masker, MaskingMode};
 use crate::message::{LoginRecord, RecordError};
 use crate::vault::BatchSealer;
 
+/// Message attribute (String) a producer may set to name a login once, whatever SQS does: a
+/// retried send, or AWS's own DLQ redrive, gives the same login a new `messageId`.
+pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "IdempotencyKey";
+/// Set by `login-etl-cli redrive`: the `messageId` of the message's first delivery.
+pub const ORIGINAL_MESSAGE_ID_ATTRIBUTE: &str = "LoginEtlOriginalMessageId";
+/// Set by `login-etl-cli redrive`: the `SentTimestamp` (epoch ms) of the first delivery, so a
+/// replayed login keeps its `sent_at` and `create_date`.
+pub const ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE: &str = "LoginEtlOriginalSentTimestamp";
+
+/// What the table's `message_id` column (varchar(128)) can hold.
+const MAX_ID_CHARS: usize = 128;
+
+/// The sent times accepted: [2000-01-01, 2100-01-01) UTC, in epoch milliseconds. PostgreSQL
+/// would store far more (4713 BC to 294276 AD), but a login from before this service's
+/// dependencies existed or from the next century is a broken clock or a forged attribute, and
+/// it would also create partitions and dates no report expects. No wall clock is read here
+/// (the core is pure), so "the future" is bounded by the century, not by now.
+const SENT_MILLIS_RANGE: std::ops::Range<i64> = 946_684_800_000..4_102_444_800_000;
+
 /// Why one message was not loaded. [`FailureReason::code`] is what logs and metrics count.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FailureReason {
@@ -20,6 +39,14 @@ pub enum FailureReason {
     Invalid(#[from] RecordError),
     #[error("the SentTimestamp attribute is missing or not epoch milliseconds")]
     InvalidSentTimestamp,
+    #[error("the sent time is before 2000 or from 2100 on, which no login is")]
+    SentTimestampOutOfRange,
+    #[error("the messageId is longer than 128 characters or holds control characters")]
+    InvalidMessageId,
+    #[error("the messageId appears more than once in the event, so its fate could not be told apart")]
+    RepeatedMessageId,
+    #[error("the {IDEMPOTENCY_KEY_ATTRIBUTE} or {ORIGINAL_MESSAGE_ID_ATTRIBUTE} attribute is empty, longer than 128 characters, holds control characters or is not a String")]
+    InvalidIdempotencyKey,
     #[error("an earlier message of the same FIFO message group failed in this batch")]
     EarlierFailureInGroup,
     #[error("the batch's database transaction failed")]
@@ -31,6 +58,10 @@ impl FailureReason {
         match self {
             FailureReason::Invalid(err) => err.code(),
             FailureReason::InvalidSentTimestamp => "invalid_sent_timestamp".into(),
+            FailureReason::SentTimestampOutOfRange => "sent_timestamp_out_of_range".into(),
+            FailureReason::InvalidMessageId => "invalid_message_id".into(),
+            FailureReason::RepeatedMessageId => "repeated_message_id".into(),
+            FailureReason::InvalidIdempotencyKey => "invalid_idempotency_key".into(),
             FailureReason::EarlierFailureInGroup => "fifo_group_blocked".into(),
             FailureReason::StoreFailed => "store_failed".into(),
         }
@@ -39,6 +70,12 @@ impl FailureReason {
     /// Whether redelivery can help: a bad body stays bad, a database outage may pass.
     pub fn is_retryable(&self) -> bool {
         matches!(self, FailureReason::EarlierFailureInGroup | FailureReason::StoreFailed)
+    }
+
+    /// Whether only a database problem stopped the message (not its content, not its group):
+    /// what the visibility backoff waits out.
+    pub fn is_store_failure(&self) -> bool {
+        matches!(self, FailureReason::StoreFailed)
     }
 }
 
@@ -176,6 +213,9 @@ pub struct BatchPlan {
     pub received: usize,
     pub masking_mode: MaskingMode,
     pub rows: LoginRows,
+    /// The SQS `messageId` of each row, in row order: what a failure is reported by (a row's
+    /// own `message_id` may be the producer's idempotency key or the original delivery's id).
+    pub accepted: Vec<String>,
     pub rejected: Vec<FailedMessage>,
 }
 
@@ -187,15 +227,32 @@ pub fn plan(
     mut sealer: Option<&mut BatchSealer>,
 ) -> Result<BatchPlan, EventError> {
     let mut rows = LoginRows::with_capacity(records.len());
+    let mut accepted = Vec::with_capacity(records.len());
     let mut rejected = Vec::new();
     // FIFO message groups that already lost a message in this batch.
     let mut blocked_groups: HashSet<&str> = HashSet::new();
-
+    // A messageId seen twice gets one fate, failed, on every occurrence (and is named once).
+    let mut seen: HashSet<&str> = HashSet::with_capacity(records.len());
+    let mut repeated: HashSet<&str> = HashSet::new();
     for (position, record) in records.iter().enumerate() {
-        let message_id = match record.message_id.as_deref() {
-            Some(id) if !id.is_empty() => id,
+        match record.message_id.as_deref() {
+            Some(id) if !id.is_empty() => {
+                if !seen.insert(id) {
+                    repeated.insert(id);
+                }
+            }
             _ => return Err(EventError::MissingMessageId { position }),
-        };
+        }
+    }
+
+    for record in records {
+        let message_id = record.message_id.as_deref().unwrap_or_default();
+        if repeated.contains(message_id) {
+            if !rejected.iter().any(|f: &FailedMessage| f.message_id == message_id) {
+                rejected.push(FailedMessage { message_id: message_id.to_owned(), reason: FailureReason::RepeatedMessageId });
+            }
+            continue;
+        }
         let fifo_group = fifo_group(record);
         if fifo_group.is_some_and(|group| blocked_groups.contains(group)) {
             rejected.push(FailedMessage {
@@ -205,7 +262,10 @@ pub fn plan(
             continue;
         }
         match validate(record) {
-            Ok((login, sent_at)) => rows.push(message_id, login, sent_at, masker, sealer.as_deref_mut()),
+            Ok((row_key, login, sent_at)) => {
+                rows.push(row_key, login, sent_at, masker, sealer.as_deref_mut());
+                accepted.push(message_id.to_owned());
+            }
             Err(reason) => {
                 if let Some(group) = fifo_group {
                     blocked_groups.insert(group);
@@ -214,19 +274,54 @@ pub fn plan(
             }
         }
     }
-    Ok(BatchPlan { received: records.len(), masking_mode: masker.mode(), rows, rejected })
+    Ok(BatchPlan { received: records.len(), masking_mode: masker.mode(), rows, accepted, rejected })
 }
 
-fn validate(record: &SqsMessage) -> Result<(LoginRecord, OffsetDateTime), FailureReason> {
+/// A record's row key, login and sent time, or why it has none. Everything the store would
+/// refuse is refused here, so one bad record never fails its batch's statement.
+fn validate(record: &SqsMessage) -> Result<(&str, LoginRecord, OffsetDateTime), FailureReason> {
+    let row_key = row_key(record)?;
     let body = record.body.as_deref().ok_or(RecordError::MissingBody)?;
     let login = LoginRecord::parse(body)?;
-    let sent_at = record
-        .attributes
-        .get("SentTimestamp")
-        .and_then(|millis| millis.parse::<i64>().ok())
-        .and_then(|millis| OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).ok())
-        .ok_or(FailureReason::InvalidSentTimestamp)?;
-    Ok((login, sent_at))
+    Ok((row_key, login, sent_at(record)?))
+}
+
+/// The identity a row is stored under, so every delivery of one login makes one row: the
+/// producer's idempotency key, else the first delivery's messageId (kept by `redrive`), else
+/// SQS's messageId.
+fn row_key(record: &SqsMessage) -> Result<&str, FailureReason> {
+    for name in [IDEMPOTENCY_KEY_ATTRIBUTE, ORIGINAL_MESSAGE_ID_ATTRIBUTE] {
+        if let Some(attribute) = record.message_attributes.get(name) {
+            return attribute
+                .string_value
+                .as_deref()
+                .filter(|key| is_storable_id(key))
+                .ok_or(FailureReason::InvalidIdempotencyKey);
+        }
+    }
+    let message_id = record.message_id.as_deref().unwrap_or_default();
+    if is_storable_id(message_id) { Ok(message_id) } else { Err(FailureReason::InvalidMessageId) }
+}
+
+fn is_storable_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().count() <= MAX_ID_CHARS && !id.chars().any(char::is_control)
+}
+
+/// When the login was sent: the first delivery's time when `redrive` kept it, else SQS's
+/// `SentTimestamp`.
+fn sent_at(record: &SqsMessage) -> Result<OffsetDateTime, FailureReason> {
+    let original = record.message_attributes.get(ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE).map(|a| a.string_value.as_deref());
+    let millis = match original {
+        Some(value) => value,
+        None => record.attributes.get("SentTimestamp").map(String::as_str),
+    }
+    .and_then(|millis| millis.parse::<i64>().ok())
+    .ok_or(FailureReason::InvalidSentTimestamp)?;
+    if !SENT_MILLIS_RANGE.contains(&millis) {
+        return Err(FailureReason::SentTimestampOutOfRange);
+    }
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .map_err(|_| FailureReason::SentTimestampOutOfRange)
 }
 
 /// The message group of a record from a FIFO queue (`eventSourceARN` ending in `.fifo`).
@@ -264,10 +359,7 @@ impl BatchPlan {
     pub fn store_failed(self) -> BatchOutcome {
         let mut failed = self.rejected;
         failed.extend(
-            self.rows
-                .message_id
-                .into_iter()
-                .map(|message_id| FailedMessage { message_id, reason: FailureReason::StoreFailed }),
+            self.accepted.into_iter().map(|message_id| FailedMessage { message_id, reason: FailureReason::StoreFailed }),
         );
         BatchOutcome { received: self.received, inserted: 0, duplicates: 0, failed }
     }
@@ -480,6 +572,83 @@ mod tests {
             .collect();
         assert_eq!(opened, ["10.0.0.1", "d-1", "d-2"]);
         assert_eq!(vault.masked_value[0], plan.rows.masked_ip[0].clone().expect("masked"));
+    }
+
+    fn with_attribute(mut message: SqsMessage, name: &str, value: &str) -> SqsMessage {
+        let mut attribute = aws_lambda_events::sqs::SqsMessageAttribute::default();
+        attribute.data_type = Some("String".into());
+        attribute.string_value = Some(value.into());
+        message.message_attributes.insert(name.into(), attribute);
+        message
+    }
+
+    fn codes(plan: &BatchPlan) -> Vec<(String, String)> {
+        plan.rejected.iter().map(|f| (f.message_id.clone(), f.reason.code())).collect()
+    }
+
+    #[test]
+    fn what_the_store_would_refuse_fails_the_record_alone() {
+        let long_id = "m".repeat(129);
+        let mut ancient = message("ancient", GOOD);
+        ancient.attributes.insert("SentTimestamp".into(), "-250000000000000".into());
+        let mut year_3000 = message("y3000", GOOD);
+        year_3000.attributes.insert("SentTimestamp".into(), "32503680000000".into());
+        let mut year_1999 = message("y1999", GOOD);
+        year_1999.attributes.insert("SentTimestamp".into(), "946684799999".into());
+        let records = [
+            message(&long_id, GOOD),
+            message("nul\0id", GOOD),
+            ancient,
+            year_3000,
+            year_1999,
+            message("fine", GOOD),
+            message(&"m".repeat(128), GOOD),
+        ];
+        let plan = plan(&records, &masker(), None).expect("plan");
+        assert_eq!(
+            codes(&plan),
+            [
+                (long_id, "invalid_message_id".to_string()),
+                ("nul\0id".to_string(), "invalid_message_id".to_string()),
+                ("ancient".to_string(), "sent_timestamp_out_of_range".to_string()),
+                ("y3000".to_string(), "sent_timestamp_out_of_range".to_string()),
+                ("y1999".to_string(), "sent_timestamp_out_of_range".to_string()),
+            ]
+        );
+        assert_eq!(plan.rows.message_id, ["fine".to_string(), "m".repeat(128)]);
+    }
+
+    #[test]
+    fn a_message_id_repeated_in_the_event_gets_one_fate() {
+        let records = [message("twice", GOOD), message("once", GOOD), message("twice", "not json")];
+        let plan = plan(&records, &masker(), None).expect("plan");
+        assert_eq!(codes(&plan), [("twice".to_string(), "repeated_message_id".to_string())]);
+        assert_eq!(plan.rows.message_id, ["once"]);
+        assert_eq!(plan.committed(1).response().batch_item_failures.len(), 1);
+    }
+
+    #[test]
+    fn replayed_and_keyed_messages_keep_their_first_identity_and_time() {
+        let redriven = with_attribute(
+            with_attribute(message("new-sqs-id", GOOD), ORIGINAL_MESSAGE_ID_ATTRIBUTE, "first-id"),
+            ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE,
+            "1795400000000",
+        );
+        let keyed = with_attribute(message("sqs-2", GOOD), IDEMPOTENCY_KEY_ATTRIBUTE, "producer-key-7");
+        let both = with_attribute(
+            with_attribute(message("sqs-3", GOOD), ORIGINAL_MESSAGE_ID_ATTRIBUTE, "first-3"),
+            IDEMPOTENCY_KEY_ATTRIBUTE,
+            "producer-key-8",
+        );
+        let bad_key = with_attribute(message("sqs-4", GOOD), IDEMPOTENCY_KEY_ATTRIBUTE, "");
+        let plan = plan(&[redriven, keyed, both, bad_key], &masker(), None).expect("plan");
+        assert_eq!(plan.rows.message_id, ["first-id", "producer-key-7", "producer-key-8"]);
+        assert_eq!(plan.accepted, ["new-sqs-id", "sqs-2", "sqs-3"], "failures are still named by SQS's id");
+        assert_eq!(plan.rows.sent_at[0], time::macros::datetime!(2026-11-23 02:13:20 UTC));
+        assert_eq!(plan.rows.create_date[0], time::macros::date!(2026 - 11 - 23));
+        assert_eq!(codes(&plan), [("sqs-4".to_string(), "invalid_idempotency_key".to_string())]);
+        let ids: Vec<_> = plan.store_failed().failed.into_iter().map(|f| f.message_id).collect();
+        assert_eq!(ids, ["sqs-4", "new-sqs-id", "sqs-2", "sqs-3"]);
     }
 
     #[test]
