@@ -45,7 +45,9 @@ pub enum FailureReason {
     InvalidMessageId,
     #[error("the messageId appears more than once in the event, so its fate could not be told apart")]
     RepeatedMessageId,
-    #[error("the {IDEMPOTENCY_KEY_ATTRIBUTE} or {ORIGINAL_MESSAGE_ID_ATTRIBUTE} attribute is empty, longer than 128 characters, holds control characters or is not a String")]
+    #[error(
+        "the {IDEMPOTENCY_KEY_ATTRIBUTE} or {ORIGINAL_MESSAGE_ID_ATTRIBUTE} attribute is empty, longer than 128 characters, holds control characters or is not a String"
+    )]
     InvalidIdempotencyKey,
     #[error("an earlier message of the same FIFO message group failed in this batch")]
     EarlierFailureInGroup,
@@ -249,7 +251,10 @@ pub fn plan(
         let message_id = record.message_id.as_deref().unwrap_or_default();
         if repeated.contains(message_id) {
             if !rejected.iter().any(|f: &FailedMessage| f.message_id == message_id) {
-                rejected.push(FailedMessage { message_id: message_id.to_owned(), reason: FailureReason::RepeatedMessageId });
+                rejected.push(FailedMessage {
+                    message_id: message_id.to_owned(),
+                    reason: FailureReason::RepeatedMessageId,
+                });
             }
             continue;
         }
@@ -359,7 +364,9 @@ impl BatchPlan {
     pub fn store_failed(self) -> BatchOutcome {
         let mut failed = self.rejected;
         failed.extend(
-            self.accepted.into_iter().map(|message_id| FailedMessage { message_id, reason: FailureReason::StoreFailed }),
+            self.accepted
+                .into_iter()
+                .map(|message_id| FailedMessage { message_id, reason: FailureReason::StoreFailed }),
         );
         BatchOutcome { received: self.received, inserted: 0, duplicates: 0, failed }
     }

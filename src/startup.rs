@@ -38,18 +38,7 @@ pub async fn build_handler_with_secrets(config: &Config, secrets: SecretStore) -
 async fn build_handler_with(config: &Config, secrets: OnceCell<SecretStore>) -> Result<Handler, StartupError> {
     let (target, key) = tokio::try_join!(database_target(&config.database, &secrets), masking_key(config, &secrets))?;
     let target = secure(target, &config.connection);
-    let masker = match (config.masking_mode, key) {
-        (MaskingMode::Hmac, Some(key)) => {
-            tracing::info!(masking = %MaskingMode::Hmac, key_fingerprint = %key.fingerprint(), "masking configured");
-            Masker::hmac(&key)
-        }
-        _ => {
-            tracing::warn!(
-                "MASKING_MODE=sha256: unkeyed masking, reversible by brute force for IPv4; use only for compatibility"
-            );
-            Masker::sha256_compat()
-        }
-    };
+    let masker = masker_for(config.masking_mode, key);
     let iam = match config.connection.iam_auth {
         true => {
             tracing::info!(user = %target.user, ssl_mode = %target.ssl_mode, "IAM database authentication: a fresh token per connection");
@@ -68,6 +57,28 @@ async fn build_handler_with(config: &Config, secrets: OnceCell<SecretStore>) -> 
         tracing::info!(vault_key_id = %key.key_id(), "PII vault on: originals are sealed to the vault public key");
     }
     Ok(Handler::new(masker, loader).with_db_secret(db_secret).with_vault(config.vault_public_key.clone()))
+}
+
+/// The configured masker alone (secrets read as needed): `recover` re-masks what it decrypts
+/// to tell genuine originals from planted ones.
+pub async fn masker(config: &Config) -> Result<Masker, StartupError> {
+    let key = masking_key(config, &OnceCell::new()).await?;
+    Ok(masker_for(config.masking_mode, key))
+}
+
+fn masker_for(mode: MaskingMode, key: Option<MaskingKey>) -> Masker {
+    match (mode, key) {
+        (MaskingMode::Hmac, Some(key)) => {
+            tracing::info!(masking = %MaskingMode::Hmac, key_fingerprint = %key.fingerprint(), "masking configured");
+            Masker::hmac(&key)
+        }
+        _ => {
+            tracing::warn!(
+                "MASKING_MODE=sha256: unkeyed masking, reversible by brute force for IPv4; use only for compatibility"
+            );
+            Masker::sha256_compat()
+        }
+    }
 }
 
 /// A store for operator commands (migrations, reports, vault reads): sqlx sessions straight to

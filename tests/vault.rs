@@ -81,16 +81,17 @@ async fn a_wrong_private_key_fails_cleanly(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
-async fn each_distinct_value_is_stored_once(pool: PgPool) {
+async fn each_distinct_value_is_stored_once_per_batch(pool: PgPool) {
     let secret = VaultSecretKey::generate(&mut OsRng);
     let handler = vault_handler(loader_target(&pool), &secret);
     let same = login_body("u", "10.0.0.1", "dev-1");
     handler.handle(&[record("a", &same), record("b", &same)]).await.expect("first");
     assert_eq!(vault_rows(&pool).await, 2, "one ip + one device id");
-    // Later batches with the same values add logins but no vault rows.
+    // The vault is append-only (no insert may reveal what it holds): a later batch seals its
+    // own distinct values again, here 10.0.0.1, dev-1 and dev-2.
     let outcome = handler.handle(&[record("c", &same), record("d", &login_body("v", "10.0.0.1", "dev-2"))]).await;
     assert_eq!(outcome.expect("second").inserted, 2);
-    assert_eq!(vault_rows(&pool).await, 3);
+    assert_eq!(vault_rows(&pool).await, 5);
     assert_eq!(row_count(&pool).await, 4);
 }
 
@@ -146,7 +147,7 @@ async fn the_loader_role_can_write_but_never_read_back(pool: PgPool) {
     assert_eq!(first.inserted, 1, "{:?}", first.failures_by_reason());
     let again = handler.handle(&[record("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!((again.inserted, again.duplicates), (0, 1));
-    assert_eq!(vault_rows(&pool).await, 2);
+    assert_eq!(vault_rows(&pool).await, 4, "append-only: the redelivery's seals are kept too");
 
     // But it cannot read the vault (nor the logins) back.
     let as_loader = Store::connect_lazy(loader_options, 1);
@@ -178,7 +179,11 @@ fn cli(pool: &PgPool) -> Command {
         options.get_database().unwrap_or("postgres")
     );
     let mut command = Command::new(env!("CARGO_BIN_EXE_login-etl-cli"));
-    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("DATABASE_URL", url);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", url)
+        .env("MASKING_KEY", TEST_KEY_HEX);
     command
 }
 
@@ -216,5 +221,83 @@ async fn the_cli_recovers_with_the_right_key_and_refuses_the_wrong_one(pool: PgP
 
     let no_key = cli(&pool).args(["recover", "--user-id", "carol"]).output().expect("recover");
     assert!(!no_key.status.success(), "a key is required");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// As the function's database user, inside a transaction that is rolled back, insert a vault
+/// row for a guessed value: the answer must be the same whether or not the value is there.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_vault_is_no_membership_oracle_for_the_loader(pool: PgPool) {
+    let role = LoaderRole::create(&pool).await;
+    let secret = VaultSecretKey::generate(&mut OsRng);
+    let handler = vault_handler(loader_target(&pool), &secret);
+    handler.handle(&[record("m1", &login_body("dave", "198.51.100.23", "d-dave"))]).await.expect("handled");
+
+    let as_loader = Store::connect_lazy((*pool.connect_options()).clone().username(&role.name), 1);
+    let mut answers = Vec::new();
+    for guess in ["198.51.100.23", "198.51.100.24"] {
+        let masked = masker().mask(MaskedField::Ip, guess);
+        let mut tx = as_loader.pool().begin().await.expect("begin");
+        let inserted = sqlx::query(
+            "INSERT INTO pii_vault.sealed_values (field, masked_value, sealed, key_id) VALUES ('ip', $1, '\\x00', 'x') \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&masked)
+        .execute(&mut *tx)
+        .await
+        .expect("the loader may insert");
+        answers.push(inserted.rows_affected());
+        tx.rollback().await.expect("rollback");
+    }
+    assert_eq!(answers, [1, 1], "a present and an absent value get the same answer");
+    as_loader.pool().close().await;
+    drop(handler);
+    role.drop_role().await;
+}
+
+/// Rows planted for a person's masked value before their genuine one (garbage, and a validly
+/// sealed but false original) neither stop `recover` nor are shown by it.
+#[sqlx::test(migrations = "./migrations")]
+async fn planted_vault_rows_cannot_hide_or_replace_the_genuine_original(pool: PgPool) {
+    let dir = std::env::temp_dir().join(unique_name("vault-plant"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key_file = dir.join("vault.key");
+    let secret = VaultSecretKey::generate(&mut OsRng);
+    std::fs::write(&key_file, secret.to_hex()).expect("key file");
+
+    let role = LoaderRole::create(&pool).await;
+    let as_loader = Store::connect_lazy((*pool.connect_options()).clone().username(&role.name), 1);
+    let masked = masker().mask(MaskedField::Ip, "192.0.2.44");
+    // Anyone with the public key can seal; the attacker seals a false original under the
+    // victim's masked value, and plants an unreadable row too.
+    let mut sealer = login_etl::vault::BatchSealer::new(&secret.public_key(), OsRng);
+    let false_original = sealer.seal(MaskedField::Ip, &masked, "10.66.66.66");
+    for sealed in [vec![1u8, 2, 3], false_original] {
+        sqlx::query(
+            "INSERT INTO pii_vault.sealed_values (field, masked_value, sealed, key_id) VALUES ('ip', $1, $2, $3)",
+        )
+        .bind(&masked)
+        .bind(sealed)
+        .bind(secret.public_key().key_id())
+        .execute(as_loader.pool())
+        .await
+        .expect("planted");
+    }
+
+    let handler = vault_handler(loader_target(&pool), &secret);
+    let outcome = handler.handle(&[record("m1", &login_body("erin", "192.0.2.44", "d-erin"))]).await.expect("handled");
+    assert_eq!(outcome.inserted, 1);
+
+    let recovered = cli(&pool).args(["recover", "--masked-ip", &masked, "--private-key-file"]).arg(&key_file).output();
+    let recovered = recovered.expect("recover");
+    let (stdout, stderr) = (String::from_utf8_lossy(&recovered.stdout), String::from_utf8_lossy(&recovered.stderr));
+    assert!(recovered.status.success(), "{stderr}");
+    assert!(stdout.contains("192.0.2.44"), "{stdout}");
+    assert!(!stdout.contains("10.66.66.66"), "a planted original is never shown: {stdout}");
+    assert!(stderr.contains("2 of 3 vault rows did not authenticate"), "{stderr}");
+
+    as_loader.pool().close().await;
+    drop(handler);
+    role.drop_role().await;
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -79,8 +79,12 @@ enum Command {
         private_key_file: PathBuf,
     },
     /// Recover original ip / device_id values from the PII vault with the private key.
-    /// Needs a database user with the login_etl_recovery role.
-    #[command(after_help = format!("Environment: {DATABASE_ENV}; {AWS_ENV} (with --private-key-secret-id)."))]
+    /// Needs a database user with the login_etl_recovery role, and the masking key: only an
+    /// original that re-masks to its masked value is shown.
+    #[command(after_help = format!(
+        "Environment: {DATABASE_ENV}; MASKING_MODE, MASKING_KEY or MASKING_KEY_SECRET_ID; {AWS_ENV} \
+         (with --private-key-secret-id or MASKING_KEY_SECRET_ID)."
+    ))]
     Recover(RecoverArgs),
     /// Run the handler once on an SQS event JSON file and print the SQSBatchResponse.
     #[command(after_help = format!(
@@ -496,21 +500,47 @@ async fn recover(args: RecoverArgs) -> anyhow::Result<()> {
         (_, _, Some(user)) => VaultLookup::UserId(user),
         _ => anyhow::bail!("give --masked-ip, --masked-device-id or --user-id"),
     };
-    let database = DatabaseSource::from_env()?;
-    let store = startup::connect_store(&database).await?;
+    let config = login_etl::config::Config::from_env()?;
+    let masker = startup::masker(&config).await?;
+    let store = startup::connect_store(&config.database).await?;
     let values = store.sealed_values(&lookup).await?;
     if values.is_empty() {
         anyhow::bail!("nothing in the vault for {lookup:?}");
     }
-    for value in values {
+    // The vault is append-only and anyone holding the public key can seal a value, so a row
+    // counts only when it opens with the private key *and* its original masks to the masked
+    // value it is filed under; the rest (wrong key, tampered, planted) are counted, not shown.
+    let mut authentic = std::collections::BTreeSet::new();
+    let mut rejected = 0usize;
+    for value in &values {
         let field = match value.field.as_str() {
             "ip" => MaskedField::Ip,
             _ => MaskedField::DeviceId,
         };
-        let original = secret.open(field, &value.masked_value, &value.sealed).with_context(|| {
-            format!("opening the {} value {} (sealed to key id {})", value.field, value.masked_value, value.key_id)
-        })?;
-        println!("{:<9}  {}  {}", value.field, value.masked_value, original);
+        match secret.open(field, &value.masked_value, &value.sealed) {
+            Ok(original) if masker.mask(field, &original) == value.masked_value => {
+                authentic.insert((value.field.clone(), value.masked_value.clone(), original));
+            }
+            _ => rejected += 1,
+        }
+    }
+    if rejected > 0 {
+        eprintln!(
+            "{rejected} of {} vault rows did not authenticate (another key, tampered, or not the original of \
+             their masked value) and were skipped",
+            values.len()
+        );
+    }
+    if authentic.is_empty() {
+        anyhow::bail!(
+            "the {} vault rows for {lookup:?} cannot be opened with this private key into an original that masks \
+             to their masked value (check the key, MASKING_KEY and the key id {})",
+            values.len(),
+            values.first().map(|v| v.key_id.as_str()).unwrap_or("?")
+        );
+    }
+    for (field, masked_value, original) in authentic {
+        println!("{field:<9}  {masked_value}  {original}");
     }
     Ok(())
 }
