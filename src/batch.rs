@@ -388,6 +388,12 @@ impl BatchOutcome {
         response
     }
 
+    /// Whether the batch's insert failed (the database was away, timed out or refused it):
+    /// then every valid record failed, for a reason that waiting may cure.
+    pub fn store_failed(&self) -> bool {
+        self.failed.iter().any(|f| f.reason.is_store_failure())
+    }
+
     /// Failure counts keyed by [`FailureReason::code`].
     pub fn failures_by_reason(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();

@@ -63,6 +63,9 @@ pub struct Config {
     pub pool: PoolSettings,
     /// How the function authenticates and encrypts its database connections.
     pub connection: ConnectionSecurity,
+    /// `RETRY_BACKOFF_BASE_SECONDS`: visibility of a message after its first failed insert,
+    /// doubled per receive; `None` (0) keeps the queue's timeout.
+    pub retry_backoff_base: Option<Duration>,
     /// `VAULT_PUBLIC_KEY`: when set, originals are sealed to it into the PII vault.
     pub vault_public_key: Option<VaultPublicKey>,
 }
@@ -157,7 +160,12 @@ impl Config {
             .transpose()
             .map_err(|err| invalid("VAULT_PUBLIC_KEY", err.to_string()))?;
 
-        Ok(Config { database, masking_mode, masking_key, pool, connection, vault_public_key })
+        let retry_backoff_base = match number(&get, "RETRY_BACKOFF_BASE_SECONDS", 180, 0..=43_200)? {
+            0 => None,
+            seconds => Some(Duration::from_secs(u64::from(seconds))),
+        };
+
+        Ok(Config { database, masking_mode, masking_key, pool, connection, retry_backoff_base, vault_public_key })
     }
 }
 

@@ -13,6 +13,7 @@ use crate::loader::{LoadError, Loader};
 use crate::mask::Masker;
 use crate::secrets::SecretStore;
 use crate::vault::{BatchSealer, VaultPublicKey};
+use crate::visibility::VisibilityBackoff;
 
 /// The database secret the pool's credentials came from, kept so they can be re-read after a
 /// rotation.
@@ -36,11 +37,12 @@ pub struct Handler {
     loader: Loader,
     db_secret: Option<DbSecret>,
     vault_key: Option<VaultPublicKey>,
+    backoff: Option<VisibilityBackoff>,
 }
 
 impl Handler {
     pub fn new(masker: Masker, loader: Loader) -> Handler {
-        Handler { masker, loader, db_secret: None, vault_key: None }
+        Handler { masker, loader, db_secret: None, vault_key: None, backoff: None }
     }
 
     /// Seals every original `ip` and `device_id` to `vault_key` into the PII vault.
@@ -52,6 +54,13 @@ impl Handler {
     /// Lets the handler re-read rotated database credentials from `db_secret`.
     pub fn with_db_secret(mut self, db_secret: Option<DbSecret>) -> Handler {
         self.db_secret = db_secret;
+        self
+    }
+
+    /// Hides messages whose insert failed for longer with every receive (see
+    /// [`crate::visibility`]).
+    pub fn with_backoff(mut self, backoff: Option<VisibilityBackoff>) -> Handler {
+        self.backoff = backoff;
         self
     }
 
@@ -81,6 +90,10 @@ impl Handler {
                 plan.store_failed()
             }
         };
+        if let Some(backoff) = &self.backoff {
+            let waiting: Vec<_> = outcome.failed.iter().filter(|f| f.reason.is_store_failure()).collect();
+            backoff.extend(records, &waiting).await;
+        }
         log_summary(&outcome, started);
         Ok(outcome)
     }

@@ -8,6 +8,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::Instrument;
 
+use crate::batch::BatchOutcome;
 use crate::handler::Handler;
 use crate::loader::Loader;
 use crate::metrics;
@@ -51,7 +52,7 @@ pub async fn run(handler: Handler, log: &LogSettings) -> Result<(), lambda_runti
                 }
                 println!("{by_reason}");
             }
-            Ok::<_, lambda_runtime::Error>(outcome.response())
+            respond(&outcome)
         }
         .instrument(span)
         .await
@@ -59,10 +60,31 @@ pub async fn run(handler: Handler, log: &LogSettings) -> Result<(), lambda_runti
     .await
 }
 
-/// One invocation: the response names exactly the failed records. An `Err` (an event whose
-/// failures cannot be named) makes Lambda retry the whole batch.
+/// One invocation, as the runtime runs it: the response names exactly the failed records. An
+/// `Err` (an event whose failures cannot be named, or a failed insert; see [`respond`]) makes
+/// Lambda retry the whole batch.
 pub async fn handle_event(handler: &Handler, event: SqsEvent) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let outcome = handler.handle(&event.records).await?;
+    respond(&outcome)
+}
+
+/// The batch's insert failed (database away, timed out): every valid record failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the batch's insert failed, so every valid record of it failed and returns to the queue ({failed} records)")]
+pub struct StoreUnavailable {
+    pub failed: usize,
+}
+
+/// What Lambda gets for an outcome. When the insert failed, the invocation fails: the event
+/// source mapping then reduces the concurrency it gives the queue ("Handling errors for an SQS
+/// event source in Lambda": a function error makes Lambda back off, while partial failures do
+/// not), so an outage is not hammered by every instance, and the function's Errors alarm sees
+/// it. Each message's visibility was already extended by the handler, so a function error
+/// loses nothing. Otherwise the partial batch response names exactly the failed records.
+pub fn respond(outcome: &BatchOutcome) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    if outcome.store_failed() {
+        return Err(StoreUnavailable { failed: outcome.failed.len() }.into());
+    }
     Ok(outcome.response())
 }
 

@@ -10,6 +10,7 @@ use crate::loader::{Loader, LoaderSetupError};
 use crate::mask::{Masker, MaskingKey, MaskingMode};
 use crate::secrets::{SecretError, SecretStore};
 use crate::store::Store;
+use crate::visibility::VisibilityBackoff;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -56,7 +57,11 @@ async fn build_handler_with(config: &Config, secrets: OnceCell<SecretStore>) -> 
     if let Some(key) = &config.vault_public_key {
         tracing::info!(vault_key_id = %key.key_id(), "PII vault on: originals are sealed to the vault public key");
     }
-    Ok(Handler::new(masker, loader).with_db_secret(db_secret).with_vault(config.vault_public_key.clone()))
+    let backoff = config.retry_backoff_base.map(VisibilityBackoff::from_env);
+    Ok(Handler::new(masker, loader)
+        .with_db_secret(db_secret)
+        .with_vault(config.vault_public_key.clone())
+        .with_backoff(backoff))
 }
 
 /// The configured masker alone (secrets read as needed): `recover` re-masks what it decrypts

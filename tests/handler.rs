@@ -148,8 +148,12 @@ async fn an_unreachable_database_fails_every_record() {
         login_etl::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable").expect("target");
     let handler = handler_with_target(target);
     let records = vec![record("a", &login_body("u", "10.0.0.1", "d")), record("b", "{}")];
-    let response = lambda::handle_event(&handler, event(records)).await.expect("a response, not Err");
-    assert_eq!(failure_ids(&response), ["a", "b"]);
+    let outcome = handler.handle(&records).await.expect("an outcome");
+    assert_eq!(failure_ids(&outcome.response()), ["a", "b"]);
+    assert_eq!(outcome.failures_by_reason().get("store_failed"), Some(&1));
+    // Lambda gets a function error, so the event source mapping backs off; nothing is lost.
+    let err = lambda::handle_event(&handler, event(records)).await.expect_err("a function error");
+    assert!(err.to_string().contains("insert failed"), "{err}");
 }
 
 #[sqlx::test(migrations = "./migrations")]

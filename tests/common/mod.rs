@@ -230,3 +230,77 @@ pub fn unique_name(prefix: &str) -> String {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{nanos}-{n}", std::process::id())
 }
+
+/// A PostgreSQL cluster of the test's own (initdb + pg_ctl in a temp dir, trust auth, its own
+/// port), which the test may stop and start: the shared server is never touched.
+pub struct TestCluster {
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl TestCluster {
+    const BIN: &'static str = "/usr/lib/postgresql/15/bin";
+
+    /// Runs a PostgreSQL tool as the `postgres` user when we are root (initdb refuses root).
+    fn tool(name: &str) -> std::process::Command {
+        let path = format!("{}/{name}", Self::BIN);
+        let root = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+        if root {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--", &path]);
+            command
+        } else {
+            std::process::Command::new(path)
+        }
+    }
+
+    fn run(mut command: std::process::Command, what: &str) {
+        let output = command.output().unwrap_or_else(|err| panic!("{what}: {err}"));
+        assert!(output.status.success(), "{what}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    pub fn start() -> TestCluster {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let dir = std::env::temp_dir().join(unique_name("pg-cluster"));
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let _ = std::process::Command::new("chown").args(["postgres:postgres"]).arg(&dir).status();
+        let mut initdb = Self::tool("initdb");
+        initdb.args(["--auth=trust", "--username=postgres", "--no-sync", "-D"]).arg(dir.join("data"));
+        Self::run(initdb, "initdb");
+        let cluster = TestCluster { port, dir };
+        cluster.start_server();
+        cluster
+    }
+
+    pub fn start_server(&self) {
+        let mut pg_ctl = Self::tool("pg_ctl");
+        pg_ctl
+            .args(["start", "-w", "-t", "30", "-l"])
+            .arg(self.dir.join("log"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-o")
+            .arg(format!("-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off", self.port, self.dir.display()));
+        Self::run(pg_ctl, "pg_ctl start");
+    }
+
+    /// Stops the server as a crash or failover would look to clients (`immediate`).
+    pub fn stop_server(&self) {
+        let mut pg_ctl = Self::tool("pg_ctl");
+        pg_ctl.args(["stop", "-w", "-m", "immediate", "-D"]).arg(self.dir.join("data"));
+        Self::run(pg_ctl, "pg_ctl stop");
+    }
+
+    pub fn url(&self, dbname: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{dbname}?sslmode=disable", self.port)
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let mut pg_ctl = Self::tool("pg_ctl");
+        pg_ctl.args(["stop", "-m", "immediate", "-D"]).arg(self.dir.join("data"));
+        let _ = pg_ctl.output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
