@@ -224,3 +224,45 @@ async fn messages_dead_lettered_during_an_outage_are_replayed_from_the_dlq(pool:
     assert_eq!(replay.inserted, 30);
     assert_eq!(loaded_ids(&pool).await, sent, "the DLQ keeps each message's id, so replays stay idempotent");
 }
+
+/// A message loaded whose acknowledgement was lost ends in the DLQ; `redrive` sends it back
+/// with its first identity, so the next drain counts it as a duplicate and deletes it.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_redriven_message_that_was_loaded_is_a_duplicate_and_deleted(pool: PgPool) {
+    let client = sqs().await;
+    let (queue, dlq) = queue_pair(&client, "redrive").await;
+    let body = login_body("frank", "10.1.1.1", "d-frank");
+    queue.send(std::slice::from_ref(&body)).await.expect("send");
+
+    // The database is unreachable for this drain: the message is dead-lettered.
+    let down =
+        login_etl::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable").expect("target");
+    queue::drain(&queue, &handler_with_target(down), &options(1)).await.expect("drain");
+    // ... although (as when a commit's acknowledgement is lost) it had been loaded.
+    let letters = dlq.receive(1).await.expect("receive");
+    let letter = letters.into_iter().next().expect("a dead letter");
+    let first_id = letter.message_id.clone().expect("id");
+    let handle = letter.receipt_handle.clone().expect("receipt handle");
+    let mut loaded = dlq.to_lambda_record(letter);
+    loaded.attributes.insert("ApproximateReceiveCount".into(), "1".into());
+    let handler = handler_for(&pool);
+    assert_eq!(handler.handle(&[loaded]).await.expect("handled").inserted, 1);
+    // Put the letter back in sight for the redrive.
+    client
+        .change_message_visibility()
+        .queue_url(dlq.url())
+        .receipt_handle(handle)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .expect("visible");
+
+    let moved = queue::redrive(&dlq, &queue).await.expect("redrive");
+    assert_eq!(moved, 1);
+    assert_eq!(dlq.depth().await.expect("depth").total(), 0);
+
+    let replay = queue::drain(&queue, &handler, &options(1)).await.expect("drain");
+    assert_eq!((replay.inserted, replay.duplicates, replay.deleted), (0, 1, 1), "{replay:?}");
+    assert_eq!(replay.end, DrainEnd::Empty);
+    assert_eq!(loaded_ids(&pool).await, HashSet::from([first_id]));
+}

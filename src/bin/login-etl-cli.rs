@@ -67,6 +67,11 @@ enum Command {
     /// Print how many messages a queue holds (visible, in flight, delayed).
     #[command(after_help = format!("Environment: QUEUE_URL (default of --queue-url); {AWS_ENV}."))]
     Depth(DepthArgs),
+    /// Move dead letters back to their source queue keeping each one's first messageId and
+    /// SentTimestamp (as message attributes), so a letter that was loaded before is counted
+    /// as a duplicate, not loaded twice.
+    #[command(after_help = format!("Environment: {AWS_ENV}."))]
+    Redrive(RedriveArgs),
     /// Show what is loaded: the row count and the latest rows (masked values only).
     #[command(after_help = format!("Environment: {DATABASE_ENV}."))]
     Report(ReportArgs),
@@ -180,6 +185,19 @@ struct DrainArgs {
 }
 
 #[derive(clap::Args)]
+struct RedriveArgs {
+    /// URL of the dead-letter queue to empty.
+    #[arg(long)]
+    dlq_url: String,
+    /// URL of the queue to move the letters to (its source queue).
+    #[arg(long, env = "QUEUE_URL")]
+    queue_url: String,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
 struct DepthArgs {
     /// URL of the queue to look at.
     #[arg(long, env = "QUEUE_URL")]
@@ -223,6 +241,7 @@ async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Setup(args) => setup(args).await.map(|()| done),
         Command::Send(args) => send(args).await.map(|()| done),
         Command::Drain(args) => drain(args).await,
+        Command::Redrive(args) => redrive(args).await.map(|()| done),
         Command::Depth(args) => depth(&args).await.map(|()| done),
         Command::Report(args) => report(&args).await.map(|()| done),
         Command::Keygen { private_key_file } => keygen(&private_key_file).map(|()| done),
@@ -404,6 +423,19 @@ async fn depth(args: &DepthArgs) -> anyhow::Result<()> {
         );
     } else {
         println!("{} visible={} in_flight={} delayed={}", queue.url(), depth.visible, depth.in_flight, depth.delayed);
+    }
+    Ok(())
+}
+
+async fn redrive(args: RedriveArgs) -> anyhow::Result<()> {
+    let client = sqs_client().await;
+    let dlq = Queue::open(client.clone(), &args.dlq_url).await?;
+    let target = Queue::open(client, &args.queue_url).await?;
+    let moved = queue::redrive(&dlq, &target).await?;
+    if args.json {
+        println!("{}", serde_json::json!({ "moved": moved, "from": dlq.url(), "to": target.url() }));
+    } else {
+        println!("moved {moved} dead letters from {} to {}", dlq.url(), target.url());
     }
     Ok(())
 }
