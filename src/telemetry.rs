@@ -85,7 +85,24 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::registry().with(filter).with(LambdaLogLayer { format: settings.format, writer })
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(payload_cap())
+        .with(LambdaLogLayer { format: settings.format, writer })
+}
+
+/// Drops other crates' TRACE events, whatever `RUST_LOG` says. At TRACE `lambda_runtime` logs
+/// every raw event it receives and the AWS SDK every message body it receives, ip and
+/// device_id included; nothing this crate needs to debug lives there. This crate's own events
+/// never carry raw values, at any level, so they pass.
+pub fn payload_cap<S: Subscriber>() -> impl Layer<S> {
+    tracing_subscriber::filter::filter_fn(|meta| {
+        !meta.is_event() || *meta.level() < tracing::Level::TRACE || is_own_target(meta.target())
+    })
+}
+
+fn is_own_target(target: &str) -> bool {
+    target == "login_etl" || target.starts_with("login_etl::") || target.starts_with("login_etl_cli")
 }
 
 /// Human-readable lines on stderr for the CLI; `RUST_LOG` filters (default `warn`, so the
@@ -93,11 +110,10 @@ where
 /// without `NO_COLOR`.
 pub fn init_human() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(use_color(std::io::stderr().is_terminal()))
-        .try_init();
+        .with_ansi(use_color(std::io::stderr().is_terminal()));
+    let _ = tracing_subscriber::registry().with(filter).with(payload_cap()).with(lines).try_init();
 }
 
 /// Whether to print ANSI colours: only to a terminal, and never with `NO_COLOR` set to
