@@ -31,6 +31,13 @@ pub enum QueueError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("SQS {operation} kept failing for {seconds} s; giving up")]
+    Unreachable {
+        operation: &'static str,
+        seconds: u64,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("SQS {operation} returned no {field}")]
     Incomplete { operation: &'static str, field: &'static str },
     #[error("the handler refused a whole batch")]
@@ -250,11 +257,20 @@ pub struct DrainOptions {
     pub follow: bool,
     /// Print a progress line (on a terminal).
     pub progress: bool,
+    /// How long SQS may stay unreachable (refused connections, throttling, 5xx) before the
+    /// drain gives up; calls are retried with backoff meanwhile.
+    pub sqs_retry: Duration,
 }
 
 impl Default for DrainOptions {
     fn default() -> Self {
-        DrainOptions { concurrency: 1, wait_seconds: 1, follow: false, progress: std::io::stderr().is_terminal() }
+        DrainOptions {
+            concurrency: 1,
+            wait_seconds: 1,
+            follow: false,
+            progress: std::io::stderr().is_terminal(),
+            sqs_retry: Duration::from_secs(60),
+        }
     }
 }
 
@@ -373,19 +389,51 @@ async fn poll(
             return Ok(());
         }
         let messages = tokio::select! {
-            messages = queue.receive(options.wait_seconds) => messages?,
+            messages = retrying(options.sqs_retry, || queue.receive(options.wait_seconds)) => messages?,
             _ = stop.changed() => return Ok(()),
         };
         if messages.is_empty() {
             if !options.follow {
-                check_finished(queue, totals).await?;
+                retrying(options.sqs_retry, || check_finished(queue, totals)).await?;
+            }
+            if options.wait_seconds == 0 {
+                // Without a long poll an empty queue answers at once: pause instead of spinning.
+                tokio::time::sleep(EMPTY_POLL_PAUSE).await;
             }
             continue;
         }
         lock(totals).batches_in_hand += 1;
-        let settled = settle(queue, handler, messages, totals).await;
+        let settled = settle(queue, handler, messages, totals, options.sqs_retry).await;
         lock(totals).batches_in_hand -= 1;
         settled?;
+    }
+}
+
+/// The pause after an empty receive when the drain does not long-poll (`--wait-seconds 0`).
+const EMPTY_POLL_PAUSE: Duration = Duration::from_millis(500);
+
+/// Runs `call` until it succeeds or SQS has been failing for `budget`, waiting 0.5 s, 1 s,
+/// 2 s … (at most 8 s) between tries: a LocalStack restart or a network blip is ridden out,
+/// a queue that stays unreachable ends the drain with SQS's error.
+async fn retrying<T, F, Fut>(budget: Duration, mut call: F) -> Result<T, QueueError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, QueueError>>,
+{
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match call().await {
+            Err(err @ QueueError::Sqs { .. }) if started.elapsed() + pause <= budget => {
+                tracing::warn!(error = %crate::handler::error_chain(&err), retry_in_ms = pause.as_millis() as u64, "SQS call failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(8));
+            }
+            Err(QueueError::Sqs { operation, source }) if started.elapsed() >= Duration::from_secs(1) => {
+                return Err(QueueError::Unreachable { operation, seconds: started.elapsed().as_secs(), source });
+            }
+            result => return result,
+        }
     }
 }
 
@@ -395,6 +443,7 @@ async fn settle(
     handler: &Handler,
     messages: Vec<Message>,
     totals: &Mutex<Totals>,
+    sqs_retry: Duration,
 ) -> Result<(), QueueError> {
     let records: Vec<SqsMessage> = messages.into_iter().map(|message| queue.to_lambda_record(message)).collect();
     let outcome: BatchOutcome = handler.handle(&records).await?;
@@ -407,7 +456,7 @@ async fn settle(
             (!failed.contains(id)).then(|| (id.to_owned(), handle.to_owned()))
         })
         .collect();
-    let deleted = queue.delete(&receipts).await?;
+    let deleted = retrying(sqs_retry, || queue.delete(&receipts)).await?;
 
     let mut totals = lock(totals);
     totals.received += outcome.received as u64;

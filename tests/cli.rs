@@ -149,3 +149,28 @@ async fn json_results_and_no_ansi_codes_on_a_pipe(pool: PgPool) {
     assert_eq!(report["total_rows"], 10, "{report}");
     assert_eq!(report["latest"].as_array().map(Vec::len), Some(3), "{report}");
 }
+
+/// `login-etl-cli setup | head -1`: a reader that goes away does not make the CLI panic, and
+/// everything was created before anything was printed.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_closed_pipe_does_not_panic_and_setup_creates_everything_first(pool: PgPool) {
+    let queue_name = unique_name("pipe");
+    let key_id = unique_name("pipe-key");
+    let mut child = cli(&pool)
+        .args(["setup", "--queue-name", &queue_name, "--masking-key-secret-id", &key_id, "--db-secret-id"])
+        .arg(unique_name("pipe-db"))
+        .spawn()
+        .expect("setup");
+    drop(child.stdout.take()); // the reader is gone before the first line
+    let output = child.wait_with_output().expect("setup ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101), "{stderr}");
+
+    let client = sqs().await;
+    for name in [queue_name.clone(), format!("{queue_name}-dlq")] {
+        client.get_queue_url().queue_name(&name).send().await.unwrap_or_else(|e| panic!("{name} missing: {e}"));
+    }
+    let secrets = login_etl::secrets::SecretStore::new(&localstack_config().await);
+    assert!(secrets.secret_text(&key_id).await.is_ok(), "the masking key secret was created");
+}

@@ -15,7 +15,7 @@ const VISIBILITY_SECONDS: u32 = 1;
 const MAX_RECEIVE_COUNT: u32 = 2;
 
 fn options(concurrency: usize) -> DrainOptions {
-    DrainOptions { concurrency, wait_seconds: 1, follow: false, progress: false }
+    DrainOptions { concurrency, wait_seconds: 1, follow: false, progress: false, ..DrainOptions::default() }
 }
 
 async fn queue_pair(client: &aws_sdk_sqs::Client, prefix: &str) -> (Queue, Queue) {
@@ -265,4 +265,37 @@ async fn a_redriven_message_that_was_loaded_is_a_duplicate_and_deleted(pool: PgP
     assert_eq!((replay.inserted, replay.duplicates, replay.deleted), (0, 1, 1), "{replay:?}");
     assert_eq!(replay.end, DrainEnd::Empty);
     assert_eq!(loaded_ids(&pool).await, HashSet::from([first_id]));
+}
+
+/// SQS goes away for a few seconds mid-drain (a LocalStack restart, a network blip): the
+/// drain retries and finishes instead of ending at the first refused connection.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_drain_rides_out_an_sqs_blip(pool: PgPool) {
+    let endpoint = localstack_endpoint();
+    let upstream: u16 = endpoint.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).expect("port");
+    let proxy = SwitchableProxy::start(upstream).await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://127.0.0.1:{}", proxy.port))
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "tests"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let client = aws_sdk_sqs::Client::new(&config);
+    let (queue, _dlq) = queue_pair(&client, "blip").await;
+    let bodies: Vec<String> = (0..40).map(|i| login_body(&format!("u{i}"), "10.2.3.4", "d")).collect();
+    queue.send(&bodies).await.expect("send");
+
+    let handler = handler_for(&pool);
+    let options = DrainOptions { sqs_retry: std::time::Duration::from_secs(30), ..options(1) };
+    proxy.cut();
+    let drain = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue::drain(&queue, &handler, &options).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    proxy.restore();
+    let report = drain.await.expect("task").expect("the drain survives the blip");
+    assert_eq!(report.end, DrainEnd::Empty);
+    assert_eq!(row_count(&pool).await, 40);
 }

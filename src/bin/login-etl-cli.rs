@@ -179,6 +179,10 @@ struct DrainArgs {
     /// Keep polling when the queue is empty, until SIGINT (Ctrl-C) or SIGTERM.
     #[arg(long)]
     follow: bool,
+    /// How long SQS may fail (refused connections, throttling) before the drain gives up,
+    /// seconds; calls are retried with backoff meanwhile.
+    #[arg(long, default_value_t = 60)]
+    sqs_retry_seconds: u64,
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
@@ -223,6 +227,13 @@ const EXIT_FAILING_MESSAGES_LEFT: u8 = 3;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // A closed pipe (`login-etl-cli setup | head -1`) ends the process quietly, as it does any
+    // Unix tool, instead of making println! panic. Commands do their work before they print.
+    // SAFETY: restoring a signal's default disposition at start-up, before any thread of ours
+    // writes to stdout, has no other effect on the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     telemetry::init_human();
     match run(Cli::parse().command).await {
         Ok(code) => code,
@@ -351,6 +362,7 @@ async fn drain(args: DrainArgs) -> anyhow::Result<std::process::ExitCode> {
         concurrency: args.concurrency,
         wait_seconds: args.wait_seconds,
         follow: args.follow,
+        sqs_retry: std::time::Duration::from_secs(args.sqs_retry_seconds),
         ..Default::default()
     };
     // A signal stops the pollers cleanly: batches in hand are finished and deleted, and the
