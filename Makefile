@@ -18,7 +18,7 @@ export MASKING_KEY ?= 6c6f67696e2d65746c2064656d6f206b6579202d206e6f742061207365
 CLI := target/debug/login-etl-cli
 
 .PHONY: help up down db build migrate test test-rust test-pooler test-iam test-invoke lint bench demo invoke sqlx-prepare sam-validate sam-build clean
-.PHONY: test-sam-local sam-local lint-config
+.PHONY: test-sam-local sam-local lint-config fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ bench: up ## Benchmarks: core ns/record, handler per batch (direct and through P
 	BENCH_PGBOUNCER=$(PGBOUNCER) cargo bench --bench pooler
 	cargo bench --bench drain
 	cargo bench --bench cold_start
+
+fuzz: ## cargo fuzz over the pure path for FUZZ_SECONDS (default 60); needs nightly
+	@scripts/fuzz.sh
 
 demo: up build ## The whole job on this machine: queues, messages, drain, report
 	@scripts/demo.sh

@@ -1,0 +1,43 @@
+//! Arbitrary bytes through the whole pure path: as an SQS event's JSON, and as a message body
+//! inside a valid event. Nothing may panic, and every record must get exactly one fate.
+#![no_main]
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use libfuzzer_sys::fuzz_target;
+use login_etl::batch;
+use login_etl::mask::{Masker, MaskingKey};
+
+static MASKER: LazyLock<Masker> =
+    LazyLock::new(|| Masker::hmac(&MaskingKey::from_hex(&"5a".repeat(32)).expect("a valid fixed key")));
+
+fn check(records: &[SqsMessage]) {
+    let Ok(plan) = batch::plan(records, &MASKER, None) else { return };
+    assert_eq!(plan.rows.len(), plan.accepted.len());
+    let accepted: HashSet<&str> = plan.accepted.iter().map(String::as_str).collect();
+    let rejected: HashSet<&str> = plan.rejected.iter().map(|f| f.message_id.as_str()).collect();
+    assert!(accepted.is_disjoint(&rejected), "a record both loaded and failed");
+    for record in records {
+        let id = record.message_id.as_deref().unwrap_or_default();
+        assert!(accepted.contains(id) || rejected.contains(id), "a record with no fate");
+    }
+    let outcome = plan.committed(0);
+    let _ = outcome.response();
+    let _ = outcome.failures_by_reason();
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(event) = serde_json::from_slice::<SqsEvent>(data) {
+        check(&event.records);
+    }
+    if let Ok(body) = std::str::from_utf8(data) {
+        let mut record = SqsMessage::default();
+        record.message_id = Some("fuzz-1".into());
+        record.body = Some(body.to_owned());
+        record.attributes.insert("SentTimestamp".into(), "1795489200000".into());
+        record.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
+        check(&[record]);
+    }
+});
