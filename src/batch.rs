@@ -4,7 +4,7 @@
 //! fate (a row or a reported failure), failures are named by their `messageId`, and on a FIFO
 //! queue a failure holds back the rest of its message group so order is kept.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use time::{Date, OffsetDateTime};
@@ -219,6 +219,8 @@ pub struct BatchPlan {
     /// own `message_id` may be the producer's idempotency key or the original delivery's id).
     pub accepted: Vec<String>,
     pub rejected: Vec<FailedMessage>,
+    /// Identical later copies of a message already in the batch: duplicates once it commits.
+    pub copies_skipped: u64,
 }
 
 /// Validates and masks every record of an event; with a `sealer`, also seals the originals of
@@ -233,29 +235,43 @@ pub fn plan(
     let mut rejected = Vec::new();
     // FIFO message groups that already lost a message in this batch.
     let mut blocked_groups: HashSet<&str> = HashSet::new();
-    // A messageId seen twice gets one fate, failed, on every occurrence (and is named once).
-    let mut seen: HashSet<&str> = HashSet::with_capacity(records.len());
-    let mut repeated: HashSet<&str> = HashSet::new();
+    // One fate per messageId. A repeated id whose copies are identical is one message seen
+    // twice: the first copy is handled, the others are duplicates. Copies that differ cannot be
+    // told apart in the response, so every one of them fails (and the id is named once).
+    let mut first_copy: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    let mut ambiguous: HashSet<&str> = HashSet::new();
+    let mut later_copies: HashSet<usize> = HashSet::new();
     for (position, record) in records.iter().enumerate() {
-        match record.message_id.as_deref() {
-            Some(id) if !id.is_empty() => {
-                if !seen.insert(id) {
-                    repeated.insert(id);
-                }
-            }
+        let id = match record.message_id.as_deref() {
+            Some(id) if !id.is_empty() => id,
             _ => return Err(EventError::MissingMessageId { position }),
+        };
+        match first_copy.get(id) {
+            None => {
+                first_copy.insert(id, position);
+            }
+            Some(&first) if same_message(&records[first], record) => {
+                later_copies.insert(position);
+            }
+            Some(_) => {
+                ambiguous.insert(id);
+            }
         }
     }
+    let copies_skipped = later_copies.len() as u64;
 
-    for record in records {
+    for (position, record) in records.iter().enumerate() {
         let message_id = record.message_id.as_deref().unwrap_or_default();
-        if repeated.contains(message_id) {
+        if ambiguous.contains(message_id) {
             if !rejected.iter().any(|f: &FailedMessage| f.message_id == message_id) {
                 rejected.push(FailedMessage {
                     message_id: message_id.to_owned(),
                     reason: FailureReason::RepeatedMessageId,
                 });
             }
+            continue;
+        }
+        if later_copies.contains(&position) {
             continue;
         }
         let fifo_group = fifo_group(record);
@@ -279,7 +295,20 @@ pub fn plan(
             }
         }
     }
-    Ok(BatchPlan { received: records.len(), masking_mode: masker.mode(), rows, accepted, rejected })
+    Ok(BatchPlan { received: records.len(), masking_mode: masker.mode(), rows, accepted, rejected, copies_skipped })
+}
+
+/// Whether two records with one messageId carry the same message.
+fn same_message(a: &SqsMessage, b: &SqsMessage) -> bool {
+    let attributes = |r: &SqsMessage| -> Vec<(String, Option<String>)> {
+        let mut list: Vec<_> =
+            r.message_attributes.iter().map(|(name, value)| (name.clone(), value.string_value.clone())).collect();
+        list.sort();
+        list
+    };
+    a.body == b.body
+        && a.attributes.get("SentTimestamp") == b.attributes.get("SentTimestamp")
+        && attributes(a) == attributes(b)
 }
 
 /// A record's row key, login and sent time, or why it has none. Everything the store would
@@ -355,7 +384,7 @@ impl BatchPlan {
         BatchOutcome {
             received: self.received,
             inserted,
-            duplicates: valid.saturating_sub(inserted),
+            duplicates: valid.saturating_sub(inserted) + self.copies_skipped,
             failed: self.rejected,
         }
     }
@@ -633,11 +662,18 @@ mod tests {
 
     #[test]
     fn a_message_id_repeated_in_the_event_gets_one_fate() {
+        // Different content under one id: neither copy can be told apart, both fail.
         let records = [message("twice", GOOD), message("once", GOOD), message("twice", "not json")];
         let plan = plan(&records, &masker(), None).expect("plan");
         assert_eq!(codes(&plan), [("twice".to_string(), "repeated_message_id".to_string())]);
         assert_eq!(plan.rows.message_id, ["once"]);
         assert_eq!(plan.committed(1).response().batch_item_failures.len(), 1);
+        // The same message twice: handled once, the copy is a duplicate.
+        let records = [message("twice", GOOD), message("twice", GOOD)];
+        let same = super::plan(&records, &masker(), None).expect("plan");
+        assert_eq!(same.rows.message_id, ["twice"]);
+        let outcome = same.committed(1);
+        assert_eq!((outcome.inserted, outcome.duplicates, outcome.failed.len()), (1, 1, 0));
     }
 
     #[test]
