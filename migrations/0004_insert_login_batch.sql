@@ -8,8 +8,10 @@
 --
 -- The vault's sealed originals go in through a data-modifying CTE of the same statement, so a
 -- login row never exists without its recoverable original and a failed batch leaves nothing.
--- ON CONFLICT names no target on purpose: a target needs SELECT on its columns, and the loader
--- role has INSERT only. SECURITY INVOKER (the default): the caller's privileges apply.
+-- The vault insert never conflicts: the vault is append-only (0005_vault_append_only.sql).
+-- The logins' ON CONFLICT names no target on purpose: a target needs SELECT on its columns,
+-- and the loader role has INSERT only. SECURITY INVOKER (the default): the caller's
+-- privileges apply.
 -- Returns how many login rows were new (redeliveries are skipped).
 CREATE FUNCTION public.insert_login_batch(
     p_message_id       text[],
@@ -36,7 +38,6 @@ BEGIN
         INSERT INTO pii_vault.sealed_values (field, masked_value, sealed, key_id)
         SELECT v.field, v.masked_value, v.sealed, p_vault_key_id
         FROM UNNEST(p_vault_field, p_vault_masked, p_vault_sealed) AS v(field, masked_value, sealed)
-        ON CONFLICT DO NOTHING
     )
     INSERT INTO public.user_logins (message_id, user_id, device_type, masked_ip, masked_device_id,
                                     locale, app_version, sent_at, create_date, masking_scheme)

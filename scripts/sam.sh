@@ -26,7 +26,7 @@ case ${1:-} in
       echo "sam.sh: the $target Rust std is not installed and could not be fetched; building with Architecture=x86_64" >&2
       overrides=(--parameter-overrides Architecture=x86_64)
     fi
-    sam build "${overrides[@]}"
+    sam build --no-cached "${overrides[@]}"
     bootstrap=.aws-sam/build/LoginEtlFunction/bootstrap
     file "$bootstrap" 2>/dev/null || true
     zipped=$(mktemp -d)/bootstrap.zip
