@@ -11,7 +11,7 @@ scratch=login_etl_sqlx_prepare_$$
 psql -q -X -v ON_ERROR_STOP=1 "$admin_url" -c "DROP DATABASE IF EXISTS $scratch" -c "CREATE DATABASE $scratch"
 scratch_url=${admin_url%/*}/$scratch
 for migration in migrations/*.sql; do
-  psql -q -X -v ON_ERROR_STOP=1 "$scratch_url" -f "$migration"
+  psql -q -X -1 -v ON_ERROR_STOP=1 "$scratch_url" -f "$migration"   # one transaction each, as sqlx applies them
 done
 rm -rf .sqlx && mkdir .sqlx
 touch src/*.rs

@@ -21,6 +21,7 @@ pub mod database;
 pub mod handler;
 pub mod iam;
 pub mod lambda;
+pub mod lifecycle;
 pub mod loader;
 pub mod mask;
 pub mod message;

@@ -17,6 +17,8 @@ pub enum StoreError {
     Query(#[source] sqlx::Error),
     #[error("applying the migrations failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("the database user is not a member of {0}; grant it (GRANT {0} TO <user>) to run this command")]
+    MissingRole(&'static str),
 }
 
 /// The `user_logins` table behind a pool.
@@ -39,10 +41,16 @@ impl Store {
         &self.pool
     }
 
-    /// Applies `migrations/` (embedded at build time). Safe to run concurrently: sqlx takes an
-    /// advisory lock.
+    /// Applies `migrations/` (embedded at build time), then gives the current month and the
+    /// [`DEFAULT_MONTHS_AHEAD`](crate::lifecycle::DEFAULT_MONTHS_AHEAD) after it their
+    /// partitions, so a deployment that only ever runs `migrate` still has next month's
+    /// partition. Safe to run concurrently: sqlx takes an advisory lock, and partition
+    /// maintenance is idempotent.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations").run(&self.pool).await.map_err(StoreError::Migrate)
+        sqlx::migrate!("./migrations").run(&self.pool).await.map_err(StoreError::Migrate)?;
+        let today = time::OffsetDateTime::now_utc().date();
+        crate::lifecycle::maintain_partitions(self, today, crate::lifecycle::DEFAULT_MONTHS_AHEAD).await?;
+        Ok(())
     }
 }
 

@@ -12,7 +12,7 @@ use login_etl::mask::MaskedField;
 use login_etl::queue::{self, DrainEnd, DrainOptions, DrainReport, Queue};
 use login_etl::store::VaultLookup;
 use login_etl::vault::VaultSecretKey;
-use login_etl::{aws, lambda, sample, startup, telemetry};
+use login_etl::{aws, lambda, lifecycle, sample, startup, telemetry};
 use sqlx::migrate::MigrateDatabase;
 
 /// Environment every AWS call reads (queues, secrets).
@@ -91,6 +91,21 @@ enum Command {
          (with --private-key-secret-id or MASKING_KEY_SECRET_ID)."
     ))]
     Recover(RecoverArgs),
+    /// Give the current month and the next ones their user_logins partitions, and move rows
+    /// waiting in the default partition into partitions of their months. Run as the table's
+    /// owner (the migrate user), e.g. monthly; `migrate` and `retention` do it too.
+    #[command(after_help = format!("Environment: {DATABASE_ENV}; {AWS_ENV} (with DB_SECRET_ID)."))]
+    Partitions(PartitionsArgs),
+    /// Keep the current month and the N whole months before it: detach and drop every older
+    /// monthly partition of user_logins (no row-by-row DELETE), then remove vault rows no
+    /// remaining login references. Prints what it dropped. Run as the table's owner.
+    #[command(after_help = format!("Environment: {DATABASE_ENV}; {AWS_ENV} (with DB_SECRET_ID)."))]
+    Retention(RetentionArgs),
+    /// Erase one person: delete their logins and the vault rows only they referenced, in one
+    /// transaction under the login_etl_eraser role (the database user must be granted it).
+    /// Prints counts, never values.
+    #[command(after_help = format!("Environment: {DATABASE_ENV}; {AWS_ENV} (with DB_SECRET_ID)."))]
+    Erase(EraseArgs),
     /// Run the handler once on an SQS event JSON file and print the SQSBatchResponse.
     #[command(after_help = format!(
         "Environment: the function's configuration: {DATABASE_ENV}, MASKING_MODE, MASKING_KEY or \
@@ -221,6 +236,36 @@ struct ReportArgs {
     json: bool,
 }
 
+#[derive(clap::Args)]
+struct PartitionsArgs {
+    /// How many months after the current one get their partition now.
+    #[arg(long, default_value_t = login_etl::lifecycle::DEFAULT_MONTHS_AHEAD)]
+    months_ahead: u16,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct RetentionArgs {
+    /// Whole months to keep before the current one (the current month is always kept).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    keep_months: u16,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct EraseArgs {
+    /// The user_id whose logins and vault entries go.
+    #[arg(long)]
+    user_id: String,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Exit status of `drain` when it stopped with failing messages left on a queue without a
 /// redrive policy: the job is not done, and a script must not take it for success.
 const EXIT_FAILING_MESSAGES_LEFT: u8 = 3;
@@ -258,6 +303,9 @@ async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Keygen { private_key_file } => keygen(&private_key_file).map(|()| done),
         Command::Recover(args) => recover(args).await.map(|()| done),
         Command::Invoke { file } => invoke(&file).await.map(|()| done),
+        Command::Partitions(args) => partitions(&args, &mut std::io::stdout()).await.map(|()| done),
+        Command::Retention(args) => retention(&args, &mut std::io::stdout()).await.map(|()| done),
+        Command::Erase(args) => erase(&args, &mut std::io::stdout()).await.map(|()| done),
     }
 }
 
@@ -515,6 +563,68 @@ async fn report(args: &ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn operator_store() -> anyhow::Result<login_etl::store::Store> {
+    Ok(startup::connect_store(&DatabaseSource::from_env()?).await?)
+}
+
+async fn partitions(args: &PartitionsArgs, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    let store = operator_store().await?;
+    let today = time::OffsetDateTime::now_utc().date();
+    let created = lifecycle::maintain_partitions(&store, today, args.months_ahead).await?;
+    let partitions = lifecycle::partition_row_counts(&store).await?;
+    if args.json {
+        let partitions: Vec<_> =
+            partitions.iter().map(|(name, rows)| serde_json::json!({"partition": name, "rows": rows})).collect();
+        writeln!(out, "{}", serde_json::json!({"created": created, "partitions": partitions}))?;
+        return Ok(());
+    }
+    for made in &created {
+        writeln!(out, "created {} ({} rows moved in from the default partition)", made.partition, made.rows_moved)?;
+    }
+    if created.is_empty() {
+        writeln!(out, "every partition through {} months ahead exists", args.months_ahead)?;
+    }
+    for (name, rows) in partitions {
+        writeln!(out, "{name:<24}  {rows:>12} rows")?;
+    }
+    Ok(())
+}
+
+async fn retention(args: &RetentionArgs, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    let store = operator_store().await?;
+    let today = time::OffsetDateTime::now_utc().date();
+    let started = std::time::Instant::now();
+    let report = lifecycle::apply_retention(&store, today, args.keep_months).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["seconds"] = serde_json::json!(seconds);
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    writeln!(out, "keeping months from {} on", report.cutoff)?;
+    for dropped in &report.dropped {
+        writeln!(out, "dropped {} ({} rows)", dropped.partition, dropped.rows_dropped)?;
+    }
+    if report.dropped.is_empty() {
+        writeln!(out, "no partition is older than that")?;
+    }
+    writeln!(out, "vault rows no longer referenced, removed: {}", report.vault_rows_removed)?;
+    writeln!(out, "took {seconds:.3} s")?;
+    Ok(())
+}
+
+async fn erase(args: &EraseArgs, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    let store = operator_store().await?;
+    let report = lifecycle::erase_user(&store, &args.user_id).await?;
+    if args.json {
+        writeln!(out, "{}", serde_json::to_value(report)?)?;
+    } else {
+        writeln!(out, "erased {} login rows and {} vault rows", report.login_rows, report.vault_rows)?;
+    }
+    Ok(())
+}
+
 fn keygen(private_key_file: &std::path::Path) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -614,7 +724,7 @@ mod tests {
     #[test]
     fn every_command_that_prints_a_result_has_json() {
         let cli = Cli::command();
-        for name in ["setup", "send", "depth", "report", "drain"] {
+        for name in ["setup", "send", "depth", "report", "drain", "partitions", "retention", "erase"] {
             let command = cli.find_subcommand(name).expect("command");
             assert!(command.get_arguments().any(|a| a.get_id() == "json"), "{name} has no --json");
         }

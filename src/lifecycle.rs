@@ -1,0 +1,151 @@
+//! The data lifecycle of `user_logins`: monthly partitions made ahead of need, retention by
+//! whole months, and erasure of one person's data.
+//!
+//! The partition DDL lives in SQL (`migrations/0006_partition_user_logins.sql`:
+//! `login_etl_maintain_partitions`, `login_etl_drop_partitions_before`) so that `migrate`, the
+//! CLI and any scheduler run the same code. These are operator commands over a sqlx session
+//! ([`Store`]), never through a transaction-mode pooler; partitions and retention need the
+//! table's owner, erasure a member of `login_etl_eraser`.
+
+use time::{Date, Month};
+
+use crate::store::{Store, StoreError};
+
+/// How many months ahead of the current one get their partition (`migrate`, `partitions`).
+pub const DEFAULT_MONTHS_AHEAD: u16 = 3;
+
+/// A month that got its partition, with the rows moved into it from the default partition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CreatedPartition {
+    pub partition: String,
+    pub month: Date,
+    pub rows_moved: i64,
+}
+
+/// A month whose partition retention detached and dropped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DroppedPartition {
+    pub partition: String,
+    pub month: Date,
+    pub rows_dropped: i64,
+}
+
+/// What `retention` did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RetentionReport {
+    /// Rows of months before this date are gone.
+    pub cutoff: Date,
+    /// Partitions made first, so rows waiting in the default partition are dropped with their
+    /// month and not kept by accident.
+    pub created: Vec<CreatedPartition>,
+    pub dropped: Vec<DroppedPartition>,
+    /// Vault rows whose masked value no login references any more.
+    pub vault_rows_removed: i64,
+}
+
+/// What `erase` deleted: counts only, never values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ErasureReport {
+    pub login_rows: i64,
+    pub vault_rows: i64,
+}
+
+/// The first day of the month `months` before `today`'s month: with `--keep-months N` the
+/// current month and the N whole months before it are kept, every older month goes.
+pub fn retention_cutoff(today: Date, months: u16) -> Date {
+    let index = today.year() * 12 + i32::from(today.month() as u8) - 1 - i32::from(months);
+    let (year, month0) = (index.div_euclid(12), index.rem_euclid(12));
+    // month0 is 0..=11, so both conversions hold; day 1 exists in every month.
+    let month = Month::try_from(month0 as u8 + 1).unwrap_or(Month::January);
+    Date::from_calendar_date(year, month, 1).unwrap_or(today)
+}
+
+/// Gives every month that needs one its partition: months of rows waiting in the default
+/// partition (they move in) and `today`'s month with the `months_ahead` after it. Idempotent.
+pub async fn maintain_partitions(
+    store: &Store,
+    today: Date,
+    months_ahead: u16,
+) -> Result<Vec<CreatedPartition>, StoreError> {
+    sqlx::query_as!(
+        CreatedPartition,
+        r#"SELECT partition_name AS "partition!", month AS "month!", rows_moved AS "rows_moved!"
+           FROM login_etl_maintain_partitions($1, $2)"#,
+        today,
+        i32::from(months_ahead)
+    )
+    .fetch_all(store.pool())
+    .await
+    .map_err(StoreError::Query)
+}
+
+/// Keeps `today`'s month and the `keep_months` before it: detaches and drops every older
+/// monthly partition whole (no row-by-row DELETE), then removes vault rows that no remaining
+/// login references. Rows still in the default partition are first moved to their month's
+/// partition, so they go with it.
+pub async fn apply_retention(store: &Store, today: Date, keep_months: u16) -> Result<RetentionReport, StoreError> {
+    let cutoff = retention_cutoff(today, keep_months);
+    let created = maintain_partitions(store, today, DEFAULT_MONTHS_AHEAD).await?;
+    let dropped = sqlx::query_as!(
+        DroppedPartition,
+        r#"SELECT partition_name AS "partition!", month AS "month!", rows_dropped AS "rows_dropped!"
+           FROM login_etl_drop_partitions_before($1)"#,
+        cutoff
+    )
+    .fetch_all(store.pool())
+    .await
+    .map_err(StoreError::Query)?;
+    let vault_rows_removed = sqlx::query_file_scalar!("queries/sweep_vault.sql")
+        .fetch_one(store.pool())
+        .await
+        .map_err(StoreError::Query)?;
+    Ok(RetentionReport { cutoff, created, dropped, vault_rows_removed })
+}
+
+/// Deletes every login of `user_id` and the vault rows only those logins referenced (a device
+/// or ip another user also logged in with keeps its vault row), in one transaction under the
+/// `login_etl_eraser` role, which the loader does not have.
+pub async fn erase_user(store: &Store, user_id: &str) -> Result<ErasureReport, StoreError> {
+    let mut tx = store.pool().begin().await.map_err(StoreError::Query)?;
+    sqlx::query("SET LOCAL ROLE login_etl_eraser").execute(&mut *tx).await.map_err(|err| {
+        match err.as_database_error().and_then(|db| db.code()) {
+            // insufficient_privilege
+            Some(code) if code == "42501" => StoreError::MissingRole("login_etl_eraser"),
+            _ => StoreError::Query(err),
+        }
+    })?;
+    let row = sqlx::query_file!("queries/erase_user.sql", user_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::Query)?;
+    tx.commit().await.map_err(StoreError::Query)?;
+    Ok(ErasureReport { login_rows: row.login_rows, vault_rows: row.vault_rows })
+}
+
+/// Partitions of `user_logins` and their row counts (estimates from the planner's statistics
+/// are not good enough for tests and operators deciding on retention).
+pub async fn partition_row_counts(store: &Store) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query!(
+        r#"SELECT tableoid::regclass::text AS "partition!", count(*) AS "rows!"
+           FROM user_logins GROUP BY 1 ORDER BY 1"#
+    )
+    .fetch_all(store.pool())
+    .await
+    .map_err(StoreError::Query)?;
+    Ok(rows.into_iter().map(|row| (row.partition, row.rows)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    #[test]
+    fn the_cutoff_keeps_the_current_month_and_n_whole_months_before_it() {
+        assert_eq!(retention_cutoff(date!(2026 - 11 - 30), 0), date!(2026 - 11 - 01));
+        assert_eq!(retention_cutoff(date!(2026 - 11 - 30), 1), date!(2026 - 10 - 01));
+        assert_eq!(retention_cutoff(date!(2026 - 11 - 01), 12), date!(2025 - 11 - 01));
+        assert_eq!(retention_cutoff(date!(2026 - 01 - 15), 1), date!(2025 - 12 - 01));
+        assert_eq!(retention_cutoff(date!(2026 - 03 - 31), 26), date!(2024 - 01 - 01));
+    }
+}

@@ -1,0 +1,376 @@
+//! The data lifecycle against the real PostgreSQL: the in-place conversion to monthly
+//! partitions, idempotency across them, the default partition and its maintenance, retention
+//! by whole partitions, and erasure of one person under its own role.
+
+mod common;
+
+use std::borrow::Cow;
+use std::process::Command;
+
+use aws_lambda_events::sqs::{SqsMessage, SqsMessageAttribute};
+use common::*;
+use crypto_box::aead::OsRng;
+use login_etl::batch::{ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
+use login_etl::database::DbTarget;
+use login_etl::handler::Handler;
+use login_etl::lifecycle;
+use login_etl::store::{Store, StoreError};
+use login_etl::vault::VaultSecretKey;
+use sqlx::PgPool;
+use time::macros::{date, datetime};
+use time::OffsetDateTime;
+
+/// A record first sent at `sent`.
+fn record_sent(message_id: &str, body: &str, sent: OffsetDateTime) -> SqsMessage {
+    let mut message = record(message_id, body);
+    let millis = sent.unix_timestamp() * 1000;
+    message.attributes.insert("SentTimestamp".into(), millis.to_string());
+    message
+}
+
+/// What `login-etl-cli redrive` makes of a dead letter: a new message (new id, sent now) that
+/// carries its first delivery's id and SentTimestamp as message attributes.
+fn redriven(first: &SqsMessage, new_id: &str) -> SqsMessage {
+    let mut message = record_sent(new_id, first.body.as_deref().unwrap_or_default(), OffsetDateTime::now_utc());
+    let attribute = |value: &str| {
+        let mut attribute = SqsMessageAttribute::default();
+        attribute.string_value = Some(value.into());
+        attribute.data_type = Some("String".into());
+        attribute
+    };
+    let first_id = first.message_id.as_deref().unwrap_or_default();
+    let first_sent = first.attributes.get("SentTimestamp").map(String::as_str).unwrap_or_default();
+    message.message_attributes.insert(ORIGINAL_MESSAGE_ID_ATTRIBUTE.into(), attribute(first_id));
+    message.message_attributes.insert(ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE.into(), attribute(first_sent));
+    message
+}
+
+async fn partitions(pool: &PgPool) -> Vec<(String, i64)> {
+    lifecycle::partition_row_counts(&store_for(pool)).await.expect("partition counts")
+}
+
+async fn exists(pool: &PgPool, relation: &str) -> bool {
+    sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL").bind(relation).fetch_one(pool).await.expect("regclass")
+}
+
+async fn vault_values(pool: &PgPool) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT DISTINCT field::text, masked_value::text FROM pii_vault.sealed_values ORDER BY 1, 2")
+        .fetch_all(pool)
+        .await
+        .expect("vault")
+}
+
+fn vault_handler(pool: &PgPool, secret: &VaultSecretKey) -> Handler {
+    handler_for(pool).with_vault(Some(secret.public_key()))
+}
+
+/// Migrations 0001..=`last` only: the schema as an older release left it.
+async fn migrate_through(pool: &PgPool, last: i64) {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.migrations = Cow::Owned(migrator.migrations.iter().filter(|m| m.version <= last).cloned().collect());
+    migrator.run(pool).await.expect("older migrations");
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgPool) {
+    // The take-home's table with its rows, upgraded by the older releases, then loaded by the
+    // function across three months, one of them long past.
+    sqlx::raw_sql(
+        "CREATE TABLE user_logins (user_id varchar(128), device_type varchar(32), masked_ip varchar(256),
+                                   masked_device_id varchar(256), locale varchar(32), app_version integer,
+                                   create_date date);
+         INSERT INTO user_logins VALUES
+           ('legacy-1', 'android', 'aaaa', 'bbbb', 'RU', 230, '2023-01-02'),
+           ('legacy-2', 'ios', NULL, NULL, NULL, NULL, NULL);",
+    )
+    .execute(&pool)
+    .await
+    .expect("legacy table");
+    migrate_through(&pool, 5).await;
+    let october = record_sent("m-oct", &login_body("u1", "10.0.0.1", "d1"), datetime!(2026-10-31 23:59:59 UTC));
+    let november = record_sent("m-nov", &login_body("u2", "10.0.0.2", "d2"), datetime!(2026-11-01 00:00:00 UTC));
+    let old = record_sent("m-old", &login_body("u3", "10.0.0.3", "d3"), datetime!(2024-02-29 12:00:00 UTC));
+    let loaded = handler_for(&pool).handle(&[october.clone(), november.clone(), old.clone()]).await.expect("handled");
+    assert_eq!(loaded.inserted, 3);
+    let before: Vec<(i64, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT id, user_id, message_id, create_date::text FROM user_logins ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rows before");
+
+    store_for(&pool).migrate().await.expect("migrate to partitions");
+
+    let after: Vec<(i64, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT id, user_id, message_id, create_date::text FROM user_logins ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rows after");
+    assert_eq!(after, before, "every row kept, ids included");
+    let partitioned: bool =
+        sqlx::query_scalar("SELECT relkind = 'p' FROM pg_class WHERE oid = 'user_logins'::regclass")
+            .fetch_one(&pool)
+            .await
+            .expect("relkind");
+    assert!(partitioned);
+    let counts = partitions(&pool).await;
+    for (partition, rows) in [
+        ("user_logins_2023_01", 1),
+        ("user_logins_2024_02", 1),
+        ("user_logins_2026_10", 1),
+        ("user_logins_2026_11", 1),
+        // A row without a create_date has no month: it stays in the default partition.
+        ("user_logins_default", 1),
+    ] {
+        assert!(counts.contains(&(partition.to_string(), rows)), "{partition}: {counts:?}");
+    }
+    // This month and the three after it exist ahead of need.
+    let ahead: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_inherits
+         WHERE inhparent = 'user_logins'::regclass
+           AND inhrelid::regclass::text BETWEEN 'user_logins_' || to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM')
+                                           AND 'user_logins_9999'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("partitions ahead");
+    assert_eq!(ahead, 4);
+
+    // Redeliveries and a redriven copy still make no second row, and new ids follow the old.
+    let handler = handler_for(&pool);
+    let again = handler.handle(&[october.clone(), november, old.clone()]).await.expect("redelivered");
+    assert_eq!((again.inserted, again.duplicates), (0, 3));
+    let replay = handler.handle(&[redriven(&old, "m-old-replayed")]).await.expect("redriven");
+    assert_eq!((replay.inserted, replay.duplicates), (0, 1), "{:?}", replay.failures_by_reason());
+    let fresh = handler.handle(&[record("m-new", &login_body("u4", "10.0.0.4", "d4"))]).await.expect("new");
+    assert_eq!(fresh.inserted, 1);
+    let max_before = before.iter().map(|row| row.0).max().unwrap_or_default();
+    let new_id: i64 = sqlx::query_scalar("SELECT id FROM user_logins WHERE message_id = 'm-new'")
+        .fetch_one(&pool)
+        .await
+        .expect("new id");
+    assert!(new_id > max_before, "{new_id} follows {max_before}");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_month_without_a_partition_lands_in_the_default_one_until_maintenance_moves_it(pool: PgPool) {
+    let far = record_sent("m-2031", &login_body("u", "10.0.0.9", "d9"), datetime!(2031-05-17 08:00 UTC));
+    let handler = handler_for(&pool);
+    let first = handler.handle(&[far.clone()]).await.expect("handled");
+    assert_eq!(first.inserted, 1, "no partition is no failure: {:?}", first.failures_by_reason());
+    assert!(partitions(&pool).await.contains(&("user_logins_default".into(), 1)));
+    assert!(!exists(&pool, "user_logins_2031_05").await);
+
+    let store = store_for(&pool);
+    let created = lifecycle::maintain_partitions(&store, date!(2031 - 05 - 20), 1).await.expect("maintain");
+    let moved: Vec<_> = created.iter().map(|c| (c.partition.as_str(), c.rows_moved)).collect();
+    assert!(moved.contains(&("user_logins_2031_05", 1)) && moved.contains(&("user_logins_2031_06", 0)), "{moved:?}");
+    let counts = partitions(&pool).await;
+    assert_eq!(counts, [("user_logins_2031_05".to_string(), 1)], "the default partition is empty again");
+    // Idempotent, and the moved row still stops its redelivery.
+    assert!(lifecycle::maintain_partitions(&store, date!(2031 - 05 - 20), 1).await.expect("again").is_empty());
+    let again = handler.handle(&[far]).await.expect("redelivered");
+    assert_eq!((again.inserted, again.duplicates), (0, 1));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn retention_drops_whole_old_partitions_and_the_vault_rows_nobody_references(pool: PgPool) {
+    let secret = VaultSecretKey::generate(&mut OsRng);
+    let handler = vault_handler(&pool, &secret);
+    let loaded = handler
+        .handle(&[
+            record_sent("jan-1", &login_body("a", "192.0.2.1", "old-only"), datetime!(2025-01-10 10:00 UTC)),
+            record_sent("jan-2", &login_body("b", "192.0.2.2", "shared"), datetime!(2025-01-20 10:00 UTC)),
+            record_sent("feb-1", &login_body("a", "192.0.2.1", "old-only"), datetime!(2025-02-03 10:00 UTC)),
+            record_sent("oct-1", &login_body("c", "192.0.2.3", "shared"), datetime!(2026-10-01 00:00 UTC)),
+            record_sent("nov-1", &login_body("d", "192.0.2.4", "new-only"), datetime!(2026-11-24 10:00 UTC)),
+        ])
+        .await
+        .expect("handled");
+    assert_eq!(loaded.inserted, 5);
+    let masker = masker();
+    let ip = |v: &str| ("ip".to_string(), masker.mask(login_etl::mask::MaskedField::Ip, v));
+    let device = |v: &str| ("device_id".to_string(), masker.mask(login_etl::mask::MaskedField::DeviceId, v));
+
+    let store = store_for(&pool);
+    let report = lifecycle::apply_retention(&store, date!(2026 - 11 - 30), 1).await.expect("retention");
+    assert_eq!(report.cutoff, date!(2026 - 10 - 01));
+    let dropped: Vec<_> = report.dropped.iter().map(|d| (d.partition.as_str(), d.rows_dropped)).collect();
+    assert_eq!(dropped, [("user_logins_2025_01", 2), ("user_logins_2025_02", 1)]);
+    assert!(!exists(&pool, "user_logins_2025_01").await && !exists(&pool, "user_logins_2025_02").await);
+    let kept: Vec<String> =
+        sqlx::query_scalar("SELECT message_id::text FROM user_logins ORDER BY 1").fetch_all(&pool).await.expect("kept");
+    assert_eq!(kept, ["nov-1", "oct-1"]);
+
+    // a's ip and device and b's ip were only in the dropped months; "shared" is still used.
+    assert_eq!(report.vault_rows_removed, 3);
+    let vault = vault_values(&pool).await;
+    for gone in [ip("192.0.2.1"), ip("192.0.2.2"), device("old-only")] {
+        assert!(!vault.contains(&gone), "{gone:?} should be gone");
+    }
+    for still in [device("shared"), ip("192.0.2.3"), ip("192.0.2.4"), device("new-only")] {
+        assert!(vault.contains(&still), "{still:?} should be kept");
+    }
+    // Nothing left to do the second time.
+    let again = lifecycle::apply_retention(&store, date!(2026 - 11 - 30), 1).await.expect("again");
+    assert!(again.dropped.is_empty() && again.vault_rows_removed == 0, "{again:?}");
+}
+
+/// A login role for the test, dropped when the test ends.
+async fn login_role(admin: &PgPool, prefix: &str, member_of: &str) -> String {
+    let name = unique_name(prefix).replace('-', "_");
+    sqlx::raw_sql(&format!("CREATE ROLE {name} LOGIN IN ROLE {member_of}")).execute(admin).await.expect("role");
+    name
+}
+
+async fn drop_role(admin: &PgPool, name: &str) {
+    sqlx::raw_sql(&format!("DROP ROLE {name}")).execute(admin).await.expect("drop role");
+}
+
+fn store_as(pool: &PgPool, user: &str) -> Store {
+    Store::connect_lazy((*pool.connect_options()).clone().username(user), 1)
+}
+
+fn cli(pool: &PgPool, user: &str) -> Command {
+    let options = pool.connect_options();
+    let url = format!(
+        "postgres://{user}@{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("postgres")
+    );
+    let mut command = Command::new(env!("CARGO_BIN_EXE_login-etl-cli"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", url)
+        .env("MASKING_KEY", TEST_KEY_HEX);
+    command
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn erase_removes_one_person_and_only_the_vault_rows_nobody_else_uses(pool: PgPool) {
+    let secret = VaultSecretKey::generate(&mut OsRng);
+    let handler = vault_handler(&pool, &secret);
+    let loaded = handler
+        .handle(&[
+            record("e1", &login_body("alice", "198.51.100.7", "alice-phone")),
+            record("e2", &login_body("alice", "198.51.100.8", "family-tablet")),
+            record_sent("e3", &login_body("alice", "198.51.100.7", "alice-phone"), datetime!(2025-06-01 09:00 UTC)),
+            record("e4", &login_body("bob", "203.0.113.9", "family-tablet")),
+        ])
+        .await
+        .expect("handled");
+    assert_eq!(loaded.inserted, 4);
+    let key_dir = std::env::temp_dir().join(unique_name("erase-keys"));
+    std::fs::create_dir_all(&key_dir).expect("dir");
+    let key_file = key_dir.join("vault.key");
+    std::fs::write(&key_file, secret.to_hex()).expect("key");
+
+    // Neither the loader nor an operator without the eraser role can erase.
+    let loader = login_role(&pool, "loader", "login_etl_loader").await;
+    let denied = lifecycle::erase_user(&store_as(&pool, &loader), "alice").await.expect_err("loader may not erase");
+    assert!(matches!(denied, StoreError::MissingRole("login_etl_eraser")), "{denied:?}");
+    let reader = login_role(&pool, "reader", "login_etl_recovery").await;
+    let refused = cli(&pool, &reader).args(["erase", "--user-id", "alice"]).output().expect("erase");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a member of login_etl_eraser"));
+    assert_eq!(row_count(&pool).await, 4, "a refused erasure changes nothing");
+
+    // A member of login_etl_eraser can, in one transaction; it prints counts, no values.
+    let eraser = login_role(&pool, "eraser", "login_etl_eraser").await;
+    let erased = cli(&pool, &eraser).args(["erase", "--user-id", "alice", "--json"]).output().expect("erase");
+    let stdout = String::from_utf8_lossy(&erased.stdout).to_string();
+    assert!(erased.status.success(), "{}", String::from_utf8_lossy(&erased.stderr));
+    let counts: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    // alice's rows: 3; her vault rows: her two ips and her phone (one batch seals each value
+    // once); the family tablet stays for bob.
+    assert_eq!(counts["login_rows"], 3, "{stdout}");
+    assert_eq!(counts["vault_rows"], 3, "{stdout}");
+    for secret_value in ["alice", "198.51.100", "alice-phone", "family-tablet"] {
+        assert!(!stdout.contains(secret_value), "{stdout}");
+    }
+
+    // Nothing of alice is found by report or recover any more; bob keeps the shared tablet.
+    let report = cli(&pool, "postgres").args(["report", "--limit", "100", "--json"]).output().expect("report");
+    let report_text = String::from_utf8_lossy(&report.stdout);
+    assert!(report.status.success() && !report_text.contains("alice"), "{report_text}");
+    assert_eq!(row_count(&pool).await, 1);
+    let recover = |user: &str| {
+        cli(&pool, "postgres").args(["recover", "--user-id", user, "--private-key-file"]).arg(&key_file).output()
+    };
+    let alice = recover("alice").expect("recover");
+    assert!(!alice.status.success());
+    assert!(String::from_utf8_lossy(&alice.stderr).contains("nothing in the vault"));
+    assert!(!String::from_utf8_lossy(&alice.stdout).contains("198.51.100"));
+    let bob = recover("bob").expect("recover");
+    let bob_text = String::from_utf8_lossy(&bob.stdout);
+    assert!(bob.status.success() && bob_text.contains("family-tablet") && bob_text.contains("203.0.113.9"), "{bob_text}");
+    let masker = masker();
+    let tablet = masker.mask(login_etl::mask::MaskedField::DeviceId, "family-tablet");
+    assert!(vault_values(&pool).await.contains(&("device_id".into(), tablet)));
+
+    // Erasing again finds nothing and says so in numbers.
+    let again = lifecycle::erase_user(&store_as(&pool, &eraser), "alice").await.expect("again");
+    assert_eq!((again.login_rows, again.vault_rows), (0, 0));
+
+    std::fs::remove_dir_all(&key_dir).ok();
+    for role in [loader, reader, eraser] {
+        drop_role(&pool, &role).await;
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_cli_reports_what_retention_dropped_and_refuses_bad_arguments(pool: PgPool) {
+    let handler = handler_for(&pool);
+    let loaded = handler
+        .handle(&[
+            record_sent("old-1", &login_body("a", "192.0.2.1", "d1"), datetime!(2020-03-03 03:00 UTC)),
+            record_sent("old-2", &login_body("b", "192.0.2.2", "d2"), datetime!(2020-03-04 03:00 UTC)),
+            record_sent("now-1", &login_body("c", "192.0.2.3", "d3"), OffsetDateTime::now_utc()),
+        ])
+        .await
+        .expect("handled");
+    assert_eq!(loaded.inserted, 3);
+    let output = cli(&pool, "postgres").args(["retention", "--keep-months", "1", "--json"]).output().expect("retention");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(report["dropped"][0]["partition"], "user_logins_2020_03", "{report}");
+    assert_eq!(report["dropped"][0]["rows_dropped"], 2, "{report}");
+    assert_eq!(report["dropped"].as_array().map(Vec::len), Some(1), "{report}");
+    assert_eq!(row_count(&pool).await, 1);
+
+    for bad in [&["retention"][..], &["retention", "--keep-months", "0"], &["retention", "--keep-months", "x"], &["erase"]]
+    {
+        let refused = cli(&pool, "postgres").args(bad).output().expect("cli");
+        assert_eq!(refused.status.code(), Some(2), "{bad:?} is a usage error");
+        assert!(!String::from_utf8_lossy(&refused.stderr).is_empty());
+    }
+    assert_eq!(row_count(&pool).await, 1, "refused commands change nothing");
+
+    let made = cli(&pool, "postgres").args(["partitions", "--months-ahead", "2", "--json"]).output().expect("partitions");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let listing: serde_json::Value = serde_json::from_slice(&made.stdout).expect("json");
+    assert!(listing["partitions"].as_array().is_some_and(|p| !p.is_empty()), "{listing}");
+}
+
+/// The loader's own privileges (INSERT on user_logins, USAGE on the id sequence) are enough
+/// for the partitioned table, including a month that goes to the default partition.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_loader_role_loads_into_partitions_and_the_default_one(pool: PgPool) {
+    let loader = login_role(&pool, "loader", "login_etl_loader").await;
+    let target = DbTarget { user: loader.clone(), ..direct_target(&pool.connect_options()) };
+    let handler = handler_with_target(target);
+    let outcome = handler
+        .handle(&[
+            record("l1", &login_body("u", "10.1.1.1", "d")),
+            record_sent("l2", &login_body("u", "10.1.1.2", "d"), datetime!(2033-01-01 00:00 UTC)),
+        ])
+        .await
+        .expect("handled");
+    assert_eq!(outcome.inserted, 2, "{:?}", outcome.failures_by_reason());
+    handler.loader().close();
+    drop(handler);
+    drop_role(&pool, &loader).await;
+}
