@@ -65,12 +65,13 @@ lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
-bench: up ## Benchmarks: core ns/record, handler per batch (direct and through PgBouncer), fleet through PgBouncer, drain, cold start
+bench: up ## Benchmarks: core ns/record, handler per batch (direct and through PgBouncer, before/after partitions), fleet through PgBouncer, drain, cold start, retention and erase on 2M rows
 	cargo bench --bench core
 	BENCH_PGBOUNCER=$(PGBOUNCER) cargo bench --bench handler
 	BENCH_PGBOUNCER=$(PGBOUNCER) cargo bench --bench pooler
 	cargo bench --bench drain
 	cargo bench --bench cold_start
+	cargo bench --bench lifecycle
 
 fuzz: ## cargo fuzz over the pure path for FUZZ_SECONDS (default 60); needs nightly
 	@scripts/fuzz.sh

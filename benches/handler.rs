@@ -4,10 +4,14 @@
 //! real one does). Prints median and p90 over repeated runs.
 //!
 //! Each configuration runs directly against the server and, when `BENCH_PGBOUNCER` names a
-//! PgBouncer in transaction mode (`make bench` starts one), through it, in the same run.
+//! PgBouncer in transaction mode (`make bench` starts one), through it, in the same run; and
+//! against two schemas side by side: `unpartitioned` (migrations through 0005, the table as it
+//! was before monthly partitions) and `partitioned` (every migration), so the cost of the
+//! partitioned table is read off one run.
 //!
 //! `make bench` (or `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench handler`).
-//! It creates and drops its own database `login_etl_bench` on that server.
+//! It creates and drops its own databases `login_etl_bench` and `login_etl_bench_unpartitioned`
+//! on that server.
 
 mod common;
 
@@ -21,6 +25,9 @@ use login_etl::mask::{Masker, MaskingKey};
 use login_etl::vault::VaultSecretKey;
 
 const BENCH_DB: &str = "login_etl_bench";
+/// The same benchmark's database with the schema of migration 0005 (before partitions).
+const BENCH_DB_UNPARTITIONED: &str = "login_etl_bench_unpartitioned";
+const LAST_UNPARTITIONED_MIGRATION: i64 = 5;
 
 fn batch(run: usize, size: usize) -> Vec<SqsMessage> {
     (0..size)
@@ -63,6 +70,8 @@ async fn measure(handler: &Handler, size: usize, runs: usize, first_run: usize) 
 async fn main() -> anyhow::Result<()> {
     let (database, mut admin_conn) = common::fresh_database(BENCH_DB).await?;
     common::migrate(&database).await?;
+    let (unpartitioned, _) = common::fresh_database(BENCH_DB_UNPARTITIONED).await?;
+    common::migrate_through(&unpartitioned, LAST_UNPARTITIONED_MIGRATION).await?;
     let masker = Masker::hmac(&MaskingKey::from_hex(&"5a".repeat(32))?);
     let vault_key = VaultSecretKey::generate(&mut OsRng).public_key();
 
@@ -72,34 +81,41 @@ async fn main() -> anyhow::Result<()> {
         database.get_port()
     );
     let pgbouncer = common::pgbouncer();
-    let mut routes = vec![("direct", common::loader_target(&database, None))];
-    if let Some(address) = &pgbouncer {
-        routes.push(("pgbouncer", common::loader_target(&database, Some((address, BENCH_DB)))));
-    }
+    let schemas = [("unpartitioned", &unpartitioned, BENCH_DB_UNPARTITIONED), ("partitioned", &database, BENCH_DB)];
     let mut first_run = 0;
-    for (route, target) in routes {
+    for route in ["direct", "pgbouncer"] {
+        if route == "pgbouncer" && pgbouncer.is_none() {
+            continue;
+        }
         for vault in [false, true] {
-            let loader = Loader::new(target.clone(), &PoolSettings::default(), None)?;
-            let handler = Handler::new(masker.clone(), loader).with_vault(vault.then(|| vault_key.clone()));
-            // Warm up the connection and the plan cache.
-            measure(&handler, 10, 20, first_run).await;
-            first_run += 20;
-            for (size, runs) in [(10usize, 300usize), (10_000, 25)] {
-                let times = measure(&handler, size, runs, first_run).await;
-                first_run += runs;
-                let median = percentile(&times, 0.5);
-                println!(
-                    "{route:<9}  vault={:<3}  batch={size:>6}  runs={runs:>4}  median={:>9.3} ms  p90={:>9.3} ms  per-record={:>8.2} µs",
-                    if vault { "on" } else { "off" },
-                    median.as_secs_f64() * 1e3,
-                    percentile(&times, 0.9).as_secs_f64() * 1e3,
-                    median.as_secs_f64() * 1e6 / size as f64
-                );
+            // The two schemas back to back for each configuration, so drift on a shared machine
+            // touches both alike.
+            for (schema, options, dbname) in schemas {
+                let via = pgbouncer.as_deref().filter(|_| route == "pgbouncer").map(|address| (address, dbname));
+                let target = common::loader_target(options, via);
+                let loader = Loader::new(target, &PoolSettings::default(), None)?;
+                let handler = Handler::new(masker.clone(), loader).with_vault(vault.then(|| vault_key.clone()));
+                // Warm up the connection and the plan cache.
+                measure(&handler, 10, 20, first_run).await;
+                first_run += 20;
+                for (size, runs) in [(10usize, 300usize), (10_000, 25)] {
+                    let times = measure(&handler, size, runs, first_run).await;
+                    first_run += runs;
+                    let median = percentile(&times, 0.5);
+                    println!(
+                        "{route:<9}  {schema:<13}  vault={:<3}  batch={size:>6}  runs={runs:>4}  median={:>9.3} ms  p90={:>9.3} ms  per-record={:>8.2} µs",
+                        if vault { "on" } else { "off" },
+                        median.as_secs_f64() * 1e3,
+                        percentile(&times, 0.9).as_secs_f64() * 1e3,
+                        median.as_secs_f64() * 1e6 / size as f64
+                    );
+                }
+                handler.loader().close();
             }
-            handler.loader().close();
         }
     }
 
+    common::drop_database(&mut admin_conn, BENCH_DB_UNPARTITIONED).await?;
     common::drop_database(&mut admin_conn, BENCH_DB).await?;
     Ok(())
 }

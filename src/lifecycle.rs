@@ -95,10 +95,8 @@ pub async fn apply_retention(store: &Store, today: Date, keep_months: u16) -> Re
     .fetch_all(store.pool())
     .await
     .map_err(StoreError::Query)?;
-    let vault_rows_removed = sqlx::query_file_scalar!("queries/sweep_vault.sql")
-        .fetch_one(store.pool())
-        .await
-        .map_err(StoreError::Query)?;
+    let vault_rows_removed =
+        sqlx::query_file_scalar!("queries/sweep_vault.sql").fetch_one(store.pool()).await.map_err(StoreError::Query)?;
     Ok(RetentionReport { cutoff, created, dropped, vault_rows_removed })
 }
 
@@ -114,10 +112,8 @@ pub async fn erase_user(store: &Store, user_id: &str) -> Result<ErasureReport, S
             _ => StoreError::Query(err),
         }
     })?;
-    let row = sqlx::query_file!("queries/erase_user.sql", user_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(StoreError::Query)?;
+    let row =
+        sqlx::query_file!("queries/erase_user.sql", user_id).fetch_one(&mut *tx).await.map_err(StoreError::Query)?;
     tx.commit().await.map_err(StoreError::Query)?;
     Ok(ErasureReport { login_rows: row.login_rows, vault_rows: row.vault_rows })
 }

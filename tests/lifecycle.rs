@@ -17,8 +17,8 @@ use login_etl::lifecycle;
 use login_etl::store::{Store, StoreError};
 use login_etl::vault::VaultSecretKey;
 use sqlx::PgPool;
-use time::macros::{date, datetime};
 use time::OffsetDateTime;
+use time::macros::{date, datetime};
 
 /// A record first sent at `sent`.
 fn record_sent(message_id: &str, body: &str, sent: OffsetDateTime) -> SqsMessage {
@@ -50,7 +50,11 @@ async fn partitions(pool: &PgPool) -> Vec<(String, i64)> {
 }
 
 async fn exists(pool: &PgPool, relation: &str) -> bool {
-    sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL").bind(relation).fetch_one(pool).await.expect("regclass")
+    sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+        .bind(relation)
+        .fetch_one(pool)
+        .await
+        .expect("regclass")
 }
 
 async fn vault_values(pool: &PgPool) -> Vec<(String, String)> {
@@ -92,22 +96,15 @@ async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgP
     let old = record_sent("m-old", &login_body("u3", "10.0.0.3", "d3"), datetime!(2024-02-29 12:00:00 UTC));
     let loaded = handler_for(&pool).handle(&[october.clone(), november.clone(), old.clone()]).await.expect("handled");
     assert_eq!(loaded.inserted, 3);
-    let before: Vec<(i64, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT id, user_id, message_id, create_date::text FROM user_logins ORDER BY id",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("rows before");
+    // Each row whole, every column, as text.
+    let every_row = "SELECT id, row_to_json(t)::text FROM user_logins AS t ORDER BY id";
+    let before: Vec<(i64, String)> = sqlx::query_as(every_row).fetch_all(&pool).await.expect("rows before");
 
     store_for(&pool).migrate().await.expect("migrate to partitions");
 
-    let after: Vec<(i64, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT id, user_id, message_id, create_date::text FROM user_logins ORDER BY id",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("rows after");
-    assert_eq!(after, before, "every row kept, ids included");
+    let after: Vec<(i64, String)> = sqlx::query_as(every_row).fetch_all(&pool).await.expect("rows after");
+    assert_eq!(before.len(), 5);
+    assert_eq!(after, before, "every row kept, every column, ids included");
     let partitioned: bool =
         sqlx::query_scalar("SELECT relkind = 'p' FROM pg_class WHERE oid = 'user_logins'::regclass")
             .fetch_one(&pool)
@@ -157,7 +154,7 @@ async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgP
 async fn a_month_without_a_partition_lands_in_the_default_one_until_maintenance_moves_it(pool: PgPool) {
     let far = record_sent("m-2031", &login_body("u", "10.0.0.9", "d9"), datetime!(2031-05-17 08:00 UTC));
     let handler = handler_for(&pool);
-    let first = handler.handle(&[far.clone()]).await.expect("handled");
+    let first = handler.handle(std::slice::from_ref(&far)).await.expect("handled");
     assert_eq!(first.inserted, 1, "no partition is no failure: {:?}", first.failures_by_reason());
     assert!(partitions(&pool).await.contains(&("user_logins_default".into(), 1)));
     assert!(!exists(&pool, "user_logins_2031_05").await);
@@ -306,7 +303,10 @@ async fn erase_removes_one_person_and_only_the_vault_rows_nobody_else_uses(pool:
     assert!(!String::from_utf8_lossy(&alice.stdout).contains("198.51.100"));
     let bob = recover("bob").expect("recover");
     let bob_text = String::from_utf8_lossy(&bob.stdout);
-    assert!(bob.status.success() && bob_text.contains("family-tablet") && bob_text.contains("203.0.113.9"), "{bob_text}");
+    assert!(
+        bob.status.success() && bob_text.contains("family-tablet") && bob_text.contains("203.0.113.9"),
+        "{bob_text}"
+    );
     let masker = masker();
     let tablet = masker.mask(login_etl::mask::MaskedField::DeviceId, "family-tablet");
     assert!(vault_values(&pool).await.contains(&("device_id".into(), tablet)));
@@ -333,7 +333,8 @@ async fn the_cli_reports_what_retention_dropped_and_refuses_bad_arguments(pool: 
         .await
         .expect("handled");
     assert_eq!(loaded.inserted, 3);
-    let output = cli(&pool, "postgres").args(["retention", "--keep-months", "1", "--json"]).output().expect("retention");
+    let output =
+        cli(&pool, "postgres").args(["retention", "--keep-months", "1", "--json"]).output().expect("retention");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(report["dropped"][0]["partition"], "user_logins_2020_03", "{report}");
@@ -341,7 +342,8 @@ async fn the_cli_reports_what_retention_dropped_and_refuses_bad_arguments(pool: 
     assert_eq!(report["dropped"].as_array().map(Vec::len), Some(1), "{report}");
     assert_eq!(row_count(&pool).await, 1);
 
-    for bad in [&["retention"][..], &["retention", "--keep-months", "0"], &["retention", "--keep-months", "x"], &["erase"]]
+    for bad in
+        [&["retention"][..], &["retention", "--keep-months", "0"], &["retention", "--keep-months", "x"], &["erase"]]
     {
         let refused = cli(&pool, "postgres").args(bad).output().expect("cli");
         assert_eq!(refused.status.code(), Some(2), "{bad:?} is a usage error");
@@ -349,7 +351,8 @@ async fn the_cli_reports_what_retention_dropped_and_refuses_bad_arguments(pool: 
     }
     assert_eq!(row_count(&pool).await, 1, "refused commands change nothing");
 
-    let made = cli(&pool, "postgres").args(["partitions", "--months-ahead", "2", "--json"]).output().expect("partitions");
+    let made =
+        cli(&pool, "postgres").args(["partitions", "--months-ahead", "2", "--json"]).output().expect("partitions");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let listing: serde_json::Value = serde_json::from_slice(&made.stdout).expect("json");
     assert!(listing["partitions"].as_array().is_some_and(|p| !p.is_empty()), "{listing}");

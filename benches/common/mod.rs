@@ -73,6 +73,18 @@ pub async fn migrate(options: &PgConnectOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Applies migrations 0001..=`last` only: the schema as an older release left it, for
+/// before/after comparisons in one run.
+pub async fn migrate_through(options: &PgConnectOptions, last: i64) -> anyhow::Result<()> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.migrations =
+        std::borrow::Cow::Owned(migrator.migrations.iter().filter(|m| m.version <= last).cloned().collect());
+    let pool = sqlx::PgPool::connect_with(options.clone()).await?;
+    migrator.run(&pool).await?;
+    pool.close().await;
+    Ok(())
+}
+
 /// The PgBouncer `make bench` starts (scripts/pgbouncer.sh), if any: `BENCH_PGBOUNCER=host:port`.
 pub fn pgbouncer() -> Option<String> {
     std::env::var("BENCH_PGBOUNCER").ok().filter(|v| !v.is_empty())
