@@ -53,16 +53,23 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
-async fn measure(handler: &Handler, size: usize, runs: usize, first_run: usize) -> Vec<Duration> {
-    let mut times = Vec::with_capacity(runs);
+/// Times `runs` batches of `size` on each handler, taking turns batch by batch, so that drift
+/// on a shared machine (other builds, checkpoints) touches every handler alike. Returns each
+/// handler's sorted times.
+async fn measure(handlers: &[Handler], size: usize, runs: usize, first_run: usize) -> Vec<Vec<Duration>> {
+    let mut times = vec![Vec::with_capacity(runs); handlers.len()];
     for run in 0..runs {
         let records = batch(first_run + run, size);
-        let started = Instant::now();
-        let outcome = handler.handle(&records).await.expect("handled");
-        times.push(started.elapsed());
-        assert_eq!(outcome.inserted as usize, size, "every row must be new: {:?}", outcome.failures_by_reason());
+        for (handler, times) in handlers.iter().zip(times.iter_mut()) {
+            let started = Instant::now();
+            let outcome = handler.handle(&records).await.expect("handled");
+            times.push(started.elapsed());
+            assert_eq!(outcome.inserted as usize, size, "every row must be new: {:?}", outcome.failures_by_reason());
+        }
     }
-    times.sort();
+    for times in &mut times {
+        times.sort();
+    }
     times
 }
 
@@ -88,28 +95,31 @@ async fn main() -> anyhow::Result<()> {
             continue;
         }
         for vault in [false, true] {
-            // The two schemas back to back for each configuration, so drift on a shared machine
-            // touches both alike.
-            for (schema, options, dbname) in schemas {
+            // Both schemas in turns, batch by batch (each its own database and messages).
+            let mut handlers = Vec::new();
+            for (_, options, dbname) in schemas {
                 let via = pgbouncer.as_deref().filter(|_| route == "pgbouncer").map(|address| (address, dbname));
-                let target = common::loader_target(options, via);
-                let loader = Loader::new(target, &PoolSettings::default(), None)?;
-                let handler = Handler::new(masker.clone(), loader).with_vault(vault.then(|| vault_key.clone()));
-                // Warm up the connection and the plan cache.
-                measure(&handler, 10, 20, first_run).await;
-                first_run += 20;
-                for (size, runs) in [(10usize, 300usize), (10_000, 25)] {
-                    let times = measure(&handler, size, runs, first_run).await;
-                    first_run += runs;
-                    let median = percentile(&times, 0.5);
+                let loader = Loader::new(common::loader_target(options, via), &PoolSettings::default(), None)?;
+                handlers.push(Handler::new(masker.clone(), loader).with_vault(vault.then(|| vault_key.clone())));
+            }
+            // Warm up the connections and the plan caches.
+            measure(&handlers, 10, 20, first_run).await;
+            first_run += 20;
+            for (size, runs) in [(10usize, 300usize), (10_000, 25)] {
+                let times = measure(&handlers, size, runs, first_run).await;
+                first_run += runs;
+                for ((schema, _, _), times) in schemas.iter().zip(&times) {
+                    let median = percentile(times, 0.5);
                     println!(
                         "{route:<9}  {schema:<13}  vault={:<3}  batch={size:>6}  runs={runs:>4}  median={:>9.3} ms  p90={:>9.3} ms  per-record={:>8.2} µs",
                         if vault { "on" } else { "off" },
                         median.as_secs_f64() * 1e3,
-                        percentile(&times, 0.9).as_secs_f64() * 1e3,
+                        percentile(times, 0.9).as_secs_f64() * 1e3,
                         median.as_secs_f64() * 1e6 / size as f64
                     );
                 }
+            }
+            for handler in &handlers {
                 handler.loader().close();
             }
         }

@@ -1,6 +1,7 @@
 //! What the data lifecycle costs on a table of realistic size: `retention` dropping a month of
-//! 1,000,000 rows while another month of 1,000,000 rows is kept (with a vault of 200,000
-//! sealed values to sweep), and `erase` of one person on that table.
+//! 1,000,000 rows while another month of 1,000,000 rows is kept, with a vault of 300,000
+//! sealed values of which 100,000 only the dropped month used; and `erase` of one person on
+//! that table.
 //!
 //! `make bench` (or `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench lifecycle`).
 //! It creates and drops its own database `login_etl_bench_lifecycle` on that server.
@@ -28,22 +29,23 @@ async fn main() -> anyhow::Result<()> {
     lifecycle::maintain_partitions(&store, date!(2025 - 01 - 01), 0).await?;
 
     // Two months of logins as the loader writes them: ~50,000 users, 100,000 devices and
-    // ips; half the devices and ips of the old month appear in the kept month too.
+    // 100,000 ips a month; half of the old month's devices and ips appear in the kept month.
     let started = Instant::now();
-    for (month, first_id) in [("2025-01-01", 0i64), ("2026-11-01", rows)] {
+    for (month, first_id, first_value) in [("2025-01-01", 0i64, 0i64), ("2026-11-01", rows, 50_000)] {
         sqlx::query(
             "INSERT INTO user_logins (message_id, user_id, device_type, masked_ip, masked_device_id, locale,
                                       app_version, sent_at, create_date, masking_scheme)
              SELECT 'bench-' || ($2 + g), 'user-' || (g % 50000), 'android',
-                    encode(sha256(('ip' || ((g + $2 / 2) % 100000))::bytea), 'hex'),
-                    encode(sha256(('dev' || ((g + $2 / 2) % 100000))::bytea), 'hex'),
-                    'RU', '2.3.0', $1::date + make_interval(secs => g % 2400000), ($1::date + (g % 28)),
+                    encode(sha256(('ip' || (g % 100000 + $4))::bytea), 'hex'),
+                    encode(sha256(('dev' || (g % 100000 + $4))::bytea), 'hex'),
+                    'RU', '2.3.0', $1::date + make_interval(secs => (g % 2400000)::int), ($1::date + (g % 28)::int),
                     'hmac-sha256'
              FROM generate_series(1, $3) AS g",
         )
         .bind(month)
         .bind(first_id)
         .bind(rows)
+        .bind(first_value)
         .execute(store.pool())
         .await?;
     }
@@ -51,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
         "INSERT INTO pii_vault.sealed_values (field, masked_value, sealed, key_id)
          SELECT f.field, encode(sha256(((CASE f.field WHEN 'ip' THEN 'ip' ELSE 'dev' END) || g)::bytea), 'hex'),
                 '\\x00'::bytea, 'bench'
-         FROM generate_series(0, 99999) AS g, (VALUES ('ip'), ('device_id')) AS f(field)",
+         FROM generate_series(0, 149999) AS g, (VALUES ('ip'), ('device_id')) AS f(field)",
     )
     .execute(store.pool())
     .await?;
@@ -85,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
     lifecycle::maintain_partitions(&store, date!(2025 - 02 - 01), 0).await?;
     sqlx::query(
         "INSERT INTO user_logins (message_id, user_id, create_date, masked_ip, masked_device_id)
-         SELECT 'again-' || g, 'user-' || (g % 50000), '2025-02-01'::date + (g % 28),
+         SELECT 'again-' || g, 'user-' || (g % 50000), '2025-02-01'::date + (g % 28)::int,
                 encode(sha256(('ip' || g)::bytea), 'hex'), encode(sha256(('dev' || g)::bytea), 'hex')
          FROM generate_series(1, $1) AS g",
     )
