@@ -74,8 +74,7 @@ async fn main() -> anyhow::Result<()> {
     }
     for concurrency in [1usize, 4] {
         let queue = filled_queue(&client, &format!("bench-drain-k{concurrency}-{run_id}"), &bodies).await?;
-        let options =
-            DrainOptions { concurrency, wait_seconds: 0, follow: false, progress: false, ..DrainOptions::default() };
+        let options = DrainOptions { concurrency, wait_seconds: 0, follow: false, ..DrainOptions::default() };
         let report = queue::drain(&queue, &handler, &options).await?;
         assert_eq!(report.inserted as usize, MESSAGES, "every message loaded");
         println!(

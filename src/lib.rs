@@ -16,6 +16,7 @@
 
 pub mod aws;
 pub mod batch;
+pub mod cli;
 pub mod config;
 pub mod database;
 pub mod handler;

@@ -32,6 +32,11 @@ impl MaskedField {
         }
     }
 
+    /// The field a message key or vault `field` value names.
+    pub fn from_name(name: &str) -> Option<MaskedField> {
+        [MaskedField::Ip, MaskedField::DeviceId].into_iter().find(|field| field.name() == name)
+    }
+
     /// The HMAC input prefix: the name and a NUL, which no field name contains.
     fn domain(self) -> &'static [u8] {
         match self {
@@ -104,6 +109,11 @@ impl MaskingKey {
             return Err(KeyError::TooShort(bytes.len()));
         }
         Ok(MaskingKey(bytes))
+    }
+
+    /// The key as hex, as `MASKING_KEY` and the masking-key secret hold it.
+    pub fn to_hex(&self) -> String {
+        hex::encode(&self.0)
     }
 
     /// A short, non-secret fingerprint (first 8 hex digits of SHA-256 of the key), so operators

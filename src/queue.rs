@@ -5,8 +5,7 @@
 //! succeeded, and leave failures to the queue's visibility timeout and redrive policy.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::IsTerminal;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::encodings::Base64Data;
@@ -255,8 +254,9 @@ pub struct DrainOptions {
     pub wait_seconds: i32,
     /// Keep polling after the queue is empty (Ctrl-C stops).
     pub follow: bool,
-    /// Print a progress line (on a terminal).
-    pub progress: bool,
+    /// How often the drain reports [`DrainProgress`] to its caller's callback
+    /// ([`drain_until`]); `None`, never.
+    pub progress_every: Option<Duration>,
     /// How long SQS may stay unreachable (refused connections, throttling, 5xx) before the
     /// drain gives up; calls are retried with backoff meanwhile.
     pub sqs_retry: Duration,
@@ -268,7 +268,7 @@ impl Default for DrainOptions {
             concurrency: 1,
             wait_seconds: 1,
             follow: false,
-            progress: std::io::stderr().is_terminal(),
+            progress_every: None,
             sqs_retry: Duration::from_secs(60),
         }
     }
@@ -322,42 +322,71 @@ struct Totals {
     end: Option<DrainEnd>,
 }
 
+/// The running totals of a drain, as reported to a progress callback.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DrainProgress {
+    pub received: u64,
+    pub inserted: u64,
+    pub failed: u64,
+    pub elapsed: Duration,
+}
+
+impl DrainProgress {
+    /// Deliveries handled per second so far.
+    pub fn messages_per_second(&self) -> f64 {
+        self.received as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
 /// Drains the queue with `options.concurrency` pollers calling `handler`.
 pub async fn drain(queue: &Queue, handler: &Handler, options: &DrainOptions) -> Result<DrainReport, QueueError> {
-    drain_until(queue, handler, options, std::future::pending()).await
+    drain_until(queue, handler, options, std::future::pending(), |_| {}).await
 }
 
 /// [`drain`] that also ends when `stop` completes (a signal, for `drain --follow`): pollers
 /// stop receiving, finish and delete the batch they hold, and the report ends
 /// [`DrainEnd::Stopped`]. Nothing is lost: an abandoned long poll's messages return to the
-/// queue after their visibility timeout.
+/// queue after their visibility timeout. Every `options.progress_every`, `on_progress` gets
+/// the running totals (the CLI draws its progress line with it; library code prints nothing).
 pub async fn drain_until(
     queue: &Queue,
     handler: &Handler,
     options: &DrainOptions,
     stop: impl std::future::Future<Output = ()>,
+    mut on_progress: impl FnMut(&DrainProgress),
 ) -> Result<DrainReport, QueueError> {
     let started = Instant::now();
-    let totals = Arc::new(Mutex::new(Totals::default()));
-    let progress = options.progress.then(|| spawn_progress(totals.clone(), started));
+    let totals = Mutex::new(Totals::default());
 
     let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
     let pollers =
         (0..options.concurrency.max(1)).map(|_| poll(queue, handler, options, &totals, stop_receiver.clone()));
     let pollers = futures::future::try_join_all(pollers);
+    let mut tick = tokio::time::interval(options.progress_every.unwrap_or(Duration::from_secs(3600)));
     tokio::pin!(pollers, stop);
-    let result = tokio::select! {
-        result = &mut pollers => result,
-        () = &mut stop => {
-            lock(&totals).end.get_or_insert(DrainEnd::Stopped);
-            let _ = stop_sender.send(true);
-            pollers.await
+    let mut stopping = false;
+    let result = loop {
+        tokio::select! {
+            result = &mut pollers => break result,
+            () = &mut stop, if !stopping => {
+                stopping = true;
+                lock(&totals).end.get_or_insert(DrainEnd::Stopped);
+                let _ = stop_sender.send(true);
+            }
+            _ = tick.tick(), if options.progress_every.is_some() => {
+                let progress = {
+                    let t = lock(&totals);
+                    DrainProgress {
+                        received: t.received,
+                        inserted: t.inserted,
+                        failed: t.failed_by_reason.values().sum(),
+                        elapsed: started.elapsed(),
+                    }
+                };
+                on_progress(&progress);
+            }
         }
     };
-    if let Some(progress) = progress {
-        progress.abort();
-        eprintln!();
-    }
     result?;
 
     let totals = lock(&totals);
@@ -425,7 +454,7 @@ where
     loop {
         match call().await {
             Err(err @ QueueError::Sqs { .. }) if started.elapsed() + pause <= budget => {
-                tracing::warn!(error = %crate::handler::error_chain(&err), retry_in_ms = pause.as_millis() as u64, "SQS call failed; retrying");
+                tracing::warn!(error = %format!("{:#}", anyhow::Error::from(err)), retry_in_ms = pause.as_millis() as u64, "SQS call failed; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(8));
             }
@@ -490,21 +519,6 @@ async fn check_finished(queue: &Queue, totals: &Mutex<Totals>) -> Result<(), Que
         totals.end.get_or_insert(DrainEnd::OnlyFailingMessagesLeft { messages: depth.in_flight });
     }
     Ok(())
-}
-
-fn spawn_progress(totals: Arc<Mutex<Totals>>, started: Instant) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        loop {
-            tick.tick().await;
-            let (received, inserted, failed) = {
-                let t = lock(&totals);
-                (t.received, t.inserted, t.failed_by_reason.values().sum::<u64>())
-            };
-            let rate = received as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            eprint!("\rreceived {received:>8}  inserted {inserted:>8}  failed {failed:>6}  {rate:>8.0} msg/s ");
-        }
-    })
 }
 
 /// Moves every message of `dlq` back to `target`, keeping its identity: the first delivery's

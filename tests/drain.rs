@@ -15,7 +15,7 @@ const VISIBILITY_SECONDS: u32 = 1;
 const MAX_RECEIVE_COUNT: u32 = 2;
 
 fn options(concurrency: usize) -> DrainOptions {
-    DrainOptions { concurrency, wait_seconds: 1, follow: false, progress: false, ..DrainOptions::default() }
+    DrainOptions { concurrency, wait_seconds: 1, follow: false, ..DrainOptions::default() }
 }
 
 async fn queue_pair(client: &aws_sdk_sqs::Client, prefix: &str) -> (Queue, Queue) {

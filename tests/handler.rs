@@ -36,7 +36,7 @@ async fn mixed_batch_loads_the_good_and_names_the_bad(pool: PgPool) {
     let outcome = handler.handle(&records).await.expect("handled");
 
     assert_eq!((outcome.received, outcome.inserted, outcome.duplicates), (7, 3, 0));
-    assert_eq!(failure_ids(&outcome.response()), ["bad-ip", "malformed", "no-user", "oversize"]);
+    assert_eq!(failure_ids(&lambda::batch_response(&outcome)), ["bad-ip", "malformed", "no-user", "oversize"]);
     assert_eq!(
         outcome.failures_by_reason(),
         BTreeMap::from([
@@ -116,7 +116,7 @@ async fn fifo_failure_holds_back_its_group(pool: PgPool) {
         fifo_record("b2", "bob", &good("bob")),
     ];
     let outcome = handler.handle(&records).await.expect("handled");
-    assert_eq!(failure_ids(&outcome.response()), ["a2", "a3"]);
+    assert_eq!(failure_ids(&lambda::batch_response(&outcome)), ["a2", "a3"]);
     let loaded: Vec<String> = sqlx::query_scalar("SELECT message_id FROM user_logins ORDER BY message_id")
         .fetch_all(&pool)
         .await
@@ -136,7 +136,7 @@ async fn a_failed_transaction_writes_nothing_and_fails_every_record(pool: PgPool
     ];
     let outcome = handler.handle(&records).await.expect("handled, not Err");
     assert_eq!(outcome.inserted, 0);
-    assert_eq!(failure_ids(&outcome.response()), ["bad", "ok-1", "ok-2", "poison"]);
+    assert_eq!(failure_ids(&lambda::batch_response(&outcome)), ["bad", "ok-1", "ok-2", "poison"]);
     assert_eq!(outcome.failures_by_reason().get("store_failed"), Some(&3));
     assert_eq!(row_count(&pool).await, 0);
 }
@@ -149,10 +149,11 @@ async fn an_unreachable_database_fails_every_record() {
     let handler = handler_with_target(target);
     let records = vec![record("a", &login_body("u", "10.0.0.1", "d")), record("b", "{}")];
     let outcome = handler.handle(&records).await.expect("an outcome");
-    assert_eq!(failure_ids(&outcome.response()), ["a", "b"]);
+    assert_eq!(failure_ids(&lambda::batch_response(&outcome)), ["a", "b"]);
     assert_eq!(outcome.failures_by_reason().get("store_failed"), Some(&1));
     // Lambda gets a function error, so the event source mapping backs off; nothing is lost.
-    let err = lambda::handle_event(&handler, event(records)).await.expect_err("a function error");
+    let (result, _) = invoke(&handler, event(records)).await;
+    let err = result.expect_err("a function error");
     assert!(err.to_string().contains("insert failed"), "{err}");
 }
 
@@ -172,7 +173,7 @@ async fn a_warm_instance_recovers_when_the_database_comes_back(pool: PgPool) {
     // The database goes away; the pooled connection is now dead.
     proxy.cut();
     let during = handler.handle(&[record("during", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
-    assert_eq!(failure_ids(&during.response()), ["during"]);
+    assert_eq!(failure_ids(&lambda::batch_response(&during)), ["during"]);
 
     // It comes back: the same handler (same pool) must reconnect by itself.
     proxy.restore();
@@ -222,8 +223,13 @@ async fn ten_thousand_records_in_one_batch(pool: PgPool) {
 async fn the_shipped_event_files_run_through_the_lambda_entry_point(pool: PgPool) {
     let handler = handler_for(&pool);
 
-    let batch = lambda::handle_event(&handler, load_event("events/batch.json")).await.expect("batch.json");
+    let (batch, metrics) = invoke(&handler, load_event("events/batch.json")).await;
+    let batch = batch.expect("batch.json");
     assert!(batch.batch_item_failures.is_empty());
+    // The runtime's path writes the invocation's EMF document: a cold start, 10 inserted.
+    let emf: serde_json::Value = serde_json::from_str(&metrics[0]).expect("an EMF line");
+    assert_eq!((emf["ColdStart"].as_u64(), emf["requestId"].as_str()), (Some(1), Some("test-request")));
+    assert_eq!(emf["RecordsInserted"].as_u64(), Some(10), "{emf}");
     assert_eq!(row_count(&pool).await, 10);
     let null_locales: i64 = sqlx::query_scalar("SELECT count(*) FROM user_logins WHERE locale IS NULL")
         .fetch_one(&pool)
@@ -232,12 +238,27 @@ async fn the_shipped_event_files_run_through_the_lambda_entry_point(pool: PgPool
     assert_eq!(null_locales, 3);
 
     let mixed_event = load_event("events/mixed.json");
-    let mixed = lambda::handle_event(&handler, mixed_event.clone()).await.expect("mixed.json");
+    let (mixed, _) = invoke(&handler, mixed_event.clone()).await;
+    let mixed = mixed.expect("mixed.json");
     assert_eq!(mixed.batch_item_failures.len(), 6);
     assert_eq!(row_count(&pool).await, 14);
     // Every failure names a message of the event.
     let ids: Vec<_> = mixed_event.records.iter().filter_map(|r| r.message_id.clone()).collect();
     assert!(mixed.batch_item_failures.iter().all(|f| ids.contains(&f.item_identifier)));
+}
+
+/// One invocation through [`lambda::Function::invoke`], the runtime's own path, on a fresh
+/// instance (a cold start): its response and the metrics lines it wrote.
+async fn invoke(
+    handler: &login_etl::handler::Handler,
+    event: aws_lambda_events::sqs::SqsEvent,
+) -> (Result<aws_lambda_events::sqs::SqsBatchResponse, lambda_runtime::Error>, Vec<String>) {
+    let log = login_etl::telemetry::LogSettings::from_lookup(|_| None);
+    let function = lambda::Function::new(handler.clone(), "login-etl", &log);
+    let mut metrics = Vec::new();
+    let request = lambda::Request { id: "test-request", xray_trace_id: None };
+    let result = function.invoke(event, request, &mut metrics).await;
+    (result, String::from_utf8_lossy(&metrics).lines().map(str::to_owned).collect())
 }
 
 #[sqlx::test(migrations = false)]

@@ -46,8 +46,7 @@ async fn a_forty_second_outage_dead_letters_nothing_valid() {
 
     let backoff = VisibilityBackoff::with_client(Duration::from_secs(4), client.clone(), Some(localstack_endpoint()));
     let handler = handler_with_target(target).with_backoff(Some(backoff));
-    let options =
-        DrainOptions { concurrency: 2, wait_seconds: 1, follow: false, progress: false, ..DrainOptions::default() };
+    let options = DrainOptions { concurrency: 2, wait_seconds: 1, follow: false, ..DrainOptions::default() };
     let drain = tokio::spawn({
         let (queue, handler) = (queue.clone(), handler.clone());
         async move { queue::drain(&queue, &handler, &options).await }

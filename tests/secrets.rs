@@ -54,7 +54,7 @@ async fn startup_error(vars: &[(&str, &str)]) -> String {
         .err()
         .expect("the cold start must fail");
     assert!(matches!(err, StartupError::Secret(_)));
-    login_etl::handler::error_chain(&err)
+    format!("{:#}", anyhow::Error::from(err))
 }
 
 #[tokio::test]

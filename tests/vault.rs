@@ -50,7 +50,7 @@ async fn originals_round_trip_through_the_handler(pool: PgPool) {
     let mut originals: Vec<String> = alice
         .iter()
         .map(|v| {
-            let field = if v.field == "ip" { MaskedField::Ip } else { MaskedField::DeviceId };
+            let field = v.masked_field().expect("a known field");
             secret.open(field, &v.masked_value, &v.sealed).expect("opens")
         })
         .collect();
@@ -271,7 +271,7 @@ async fn planted_vault_rows_cannot_hide_or_replace_the_genuine_original(pool: Pg
     // Anyone with the public key can seal; the attacker seals a false original under the
     // victim's masked value, and plants an unreadable row too.
     let mut sealer = login_etl::vault::BatchSealer::new(&secret.public_key(), OsRng);
-    let false_original = sealer.seal(MaskedField::Ip, &masked, "10.66.66.66");
+    let false_original = sealer.seal(MaskedField::Ip, &masked, "10.66.66.66").expect("sealed");
     for sealed in [vec![1u8, 2, 3], false_original] {
         sqlx::query(
             "INSERT INTO pii_vault.sealed_values (field, masked_value, sealed, key_id) VALUES ('ip', $1, $2, $3)",
