@@ -25,18 +25,14 @@ const BENCH_DB: &str = "login_etl_bench";
 fn batch(run: usize, size: usize) -> Vec<SqsMessage> {
     (0..size)
         .map(|i| {
-            let mut message = SqsMessage::default();
-            message.message_id = Some(format!("bench-{run:05}-{size}-{i:06}"));
-            message.body = Some(format!(
+            let body = format!(
                 r#"{{"user_id":"424cdd21-063a-43a7-b91b-{i:012}","app_version":"2.3.0","device_type":"android","ip":"10.{}.{}.{}","locale":"RU","device_id":"593-47-{:04}"}}"#,
                 i / 65536 % 256,
                 i / 256 % 256,
                 i % 256,
                 i % 10_000
-            ));
-            message.attributes.insert("SentTimestamp".into(), "1795489200000".into());
-            message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
-            message
+            );
+            login_etl::testing::sqs_message(&format!("bench-{run:05}-{size}-{i:06}"), &body)
         })
         .collect()
 }

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use login_etl::database::DbTarget;
-use login_etl::queue::{self, DrainEnd, DrainOptions, Queue};
+use login_etl::drain::{self, DrainEnd, DrainOptions};
+use login_etl::sqs::{self, Queue};
 use login_etl::store::Store;
 use login_etl::visibility::VisibilityBackoff;
 
@@ -31,7 +32,7 @@ async fn a_forty_second_outage_dead_letters_nothing_valid() {
 
     let client = sqs().await;
     let (url, dlq_url) =
-        queue::ensure_queue_with_dlq(&client, &unique_name("outage"), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT)
+        sqs::ensure_queue_with_dlq(&client, &unique_name("outage"), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT)
             .await
             .expect("queues");
     let (queue, dlq) = (
@@ -49,7 +50,7 @@ async fn a_forty_second_outage_dead_letters_nothing_valid() {
     let options = DrainOptions { concurrency: 2, wait_seconds: 1, follow: false, ..DrainOptions::default() };
     let drain = tokio::spawn({
         let (queue, handler) = (queue.clone(), handler.clone());
-        async move { queue::drain(&queue, &handler, &options).await }
+        async move { drain::drain(&queue, &handler, &options).await }
     });
 
     // Let some batches land, then take the database away mid-drain.

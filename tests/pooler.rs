@@ -24,7 +24,9 @@ async fn login_sessions(pool: &PgPool) -> Vec<i32> {
 
 fn batch(instance: usize, number: usize, size: usize) -> Vec<aws_lambda_events::sqs::SqsMessage> {
     (0..size)
-        .map(|i| record(&format!("i{instance}-b{number}-r{i}"), &login_body(&format!("user-{i}"), "10.1.2.3", "d-1")))
+        .map(|i| {
+            sqs_message(&format!("i{instance}-b{number}-r{i}"), &login_body(&format!("user-{i}"), "10.1.2.3", "d-1"))
+        })
         .collect()
 }
 

@@ -28,9 +28,9 @@ async fn originals_round_trip_through_the_handler(pool: PgPool) {
     let handler = vault_handler(loader_target(&pool), &secret);
     let outcome = handler
         .handle(&[
-            record("m1", &login_body("alice", "199.172.111.135", "593-47-5928")),
-            record("m2", &login_body("alice", "2001:DB8::1", "593-47-5928")),
-            record("m3", &login_body("bob", "10.0.0.9", "111-22-3333")),
+            sqs_message("m1", &login_body("alice", "199.172.111.135", "593-47-5928")),
+            sqs_message("m2", &login_body("alice", "2001:DB8::1", "593-47-5928")),
+            sqs_message("m3", &login_body("bob", "10.0.0.9", "111-22-3333")),
         ])
         .await
         .expect("handled");
@@ -70,7 +70,7 @@ async fn originals_round_trip_through_the_handler(pool: PgPool) {
 async fn a_wrong_private_key_fails_cleanly(pool: PgPool) {
     let secret = VaultSecretKey::generate(&mut OsRng);
     let handler = vault_handler(loader_target(&pool), &secret);
-    handler.handle(&[record("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    handler.handle(&[sqs_message("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     let masked = masker().mask(MaskedField::Ip, "10.0.0.1");
     let found = store_for(&pool)
         .sealed_values(&VaultLookup::Masked { field: MaskedField::Ip, masked_value: masked.clone() })
@@ -85,11 +85,12 @@ async fn each_distinct_value_is_stored_once_per_batch(pool: PgPool) {
     let secret = VaultSecretKey::generate(&mut OsRng);
     let handler = vault_handler(loader_target(&pool), &secret);
     let same = login_body("u", "10.0.0.1", "dev-1");
-    handler.handle(&[record("a", &same), record("b", &same)]).await.expect("first");
+    handler.handle(&[sqs_message("a", &same), sqs_message("b", &same)]).await.expect("first");
     assert_eq!(vault_rows(&pool).await, 2, "one ip + one device id");
     // The vault is append-only (no insert may reveal what it holds): a later batch seals its
     // own distinct values again, here 10.0.0.1, dev-1 and dev-2.
-    let outcome = handler.handle(&[record("c", &same), record("d", &login_body("v", "10.0.0.1", "dev-2"))]).await;
+    let outcome =
+        handler.handle(&[sqs_message("c", &same), sqs_message("d", &login_body("v", "10.0.0.1", "dev-2"))]).await;
     assert_eq!(outcome.expect("second").inserted, 2);
     assert_eq!(vault_rows(&pool).await, 5);
     assert_eq!(row_count(&pool).await, 4);
@@ -102,8 +103,8 @@ async fn a_rolled_back_batch_leaves_nothing_in_the_vault(pool: PgPool) {
     let handler = vault_handler(loader_target(&pool), &secret);
     let outcome = handler
         .handle(&[
-            record("ok", &login_body("u", "10.0.0.1", "d-1")),
-            record("bad", &login_body("poison", "10.0.0.2", "d-2")),
+            sqs_message("ok", &login_body("u", "10.0.0.1", "d-1")),
+            sqs_message("bad", &login_body("poison", "10.0.0.2", "d-2")),
         ])
         .await
         .expect("handled");
@@ -143,9 +144,9 @@ async fn the_loader_role_can_write_but_never_read_back(pool: PgPool) {
 
     // The function's privileges are enough to load, with the vault, including redeliveries.
     let handler = vault_handler(loader_target, &secret);
-    let first = handler.handle(&[record("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    let first = handler.handle(&[sqs_message("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!(first.inserted, 1, "{:?}", first.failures_by_reason());
-    let again = handler.handle(&[record("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    let again = handler.handle(&[sqs_message("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!((again.inserted, again.duplicates), (0, 1));
     assert_eq!(vault_rows(&pool).await, 4, "append-only: the redelivery's seals are kept too");
 
@@ -202,7 +203,7 @@ async fn the_cli_recovers_with_the_right_key_and_refuses_the_wrong_one(pool: PgP
     let secret = VaultSecretKey::from_hex(&std::fs::read_to_string(&key_file).expect("key")).expect("hex");
     assert_eq!(secret.public_key().to_hex(), public_hex);
     let handler = vault_handler(loader_target(&pool), &secret);
-    handler.handle(&[record("m1", &login_body("carol", "203.0.113.7", "777-88-9999"))]).await.expect("handled");
+    handler.handle(&[sqs_message("m1", &login_body("carol", "203.0.113.7", "777-88-9999"))]).await.expect("handled");
 
     let recovered = cli(&pool).args(["recover", "--user-id", "carol", "--private-key-file"]).arg(&key_file).output();
     let recovered = recovered.expect("recover");
@@ -231,7 +232,7 @@ async fn the_vault_is_no_membership_oracle_for_the_loader(pool: PgPool) {
     let role = LoaderRole::create(&pool).await;
     let secret = VaultSecretKey::generate(&mut OsRng);
     let handler = vault_handler(loader_target(&pool), &secret);
-    handler.handle(&[record("m1", &login_body("dave", "198.51.100.23", "d-dave"))]).await.expect("handled");
+    handler.handle(&[sqs_message("m1", &login_body("dave", "198.51.100.23", "d-dave"))]).await.expect("handled");
 
     let as_loader = Store::connect_lazy((*pool.connect_options()).clone().username(&role.name), 1);
     let mut answers = Vec::new();
@@ -285,7 +286,8 @@ async fn planted_vault_rows_cannot_hide_or_replace_the_genuine_original(pool: Pg
     }
 
     let handler = vault_handler(loader_target(&pool), &secret);
-    let outcome = handler.handle(&[record("m1", &login_body("erin", "192.0.2.44", "d-erin"))]).await.expect("handled");
+    let outcome =
+        handler.handle(&[sqs_message("m1", &login_body("erin", "192.0.2.44", "d-erin"))]).await.expect("handled");
     assert_eq!(outcome.inserted, 1);
 
     let recovered = cli(&pool).args(["recover", "--masked-ip", &masked, "--private-key-file"]).arg(&key_file).output();

@@ -31,19 +31,6 @@ pub async fn drop_database(admin_conn: &mut PgConnection, name: &str) -> anyhow:
 }
 
 /// LocalStack at AWS_ENDPOINT_URL (default http://127.0.0.1:4566) with dummy credentials.
-pub fn localstack_endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
-}
-
-pub async fn localstack_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(localstack_endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "bench"))
-        .load()
-        .await
-}
-
 /// The loader's target for `options` (trust authentication, no TLS), optionally through the
 /// PgBouncer at `via` (`host:port`) under the pooler database name `dbname`.
 pub fn loader_target(options: &PgConnectOptions, via: Option<(&str, &str)>) -> DbTarget {

@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 use crate::lambda::Function;
-use crate::queue::Queue;
+use crate::sqs::Queue;
 use crate::{aws, startup};
 
 pub use database::{migrate, report};

@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use super::{DepthArgs, DrainArgs, EXIT_FAILING_MESSAGES_LEFT, RedriveArgs, SendArgs, SetupArgs};
 use crate::config::{Config, DatabaseSource, MaskingKeySource};
+use crate::drain::{self, DrainEnd, DrainOptions, DrainReport};
 use crate::handler::Handler;
-use crate::queue::{self, DrainEnd, DrainOptions, DrainReport, Queue};
 use crate::sample;
 use crate::secrets::{self, SecretStore};
+use crate::sqs::{self, Queue};
 
 /// Creates (or updates) the queue and its DLQ, stores `DATABASE_URL` as the database secret
 /// (if the database comes from a URL) and the masking key (`MASKING_KEY`, else a random key)
@@ -21,7 +22,7 @@ pub async fn setup(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let (queue_url, dlq_url) =
-        queue::ensure_queue_with_dlq(sqs, &args.queue_name, args.visibility_timeout, args.max_receive_count).await?;
+        sqs::ensure_queue_with_dlq(sqs, &args.queue_name, args.visibility_timeout, args.max_receive_count).await?;
 
     let mut db_secret = None;
     if let Some(DatabaseSource::Url(url)) = &config.database.source {
@@ -104,7 +105,7 @@ pub async fn drain(
     };
     // A signal stops the pollers cleanly: batches in hand are finished and deleted, and the
     // summary is printed as after any drain.
-    let report = queue::drain_until(queue, handler, &options, stop, |p| {
+    let report = drain::drain_until(queue, handler, &options, stop, |p| {
         let _ = write!(
             notes,
             "\rreceived {:>8}  inserted {:>8}  failed {:>6}  {:>8.0} msg/s ",
@@ -199,7 +200,7 @@ pub async fn depth(args: &DepthArgs, queue: &Queue, out: &mut impl Write) -> any
 
 /// Moves every dead letter of `dlq` back to `target`, keeping each one's identity.
 pub async fn redrive(args: &RedriveArgs, dlq: &Queue, target: &Queue, out: &mut impl Write) -> anyhow::Result<()> {
-    let moved = queue::redrive(dlq, target).await?;
+    let moved = sqs::redrive(dlq, target).await?;
     if args.json {
         writeln!(out, "{}", serde_json::json!({ "moved": moved, "from": dlq.url(), "to": target.url() }))?;
     } else {

@@ -6,25 +6,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::SqsEvent;
 use login_etl::database::{DbTarget, SslMode};
 use login_etl::handler::Handler;
 use login_etl::loader::{Loader, PoolSettings};
-use login_etl::mask::{Masker, MaskingKey};
 use login_etl::store::Store;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-pub const TEST_KEY_HEX: &str = "4c6f67696e2d45544c2074657374206b6579202d206e6f742061207365637265";
-
-/// 2026-11-24T03:00:00Z in epoch milliseconds.
-pub const SENT_MILLIS: i64 = 1_795_489_200_000;
-
-pub fn masker() -> Masker {
-    Masker::hmac(&MaskingKey::from_hex(TEST_KEY_HEX).expect("test key"))
-}
+// The SQS record builder, the test key and LocalStack's set-up are the crate's own
+// `login_etl::testing`, shared with the unit tests and the benches.
+pub use login_etl::testing::*;
 
 pub fn fast_pool_settings() -> PoolSettings {
     PoolSettings {
@@ -91,44 +85,9 @@ pub fn store_for(pool: &PgPool) -> Store {
     Store::connect_lazy((*pool.connect_options()).clone(), 2)
 }
 
-/// A record as an SQS event source mapping delivers it.
-pub fn record(message_id: &str, body: &str) -> SqsMessage {
-    let mut message = SqsMessage::default();
-    message.message_id = Some(message_id.into());
-    message.receipt_handle = Some(format!("rh-{message_id}"));
-    message.body = Some(body.into());
-    message.attributes.insert("SentTimestamp".into(), SENT_MILLIS.to_string());
-    message.attributes.insert("ApproximateReceiveCount".into(), "1".into());
-    message.event_source = Some("aws:sqs".into());
-    message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
-    message.aws_region = Some("us-east-1".into());
-    message
-}
-
-pub fn fifo_record(message_id: &str, group: &str, body: &str) -> SqsMessage {
-    let mut message = record(message_id, body);
-    message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue.fifo".into());
-    message.attributes.insert("MessageGroupId".into(), group.into());
-    message
-}
-
-pub fn event(records: Vec<SqsMessage>) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = records;
-    event
-}
-
 pub fn load_event(path: &str) -> SqsEvent {
     let text = std::fs::read_to_string(path).expect("event file");
     serde_json::from_str(&text).expect("event JSON")
-}
-
-pub fn login_body(user_id: &str, ip: &str, device_id: &str) -> String {
-    serde_json::json!({
-        "user_id": user_id, "app_version": "2.3.0", "device_type": "android",
-        "ip": ip, "locale": "RU", "device_id": device_id,
-    })
-    .to_string()
 }
 
 /// A trigger that rejects user `poison`, so the database refuses a batch statement mid-way.
@@ -191,44 +150,6 @@ impl SwitchableProxy {
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
-}
-
-/// The LocalStack endpoint the tests talk to (`make test` starts it).
-pub fn localstack_endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
-}
-
-/// SDK configuration for LocalStack, independent of the caller's AWS environment.
-pub async fn localstack_config() -> aws_config::SdkConfig {
-    let credentials = aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "tests");
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(localstack_endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(credentials)
-        .load()
-        .await
-}
-
-pub async fn sqs() -> aws_sdk_sqs::Client {
-    let client = aws_sdk_sqs::Client::new(&localstack_config().await);
-    if let Err(err) = client.list_queues().send().await {
-        panic!(
-            "LocalStack SQS is not reachable at {} (run `make up`): {}",
-            localstack_endpoint(),
-            aws_sdk_sqs::error::DisplayErrorContext(err)
-        );
-    }
-    client
-}
-
-/// A queue name no other test uses.
-pub fn unique_name(prefix: &str) -> String {
-    use std::sync::atomic::AtomicU32;
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{nanos}-{n}", std::process::id())
 }
 
 /// A PostgreSQL cluster of the test's own (initdb + pg_ctl in a temp dir, trust auth, its own

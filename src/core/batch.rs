@@ -436,27 +436,10 @@ mod tests {
     use crate::mask::MaskingKey;
     use crate::message::Field;
 
-    /// 2026-11-24T03:00:00Z
-    const SENT: &str = "1795489200000";
+    use crate::testing::{fifo_message as fifo, sqs_message as message};
 
     fn masker() -> Masker {
         Masker::hmac(&MaskingKey::from_hex(&"11".repeat(32)).expect("key"))
-    }
-
-    fn message(id: &str, body: &str) -> SqsMessage {
-        let mut message = SqsMessage::default();
-        message.message_id = Some(id.into());
-        message.body = Some(body.into());
-        message.attributes.insert("SentTimestamp".into(), SENT.into());
-        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
-        message
-    }
-
-    fn fifo(id: &str, group: &str, body: &str) -> SqsMessage {
-        let mut message = message(id, body);
-        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue.fifo".into());
-        message.attributes.insert("MessageGroupId".into(), group.into());
-        message
     }
 
     const GOOD: &str = r#"{"user_id":"u1","ip":"10.0.0.1","device_id":"d-1","locale":null,"app_version":"0.96"}"#;

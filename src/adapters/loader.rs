@@ -39,7 +39,7 @@ use crate::tls;
 
 /// The batch insert. Its text lives in `queries/` so that sqlx checks it against the schema at
 /// compile time (see `checked` below) while tokio-postgres sends it.
-const INSERT_BATCH: &str = include_str!("../queries/insert_batch.sql");
+const INSERT_BATCH: &str = include_str!("../../queries/insert_batch.sql");
 
 /// How the loader's pool behaves. The defaults suit a Lambda instance, which runs one invocation
 /// at a time and may sit frozen for minutes between two of them.

@@ -101,7 +101,7 @@ impl VisibilityBackoff {
         let client = self.client().await;
         let mut changed = 0;
         for (url, entries) in per_queue {
-            for chunk in entries.chunks(crate::queue::SQS_BATCH) {
+            for chunk in entries.chunks(crate::sqs::SQS_BATCH) {
                 let entries = chunk
                     .iter()
                     .enumerate()
