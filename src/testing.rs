@@ -5,8 +5,11 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use sqlx::postgres::PgConnectOptions;
 
+use crate::database::{DbTarget, SslMode};
 use crate::mask::{Masker, MaskingKey};
+use crate::sqs::Queue;
 
 /// The tests' masking key (hex of "Login-ETL test key - not a secre").
 pub const TEST_KEY_HEX: &str = "4c6f67696e2d45544c2074657374206b6579202d206e6f742061207365637265";
@@ -93,4 +96,42 @@ pub fn unique_name(prefix: &str) -> String {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{nanos}-{n}", std::process::id())
+}
+
+/// The server `options` name (trust authentication, no TLS), without any pooler in between.
+pub fn direct_target(options: &PgConnectOptions) -> DbTarget {
+    DbTarget {
+        host: options.get_host().to_owned(),
+        port: options.get_port(),
+        user: options.get_username().to_owned(),
+        password: None,
+        dbname: options.get_database().unwrap_or("postgres").to_owned(),
+        ssl_mode: SslMode::Disable,
+    }
+}
+
+/// `DATABASE_URL` for the database `options` name (trust authentication), for a CLI process.
+pub fn database_url(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("postgres")
+    )
+}
+
+/// A new LocalStack queue without a redrive policy, whose failed messages come back after 1 s.
+pub async fn queue_without_redrive(prefix: &str) -> Queue {
+    let client = sqs().await;
+    let url = client
+        .create_queue()
+        .queue_name(unique_name(prefix))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "1")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+    Queue::open(client, &url).await.expect("open queue")
 }

@@ -16,14 +16,7 @@ use sqlx::PgPool;
 
 /// The CLI with exactly the environment a test gives it: a database, the test key, LocalStack.
 fn cli(pool: &PgPool) -> Command {
-    let options = pool.connect_options();
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    );
+    let url = database_url(&pool.connect_options());
     let mut command = Command::new(env!("CARGO_BIN_EXE_login-etl-cli"));
     for name in ["DB_SECRET_ID", "MASKING_KEY_SECRET_ID", "QUEUE_URL", "RUST_LOG", "NO_COLOR", "VAULT_PUBLIC_KEY"] {
         command.env_remove(name);
@@ -53,17 +46,7 @@ fn stderr(output: &Output) -> String {
 
 /// A queue with no redrive policy, a short visibility timeout, holding `bodies`.
 async fn queue_without_dlq(bodies: &[String]) -> Queue {
-    let client = sqs().await;
-    let url = client
-        .create_queue()
-        .queue_name(unique_name("cli"))
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "1")
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("queue url");
-    let queue = Queue::open(client, &url).await.expect("open");
+    let queue = queue_without_redrive("cli").await;
     queue.send(bodies).await.expect("send");
     queue
 }

@@ -148,17 +148,7 @@ async fn four_pollers_give_the_same_result_as_one(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn without_a_redrive_policy_the_drain_stops_when_only_failures_are_left(pool: PgPool) {
-    let client = sqs().await;
-    let url = client
-        .create_queue()
-        .queue_name(unique_name("noredrive"))
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "1")
-        .send()
-        .await
-        .expect("create")
-        .queue_url
-        .expect("url");
-    let queue = Queue::open(client.clone(), &url).await.expect("queue");
+    let queue = queue_without_redrive("noredrive").await;
     assert!(!queue.has_redrive_policy());
     queue
         .send(&[login_body("u-1", "10.0.0.1", "d"), "garbage".to_string(), login_body("u-2", "10.0.0.2", "d")])

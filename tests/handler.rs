@@ -157,15 +157,16 @@ async fn an_unreachable_database_fails_every_record() {
     assert!(err.to_string().contains("insert failed"), "{err}");
 }
 
+/// A handler whose database connections go through a proxy the test can cut.
+async fn handler_behind_proxy(pool: &PgPool) -> (SwitchableProxy, login_etl::Handler) {
+    let proxy = SwitchableProxy::start(pool.connect_options().get_port()).await;
+    let target = DbTarget { host: "127.0.0.1".into(), port: proxy.port, ..direct_target(&pool.connect_options()) };
+    (proxy, handler_with_target(target))
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn a_warm_instance_recovers_when_the_database_comes_back(pool: PgPool) {
-    let upstream = pool.connect_options().get_port();
-    let proxy = SwitchableProxy::start(upstream).await;
-    let handler = handler_with_target(DbTarget {
-        host: "127.0.0.1".into(),
-        port: proxy.port,
-        ..direct_target(&pool.connect_options())
-    });
+    let (proxy, handler) = handler_behind_proxy(&pool).await;
 
     let first = handler.handle(&[sqs_message("before", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!(first.inserted, 1);
@@ -185,13 +186,7 @@ async fn a_warm_instance_recovers_when_the_database_comes_back(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_stale_pooled_connection_is_replaced_transparently(pool: PgPool) {
-    let upstream = pool.connect_options().get_port();
-    let proxy = SwitchableProxy::start(upstream).await;
-    let handler = handler_with_target(DbTarget {
-        host: "127.0.0.1".into(),
-        port: proxy.port,
-        ..direct_target(&pool.connect_options())
-    });
+    let (proxy, handler) = handler_behind_proxy(&pool).await;
     handler.handle(&[sqs_message("one", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
 
     // The connection dies while the instance is frozen, but the database is up again by the

@@ -171,14 +171,7 @@ async fn the_loader_role_can_write_but_never_read_back(pool: PgPool) {
 }
 
 fn cli(pool: &PgPool) -> Command {
-    let options = pool.connect_options();
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    );
+    let url = database_url(&pool.connect_options());
     let mut command = Command::new(env!("CARGO_BIN_EXE_login-etl-cli"));
     command
         .env_clear()

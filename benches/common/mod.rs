@@ -1,7 +1,7 @@
 //! Set-up shared by the benchmarks that need services.
 #![allow(dead_code)] // each benchmark uses a different subset
 
-use login_etl::database::{DbTarget, SslMode};
+use login_etl::database::DbTarget;
 use login_etl::store::Store;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
@@ -30,18 +30,10 @@ pub async fn drop_database(admin_conn: &mut PgConnection, name: &str) -> anyhow:
     Ok(())
 }
 
-/// LocalStack at AWS_ENDPOINT_URL (default http://127.0.0.1:4566) with dummy credentials.
 /// The loader's target for `options` (trust authentication, no TLS), optionally through the
 /// PgBouncer at `via` (`host:port`) under the pooler database name `dbname`.
 pub fn loader_target(options: &PgConnectOptions, via: Option<(&str, &str)>) -> DbTarget {
-    let mut target = DbTarget {
-        host: options.get_host().to_owned(),
-        port: options.get_port(),
-        user: options.get_username().to_owned(),
-        password: None,
-        dbname: options.get_database().unwrap_or("postgres").to_owned(),
-        ssl_mode: SslMode::Disable,
-    };
+    let mut target = login_etl::testing::direct_target(options);
     if let Some((address, dbname)) = via {
         if let Some((host, port)) = address.rsplit_once(':') {
             target.host = host.to_owned();

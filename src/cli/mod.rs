@@ -251,21 +251,20 @@ pub async fn run(
     out: &mut impl Write,
     notes: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
-    // `keygen` reads no environment, so a broken configuration must not stop it.
-    if let Command::Keygen(args) = &command {
-        return keygen(args, out, notes).map(|()| 0);
-    }
-    let config = config?;
+    // Each command takes the configuration only if it needs it: `keygen` reads no
+    // environment, so a broken configuration must not stop it.
     match command {
-        Command::Migrate => migrate(&config, notes).await?,
+        Command::Keygen(args) => keygen(&args, out, notes)?,
+        Command::Migrate => migrate(&config?, notes).await?,
         Command::Setup(args) => {
+            let config = config?;
             let sdk = aws::load_config(std::time::Duration::from_secs(25)).await;
             let secrets = crate::secrets::SecretStore::new(&sdk);
             setup(&args, &config, &aws_sdk_sqs::Client::new(&sdk), &secrets, out).await?
         }
         Command::Send(args) => send(&args, &open_queue(&args.queue_url).await?, out).await?,
         Command::Drain(args) => {
-            let mut config = config;
+            let mut config = config?;
             config.pool.max_connections = config.pool.max_connections.max(args.concurrency as u32);
             let handler = startup::build_handler(&config).await?;
             let queue = open_queue(&args.queue_url).await?;
@@ -276,15 +275,16 @@ pub async fn run(
             let (dlq, target) = (open_queue(&args.dlq_url).await?, open_queue(&args.queue_url).await?);
             redrive(&args, &dlq, &target, out).await?
         }
-        Command::Report(args) => report(&args, &startup::connect_store(&config).await?, out).await?,
-        Command::Keygen(_) => unreachable!("handled above"),
+        Command::Report(args) => report(&args, &startup::connect_store(&config?).await?, out).await?,
         Command::Recover(args) => {
+            let config = config?;
             let secret = vault::private_key(&args).await?;
             let masker = startup::masker(&config).await?;
             let store = startup::connect_store(&config).await?;
             recover(&args, &secret, &masker, &store, out, notes).await?
         }
         Command::Invoke(args) => {
+            let config = config?;
             let handler = startup::build_handler(&config).await?;
             let log = crate::telemetry::LogSettings::from_env();
             let function = Function::new(handler, config.aws.function_name.clone(), &log);

@@ -7,12 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
-use login_etl::database::{DbTarget, SslMode};
+use login_etl::database::DbTarget;
 use login_etl::handler::Handler;
 use login_etl::loader::{Loader, PoolSettings};
 use login_etl::store::Store;
 use sqlx::PgPool;
-use sqlx::postgres::PgConnectOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
@@ -42,18 +41,6 @@ pub fn loader_target(pool: &PgPool) -> DbTarget {
         target.port = port.parse().expect("LOGIN_ETL_TEST_PGBOUNCER port");
     }
     target
-}
-
-/// The server `options` name, without any pooler in between.
-pub fn direct_target(options: &PgConnectOptions) -> DbTarget {
-    DbTarget {
-        host: options.get_host().to_owned(),
-        port: options.get_port(),
-        user: options.get_username().to_owned(),
-        password: None,
-        dbname: options.get_database().unwrap_or("postgres").to_owned(),
-        ssl_mode: SslMode::Disable,
-    }
 }
 
 /// Whether these tests run through PgBouncer (see [`loader_target`]).
