@@ -187,14 +187,7 @@ impl Queue {
                 .map(|(i, body)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|err| QueueError::Sqs { operation: "SendMessageBatch", source: Box::new(err) })?;
-            let output = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(sqs_error("SendMessageBatch"))?;
+            let output = self.send_entries(entries).await?;
             if let Some(failed) = output.failed.first() {
                 return Err(QueueError::Sqs {
                     operation: "SendMessageBatch",
@@ -206,6 +199,21 @@ impl Queue {
             ids.extend(sent.into_iter().map(|entry| entry.message_id));
         }
         Ok(ids)
+    }
+
+    /// One SendMessageBatch call (at most 10 entries); the caller decides what a rejected
+    /// entry means.
+    async fn send_entries(
+        &self,
+        entries: Vec<SendMessageBatchRequestEntry>,
+    ) -> Result<aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput, QueueError> {
+        self.client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(sqs_error("SendMessageBatch"))
     }
 
     /// The record Lambda's event source mapping would build from this message.

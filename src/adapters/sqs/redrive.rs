@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
 
-use super::{Queue, QueueError, sqs_error};
+use super::{Queue, QueueError};
 use crate::batch::{ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
 
 /// Moves every message of `dlq` back to `target`, keeping its identity: the first delivery's
@@ -59,14 +59,7 @@ pub async fn redrive(dlq: &Queue, target: &Queue) -> Result<u64, QueueError> {
             }
             entries.push(entry);
         }
-        let output = target
-            .client
-            .send_message_batch()
-            .queue_url(&target.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(sqs_error("SendMessageBatch"))?;
+        let output = target.send_entries(entries).await?;
         for failed in &output.failed {
             tracing::warn!(code = %failed.code, "a dead letter was not accepted by the target queue; it stays in the DLQ");
         }
