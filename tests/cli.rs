@@ -3,15 +3,13 @@
 //! from a drained one, `--json` is machine-readable, and no ANSI codes reach a pipe; and the
 //! commands as functions, called in-process.
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use login_etl::cli;
 use login_etl::mask::MaskedField;
 use login_etl::sqs::Queue;
+use login_etl::testing::*;
 use sqlx::PgPool;
 
 /// The CLI with exactly the environment a test gives it: a database, the test key, LocalStack.

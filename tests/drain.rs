@@ -1,14 +1,12 @@
 //! The local event source mapping (`queue::drain`) against real LocalStack SQS and the real
 //! PostgreSQL: exact accounting, crash safety, concurrency.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 
-use common::*;
 use login_etl::drain::{self, DrainEnd, DrainOptions};
 use login_etl::sample;
 use login_etl::sqs::{self, Queue};
+use login_etl::testing::*;
 use sqlx::PgPool;
 
 /// Short visibility and few receives, so failures reach the DLQ within seconds.

@@ -1,13 +1,11 @@
 //! The handler against the real PostgreSQL: every test gets its own fresh database.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
 use login_etl::database::DbTarget;
 use login_etl::lambda;
 use login_etl::mask::MaskedField;
+use login_etl::testing::*;
 use sqlx::{PgPool, Row};
 
 fn failure_ids(response: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> {

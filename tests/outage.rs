@@ -1,16 +1,14 @@
 //! A database outage in the middle of a drain, against a PostgreSQL cluster this test creates
 //! and stops itself (never the shared server) and real LocalStack SQS.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::*;
 use login_etl::database::DbTarget;
 use login_etl::drain::{self, DrainEnd, DrainOptions};
 use login_etl::sqs::{self, Queue};
 use login_etl::store::Store;
+use login_etl::testing::*;
 use login_etl::visibility::VisibilityBackoff;
 
 const VISIBILITY_SECONDS: u32 = 2;

@@ -1,11 +1,9 @@
 //! No raw PII at any log level: the function and `drain` run at `RUST_LOG=trace`, and not one
 //! `ip` or `device_id` of what they handled appears in what they print.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use login_etl::testing::*;
 use sqlx::PgPool;
 
 /// The raw values of events/batch.json, which both runs below handle.

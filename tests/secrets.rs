@@ -1,15 +1,13 @@
 //! Cold start from Secrets Manager (LocalStack) and credential rotation against the real
 //! PostgreSQL.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
 use login_etl::config::Config;
 use login_etl::mask::MaskedField;
 use login_etl::secrets::SecretStore;
 use login_etl::startup::{self, StartupError};
+use login_etl::testing::*;
 use sqlx::PgPool;
 
 async fn secret_store() -> SecretStore {

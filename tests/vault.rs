@@ -1,16 +1,14 @@
 //! The PII vault against the real PostgreSQL: round trip, privileges, deduplication,
 //! atomicity with the batch, and the CLI's recover/keygen.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
 use crypto_box::aead::OsRng;
 use login_etl::database::DbTarget;
 use login_etl::handler::Handler;
 use login_etl::mask::MaskedField;
 use login_etl::store::{Store, VaultLookup};
+use login_etl::testing::*;
 use login_etl::vault::{VaultError, VaultSecretKey};
 use sqlx::PgPool;
 
