@@ -6,8 +6,6 @@
 //!
 //! `make bench` (needs `make up`), or `cargo bench --bench cold_start`.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! `make bench` (needs `make up`), or `cargo bench --bench drain`. Uses AWS_ENDPOINT_URL
 //! (default http://127.0.0.1:4566) and DATABASE_URL's server (database login_etl_bench_drain).
 
-mod common;
+use login_etl::testing::bench as common;
 
 use std::time::Instant;
 

@@ -9,7 +9,7 @@
 //! `make bench` (or `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench handler`).
 //! It creates and drops its own database `login_etl_bench` on that server.
 
-mod common;
+use login_etl::testing::bench as common;
 
 use std::time::{Duration, Instant};
 

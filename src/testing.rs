@@ -4,6 +4,8 @@
 //! that can cut the database off, and a PostgreSQL cluster of a test's own. Not part of the
 //! function.
 
+pub mod bench;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;

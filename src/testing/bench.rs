@@ -1,8 +1,9 @@
-//! Set-up shared by the benchmarks that need services.
-#![allow(dead_code)] // each benchmark uses a different subset
+//! Set-up of the benchmarks that need services: a fresh database per benchmark, the loader's
+//! target (optionally through PgBouncer). Benchmarks take it as `use login_etl::testing::bench
+//! as common;`.
 
-use login_etl::database::DbTarget;
-use login_etl::store::Store;
+use crate::database::DbTarget;
+use crate::store::Store;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
@@ -25,6 +26,7 @@ pub async fn fresh_database(name: &str) -> anyhow::Result<(PgConnectOptions, PgC
     Ok((admin.database(name), admin_conn))
 }
 
+/// Drops the database [`fresh_database`] made.
 pub async fn drop_database(admin_conn: &mut PgConnection, name: &str) -> anyhow::Result<()> {
     sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin_conn).await?;
     Ok(())
@@ -33,7 +35,7 @@ pub async fn drop_database(admin_conn: &mut PgConnection, name: &str) -> anyhow:
 /// The loader's target for `options` (trust authentication, no TLS), optionally through the
 /// PgBouncer at `via` (`host:port`) under the pooler database name `dbname`.
 pub fn loader_target(options: &PgConnectOptions, via: Option<(&str, &str)>) -> DbTarget {
-    let mut target = login_etl::testing::direct_target(options);
+    let mut target = super::direct_target(options);
     if let Some((address, dbname)) = via {
         if let Some((host, port)) = address.rsplit_once(':') {
             target.host = host.to_owned();
