@@ -48,7 +48,7 @@ test-pooler: up ## The function's database tests again, through PgBouncer in tra
 	LOGIN_ETL_TEST_PGBOUNCER=$(PGBOUNCER) cargo test --test handler --test drain --test pooler --test vault --no-fail-fast; \
 	  status=$$?; scripts/pgbouncer.sh release; exit $$status
 
-test-iam: ## boto3 still makes the IAM token src/iam.rs's known-answer test expects
+test-iam: ## boto3 still makes the IAM token src/adapters/iam.rs's known-answer test expects
 	@scripts/tools.sh install
 	"$$(scripts/tools.sh path)/python" scripts/iam-token-known-answer.py --check tests/data/iam-token-known-answer.txt
 

@@ -6,8 +6,6 @@
 //!
 //! `make bench` (needs `make up`), or `cargo bench --bench cold_start`.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,8 +25,8 @@ async fn put_secret(client: &aws_sdk_secretsmanager::Client, id: &str, value: &s
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let endpoint = common::localstack_endpoint();
-    let sdk = common::localstack_config().await;
+    let endpoint = login_etl::testing::localstack_endpoint();
+    let sdk = login_etl::testing::localstack_config().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     let db = r#"{"username":"postgres","password":"","host":"127.0.0.1","port":5432,"dbname":"postgres"}"#;
     put_secret(&secrets, "login-etl-bench/db", db).await?;

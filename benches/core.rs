@@ -15,12 +15,8 @@ const BODY: &str = r#"{"user_id":"424cdd21-063a-43a7-b91b-7ca1a833afae","app_ver
 fn records(n: usize) -> Vec<SqsMessage> {
     (0..n)
         .map(|i| {
-            let mut message = SqsMessage::default();
-            message.message_id = Some(format!("00000000-0000-4000-8000-{i:012}"));
-            message.body = Some(BODY.replace("199.172.111.135", &format!("10.0.{}.{}", i / 256 % 256, i % 256)));
-            message.attributes.insert("SentTimestamp".into(), "1795489200000".into());
-            message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
-            message
+            let body = BODY.replace("199.172.111.135", &format!("10.0.{}.{}", i / 256 % 256, i % 256));
+            login_etl::testing::sqs_message(&format!("00000000-0000-4000-8000-{i:012}"), &body)
         })
         .collect()
 }

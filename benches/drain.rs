@@ -5,15 +5,16 @@
 //! `make bench` (needs `make up`), or `cargo bench --bench drain`. Uses AWS_ENDPOINT_URL
 //! (default http://127.0.0.1:4566) and DATABASE_URL's server (database login_etl_bench_drain).
 
-mod common;
+use login_etl::testing::bench as common;
 
 use std::time::Instant;
 
+use login_etl::drain::{self, DrainOptions};
 use login_etl::handler::Handler;
 use login_etl::loader::{Loader, PoolSettings};
 use login_etl::mask::{Masker, MaskingKey};
-use login_etl::queue::{self, DrainOptions, Queue};
 use login_etl::sample;
+use login_etl::sqs::Queue;
 
 const MESSAGES: usize = 10_000;
 const BENCH_DB: &str = "login_etl_bench_drain";
@@ -56,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let loader = Loader::new(common::loader_target(&database, None), &settings, None)?;
     let handler = Handler::new(Masker::hmac(&MaskingKey::from_hex(&"5a".repeat(32))?), loader);
 
-    let client = aws_sdk_sqs::Client::new(&common::localstack_config().await);
+    let client = aws_sdk_sqs::Client::new(&login_etl::testing::localstack_config().await);
     let bodies: Vec<String> = sample::sample_messages(MESSAGES, 0.0, 99).into_iter().map(|m| m.body).collect();
     let run_id = std::process::id();
     println!("drain throughput, {MESSAGES} valid messages per run, LocalStack SQS + local PostgreSQL");
@@ -74,9 +75,8 @@ async fn main() -> anyhow::Result<()> {
     }
     for concurrency in [1usize, 4] {
         let queue = filled_queue(&client, &format!("bench-drain-k{concurrency}-{run_id}"), &bodies).await?;
-        let options =
-            DrainOptions { concurrency, wait_seconds: 0, follow: false, progress: false, ..DrainOptions::default() };
-        let report = queue::drain(&queue, &handler, &options).await?;
+        let options = DrainOptions { concurrency, wait_seconds: 0, follow: false, ..DrainOptions::default() };
+        let report = drain::drain(&queue, &handler, &options).await?;
         assert_eq!(report.inserted as usize, MESSAGES, "every message loaded");
         println!(
             "drain (handler + PG)     K={concurrency}  {:>6} msgs  {:>6.2} s  {:>7.0} msg/s",

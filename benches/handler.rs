@@ -13,7 +13,7 @@
 //! It creates and drops its own databases `login_etl_bench` and `login_etl_bench_unpartitioned`
 //! on that server.
 
-mod common;
+use login_etl::testing::bench as common;
 
 use std::time::{Duration, Instant};
 
@@ -32,18 +32,14 @@ const LAST_UNPARTITIONED_MIGRATION: i64 = 5;
 fn batch(run: usize, size: usize) -> Vec<SqsMessage> {
     (0..size)
         .map(|i| {
-            let mut message = SqsMessage::default();
-            message.message_id = Some(format!("bench-{run:05}-{size}-{i:06}"));
-            message.body = Some(format!(
+            let body = format!(
                 r#"{{"user_id":"424cdd21-063a-43a7-b91b-{i:012}","app_version":"2.3.0","device_type":"android","ip":"10.{}.{}.{}","locale":"RU","device_id":"593-47-{:04}"}}"#,
                 i / 65536 % 256,
                 i / 256 % 256,
                 i % 256,
                 i % 10_000
-            ));
-            message.attributes.insert("SentTimestamp".into(), "1795489200000".into());
-            message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
-            message
+            );
+            login_etl::testing::sqs_message(&format!("bench-{run:05}-{size}-{i:06}"), &body)
         })
         .collect()
 }

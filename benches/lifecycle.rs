@@ -7,12 +7,11 @@
 //! It creates and drops its own database `login_etl_bench_lifecycle` on that server.
 //! `BENCH_LIFECYCLE_ROWS` changes the rows per month (default 1,000,000).
 
-mod common;
-
 use std::time::Instant;
 
 use login_etl::lifecycle;
 use login_etl::store::Store;
+use login_etl::testing::bench as common;
 use time::macros::date;
 
 const BENCH_DB: &str = "login_etl_bench_lifecycle";

@@ -10,7 +10,7 @@
 //! `make bench`, or `BENCH_PGBOUNCER=127.0.0.1:6432 cargo bench --bench pooler`. Creates and
 //! drops the database `login_etl_bench` on DATABASE_URL's server.
 
-mod common;
+use login_etl::testing::bench as common;
 
 use std::time::Instant;
 

@@ -14,7 +14,7 @@ for migration in migrations/*.sql; do
   psql -q -X -1 -v ON_ERROR_STOP=1 "$scratch_url" -f "$migration"   # one transaction each, as sqlx applies them
 done
 rm -rf .sqlx && mkdir .sqlx
-touch src/*.rs
+find src -name "*.rs" -exec touch {} +
 SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$PWD/.sqlx" DATABASE_URL="$scratch_url" cargo check --all-targets --quiet
 psql -q -X "$admin_url" -c "DROP DATABASE IF EXISTS $scratch"
 echo "sqlx-prepare: $(find .sqlx -name 'query-*.json' | wc -l) queries cached in .sqlx/"

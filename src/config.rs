@@ -29,22 +29,6 @@ impl std::fmt::Debug for DatabaseSource {
     }
 }
 
-impl DatabaseSource {
-    /// Reads `DATABASE_URL` / `DB_SECRET_ID` alone, for commands that need no masking key.
-    pub fn from_env() -> Result<DatabaseSource, ConfigError> {
-        DatabaseSource::from_lookup(&|name| std::env::var(name).ok().filter(|value| !value.trim().is_empty()))
-    }
-
-    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<DatabaseSource, ConfigError> {
-        match (get("DATABASE_URL"), get("DB_SECRET_ID")) {
-            (Some(url), None) => Ok(DatabaseSource::Url(url)),
-            (None, Some(id)) => Ok(DatabaseSource::Secret(id)),
-            (None, None) => Err(ConfigError::NoDatabase),
-            (Some(_), Some(_)) => Err(ConfigError::TwoDatabases),
-        }
-    }
-}
-
 /// Where the HMAC masking key comes from.
 #[derive(Debug, Clone)]
 pub enum MaskingKeySource {
@@ -54,20 +38,76 @@ pub enum MaskingKeySource {
     Secret(String),
 }
 
+/// The whole configuration of the function and of every CLI command, read from the environment
+/// once at start-up. Every value that is set is validated here; what a given entry point
+/// *needs* is checked by [`Config::require_handler`], [`DatabaseConfig::source`] and
+/// [`MaskingConfig::require_key`], so a command that only needs the database (`migrate`) does
+/// not ask for a masking key.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database: DatabaseSource,
-    pub masking_mode: MaskingMode,
-    /// `None` only in the unkeyed `sha256` mode.
-    pub masking_key: Option<MaskingKeySource>,
+    pub database: DatabaseConfig,
     pub pool: PoolSettings,
-    /// How the function authenticates and encrypts its database connections.
+    pub masking: MaskingConfig,
+    pub vault: VaultConfig,
+    pub aws: AwsConfig,
+}
+
+/// Where the database is and how connections to it are secured.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL` or `DB_SECRET_ID`; `None` when neither is set.
+    pub source: Option<DatabaseSource>,
+    /// `DB_SSL_MODE`, `DB_CA_BUNDLE`, `DB_IAM_AUTH`.
     pub connection: ConnectionSecurity,
+}
+
+impl DatabaseConfig {
+    /// The database source, or [`ConfigError::NoDatabase`] for a command that needs one.
+    pub fn source(&self) -> Result<&DatabaseSource, ConfigError> {
+        self.source.as_ref().ok_or(ConfigError::NoDatabase)
+    }
+}
+
+/// How personal fields are masked.
+#[derive(Debug, Clone, Default)]
+pub struct MaskingConfig {
+    /// `MASKING_MODE`: `hmac` (default) or `sha256`.
+    pub mode: MaskingMode,
+    /// `MASKING_KEY` or `MASKING_KEY_SECRET_ID`; `None` when neither is set.
+    pub key: Option<MaskingKeySource>,
+}
+
+impl MaskingConfig {
+    /// The key source the mode needs: `Some` in `hmac` mode (or [`ConfigError::NoMaskingKey`]),
+    /// `None` in the unkeyed `sha256` mode.
+    pub fn require_key(&self) -> Result<Option<&MaskingKeySource>, ConfigError> {
+        match (self.mode, &self.key) {
+            (MaskingMode::Hmac, None) => Err(ConfigError::NoMaskingKey),
+            (MaskingMode::Hmac, Some(key)) => Ok(Some(key)),
+            (MaskingMode::Sha256, _) => Ok(None),
+        }
+    }
+}
+
+/// The PII vault.
+#[derive(Debug, Clone, Default)]
+pub struct VaultConfig {
+    /// `VAULT_PUBLIC_KEY`: when set, originals are sealed to it into the PII vault.
+    pub public_key: Option<VaultPublicKey>,
+}
+
+/// What the function reads about its AWS surroundings (the SDK reads its own credentials).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsConfig {
+    /// `AWS_LAMBDA_FUNCTION_NAME` (default `login-etl`): the metrics' dimension.
+    pub function_name: String,
+    /// `AWS_LAMBDA_RUNTIME_API`: where a start-up failure is reported; unset outside Lambda.
+    pub runtime_api: Option<String>,
+    /// `AWS_ENDPOINT_URL`: LocalStack's endpoint in local runs; unset on AWS.
+    pub endpoint_url: Option<String>,
     /// `RETRY_BACKOFF_BASE_SECONDS`: visibility of a message after its first failed insert,
     /// doubled per receive; `None` (0) keeps the queue's timeout.
     pub retry_backoff_base: Option<Duration>,
-    /// `VAULT_PUBLIC_KEY`: when set, originals are sealed to it into the PII vault.
-    pub vault_public_key: Option<VaultPublicKey>,
 }
 
 /// TLS and authentication of the database connections.
@@ -106,67 +146,96 @@ impl Config {
     /// Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let database = DatabaseSource::from_lookup(&get)?;
-
-        let masking_mode = match get("MASKING_MODE") {
-            None => MaskingMode::default(),
-            Some(text) => {
-                text.parse().map_err(|err: crate::mask::KeyError| invalid("MASKING_MODE", err.to_string()))?
-            }
-        };
-        let masking_key = match (get("MASKING_KEY"), get("MASKING_KEY_SECRET_ID")) {
-            (Some(hex), None) => Some(MaskingKeySource::Inline(
-                MaskingKey::from_hex(&hex).map_err(|err| invalid("MASKING_KEY", err.to_string()))?,
-            )),
-            (None, Some(id)) => Some(MaskingKeySource::Secret(id)),
-            (None, None) => None,
-            (Some(_), Some(_)) => return Err(ConfigError::TwoMaskingKeys),
-        };
-        if masking_mode == MaskingMode::Hmac && masking_key.is_none() {
-            return Err(ConfigError::NoMaskingKey);
-        }
-
-        let defaults = PoolSettings::default();
-        // Lambda sets AWS_LAMBDA_MAX_CONCURRENCY when one instance runs several invocations at
-        // once; each needs its own connection.
-        let lambda_concurrency = number(&get, "AWS_LAMBDA_MAX_CONCURRENCY", defaults.max_connections, 1..=1000)?;
-        let pool = PoolSettings {
-            max_connections: number(&get, "DB_MAX_CONNECTIONS", lambda_concurrency.min(100), 1..=100)?,
-            acquire_timeout: millis(&get, "DB_ACQUIRE_TIMEOUT_MS", defaults.acquire_timeout)?,
-            statement_timeout: millis(&get, "DB_STATEMENT_TIMEOUT_MS", defaults.statement_timeout)?,
-            idle_timeout: millis(&get, "DB_IDLE_TIMEOUT_MS", defaults.idle_timeout)?,
-        };
-
-        let iam_auth = match get("DB_IAM_AUTH").as_deref().map(str::trim) {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(_) => return Err(invalid("DB_IAM_AUTH", "must be true or false")),
-        };
-        let ssl_mode = get("DB_SSL_MODE")
-            .map(|text| text.parse::<SslMode>())
-            .transpose()
-            .map_err(|err| invalid("DB_SSL_MODE", err.to_string()))?;
-        let ssl_mode = match (iam_auth, ssl_mode) {
-            (true, None) => Some(SslMode::VerifyFull),
-            (true, Some(mode)) if !mode.requires_tls() => {
-                return Err(invalid("DB_SSL_MODE", "DB_IAM_AUTH=true needs require or verify-full"));
-            }
-            (_, mode) => mode,
-        };
-        let connection = ConnectionSecurity { ssl_mode, ca_bundle: get("DB_CA_BUNDLE"), iam_auth };
-
-        let vault_public_key = get("VAULT_PUBLIC_KEY")
-            .map(|hex| VaultPublicKey::from_hex(&hex))
-            .transpose()
-            .map_err(|err| invalid("VAULT_PUBLIC_KEY", err.to_string()))?;
-
-        let retry_backoff_base = match number(&get, "RETRY_BACKOFF_BASE_SECONDS", 180, 0..=43_200)? {
-            0 => None,
-            seconds => Some(Duration::from_secs(u64::from(seconds))),
-        };
-
-        Ok(Config { database, masking_mode, masking_key, pool, connection, retry_backoff_base, vault_public_key })
+        Ok(Config {
+            database: database(&get)?,
+            pool: pool(&get)?,
+            masking: masking(&get)?,
+            vault: VaultConfig {
+                public_key: get("VAULT_PUBLIC_KEY")
+                    .map(|hex| VaultPublicKey::from_hex(&hex))
+                    .transpose()
+                    .map_err(|err| invalid("VAULT_PUBLIC_KEY", err.to_string()))?,
+            },
+            aws: aws(&get)?,
+        })
     }
+
+    /// What the handler (the function, `drain`, `invoke`) needs: a database and, in `hmac`
+    /// mode, a masking key.
+    pub fn require_handler(&self) -> Result<(), ConfigError> {
+        self.database.source()?;
+        self.masking.require_key()?;
+        Ok(())
+    }
+}
+
+fn database(get: &impl Fn(&str) -> Option<String>) -> Result<DatabaseConfig, ConfigError> {
+    let source = match (get("DATABASE_URL"), get("DB_SECRET_ID")) {
+        (Some(url), None) => Some(DatabaseSource::Url(url)),
+        (None, Some(id)) => Some(DatabaseSource::Secret(id)),
+        (None, None) => None,
+        (Some(_), Some(_)) => return Err(ConfigError::TwoDatabases),
+    };
+    let iam_auth = match get("DB_IAM_AUTH").as_deref().map(str::trim) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => return Err(invalid("DB_IAM_AUTH", "must be true or false")),
+    };
+    let ssl_mode = get("DB_SSL_MODE")
+        .map(|text| text.parse::<SslMode>())
+        .transpose()
+        .map_err(|err| invalid("DB_SSL_MODE", err.to_string()))?;
+    let ssl_mode = match (iam_auth, ssl_mode) {
+        (true, None) => Some(SslMode::VerifyFull),
+        (true, Some(mode)) if !mode.requires_tls() => {
+            return Err(invalid("DB_SSL_MODE", "DB_IAM_AUTH=true needs require or verify-full"));
+        }
+        (_, mode) => mode,
+    };
+    let connection = ConnectionSecurity { ssl_mode, ca_bundle: get("DB_CA_BUNDLE"), iam_auth };
+    Ok(DatabaseConfig { source, connection })
+}
+
+fn pool(get: &impl Fn(&str) -> Option<String>) -> Result<PoolSettings, ConfigError> {
+    let defaults = PoolSettings::default();
+    // Lambda sets AWS_LAMBDA_MAX_CONCURRENCY when one instance runs several invocations at
+    // once; each needs its own connection.
+    let lambda_concurrency = number(get, "AWS_LAMBDA_MAX_CONCURRENCY", defaults.max_connections, 1..=1000)?;
+    Ok(PoolSettings {
+        max_connections: number(get, "DB_MAX_CONNECTIONS", lambda_concurrency.min(100), 1..=100)?,
+        acquire_timeout: millis(get, "DB_ACQUIRE_TIMEOUT_MS", defaults.acquire_timeout)?,
+        statement_timeout: millis(get, "DB_STATEMENT_TIMEOUT_MS", defaults.statement_timeout)?,
+        idle_timeout: millis(get, "DB_IDLE_TIMEOUT_MS", defaults.idle_timeout)?,
+    })
+}
+
+fn masking(get: &impl Fn(&str) -> Option<String>) -> Result<MaskingConfig, ConfigError> {
+    let mode = match get("MASKING_MODE") {
+        None => MaskingMode::default(),
+        Some(text) => text.parse().map_err(|err: crate::mask::KeyError| invalid("MASKING_MODE", err.to_string()))?,
+    };
+    let key = match (get("MASKING_KEY"), get("MASKING_KEY_SECRET_ID")) {
+        (Some(hex), None) => Some(MaskingKeySource::Inline(
+            MaskingKey::from_hex(&hex).map_err(|err| invalid("MASKING_KEY", err.to_string()))?,
+        )),
+        (None, Some(id)) => Some(MaskingKeySource::Secret(id)),
+        (None, None) => None,
+        (Some(_), Some(_)) => return Err(ConfigError::TwoMaskingKeys),
+    };
+    Ok(MaskingConfig { mode, key })
+}
+
+fn aws(get: &impl Fn(&str) -> Option<String>) -> Result<AwsConfig, ConfigError> {
+    let retry_backoff_base = match number(get, "RETRY_BACKOFF_BASE_SECONDS", 180, 0..=43_200)? {
+        0 => None,
+        seconds => Some(Duration::from_secs(u64::from(seconds))),
+    };
+    Ok(AwsConfig {
+        function_name: get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "login-etl".into()),
+        runtime_api: get("AWS_LAMBDA_RUNTIME_API"),
+        endpoint_url: get("AWS_ENDPOINT_URL"),
+        retry_backoff_base,
+    })
 }
 
 fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -207,12 +276,17 @@ mod tests {
         Config::from_lookup(|name| vars.get(name).cloned())
     }
 
+    /// The configuration as the function reads it: with what the handler needs checked.
+    fn function_config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        config(vars).and_then(|config| config.require_handler().map(|()| config))
+    }
+
     #[test]
     fn minimal_local_configuration() {
         let config = config(&[("DATABASE_URL", "postgres://localhost/x"), ("MASKING_KEY", KEY)]).expect("valid");
-        assert_eq!(config.database, DatabaseSource::Url("postgres://localhost/x".into()));
-        assert_eq!(config.masking_mode, MaskingMode::Hmac);
-        assert!(matches!(config.masking_key, Some(MaskingKeySource::Inline(_))));
+        assert_eq!(config.database.source, Some(DatabaseSource::Url("postgres://localhost/x".into())));
+        assert_eq!(config.masking.mode, MaskingMode::Hmac);
+        assert!(matches!(config.masking.key, Some(MaskingKeySource::Inline(_))));
         assert_eq!(config.pool, PoolSettings::default());
     }
 
@@ -220,32 +294,35 @@ mod tests {
     fn secrets_configuration() {
         let config = config(&[("DB_SECRET_ID", "login-etl/db"), ("MASKING_KEY_SECRET_ID", "login-etl/masking-key")])
             .expect("valid");
-        assert_eq!(config.database, DatabaseSource::Secret("login-etl/db".into()));
-        assert!(matches!(config.masking_key, Some(MaskingKeySource::Secret(ref id)) if id == "login-etl/masking-key"));
+        assert_eq!(config.database.source, Some(DatabaseSource::Secret("login-etl/db".into())));
+        assert!(matches!(config.masking.key, Some(MaskingKeySource::Secret(ref id)) if id == "login-etl/masking-key"));
     }
 
     #[test]
     fn refusals_name_the_variable_not_the_value() {
         let url = ("DATABASE_URL", "postgres://u:hunter2@h/db");
-        assert_eq!(config(&[("MASKING_KEY", KEY)]).err(), Some(ConfigError::NoDatabase));
-        assert_eq!(config(&[url, ("DB_SECRET_ID", "x"), ("MASKING_KEY", KEY)]).err(), Some(ConfigError::TwoDatabases));
-        assert_eq!(config(&[url]).err(), Some(ConfigError::NoMaskingKey));
-        assert_eq!(config(&[url, ("MASKING_KEY", "")]).err(), Some(ConfigError::NoMaskingKey));
-        let short = config(&[url, ("MASKING_KEY", "abcd1234")]).expect_err("short key");
+        assert_eq!(function_config(&[("MASKING_KEY", KEY)]).err(), Some(ConfigError::NoDatabase));
+        assert_eq!(
+            function_config(&[url, ("DB_SECRET_ID", "x"), ("MASKING_KEY", KEY)]).err(),
+            Some(ConfigError::TwoDatabases)
+        );
+        assert_eq!(function_config(&[url]).err(), Some(ConfigError::NoMaskingKey));
+        assert_eq!(function_config(&[url, ("MASKING_KEY", "")]).err(), Some(ConfigError::NoMaskingKey));
+        let short = function_config(&[url, ("MASKING_KEY", "abcd1234")]).expect_err("short key");
         assert_eq!(short.to_string(), "MASKING_KEY: the masking key has 4 bytes; at least 32 are required");
-        let mode = config(&[url, ("MASKING_KEY", KEY), ("MASKING_MODE", "md5")]).expect_err("mode");
+        let mode = function_config(&[url, ("MASKING_KEY", KEY), ("MASKING_MODE", "md5")]).expect_err("mode");
         assert!(mode.to_string().starts_with("MASKING_MODE:"), "{mode}");
-        let pool = config(&[url, ("MASKING_KEY", KEY), ("DB_MAX_CONNECTIONS", "0")]).expect_err("pool");
+        let pool = function_config(&[url, ("MASKING_KEY", KEY), ("DB_MAX_CONNECTIONS", "0")]).expect_err("pool");
         assert!(pool.to_string().starts_with("DB_MAX_CONNECTIONS:"), "{pool}");
-        assert!(!format!("{:?}", config(&[url, ("MASKING_KEY", KEY)])).contains("hunter2"));
+        assert!(!format!("{:?}", function_config(&[url, ("MASKING_KEY", KEY)])).contains("hunter2"));
     }
 
     #[test]
     fn the_vault_key_is_optional_and_checked() {
         let base = [("DATABASE_URL", "postgres://h/db"), ("MASKING_KEY", KEY)];
-        assert!(config(&base).expect("valid").vault_public_key.is_none());
+        assert!(config(&base).expect("valid").vault.public_key.is_none());
         let with_key = config(&[base[0], base[1], ("VAULT_PUBLIC_KEY", KEY)]).expect("valid");
-        assert_eq!(with_key.vault_public_key.map(|k| k.to_hex()).as_deref(), Some(KEY));
+        assert_eq!(with_key.vault.public_key.map(|k| k.to_hex()).as_deref(), Some(KEY));
         let bad = config(&[base[0], base[1], ("VAULT_PUBLIC_KEY", "xyz")]).expect_err("bad key");
         assert!(bad.to_string().starts_with("VAULT_PUBLIC_KEY:"), "{bad}");
     }
@@ -265,21 +342,50 @@ mod tests {
     fn iam_authentication_demands_tls() {
         let base = [("DATABASE_URL", "postgres://h/db"), ("MASKING_KEY", KEY)];
         let iam = config(&[base[0], base[1], ("DB_IAM_AUTH", "true")]).expect("valid");
-        assert!(iam.connection.iam_auth);
-        assert_eq!(iam.connection.ssl_mode, Some(SslMode::VerifyFull));
+        assert!(iam.database.connection.iam_auth);
+        assert_eq!(iam.database.connection.ssl_mode, Some(SslMode::VerifyFull));
         let plain = config(&[base[0], base[1], ("DB_IAM_AUTH", "true"), ("DB_SSL_MODE", "prefer")]).expect_err("plain");
         assert!(plain.to_string().starts_with("DB_SSL_MODE:"), "{plain}");
         let bad = config(&[base[0], base[1], ("DB_IAM_AUTH", "yes please")]).expect_err("bad flag");
         assert!(bad.to_string().starts_with("DB_IAM_AUTH:"), "{bad}");
         let none = config(&base).expect("valid");
-        assert_eq!(none.connection, ConnectionSecurity::default());
+        assert_eq!(none.database.connection, ConnectionSecurity::default());
     }
 
     #[test]
     fn sha256_mode_needs_no_key() {
         let config = config(&[("DATABASE_URL", "postgres://h/db"), ("MASKING_MODE", "sha256")]).expect("valid");
-        assert_eq!(config.masking_mode, MaskingMode::Sha256);
-        assert!(config.masking_key.is_none());
+        assert_eq!(config.masking.mode, MaskingMode::Sha256);
+        assert!(config.masking.key.is_none());
+        assert!(config.require_handler().is_ok());
+    }
+
+    /// Commands that only need the database (`migrate`, `report`) read the same configuration
+    /// without a masking key; the function refuses it.
+    #[test]
+    fn presence_is_checked_by_need() {
+        let url = [("DATABASE_URL", "postgres://h/db")];
+        let config = config(&url).expect("a database alone is a valid configuration");
+        assert!(config.database.source().is_ok());
+        assert_eq!(config.masking.require_key().err(), Some(ConfigError::NoMaskingKey));
+        assert_eq!(
+            super::Config::from_lookup(|_| None).expect("empty").database.source().err(),
+            Some(ConfigError::NoDatabase)
+        );
+    }
+
+    #[test]
+    fn aws_surroundings_are_read() {
+        let config = config(&[
+            ("AWS_LAMBDA_FUNCTION_NAME", "etl-prod"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+            ("RETRY_BACKOFF_BASE_SECONDS", "0"),
+        ])
+        .expect("valid");
+        assert_eq!(config.aws.function_name, "etl-prod");
+        assert_eq!(config.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:4566"));
+        assert_eq!(config.aws.retry_backoff_base, None);
+        assert_eq!(super::Config::from_lookup(|_| None).expect("empty").aws.function_name, "login-etl");
     }
 
     #[test]

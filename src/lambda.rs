@@ -3,7 +3,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use std::io::Write;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::Instrument;
@@ -14,58 +16,110 @@ use crate::loader::Loader;
 use crate::metrics;
 use crate::telemetry::LogSettings;
 
-/// Serves invocations until the runtime stops. Requires `FunctionResponseTypes:
-/// [ReportBatchItemFailures]` on the event source mapping, or Lambda ignores the response and
-/// treats every batch as wholly successful.
-///
-/// Each invocation runs inside the runtime's span (`requestId`, `xrayTraceId`) and one of
-/// ours (`coldStart`), so every line it logs can be tied to it.
-pub async fn run(handler: Handler, log: &LogSettings) -> Result<(), lambda_runtime::Error> {
-    let handler = &handler;
-    let metrics_level = log.metrics_level;
-    let function_name = &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "login-etl".into());
-    let first = &AtomicBool::new(true);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let cold_start = first.swap(false, Ordering::Relaxed);
+/// The function as each invocation sees it: the [`Handler`] built at cold start, and what its
+/// metrics are labelled with.
+pub struct Function {
+    handler: Handler,
+    function_name: String,
+    metrics_level: &'static str,
+    /// Set until the first invocation of this instance has started.
+    cold: AtomicBool,
+}
+
+/// The runtime's identifiers of one invocation, copied into its metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Request<'a> {
+    pub id: &'a str,
+    pub xray_trace_id: Option<&'a str>,
+}
+
+impl Function {
+    /// `function_name` is [`crate::config::AwsConfig::function_name`]; `metrics_level` is
+    /// [`LogSettings::metrics_level`].
+    pub fn new(handler: Handler, function_name: impl Into<String>, log: &LogSettings) -> Function {
+        Function {
+            handler,
+            function_name: function_name.into(),
+            metrics_level: log.metrics_level,
+            cold: AtomicBool::new(true),
+        }
+    }
+
+    pub fn handler(&self) -> &Handler {
+        &self.handler
+    }
+
+    /// One invocation, exactly as the runtime runs it (and as `login-etl-cli invoke` and the
+    /// tests call it): handle the batch, write its EMF metrics lines to `metrics` (stdout under
+    /// Lambda, where CloudWatch Logs extracts them), and answer with the partial batch
+    /// response. An `Err` (an event whose failures cannot be named, or a failed insert; see
+    /// [`respond`]) makes Lambda retry the whole batch.
+    ///
+    /// Runs inside a span of ours (`coldStart`), within the runtime's (`requestId`,
+    /// `xrayTraceId`), so every line it logs can be tied to it.
+    pub async fn invoke(
+        &self,
+        event: SqsEvent,
+        request: Request<'_>,
+        metrics: &mut (impl Write + Send),
+    ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+        let cold_start = self.cold.swap(false, Ordering::Relaxed);
         let span = tracing::info_span!("invocation", coldStart = cold_start);
         async move {
             let started = Instant::now();
-            let outcome = handler.handle(&event.payload.records).await?;
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
-            let mut document = metrics::emf_document(&outcome, started.elapsed(), now, function_name);
+            let outcome = self.handler.handle(&event.records).await?;
             let meta = metrics::InvocationMeta {
-                request_id: &event.context.request_id,
-                xray_trace_id: event.context.xray_trace_id.as_deref(),
+                request_id: request.id,
+                xray_trace_id: request.xray_trace_id,
                 cold_start,
-                level: metrics_level,
+                level: self.metrics_level,
             };
-            metrics::add_invocation_meta(&mut document, &meta);
-            // EMF goes to stdout as its own line; CloudWatch Logs extracts the metrics.
-            println!("{document}");
-            for mut by_reason in metrics::failure_reason_documents(&outcome, now, function_name) {
-                if let Some(fields) = by_reason.as_object_mut() {
-                    fields.insert("level".into(), meta.level.into());
-                    fields.insert("requestId".into(), meta.request_id.into());
-                    if let Some(trace_id) = meta.xray_trace_id {
-                        fields.insert("xrayTraceId".into(), trace_id.into());
-                    }
-                }
-                println!("{by_reason}");
+            if let Err(err) = write_metrics(metrics, &outcome, started.elapsed(), &meta, &self.function_name) {
+                // Metrics are worth a warning, never a failed batch: the rows are committed.
+                tracing::warn!(error = %err, "could not write the invocation's metrics");
             }
             respond(&outcome)
         }
         .instrument(span)
         .await
-    }))
-    .await
+    }
 }
 
-/// One invocation, as the runtime runs it: the response names exactly the failed records. An
-/// `Err` (an event whose failures cannot be named, or a failed insert; see [`respond`]) makes
-/// Lambda retry the whole batch.
-pub async fn handle_event(handler: &Handler, event: SqsEvent) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-    let outcome = handler.handle(&event.records).await?;
-    respond(&outcome)
+/// The invocation's EMF document, then one per failure reason, each on its own line.
+fn write_metrics(
+    out: &mut impl Write,
+    outcome: &BatchOutcome,
+    elapsed: Duration,
+    meta: &metrics::InvocationMeta<'_>,
+    function_name: &str,
+) -> std::io::Result<()> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
+    let mut document = metrics::emf_document(outcome, elapsed, now, function_name);
+    metrics::add_invocation_meta(&mut document, meta);
+    writeln!(out, "{document}")?;
+    for mut by_reason in metrics::failure_reason_documents(outcome, now, function_name) {
+        if let Some(fields) = by_reason.as_object_mut() {
+            fields.insert("level".into(), meta.level.into());
+            fields.insert("requestId".into(), meta.request_id.into());
+            if let Some(trace_id) = meta.xray_trace_id {
+                fields.insert("xrayTraceId".into(), trace_id.into());
+            }
+        }
+        writeln!(out, "{by_reason}")?;
+    }
+    out.flush()
+}
+
+/// Serves invocations until the runtime stops: each one goes to [`Function::invoke`], metrics
+/// to stdout. Requires `FunctionResponseTypes: [ReportBatchItemFailures]` on the event source
+/// mapping, or Lambda ignores the response and treats every batch as wholly successful.
+pub async fn run(function: Function) -> Result<(), lambda_runtime::Error> {
+    let function = &function;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let request = Request { id: &event.context.request_id, xray_trace_id: event.context.xray_trace_id.as_deref() };
+        function.invoke(event.payload, request, &mut std::io::stdout()).await
+    }))
+    .await
 }
 
 /// The batch's insert failed (database away, timed out): every valid record failed.
@@ -85,7 +139,22 @@ pub fn respond(outcome: &BatchOutcome) -> Result<SqsBatchResponse, lambda_runtim
     if outcome.store_failed() {
         return Err(StoreUnavailable { failed: outcome.failed.len() }.into());
     }
-    Ok(outcome.response())
+    Ok(batch_response(outcome))
+}
+
+/// The partial batch response: exactly the failed messages go back to the queue.
+pub fn batch_response(outcome: &BatchOutcome) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = outcome
+        .failed
+        .iter()
+        .map(|failed| {
+            let mut item = BatchItemFailure::default();
+            item.item_identifier = failed.message_id.clone();
+            item
+        })
+        .collect();
+    response
 }
 
 /// Closes the loader's connections when Lambda shuts the instance down, so the server (or
@@ -152,9 +221,15 @@ fn runtime_api_endpoint(api: &str) -> (&str, String) {
 /// Lambda records an init error (shown as such in the console and the invoke response)
 /// rather than a runtime that exited without a word. `error_type` is a stable code,
 /// `message` the operator's text (it names the variable, never a secret value).
-pub async fn report_init_error(error_type: &str, message: &str) -> Result<(), InitErrorReport> {
-    let api = std::env::var("AWS_LAMBDA_RUNTIME_API").map_err(|_| InitErrorReport::NoRuntimeApi)?;
-    let (address, prefix) = runtime_api_endpoint(&api);
+///
+/// `runtime_api` is [`crate::config::AwsConfig::runtime_api`].
+pub async fn report_init_error(
+    runtime_api: Option<&str>,
+    error_type: &str,
+    message: &str,
+) -> Result<(), InitErrorReport> {
+    let api = runtime_api.ok_or(InitErrorReport::NoRuntimeApi)?;
+    let (address, prefix) = runtime_api_endpoint(api);
     let body = serde_json::json!({"errorType": error_type, "errorMessage": message, "stackTrace": []}).to_string();
     let request = format!(
         "POST {prefix}/2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {address}\r\n\

@@ -1,37 +1,54 @@
 //! login-etl: user-login events from SQS, masked, loaded into PostgreSQL.
 //!
-//! The data flow, module by module:
+//! # Layout
 //!
 //! ```text
-//! SqsEvent ──▶ batch::plan ──▶ store::Store::insert ──▶ BatchOutcome ──▶ SqsBatchResponse
-//!               │  message: parse + validate one body          (one statement per batch)
-//!               │  mask:    HMAC-SHA256 of ip / device_id
+//!               entry points                 core (pure)                  adapters (I/O)
+//!  Lambda ──▶ lambda::Function::invoke ─┐
+//!  CLI ─────▶ cli::run ─▶ drain ────────┼─▶ handler::Handler::handle ─▶ batch::plan ──────┐
+//!                                       │      (message, mask, vault)                      │
+//!                                       │   ◀── BatchOutcome ◀── loader::Loader::insert ◀──┘
+//!  SqsBatchResponse ◀── lambda::batch_response                   (one statement per batch)
 //! ```
 //!
-//! The pure core ([`message`], [`mask`], [`batch`]) does no I/O. The adapters translate:
-//! [`lambda`] (the Lambda runtime), [`queue`] (SQS polling, the local event source mapping),
-//! [`store`] (PostgreSQL), [`secrets`] (Secrets Manager), [`config`] (the environment).
-//! [`handler`] joins core and store, and is what every entry point calls; [`startup`] builds it
-//! once per process. [`sample`] makes realistic test messages.
+//! - **Core** (`src/core/`, no I/O): [`message`], [`mask`], [`vault`], [`batch`], [`metrics`],
+//!   [`sample`].
+//! - **Adapters** (`src/adapters/`): [`loader`] and [`store`] (PostgreSQL, with [`database`],
+//!   [`tls`], [`iam`]), [`lifecycle`] (partitions, retention, erasure), [`secrets`], [`sqs`],
+//!   [`visibility`], [`aws`].
+//! - **The joint**: [`handler`] plans a batch with the core and writes it with the loader; it
+//!   is what every entry point calls. [`startup`] builds it once per process from [`config`].
+//! - **Entry points**: [`lambda`] (the runtime's one function, metrics included), [`drain`]
+//!   (the local event source mapping), [`cli`] (`login-etl-cli`'s commands, as functions).
+//! - **Cross-cutting**: [`config`] (the environment, read and validated once), [`telemetry`]
+//!   (logging without PII).
+//!
+//! The modules of `core` and `adapters` are re-exported here by name, so `login_etl::batch`
+//! and `login_etl::loader` are the paths to use; the types most callers need are re-exported
+//! at the root.
 
-pub mod aws;
-pub mod batch;
+mod adapters;
+mod core;
+
+pub mod cli;
 pub mod config;
-pub mod database;
+pub mod drain;
 pub mod handler;
-pub mod iam;
 pub mod lambda;
-pub mod lifecycle;
-pub mod loader;
-pub mod mask;
-pub mod message;
-pub mod metrics;
-pub mod queue;
-pub mod sample;
-pub mod secrets;
 pub mod startup;
-pub mod store;
 pub mod telemetry;
-pub mod tls;
-pub mod vault;
-pub mod visibility;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+
+pub use crate::adapters::{aws, database, iam, lifecycle, loader, secrets, sqs, store, tls, visibility};
+pub use crate::core::{batch, mask, message, metrics, sample, vault};
+
+pub use crate::batch::{BatchOutcome, BatchPlan, FailedMessage, FailureReason};
+pub use crate::config::{Config, ConfigError};
+pub use crate::drain::{DrainEnd, DrainOptions, DrainReport};
+pub use crate::handler::Handler;
+pub use crate::lambda::Function;
+pub use crate::loader::{Loader, PoolSettings};
+pub use crate::mask::{MaskedField, Masker, MaskingKey, MaskingMode};
+pub use crate::sqs::Queue;
+pub use crate::store::Store;

@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use login_etl::config::Config;
-use login_etl::handler::{Handler, error_chain};
+use login_etl::lambda::Function;
 use login_etl::{lambda, startup, telemetry};
 
 /// Variables a template may declare with an empty value to mean "unset" (`sam local invoke`
@@ -32,12 +32,19 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let handler = match start().await {
+        let config = match Config::from_env().and_then(|config| config.require_handler().map(|()| config)) {
+            Ok(config) => config,
+            Err(err) => return init_failed(None, "Runtime.ConfigError", &err.to_string()).await,
+        };
+        let handler = match startup::build_handler(&config).await {
             Ok(handler) => handler,
-            Err((error_type, message)) => return init_failed(error_type, &message).await,
+            Err(err) => {
+                let message = format!("{:#}", anyhow::Error::from(err));
+                return init_failed(config.aws.runtime_api.as_deref(), "Runtime.StartupError", &message).await;
+            }
         };
         lambda::close_on_shutdown(handler.loader().clone()).await;
-        match lambda::run(handler, &log).await {
+        match lambda::run(Function::new(handler, config.aws.function_name, &log)).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 tracing::error!(error = %err, "the Lambda runtime loop stopped");
@@ -47,17 +54,13 @@ fn main() -> ExitCode {
     })
 }
 
-/// Reads the configuration and builds the handler; a failure is `(errorType, message)`.
-async fn start() -> Result<Handler, (&'static str, String)> {
-    let config = Config::from_env().map_err(|err| ("Runtime.ConfigError", err.to_string()))?;
-    startup::build_handler(&config).await.map_err(|err| ("Runtime.StartupError", error_chain(&err)))
-}
-
 /// A start-up failure: one clear log line, reported to the Runtime API's init-error endpoint
-/// so Lambda shows an init error, then exit.
-async fn init_failed(error_type: &'static str, message: &str) -> ExitCode {
+/// so Lambda shows an init error, then exit. Without a valid configuration the Runtime API's
+/// address is read on its own (the one variable the report needs).
+async fn init_failed(runtime_api: Option<&str>, error_type: &'static str, message: &str) -> ExitCode {
     tracing::error!(errorType = error_type, "start-up failed: {message}");
-    if let Err(err) = lambda::report_init_error(error_type, message).await {
+    let fallback = std::env::var("AWS_LAMBDA_RUNTIME_API").ok();
+    if let Err(err) = lambda::report_init_error(runtime_api.or(fallback.as_deref()), error_type, message).await {
         tracing::warn!(error = %err, "could not report the start-up failure to the Runtime API");
     }
     ExitCode::FAILURE

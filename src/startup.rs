@@ -2,11 +2,11 @@
 
 use tokio::sync::OnceCell;
 
-use crate::config::{Config, ConnectionSecurity, DatabaseSource, MaskingKeySource};
+use crate::config::{Config, ConfigError, DatabaseSource, MaskingKeySource};
 use crate::database::DbTarget;
-use crate::handler::{DbSecret, Handler};
+use crate::handler::Handler;
 use crate::iam::{IamAuth, IamError};
-use crate::loader::{Loader, LoaderSetupError};
+use crate::loader::{DbSecret, Loader, LoaderSetupError};
 use crate::mask::{Masker, MaskingKey, MaskingMode};
 use crate::secrets::{SecretError, SecretStore};
 use crate::store::Store;
@@ -14,6 +14,8 @@ use crate::visibility::VisibilityBackoff;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("DATABASE_URL: {0}")]
     InvalidDatabaseUrl(#[source] crate::database::TargetError),
     #[error(transparent)]
@@ -37,38 +39,38 @@ pub async fn build_handler_with_secrets(config: &Config, secrets: SecretStore) -
 }
 
 async fn build_handler_with(config: &Config, secrets: OnceCell<SecretStore>) -> Result<Handler, StartupError> {
-    let (target, key) = tokio::try_join!(database_target(&config.database, &secrets), masking_key(config, &secrets))?;
-    let target = secure(target, &config.connection);
-    let masker = masker_for(config.masking_mode, key);
-    let iam = match config.connection.iam_auth {
+    config.require_handler()?;
+    let database = config.database.source()?;
+    let connection = &config.database.connection;
+    let (target, key) = tokio::try_join!(database_target(database, &secrets), masking_key(config, &secrets))?;
+    let target = target.secured(connection);
+    let masker = masker_for(config.masking.mode, key);
+    let iam = match connection.iam_auth {
         true => {
             tracing::info!(user = %target.user, ssl_mode = %target.ssl_mode, "IAM database authentication: a fresh token per connection");
             Some(IamAuth::from_env().await?)
         }
         false => None,
     };
-    let loader = Loader::with_ca_bundle(target, &config.pool, iam, config.connection.ca_bundle.as_deref())?;
-    let db_secret = match (&config.database, secrets.into_inner()) {
-        (DatabaseSource::Secret(id), Some(secrets)) => {
-            Some(DbSecret::new(secrets, id.clone(), config.connection.clone()))
-        }
+    let db_secret = match (database, secrets.into_inner()) {
+        (DatabaseSource::Secret(id), Some(secrets)) => Some(DbSecret::new(secrets, id.clone(), connection.clone())),
         _ => None,
     };
-    if let Some(key) = &config.vault_public_key {
+    let loader =
+        Loader::with_ca_bundle(target, &config.pool, iam, connection.ca_bundle.as_deref())?.with_db_secret(db_secret);
+    if let Some(key) = &config.vault.public_key {
         tracing::info!(vault_key_id = %key.key_id(), "PII vault on: originals are sealed to the vault public key");
     }
-    let backoff = config.retry_backoff_base.map(VisibilityBackoff::from_env);
-    Ok(Handler::new(masker, loader)
-        .with_db_secret(db_secret)
-        .with_vault(config.vault_public_key.clone())
-        .with_backoff(backoff))
+    let backoff =
+        config.aws.retry_backoff_base.map(|base| VisibilityBackoff::new(base, config.aws.endpoint_url.clone()));
+    Ok(Handler::new(masker, loader).with_vault(config.vault.public_key.clone()).with_backoff(backoff))
 }
 
 /// The configured masker alone (secrets read as needed): `recover` re-masks what it decrypts
 /// to tell genuine originals from planted ones.
 pub async fn masker(config: &Config) -> Result<Masker, StartupError> {
     let key = masking_key(config, &OnceCell::new()).await?;
-    Ok(masker_for(config.masking_mode, key))
+    Ok(masker_for(config.masking.mode, key))
 }
 
 fn masker_for(mode: MaskingMode, key: Option<MaskingKey>) -> Masker {
@@ -87,22 +89,11 @@ fn masker_for(mode: MaskingMode, key: Option<MaskingKey>) -> Masker {
 }
 
 /// A store for operator commands (migrations, reports, vault reads): sqlx sessions straight to
-/// the server, with a password (not through a transaction-mode pooler; see README).
-pub async fn connect_store(database: &DatabaseSource) -> Result<Store, StartupError> {
-    let target = database_target(database, &OnceCell::new()).await?;
-    Ok(Store::connect_lazy(target.sqlx_options(), 2))
-}
-
-/// Applies `DB_SSL_MODE` and, with IAM authentication, drops any password: the token is made
-/// per connection.
-pub fn secure(mut target: DbTarget, connection: &ConnectionSecurity) -> DbTarget {
-    if let Some(mode) = connection.ssl_mode {
-        target.ssl_mode = mode;
-    }
-    if connection.iam_auth {
-        target.password = None;
-    }
-    target
+/// the server, with a password (not through a transaction-mode pooler; see README). The pool
+/// follows `DB_MAX_CONNECTIONS`, with at least the 2 connections these commands always had.
+pub async fn connect_store(config: &Config) -> Result<Store, StartupError> {
+    let target = database_target(config.database.source()?, &OnceCell::new()).await?;
+    Ok(Store::connect_lazy(target.sqlx_options(), config.pool.max_connections.max(2)))
 }
 
 async fn database_target(database: &DatabaseSource, secrets: &OnceCell<SecretStore>) -> Result<DbTarget, StartupError> {
@@ -113,10 +104,7 @@ async fn database_target(database: &DatabaseSource, secrets: &OnceCell<SecretSto
 }
 
 async fn masking_key(config: &Config, secrets: &OnceCell<SecretStore>) -> Result<Option<MaskingKey>, StartupError> {
-    if config.masking_mode != MaskingMode::Hmac {
-        return Ok(None);
-    }
-    match &config.masking_key {
+    match config.masking.require_key()? {
         Some(MaskingKeySource::Inline(key)) => Ok(Some(key.clone())),
         Some(MaskingKeySource::Secret(id)) => {
             Ok(Some(secrets.get_or_init(SecretStore::from_env).await.masking_key(id).await?))

@@ -1,41 +1,20 @@
 //! `login-etl-cli` as an operator runs it, as a process against real LocalStack SQS and
 //! PostgreSQL: signals stop `drain --follow` cleanly, the exit status tells a stuck queue
-//! from a drained one, `--json` is machine-readable, and no ANSI codes reach a pipe.
+//! from a drained one, `--json` is machine-readable, and no ANSI codes reach a pipe; and the
+//! commands as functions, called in-process.
 
-mod common;
-
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::*;
-use login_etl::queue::Queue;
+use login_etl::cli;
+use login_etl::mask::MaskedField;
+use login_etl::sqs::Queue;
+use login_etl::testing::*;
 use sqlx::PgPool;
 
 /// The CLI with exactly the environment a test gives it: a database, the test key, LocalStack.
 fn cli(pool: &PgPool) -> Command {
-    let options = pool.connect_options();
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    );
-    let mut command = Command::new(env!("CARGO_BIN_EXE_login-etl-cli"));
-    for name in ["DB_SECRET_ID", "MASKING_KEY_SECRET_ID", "QUEUE_URL", "RUST_LOG", "NO_COLOR", "VAULT_PUBLIC_KEY"] {
-        command.env_remove(name);
-    }
-    command
-        .env("DATABASE_URL", url)
-        .env("MASKING_KEY", TEST_KEY_HEX)
-        .env("AWS_ENDPOINT_URL", localstack_endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
+    cli_process(env!("CARGO_BIN_EXE_login-etl-cli"), &pool.connect_options())
 }
 
 fn json_stdout(output: &Output) -> serde_json::Value {
@@ -50,17 +29,7 @@ fn stderr(output: &Output) -> String {
 
 /// A queue with no redrive policy, a short visibility timeout, holding `bodies`.
 async fn queue_without_dlq(bodies: &[String]) -> Queue {
-    let client = sqs().await;
-    let url = client
-        .create_queue()
-        .queue_name(unique_name("cli"))
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "1")
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("queue url");
-    let queue = Queue::open(client, &url).await.expect("open");
+    let queue = queue_without_redrive("cli").await;
     queue.send(bodies).await.expect("send");
     queue
 }
@@ -173,4 +142,65 @@ async fn a_closed_pipe_does_not_panic_and_setup_creates_everything_first(pool: P
     }
     let secrets = login_etl::secrets::SecretStore::new(&localstack_config().await);
     assert!(secrets.secret_text(&key_id).await.is_ok(), "the masking key secret was created");
+}
+
+// The commands as functions, in-process: arguments, dependencies and writers, no process.
+
+#[sqlx::test(migrations = "./migrations")]
+async fn report_in_process_shows_masked_values_only(pool: PgPool) {
+    let records = vec![sqs_message("r1", &login_body("user-r1", "10.9.8.7", "dev-r1"))];
+    handler_for(&pool).handle(&records).await.expect("loaded");
+    let mut out = Vec::new();
+    let args = cli::ReportArgs { limit: 5, json: true };
+    cli::report(&args, &store_for(&pool), &mut out).await.expect("report");
+    let report: serde_json::Value = serde_json::from_slice(&out).expect("one JSON object");
+    assert_eq!(report["total_rows"], 1);
+    assert_eq!(report["latest"][0]["user_id"], "user-r1");
+    assert_eq!(report["latest"][0]["masked_ip"], masker().mask(MaskedField::Ip, "10.9.8.7"));
+    let text = String::from_utf8_lossy(&out);
+    assert!(!text.contains("10.9.8.7") && !text.contains("dev-r1"), "{text}");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn invoke_in_process_answers_with_the_batch_response_and_writes_metrics(pool: PgPool) {
+    let log = login_etl::telemetry::LogSettings::from_lookup(|_| None);
+    let function = login_etl::Function::new(handler_for(&pool), "login-etl", &log);
+    let args = cli::InvokeArgs { file: "events/mixed.json".into() };
+    let (mut out, mut metrics) = (Vec::new(), Vec::new());
+    cli::invoke(&args, &function, &mut out, &mut metrics).await.expect("invoke");
+    let response: serde_json::Value = serde_json::from_slice(&out).expect("the SQSBatchResponse");
+    assert_eq!(response["batchItemFailures"].as_array().map(Vec::len), Some(6));
+    let emf: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&metrics).lines().next().expect("an EMF line")).expect("JSON");
+    assert_eq!(emf["RecordsFailed"], 6, "{emf}");
+    assert_eq!(row_count(&pool).await, 4);
+}
+
+#[test]
+fn keygen_in_process_writes_the_private_key_and_prints_the_public_one() {
+    let dir = std::env::temp_dir().join(unique_name("keygen"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let args = cli::KeygenArgs { private_key_file: dir.join("vault.key") };
+    let (mut out, mut notes) = (Vec::new(), Vec::new());
+    cli::keygen(&args, &mut out, &mut notes).expect("keygen");
+    let private = std::fs::read_to_string(&args.private_key_file).expect("key file");
+    let secret = login_etl::vault::VaultSecretKey::from_hex(&private).expect("a private key");
+    assert_eq!(String::from_utf8_lossy(&out).trim(), secret.public_key().to_hex());
+    assert!(String::from_utf8_lossy(&notes).contains("VAULT_PUBLIC_KEY"));
+    // An existing key file is never overwritten.
+    assert!(cli::keygen(&args, &mut Vec::new(), &mut Vec::new()).is_err());
+    assert_eq!(std::fs::read_to_string(&args.private_key_file).expect("key file"), private);
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+#[tokio::test]
+async fn depth_in_process_counts_the_queue() {
+    let bodies: Vec<String> = (0..2).map(|i| login_body(&format!("d-{i}"), "10.0.0.1", "dev")).collect();
+    let queue = queue_without_dlq(&bodies).await;
+    let mut out = Vec::new();
+    let args = cli::DepthArgs { queue_url: queue.url().to_owned(), json: true };
+    cli::depth(&args, &queue, &mut out).await.expect("depth");
+    let depth: serde_json::Value = serde_json::from_slice(&out).expect("one JSON object");
+    assert_eq!(depth["queue_url"], queue.url());
+    assert_eq!(depth["visible"].as_u64().unwrap_or(0) + depth["in_flight"].as_u64().unwrap_or(0), 2, "{depth}");
 }

@@ -1,13 +1,12 @@
 //! The local event source mapping (`queue::drain`) against real LocalStack SQS and the real
 //! PostgreSQL: exact accounting, crash safety, concurrency.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 
-use common::*;
-use login_etl::queue::{self, DrainEnd, DrainOptions, Queue};
+use login_etl::drain::{self, DrainEnd, DrainOptions};
 use login_etl::sample;
+use login_etl::sqs::{self, Queue};
+use login_etl::testing::*;
 use sqlx::PgPool;
 
 /// Short visibility and few receives, so failures reach the DLQ within seconds.
@@ -15,12 +14,12 @@ const VISIBILITY_SECONDS: u32 = 1;
 const MAX_RECEIVE_COUNT: u32 = 2;
 
 fn options(concurrency: usize) -> DrainOptions {
-    DrainOptions { concurrency, wait_seconds: 1, follow: false, progress: false, ..DrainOptions::default() }
+    DrainOptions { concurrency, wait_seconds: 1, follow: false, ..DrainOptions::default() }
 }
 
 async fn queue_pair(client: &aws_sdk_sqs::Client, prefix: &str) -> (Queue, Queue) {
     let (url, dlq_url) =
-        queue::ensure_queue_with_dlq(client, &unique_name(prefix), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT)
+        sqs::ensure_queue_with_dlq(client, &unique_name(prefix), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT)
             .await
             .expect("queues");
     (Queue::open(client.clone(), &url).await.expect("queue"), Queue::open(client.clone(), &dlq_url).await.expect("dlq"))
@@ -65,7 +64,7 @@ async fn a_mixed_queue_drains_to_exact_accounting(pool: PgPool) {
     assert_eq!(sent.len(), 120);
 
     let handler = handler_for(&pool);
-    let report = queue::drain(&queue, &handler, &options(1)).await.expect("drain");
+    let report = drain::drain(&queue, &handler, &options(1)).await.expect("drain");
 
     assert_eq!(report.end, DrainEnd::Empty);
     assert_eq!(queue.depth().await.expect("depth").total(), 0);
@@ -106,7 +105,7 @@ async fn a_runner_killed_between_insert_and_delete_makes_no_duplicate(pool: PgPo
     assert_eq!(committed.inserted as usize, records.len());
 
     // A second runner drains everything, the redelivered batch included.
-    let report = queue::drain(&queue, &handler, &options(1)).await.expect("drain");
+    let report = drain::drain(&queue, &handler, &options(1)).await.expect("drain");
     assert_eq!(report.end, DrainEnd::Empty);
     assert_eq!(report.duplicates as usize, records.len(), "the redelivered batch is recognised");
     assert_eq!(row_count(&pool).await, 25, "one row per message, none twice");
@@ -123,7 +122,7 @@ async fn four_pollers_give_the_same_result_as_one(pool: PgPool) {
     for concurrency in [1, 4] {
         let (queue, dlq) = queue_pair(&client, &format!("k{concurrency}")).await;
         let sent: HashSet<String> = queue.send(&bodies).await.expect("send").into_iter().collect();
-        let report = queue::drain(&queue, &handler, &options(concurrency)).await.expect("drain");
+        let report = drain::drain(&queue, &handler, &options(concurrency)).await.expect("drain");
         assert_eq!(report.end, DrainEnd::Empty);
         let loaded: HashSet<String> = loaded_ids(&pool).await.intersection(&sent).cloned().collect();
         let dead = take_all_ids(&dlq).await;
@@ -147,24 +146,14 @@ async fn four_pollers_give_the_same_result_as_one(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn without_a_redrive_policy_the_drain_stops_when_only_failures_are_left(pool: PgPool) {
-    let client = sqs().await;
-    let url = client
-        .create_queue()
-        .queue_name(unique_name("noredrive"))
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "1")
-        .send()
-        .await
-        .expect("create")
-        .queue_url
-        .expect("url");
-    let queue = Queue::open(client.clone(), &url).await.expect("queue");
+    let queue = queue_without_redrive("noredrive").await;
     assert!(!queue.has_redrive_policy());
     queue
         .send(&[login_body("u-1", "10.0.0.1", "d"), "garbage".to_string(), login_body("u-2", "10.0.0.2", "d")])
         .await
         .expect("send");
 
-    let report = queue::drain(&queue, &handler_for(&pool), &options(1)).await.expect("drain");
+    let report = drain::drain(&queue, &handler_for(&pool), &options(1)).await.expect("drain");
     assert_eq!(report.end, DrainEnd::OnlyFailingMessagesLeft { messages: 1 });
     assert_eq!(report.inserted, 2);
     assert_eq!(row_count(&pool).await, 2);
@@ -212,14 +201,14 @@ async fn messages_dead_lettered_during_an_outage_are_replayed_from_the_dlq(pool:
     // redrive moves the messages to the DLQ. Nothing is lost, nothing is written.
     let down =
         login_etl::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable").expect("target");
-    let outage = queue::drain(&queue, &handler_with_target(down), &options(1)).await.expect("drain");
+    let outage = drain::drain(&queue, &handler_with_target(down), &options(1)).await.expect("drain");
     assert_eq!(outage.end, DrainEnd::Empty);
     assert_eq!(outage.inserted, 0);
     assert_eq!(outage.failed_by_reason.get("store_failed").copied(), Some(30 * u64::from(MAX_RECEIVE_COUNT)));
     assert_eq!(row_count(&pool).await, 0);
 
     // After the fix, draining the DLQ (which has no redrive policy of its own) loads them all.
-    let replay = queue::drain(&dlq, &handler_for(&pool), &options(2)).await.expect("replay");
+    let replay = drain::drain(&dlq, &handler_for(&pool), &options(2)).await.expect("replay");
     assert_eq!(replay.end, DrainEnd::Empty);
     assert_eq!(replay.inserted, 30);
     assert_eq!(loaded_ids(&pool).await, sent, "the DLQ keeps each message's id, so replays stay idempotent");
@@ -237,7 +226,7 @@ async fn a_redriven_message_that_was_loaded_is_a_duplicate_and_deleted(pool: PgP
     // The database is unreachable for this drain: the message is dead-lettered.
     let down =
         login_etl::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable").expect("target");
-    queue::drain(&queue, &handler_with_target(down), &options(1)).await.expect("drain");
+    drain::drain(&queue, &handler_with_target(down), &options(1)).await.expect("drain");
     // ... although (as when a commit's acknowledgement is lost) it had been loaded.
     let letters = dlq.receive(1).await.expect("receive");
     let letter = letters.into_iter().next().expect("a dead letter");
@@ -257,11 +246,11 @@ async fn a_redriven_message_that_was_loaded_is_a_duplicate_and_deleted(pool: PgP
         .await
         .expect("visible");
 
-    let moved = queue::redrive(&dlq, &queue).await.expect("redrive");
+    let moved = sqs::redrive(&dlq, &queue).await.expect("redrive");
     assert_eq!(moved, 1);
     assert_eq!(dlq.depth().await.expect("depth").total(), 0);
 
-    let replay = queue::drain(&queue, &handler, &options(1)).await.expect("drain");
+    let replay = drain::drain(&queue, &handler, &options(1)).await.expect("drain");
     assert_eq!((replay.inserted, replay.duplicates, replay.deleted), (0, 1, 1), "{replay:?}");
     assert_eq!(replay.end, DrainEnd::Empty);
     assert_eq!(loaded_ids(&pool).await, HashSet::from([first_id]));
@@ -291,7 +280,7 @@ async fn the_drain_rides_out_an_sqs_blip(pool: PgPool) {
     proxy.cut();
     let drain = tokio::spawn({
         let queue = queue.clone();
-        async move { queue::drain(&queue, &handler, &options).await }
+        async move { drain::drain(&queue, &handler, &options).await }
     });
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     proxy.restore();

@@ -1,13 +1,11 @@
 //! The handler against the real PostgreSQL: every test gets its own fresh database.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
 use login_etl::database::DbTarget;
 use login_etl::lambda;
 use login_etl::mask::MaskedField;
+use login_etl::testing::*;
 use sqlx::{PgPool, Row};
 
 fn failure_ids(response: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> {
@@ -21,22 +19,22 @@ async fn mixed_batch_loads_the_good_and_names_the_bad(pool: PgPool) {
     let handler = handler_for(&pool);
     let oversize_locale = serde_json::json!({"user_id": "u-long", "locale": "x".repeat(33)}).to_string();
     let records = vec![
-        record("good-1", &login_body("u-1", "199.172.111.135", "593-47-5928")),
-        record("malformed", "{\"user_id\": "),
-        record(
+        sqs_message("good-1", &login_body("u-1", "199.172.111.135", "593-47-5928")),
+        sqs_message("malformed", "{\"user_id\": "),
+        sqs_message(
             "nulls",
             r#"{"user_id":"u-2","app_version":null,"device_type":null,"ip":null,"locale":null,"device_id":null}"#,
         ),
-        record("oversize", &oversize_locale),
-        record("injection", &login_body("x'); DROP TABLE user_logins; --", "10.0.0.1", "d'--")),
-        record("no-user", r#"{"ip":"10.0.0.2"}"#),
-        record("bad-ip", &login_body("u-3", "300.1.1.1", "d-3")),
+        sqs_message("oversize", &oversize_locale),
+        sqs_message("injection", &login_body("x'); DROP TABLE user_logins; --", "10.0.0.1", "d'--")),
+        sqs_message("no-user", r#"{"ip":"10.0.0.2"}"#),
+        sqs_message("bad-ip", &login_body("u-3", "300.1.1.1", "d-3")),
     ];
 
     let outcome = handler.handle(&records).await.expect("handled");
 
     assert_eq!((outcome.received, outcome.inserted, outcome.duplicates), (7, 3, 0));
-    assert_eq!(failure_ids(&outcome.response()), ["bad-ip", "malformed", "no-user", "oversize"]);
+    assert_eq!(failure_ids(&lambda::batch_response(&outcome)), ["bad-ip", "malformed", "no-user", "oversize"]);
     assert_eq!(
         outcome.failures_by_reason(),
         BTreeMap::from([
@@ -77,7 +75,7 @@ async fn mixed_batch_loads_the_good_and_names_the_bad(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn no_raw_pii_reaches_the_table(pool: PgPool) {
     let handler = handler_for(&pool);
-    handler.handle(&[record("m1", &login_body("u-1", "199.172.111.135", "593-47-5928"))]).await.expect("handled");
+    handler.handle(&[sqs_message("m1", &login_body("u-1", "199.172.111.135", "593-47-5928"))]).await.expect("handled");
     let dump: String =
         sqlx::query_scalar("SELECT string_agg(t::text, ' ') FROM user_logins t").fetch_one(&pool).await.expect("dump");
     assert!(dump.contains("u-1"), "{dump}");
@@ -89,7 +87,7 @@ async fn no_raw_pii_reaches_the_table(pool: PgPool) {
 async fn redelivered_messages_make_one_row(pool: PgPool) {
     let handler = handler_for(&pool);
     let records: Vec<_> =
-        (0..5).map(|i| record(&format!("m-{i}"), &login_body(&format!("u-{i}"), "10.0.0.1", "d"))).collect();
+        (0..5).map(|i| sqs_message(&format!("m-{i}"), &login_body(&format!("u-{i}"), "10.0.0.1", "d"))).collect();
 
     let first = handler.handle(&records).await.expect("first delivery");
     assert_eq!((first.inserted, first.duplicates), (5, 0));
@@ -109,14 +107,14 @@ async fn fifo_failure_holds_back_its_group(pool: PgPool) {
     let handler = handler_for(&pool);
     let good = |user: &str| login_body(user, "10.0.0.1", "d");
     let records = vec![
-        fifo_record("a1", "alice", &good("alice")),
-        fifo_record("a2", "alice", "not json"),
-        fifo_record("b1", "bob", &good("bob")),
-        fifo_record("a3", "alice", &good("alice")),
-        fifo_record("b2", "bob", &good("bob")),
+        fifo_message("a1", "alice", &good("alice")),
+        fifo_message("a2", "alice", "not json"),
+        fifo_message("b1", "bob", &good("bob")),
+        fifo_message("a3", "alice", &good("alice")),
+        fifo_message("b2", "bob", &good("bob")),
     ];
     let outcome = handler.handle(&records).await.expect("handled");
-    assert_eq!(failure_ids(&outcome.response()), ["a2", "a3"]);
+    assert_eq!(failure_ids(&lambda::batch_response(&outcome)), ["a2", "a3"]);
     let loaded: Vec<String> = sqlx::query_scalar("SELECT message_id FROM user_logins ORDER BY message_id")
         .fetch_all(&pool)
         .await
@@ -129,14 +127,14 @@ async fn a_failed_transaction_writes_nothing_and_fails_every_record(pool: PgPool
     install_poison_trigger(&pool).await;
     let handler = handler_for(&pool);
     let records = vec![
-        record("ok-1", &login_body("u-1", "10.0.0.1", "d")),
-        record("bad", "[]"),
-        record("poison", &login_body("poison", "10.0.0.2", "d")),
-        record("ok-2", &login_body("u-2", "10.0.0.3", "d")),
+        sqs_message("ok-1", &login_body("u-1", "10.0.0.1", "d")),
+        sqs_message("bad", "[]"),
+        sqs_message("poison", &login_body("poison", "10.0.0.2", "d")),
+        sqs_message("ok-2", &login_body("u-2", "10.0.0.3", "d")),
     ];
     let outcome = handler.handle(&records).await.expect("handled, not Err");
     assert_eq!(outcome.inserted, 0);
-    assert_eq!(failure_ids(&outcome.response()), ["bad", "ok-1", "ok-2", "poison"]);
+    assert_eq!(failure_ids(&lambda::batch_response(&outcome)), ["bad", "ok-1", "ok-2", "poison"]);
     assert_eq!(outcome.failures_by_reason().get("store_failed"), Some(&3));
     assert_eq!(row_count(&pool).await, 0);
 }
@@ -147,36 +145,38 @@ async fn an_unreachable_database_fails_every_record() {
     let target =
         login_etl::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable").expect("target");
     let handler = handler_with_target(target);
-    let records = vec![record("a", &login_body("u", "10.0.0.1", "d")), record("b", "{}")];
+    let records = vec![sqs_message("a", &login_body("u", "10.0.0.1", "d")), sqs_message("b", "{}")];
     let outcome = handler.handle(&records).await.expect("an outcome");
-    assert_eq!(failure_ids(&outcome.response()), ["a", "b"]);
+    assert_eq!(failure_ids(&lambda::batch_response(&outcome)), ["a", "b"]);
     assert_eq!(outcome.failures_by_reason().get("store_failed"), Some(&1));
     // Lambda gets a function error, so the event source mapping backs off; nothing is lost.
-    let err = lambda::handle_event(&handler, event(records)).await.expect_err("a function error");
+    let (result, _) = invoke(&handler, event(records)).await;
+    let err = result.expect_err("a function error");
     assert!(err.to_string().contains("insert failed"), "{err}");
+}
+
+/// A handler whose database connections go through a proxy the test can cut.
+async fn handler_behind_proxy(pool: &PgPool) -> (SwitchableProxy, login_etl::Handler) {
+    let proxy = SwitchableProxy::start(pool.connect_options().get_port()).await;
+    let target = DbTarget { host: "127.0.0.1".into(), port: proxy.port, ..direct_target(&pool.connect_options()) };
+    (proxy, handler_with_target(target))
 }
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_warm_instance_recovers_when_the_database_comes_back(pool: PgPool) {
-    let upstream = pool.connect_options().get_port();
-    let proxy = SwitchableProxy::start(upstream).await;
-    let handler = handler_with_target(DbTarget {
-        host: "127.0.0.1".into(),
-        port: proxy.port,
-        ..direct_target(&pool.connect_options())
-    });
+    let (proxy, handler) = handler_behind_proxy(&pool).await;
 
-    let first = handler.handle(&[record("before", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    let first = handler.handle(&[sqs_message("before", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!(first.inserted, 1);
 
     // The database goes away; the pooled connection is now dead.
     proxy.cut();
-    let during = handler.handle(&[record("during", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
-    assert_eq!(failure_ids(&during.response()), ["during"]);
+    let during = handler.handle(&[sqs_message("during", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    assert_eq!(failure_ids(&lambda::batch_response(&during)), ["during"]);
 
     // It comes back: the same handler (same pool) must reconnect by itself.
     proxy.restore();
-    let after = handler.handle(&[record("after", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    let after = handler.handle(&[sqs_message("after", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!(after.inserted, 1, "{:?}", after.failures_by_reason());
     assert!(after.failed.is_empty());
     assert_eq!(row_count(&pool).await, 2);
@@ -184,20 +184,14 @@ async fn a_warm_instance_recovers_when_the_database_comes_back(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_stale_pooled_connection_is_replaced_transparently(pool: PgPool) {
-    let upstream = pool.connect_options().get_port();
-    let proxy = SwitchableProxy::start(upstream).await;
-    let handler = handler_with_target(DbTarget {
-        host: "127.0.0.1".into(),
-        port: proxy.port,
-        ..direct_target(&pool.connect_options())
-    });
-    handler.handle(&[record("one", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    let (proxy, handler) = handler_behind_proxy(&pool).await;
+    handler.handle(&[sqs_message("one", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
 
     // The connection dies while the instance is frozen, but the database is up again by the
     // next invocation: that batch must not fail.
     proxy.cut();
     proxy.restore();
-    let next = handler.handle(&[record("two", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    let next = handler.handle(&[sqs_message("two", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert!(next.failed.is_empty(), "{:?}", next.failures_by_reason());
     assert_eq!(row_count(&pool).await, 2);
 }
@@ -209,7 +203,7 @@ async fn ten_thousand_records_in_one_batch(pool: PgPool) {
         .map(|i| {
             let body =
                 if i % 100 == 99 { "garbage".to_string() } else { login_body(&format!("u-{i}"), "10.0.0.1", "d") };
-            record(&format!("m-{i:05}"), &body)
+            sqs_message(&format!("m-{i:05}"), &body)
         })
         .collect();
     let outcome = handler.handle(&records).await.expect("handled");
@@ -222,8 +216,13 @@ async fn ten_thousand_records_in_one_batch(pool: PgPool) {
 async fn the_shipped_event_files_run_through_the_lambda_entry_point(pool: PgPool) {
     let handler = handler_for(&pool);
 
-    let batch = lambda::handle_event(&handler, load_event("events/batch.json")).await.expect("batch.json");
+    let (batch, metrics) = invoke(&handler, load_event("events/batch.json")).await;
+    let batch = batch.expect("batch.json");
     assert!(batch.batch_item_failures.is_empty());
+    // The runtime's path writes the invocation's EMF document: a cold start, 10 inserted.
+    let emf: serde_json::Value = serde_json::from_str(&metrics[0]).expect("an EMF line");
+    assert_eq!((emf["ColdStart"].as_u64(), emf["requestId"].as_str()), (Some(1), Some("test-request")));
+    assert_eq!(emf["RecordsInserted"].as_u64(), Some(10), "{emf}");
     assert_eq!(row_count(&pool).await, 10);
     let null_locales: i64 = sqlx::query_scalar("SELECT count(*) FROM user_logins WHERE locale IS NULL")
         .fetch_one(&pool)
@@ -232,12 +231,27 @@ async fn the_shipped_event_files_run_through_the_lambda_entry_point(pool: PgPool
     assert_eq!(null_locales, 3);
 
     let mixed_event = load_event("events/mixed.json");
-    let mixed = lambda::handle_event(&handler, mixed_event.clone()).await.expect("mixed.json");
+    let (mixed, _) = invoke(&handler, mixed_event.clone()).await;
+    let mixed = mixed.expect("mixed.json");
     assert_eq!(mixed.batch_item_failures.len(), 6);
     assert_eq!(row_count(&pool).await, 14);
     // Every failure names a message of the event.
     let ids: Vec<_> = mixed_event.records.iter().filter_map(|r| r.message_id.clone()).collect();
     assert!(mixed.batch_item_failures.iter().all(|f| ids.contains(&f.item_identifier)));
+}
+
+/// One invocation through [`lambda::Function::invoke`], the runtime's own path, on a fresh
+/// instance (a cold start): its response and the metrics lines it wrote.
+async fn invoke(
+    handler: &login_etl::handler::Handler,
+    event: aws_lambda_events::sqs::SqsEvent,
+) -> (Result<aws_lambda_events::sqs::SqsBatchResponse, lambda_runtime::Error>, Vec<String>) {
+    let log = login_etl::telemetry::LogSettings::from_lookup(|_| None);
+    let function = lambda::Function::new(handler.clone(), "login-etl", &log);
+    let mut metrics = Vec::new();
+    let request = lambda::Request { id: "test-request", xray_trace_id: None };
+    let result = function.invoke(event, request, &mut metrics).await;
+    (result, String::from_utf8_lossy(&metrics).lines().map(str::to_owned).collect())
 }
 
 #[sqlx::test(migrations = false)]
@@ -275,7 +289,7 @@ async fn migrations_upgrade_the_legacy_table_in_place(pool: PgPool) {
     );
 
     let outcome =
-        handler_for(&pool).handle(&[record("new", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+        handler_for(&pool).handle(&[sqs_message("new", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!(outcome.inserted, 1);
     assert_eq!(row_count(&pool).await, 3);
 }

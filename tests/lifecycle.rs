@@ -2,19 +2,16 @@
 //! partitions, idempotency across them, the default partition and its maintenance, retention
 //! by whole partitions, and erasure of one person under its own role.
 
-mod common;
-
-use std::borrow::Cow;
 use std::process::Command;
 
 use aws_lambda_events::sqs::{SqsMessage, SqsMessageAttribute};
-use common::*;
 use crypto_box::aead::OsRng;
 use login_etl::batch::{ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
 use login_etl::database::DbTarget;
 use login_etl::handler::Handler;
 use login_etl::lifecycle;
 use login_etl::store::{Store, StoreError};
+use login_etl::testing::*;
 use login_etl::vault::VaultSecretKey;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -22,7 +19,7 @@ use time::macros::{date, datetime};
 
 /// A record first sent at `sent`.
 fn record_sent(message_id: &str, body: &str, sent: OffsetDateTime) -> SqsMessage {
-    let mut message = record(message_id, body);
+    let mut message = sqs_message(message_id, body);
     let millis = sent.unix_timestamp() * 1000;
     message.attributes.insert("SentTimestamp".into(), millis.to_string());
     message
@@ -68,13 +65,6 @@ fn vault_handler(pool: &PgPool, secret: &VaultSecretKey) -> Handler {
     handler_for(pool).with_vault(Some(secret.public_key()))
 }
 
-/// Migrations 0001..=`last` only: the schema as an older release left it.
-async fn migrate_through(pool: &PgPool, last: i64) {
-    let mut migrator = sqlx::migrate!("./migrations");
-    migrator.migrations = Cow::Owned(migrator.migrations.iter().filter(|m| m.version <= last).cloned().collect());
-    migrator.run(pool).await.expect("older migrations");
-}
-
 #[sqlx::test(migrations = false)]
 async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgPool) {
     // The take-home's table with its rows, upgraded by the older releases, then loaded by the
@@ -90,7 +80,7 @@ async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgP
     .execute(&pool)
     .await
     .expect("legacy table");
-    migrate_through(&pool, 5).await;
+    migrate_through(&pool, 5).await.expect("older migrations");
     let october = record_sent("m-oct", &login_body("u1", "10.0.0.1", "d1"), datetime!(2026-10-31 23:59:59 UTC));
     let november = record_sent("m-nov", &login_body("u2", "10.0.0.2", "d2"), datetime!(2026-11-01 00:00:00 UTC));
     let old = record_sent("m-old", &login_body("u3", "10.0.0.3", "d3"), datetime!(2024-02-29 12:00:00 UTC));
@@ -140,7 +130,7 @@ async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgP
     assert_eq!((again.inserted, again.duplicates), (0, 3));
     let replay = handler.handle(&[redriven(&old, "m-old-replayed")]).await.expect("redriven");
     assert_eq!((replay.inserted, replay.duplicates), (0, 1), "{:?}", replay.failures_by_reason());
-    let fresh = handler.handle(&[record("m-new", &login_body("u4", "10.0.0.4", "d4"))]).await.expect("new");
+    let fresh = handler.handle(&[sqs_message("m-new", &login_body("u4", "10.0.0.4", "d4"))]).await.expect("new");
     assert_eq!(fresh.inserted, 1);
     let max_before = before.iter().map(|row| row.0).max().unwrap_or_default();
     let new_id: i64 = sqlx::query_scalar("SELECT id FROM user_logins WHERE message_id = 'm-new'")
@@ -230,20 +220,7 @@ fn store_as(pool: &PgPool, user: &str) -> Store {
 }
 
 fn cli(pool: &PgPool, user: &str) -> Command {
-    let options = pool.connect_options();
-    let url = format!(
-        "postgres://{user}@{}:{}/{}",
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    );
-    let mut command = Command::new(env!("CARGO_BIN_EXE_login-etl-cli"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", url)
-        .env("MASKING_KEY", TEST_KEY_HEX);
-    command
+    cli_process(env!("CARGO_BIN_EXE_login-etl-cli"), &(*pool.connect_options()).clone().username(user))
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -252,10 +229,10 @@ async fn erase_removes_one_person_and_only_the_vault_rows_nobody_else_uses(pool:
     let handler = vault_handler(&pool, &secret);
     let loaded = handler
         .handle(&[
-            record("e1", &login_body("alice", "198.51.100.7", "alice-phone")),
-            record("e2", &login_body("alice", "198.51.100.8", "family-tablet")),
+            sqs_message("e1", &login_body("alice", "198.51.100.7", "alice-phone")),
+            sqs_message("e2", &login_body("alice", "198.51.100.8", "family-tablet")),
             record_sent("e3", &login_body("alice", "198.51.100.7", "alice-phone"), datetime!(2025-06-01 09:00 UTC)),
-            record("e4", &login_body("bob", "203.0.113.9", "family-tablet")),
+            sqs_message("e4", &login_body("bob", "203.0.113.9", "family-tablet")),
         ])
         .await
         .expect("handled");
@@ -367,7 +344,7 @@ async fn the_loader_role_loads_into_partitions_and_the_default_one(pool: PgPool)
     let handler = handler_with_target(target);
     let outcome = handler
         .handle(&[
-            record("l1", &login_body("u", "10.1.1.1", "d")),
+            sqs_message("l1", &login_body("u", "10.1.1.1", "d")),
             record_sent("l2", &login_body("u", "10.1.1.2", "d"), datetime!(2033-01-01 00:00 UTC)),
         ])
         .await

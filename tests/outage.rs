@@ -1,15 +1,14 @@
 //! A database outage in the middle of a drain, against a PostgreSQL cluster this test creates
 //! and stops itself (never the shared server) and real LocalStack SQS.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::*;
 use login_etl::database::DbTarget;
-use login_etl::queue::{self, DrainEnd, DrainOptions, Queue};
+use login_etl::drain::{self, DrainEnd, DrainOptions};
+use login_etl::sqs::{self, Queue};
 use login_etl::store::Store;
+use login_etl::testing::*;
 use login_etl::visibility::VisibilityBackoff;
 
 const VISIBILITY_SECONDS: u32 = 2;
@@ -31,7 +30,7 @@ async fn a_forty_second_outage_dead_letters_nothing_valid() {
 
     let client = sqs().await;
     let (url, dlq_url) =
-        queue::ensure_queue_with_dlq(&client, &unique_name("outage"), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT)
+        sqs::ensure_queue_with_dlq(&client, &unique_name("outage"), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT)
             .await
             .expect("queues");
     let (queue, dlq) = (
@@ -46,11 +45,10 @@ async fn a_forty_second_outage_dead_letters_nothing_valid() {
 
     let backoff = VisibilityBackoff::with_client(Duration::from_secs(4), client.clone(), Some(localstack_endpoint()));
     let handler = handler_with_target(target).with_backoff(Some(backoff));
-    let options =
-        DrainOptions { concurrency: 2, wait_seconds: 1, follow: false, progress: false, ..DrainOptions::default() };
+    let options = DrainOptions { concurrency: 2, wait_seconds: 1, follow: false, ..DrainOptions::default() };
     let drain = tokio::spawn({
         let (queue, handler) = (queue.clone(), handler.clone());
-        async move { queue::drain(&queue, &handler, &options).await }
+        async move { drain::drain(&queue, &handler, &options).await }
     });
 
     // Let some batches land, then take the database away mid-drain.

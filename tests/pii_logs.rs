@@ -1,11 +1,9 @@
 //! No raw PII at any log level: the function and `drain` run at `RUST_LOG=trace`, and not one
 //! `ip` or `device_id` of what they handled appears in what they print.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use login_etl::testing::*;
 use sqlx::PgPool;
 
 /// The raw values of events/batch.json, which both runs below handle.
@@ -79,7 +77,7 @@ async fn the_function_logs_no_raw_pii_at_trace(pool: PgPool) {
 async fn drain_logs_no_raw_pii_at_trace(pool: PgPool) {
     let client = sqs().await;
     let url = client.create_queue().queue_name(unique_name("pii")).send().await.expect("queue").queue_url.expect("url");
-    let queue = login_etl::queue::Queue::open(client.clone(), &url).await.expect("open");
+    let queue = login_etl::sqs::Queue::open(client.clone(), &url).await.expect("open");
     let bodies: Vec<String> =
         load_event("events/batch.json").records.into_iter().map(|r| r.body.expect("body")).collect();
     queue.send(&bodies).await.expect("send");

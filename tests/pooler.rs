@@ -3,14 +3,12 @@
 //!
 //! `make test` runs this file twice: straight to PostgreSQL and through a real PgBouncer in
 //! transaction mode with `default_pool_size = 2` (`LOGIN_ETL_TEST_PGBOUNCER`, see
-//! tests/common). Tests that need to see one server session are direct-only and say so.
-
-mod common;
+//! login_etl::testing). Tests that need to see one server session are direct-only and say so.
 
 use std::time::{Duration, Instant};
 
-use common::*;
 use login_etl::loader::PoolSettings;
+use login_etl::testing::*;
 use sqlx::{Connection, PgPool};
 
 async fn login_sessions(pool: &PgPool) -> Vec<i32> {
@@ -24,7 +22,9 @@ async fn login_sessions(pool: &PgPool) -> Vec<i32> {
 
 fn batch(instance: usize, number: usize, size: usize) -> Vec<aws_lambda_events::sqs::SqsMessage> {
     (0..size)
-        .map(|i| record(&format!("i{instance}-b{number}-r{i}"), &login_body(&format!("user-{i}"), "10.1.2.3", "d-1")))
+        .map(|i| {
+            sqs_message(&format!("i{instance}-b{number}-r{i}"), &login_body(&format!("user-{i}"), "10.1.2.3", "d-1"))
+        })
         .collect()
 }
 

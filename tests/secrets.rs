@@ -1,15 +1,13 @@
 //! Cold start from Secrets Manager (LocalStack) and credential rotation against the real
 //! PostgreSQL.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
 use login_etl::config::Config;
 use login_etl::mask::MaskedField;
 use login_etl::secrets::SecretStore;
 use login_etl::startup::{self, StartupError};
+use login_etl::testing::*;
 use sqlx::PgPool;
 
 async fn secret_store() -> SecretStore {
@@ -41,7 +39,7 @@ async fn the_database_and_the_masking_key_come_from_secrets(pool: PgPool) {
 
     let config = config(&[("DB_SECRET_ID", &db_id), ("MASKING_KEY_SECRET_ID", &key_id)]);
     let handler = startup::build_handler_with_secrets(&config, secrets).await.expect("cold start");
-    let outcome = handler.handle(&[record("m1", &login_body("u", "10.1.2.3", "d-1"))]).await.expect("handled");
+    let outcome = handler.handle(&[sqs_message("m1", &login_body("u", "10.1.2.3", "d-1"))]).await.expect("handled");
     assert_eq!(outcome.inserted, 1);
 
     let masked: String = sqlx::query_scalar("SELECT masked_ip FROM user_logins").fetch_one(&pool).await.expect("row");
@@ -54,7 +52,7 @@ async fn startup_error(vars: &[(&str, &str)]) -> String {
         .err()
         .expect("the cold start must fail");
     assert!(matches!(err, StartupError::Secret(_)));
-    login_etl::handler::error_chain(&err)
+    format!("{:#}", anyhow::Error::from(err))
 }
 
 #[tokio::test]
@@ -107,7 +105,10 @@ async fn a_rotated_secret_is_re_read_when_the_database_refuses_the_old_credentia
     let config =
         config(&[("DB_SECRET_ID", &db_id), ("MASKING_KEY_SECRET_ID", &key_id), ("DB_ACQUIRE_TIMEOUT_MS", "2000")]);
     let handler = startup::build_handler_with_secrets(&config, secrets.clone()).await.expect("cold start");
-    assert_eq!(handler.handle(&[record("before", &login_body("u", "10.0.0.1", "d"))]).await.expect("ok").inserted, 1);
+    assert_eq!(
+        handler.handle(&[sqs_message("before", &login_body("u", "10.0.0.1", "d"))]).await.expect("ok").inserted,
+        1
+    );
 
     // Rotation: B becomes current, A is locked out and its sessions end.
     secrets.put(&db_id, &database_secret(&pool, &user_b)).await.expect("rotate");
@@ -118,7 +119,7 @@ async fn a_rotated_secret_is_re_read_when_the_database_refuses_the_old_credentia
     .await
     .expect("lock out A");
 
-    let after = handler.handle(&[record("after", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    let after = handler.handle(&[sqs_message("after", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!(after.inserted, 1, "the batch succeeds after re-reading the secret: {:?}", after.failures_by_reason());
     assert_eq!(row_count(&pool).await, 2);
     let sessions: Vec<String> = sqlx::query_scalar(

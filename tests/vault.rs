@@ -1,16 +1,14 @@
 //! The PII vault against the real PostgreSQL: round trip, privileges, deduplication,
 //! atomicity with the batch, and the CLI's recover/keygen.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
 use crypto_box::aead::OsRng;
 use login_etl::database::DbTarget;
 use login_etl::handler::Handler;
 use login_etl::mask::MaskedField;
 use login_etl::store::{Store, VaultLookup};
+use login_etl::testing::*;
 use login_etl::vault::{VaultError, VaultSecretKey};
 use sqlx::PgPool;
 
@@ -28,9 +26,9 @@ async fn originals_round_trip_through_the_handler(pool: PgPool) {
     let handler = vault_handler(loader_target(&pool), &secret);
     let outcome = handler
         .handle(&[
-            record("m1", &login_body("alice", "199.172.111.135", "593-47-5928")),
-            record("m2", &login_body("alice", "2001:DB8::1", "593-47-5928")),
-            record("m3", &login_body("bob", "10.0.0.9", "111-22-3333")),
+            sqs_message("m1", &login_body("alice", "199.172.111.135", "593-47-5928")),
+            sqs_message("m2", &login_body("alice", "2001:DB8::1", "593-47-5928")),
+            sqs_message("m3", &login_body("bob", "10.0.0.9", "111-22-3333")),
         ])
         .await
         .expect("handled");
@@ -50,7 +48,7 @@ async fn originals_round_trip_through_the_handler(pool: PgPool) {
     let mut originals: Vec<String> = alice
         .iter()
         .map(|v| {
-            let field = if v.field == "ip" { MaskedField::Ip } else { MaskedField::DeviceId };
+            let field = v.masked_field().expect("a known field");
             secret.open(field, &v.masked_value, &v.sealed).expect("opens")
         })
         .collect();
@@ -70,7 +68,7 @@ async fn originals_round_trip_through_the_handler(pool: PgPool) {
 async fn a_wrong_private_key_fails_cleanly(pool: PgPool) {
     let secret = VaultSecretKey::generate(&mut OsRng);
     let handler = vault_handler(loader_target(&pool), &secret);
-    handler.handle(&[record("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    handler.handle(&[sqs_message("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     let masked = masker().mask(MaskedField::Ip, "10.0.0.1");
     let found = store_for(&pool)
         .sealed_values(&VaultLookup::Masked { field: MaskedField::Ip, masked_value: masked.clone() })
@@ -85,11 +83,12 @@ async fn each_distinct_value_is_stored_once_per_batch(pool: PgPool) {
     let secret = VaultSecretKey::generate(&mut OsRng);
     let handler = vault_handler(loader_target(&pool), &secret);
     let same = login_body("u", "10.0.0.1", "dev-1");
-    handler.handle(&[record("a", &same), record("b", &same)]).await.expect("first");
+    handler.handle(&[sqs_message("a", &same), sqs_message("b", &same)]).await.expect("first");
     assert_eq!(vault_rows(&pool).await, 2, "one ip + one device id");
     // The vault is append-only (no insert may reveal what it holds): a later batch seals its
     // own distinct values again, here 10.0.0.1, dev-1 and dev-2.
-    let outcome = handler.handle(&[record("c", &same), record("d", &login_body("v", "10.0.0.1", "dev-2"))]).await;
+    let outcome =
+        handler.handle(&[sqs_message("c", &same), sqs_message("d", &login_body("v", "10.0.0.1", "dev-2"))]).await;
     assert_eq!(outcome.expect("second").inserted, 2);
     assert_eq!(vault_rows(&pool).await, 5);
     assert_eq!(row_count(&pool).await, 4);
@@ -102,8 +101,8 @@ async fn a_rolled_back_batch_leaves_nothing_in_the_vault(pool: PgPool) {
     let handler = vault_handler(loader_target(&pool), &secret);
     let outcome = handler
         .handle(&[
-            record("ok", &login_body("u", "10.0.0.1", "d-1")),
-            record("bad", &login_body("poison", "10.0.0.2", "d-2")),
+            sqs_message("ok", &login_body("u", "10.0.0.1", "d-1")),
+            sqs_message("bad", &login_body("poison", "10.0.0.2", "d-2")),
         ])
         .await
         .expect("handled");
@@ -143,9 +142,9 @@ async fn the_loader_role_can_write_but_never_read_back(pool: PgPool) {
 
     // The function's privileges are enough to load, with the vault, including redeliveries.
     let handler = vault_handler(loader_target, &secret);
-    let first = handler.handle(&[record("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    let first = handler.handle(&[sqs_message("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!(first.inserted, 1, "{:?}", first.failures_by_reason());
-    let again = handler.handle(&[record("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
+    let again = handler.handle(&[sqs_message("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     assert_eq!((again.inserted, again.duplicates), (0, 1));
     assert_eq!(vault_rows(&pool).await, 4, "append-only: the redelivery's seals are kept too");
 
@@ -169,22 +168,9 @@ async fn the_loader_role_can_write_but_never_read_back(pool: PgPool) {
     role.drop_role().await;
 }
 
+/// The CLI with exactly the environment a test gives it: a database, the test key, LocalStack.
 fn cli(pool: &PgPool) -> Command {
-    let options = pool.connect_options();
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    );
-    let mut command = Command::new(env!("CARGO_BIN_EXE_login-etl-cli"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", url)
-        .env("MASKING_KEY", TEST_KEY_HEX);
-    command
+    cli_process(env!("CARGO_BIN_EXE_login-etl-cli"), &pool.connect_options())
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -202,7 +188,7 @@ async fn the_cli_recovers_with_the_right_key_and_refuses_the_wrong_one(pool: PgP
     let secret = VaultSecretKey::from_hex(&std::fs::read_to_string(&key_file).expect("key")).expect("hex");
     assert_eq!(secret.public_key().to_hex(), public_hex);
     let handler = vault_handler(loader_target(&pool), &secret);
-    handler.handle(&[record("m1", &login_body("carol", "203.0.113.7", "777-88-9999"))]).await.expect("handled");
+    handler.handle(&[sqs_message("m1", &login_body("carol", "203.0.113.7", "777-88-9999"))]).await.expect("handled");
 
     let recovered = cli(&pool).args(["recover", "--user-id", "carol", "--private-key-file"]).arg(&key_file).output();
     let recovered = recovered.expect("recover");
@@ -231,7 +217,7 @@ async fn the_vault_is_no_membership_oracle_for_the_loader(pool: PgPool) {
     let role = LoaderRole::create(&pool).await;
     let secret = VaultSecretKey::generate(&mut OsRng);
     let handler = vault_handler(loader_target(&pool), &secret);
-    handler.handle(&[record("m1", &login_body("dave", "198.51.100.23", "d-dave"))]).await.expect("handled");
+    handler.handle(&[sqs_message("m1", &login_body("dave", "198.51.100.23", "d-dave"))]).await.expect("handled");
 
     let as_loader = Store::connect_lazy((*pool.connect_options()).clone().username(&role.name), 1);
     let mut answers = Vec::new();
@@ -271,7 +257,7 @@ async fn planted_vault_rows_cannot_hide_or_replace_the_genuine_original(pool: Pg
     // Anyone with the public key can seal; the attacker seals a false original under the
     // victim's masked value, and plants an unreadable row too.
     let mut sealer = login_etl::vault::BatchSealer::new(&secret.public_key(), OsRng);
-    let false_original = sealer.seal(MaskedField::Ip, &masked, "10.66.66.66");
+    let false_original = sealer.seal(MaskedField::Ip, &masked, "10.66.66.66").expect("sealed");
     for sealed in [vec![1u8, 2, 3], false_original] {
         sqlx::query(
             "INSERT INTO pii_vault.sealed_values (field, masked_value, sealed, key_id) VALUES ('ip', $1, $2, $3)",
@@ -285,7 +271,8 @@ async fn planted_vault_rows_cannot_hide_or_replace_the_genuine_original(pool: Pg
     }
 
     let handler = vault_handler(loader_target(&pool), &secret);
-    let outcome = handler.handle(&[record("m1", &login_body("erin", "192.0.2.44", "d-erin"))]).await.expect("handled");
+    let outcome =
+        handler.handle(&[sqs_message("m1", &login_body("erin", "192.0.2.44", "d-erin"))]).await.expect("handled");
     assert_eq!(outcome.inserted, 1);
 
     let recovered = cli(&pool).args(["recover", "--masked-ip", &masked, "--private-key-file"]).arg(&key_file).output();

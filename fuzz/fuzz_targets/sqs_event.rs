@@ -24,7 +24,7 @@ fn check(records: &[SqsMessage]) {
         assert!(accepted.contains(id) || rejected.contains(id), "a record with no fate");
     }
     let outcome = plan.committed(0);
-    let _ = outcome.response();
+    let _ = login_etl::lambda::batch_response(&outcome);
     let _ = outcome.failures_by_reason();
 }
 
@@ -33,11 +33,6 @@ fuzz_target!(|data: &[u8]| {
         check(&event.records);
     }
     if let Ok(body) = std::str::from_utf8(data) {
-        let mut record = SqsMessage::default();
-        record.message_id = Some("fuzz-1".into());
-        record.body = Some(body.to_owned());
-        record.attributes.insert("SentTimestamp".into(), "1795489200000".into());
-        record.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
-        check(&[record]);
+        check(&[login_etl::testing::sqs_message("fuzz-1", body)]);
     }
 });

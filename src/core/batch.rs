@@ -6,12 +6,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use aws_lambda_events::sqs::SqsMessage;
 use time::{Date, OffsetDateTime};
 
 use crate::mask::{MaskedField, Masker, MaskingMode};
 use crate::message::{LoginRecord, RecordError};
-use crate::vault::BatchSealer;
+use crate::vault::{BatchSealer, VaultError};
 
 /// Message attribute (String) a producer may set to name a login once, whatever SQS does: a
 /// retried send, or AWS's own DLQ redrive, gives the same login a new `messageId`.
@@ -94,6 +94,10 @@ pub struct FailedMessage {
 pub enum EventError {
     #[error("record {position} has no messageId, so its failure could not be reported")]
     MissingMessageId { position: usize },
+    /// An original could not be sealed for the PII vault: the batch fails whole rather than
+    /// load a row whose original is lost.
+    #[error("sealing an original for the PII vault failed")]
+    Vault(#[from] VaultError),
 }
 
 /// The rows of one batch, column by column, as the single `INSERT … SELECT FROM UNNEST` binds
@@ -134,12 +138,19 @@ impl PartialEq for VaultRows {
 impl Eq for VaultRows {}
 
 impl VaultRows {
-    fn add(&mut self, sealer: &mut BatchSealer, field: MaskedField, masked: &str, original: &str) {
+    fn add(
+        &mut self,
+        sealer: &mut BatchSealer,
+        field: MaskedField,
+        masked: &str,
+        original: &str,
+    ) -> Result<(), VaultError> {
         if self.seen.insert((field, masked.to_owned())) {
-            self.sealed.push(sealer.seal(field, masked, original));
+            self.sealed.push(sealer.seal(field, masked, original)?);
             self.field.push(field.name().to_owned());
             self.masked_value.push(masked.to_owned());
         }
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -174,7 +185,7 @@ impl LoginRows {
         sent_at: OffsetDateTime,
         masker: &Masker,
         sealer: Option<&mut BatchSealer>,
-    ) {
+    ) -> Result<(), VaultError> {
         let ip = record.ip.map(|ip| ip.to_string());
         let masked_ip = ip.as_deref().map(|ip| masker.mask(MaskedField::Ip, ip));
         let masked_device_id = record.device_id.as_deref().map(|id| masker.mask(MaskedField::DeviceId, id));
@@ -183,10 +194,10 @@ impl LoginRows {
                 .vault
                 .get_or_insert_with(|| VaultRows { key_id: sealer.key_id().to_owned(), ..Default::default() });
             if let (Some(original), Some(masked)) = (&ip, &masked_ip) {
-                vault.add(sealer, MaskedField::Ip, masked, original);
+                vault.add(sealer, MaskedField::Ip, masked, original)?;
             }
             if let (Some(original), Some(masked)) = (&record.device_id, &masked_device_id) {
-                vault.add(sealer, MaskedField::DeviceId, masked, original);
+                vault.add(sealer, MaskedField::DeviceId, masked, original)?;
             }
         }
         self.masked_ip.push(masked_ip);
@@ -198,6 +209,7 @@ impl LoginRows {
         self.app_version.push(record.app_version);
         self.create_date.push(sent_at.date());
         self.sent_at.push(sent_at);
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -284,7 +296,7 @@ pub fn plan(
         }
         match validate(record) {
             Ok((row_key, login, sent_at)) => {
-                rows.push(row_key, login, sent_at, masker, sealer.as_deref_mut());
+                rows.push(row_key, login, sent_at, masker, sealer.as_deref_mut())?;
                 accepted.push(message_id.to_owned());
             }
             Err(reason) => {
@@ -402,21 +414,6 @@ impl BatchPlan {
 }
 
 impl BatchOutcome {
-    /// The partial batch response: exactly the failed messages go back to the queue.
-    pub fn response(&self) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = self
-            .failed
-            .iter()
-            .map(|failed| {
-                let mut item = BatchItemFailure::default();
-                item.item_identifier = failed.message_id.clone();
-                item
-            })
-            .collect();
-        response
-    }
-
     /// Whether the batch's insert failed (the database was away, timed out or refused it):
     /// then every valid record failed, for a reason that waiting may cure.
     pub fn store_failed(&self) -> bool {
@@ -439,27 +436,10 @@ mod tests {
     use crate::mask::MaskingKey;
     use crate::message::Field;
 
-    /// 2026-11-24T03:00:00Z
-    const SENT: &str = "1795489200000";
+    use crate::testing::{fifo_message as fifo, sqs_message as message};
 
     fn masker() -> Masker {
         Masker::hmac(&MaskingKey::from_hex(&"11".repeat(32)).expect("key"))
-    }
-
-    fn message(id: &str, body: &str) -> SqsMessage {
-        let mut message = SqsMessage::default();
-        message.message_id = Some(id.into());
-        message.body = Some(body.into());
-        message.attributes.insert("SentTimestamp".into(), SENT.into());
-        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
-        message
-    }
-
-    fn fifo(id: &str, group: &str, body: &str) -> SqsMessage {
-        let mut message = message(id, body);
-        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue.fifo".into());
-        message.attributes.insert("MessageGroupId".into(), group.into());
-        message
     }
 
     const GOOD: &str = r#"{"user_id":"u1","ip":"10.0.0.1","device_id":"d-1","locale":null,"app_version":"0.96"}"#;
@@ -572,7 +552,7 @@ mod tests {
         let plan = plan(&[message("a", GOOD), message("b", GOOD), message("c", "[]")], &masker(), None).expect("plan");
         let outcome = plan.committed(1);
         assert_eq!((outcome.received, outcome.inserted, outcome.duplicates), (3, 1, 1));
-        let ids: Vec<_> = outcome.response().batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+        let ids: Vec<_> = outcome.failed.iter().map(|f| f.message_id.clone()).collect();
         assert_eq!(ids, ["c"]);
         assert_eq!(outcome.failures_by_reason(), BTreeMap::from([("not_an_object".to_string(), 1)]));
     }
@@ -582,7 +562,7 @@ mod tests {
         let plan = plan(&[message("a", GOOD), message("b", "[]"), message("c", GOOD)], &masker(), None).expect("plan");
         let outcome = plan.store_failed();
         assert_eq!(outcome.inserted, 0);
-        let mut ids: Vec<_> = outcome.response().batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+        let mut ids: Vec<_> = outcome.failed.iter().map(|f| f.message_id.clone()).collect();
         ids.sort();
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(
@@ -608,7 +588,7 @@ mod tests {
         assert_eq!(vault.key_id, secret.public_key().key_id());
         let opened: Vec<String> = (0..vault.len())
             .map(|i| {
-                let field = if vault.field[i] == "ip" { MaskedField::Ip } else { MaskedField::DeviceId };
+                let field = MaskedField::from_name(&vault.field[i]).expect("a known field");
                 secret.open(field, &vault.masked_value[i], &vault.sealed[i]).expect("opens")
             })
             .collect();
@@ -667,7 +647,7 @@ mod tests {
         let plan = plan(&records, &masker(), None).expect("plan");
         assert_eq!(codes(&plan), [("twice".to_string(), "repeated_message_id".to_string())]);
         assert_eq!(plan.rows.message_id, ["once"]);
-        assert_eq!(plan.committed(1).response().batch_item_failures.len(), 1);
+        assert_eq!(plan.committed(1).failed.len(), 1);
         // The same message twice: handled once, the copy is a duplicate.
         let records = [message("twice", GOOD), message("twice", GOOD)];
         let same = super::plan(&records, &masker(), None).expect("plan");
@@ -703,7 +683,21 @@ mod tests {
     #[test]
     fn an_empty_event_is_an_empty_response() {
         let outcome = plan(&[], &masker(), None).expect("plan").committed(0);
-        assert!(outcome.response().batch_item_failures.is_empty());
+        assert!(outcome.failed.is_empty());
         assert_eq!(outcome.received, 0);
+    }
+
+    /// A failed encryption is never stored as an empty ciphertext: the whole event fails, so
+    /// Lambda retries it and the error is seen.
+    #[test]
+    fn a_failed_vault_encryption_fails_the_whole_event() {
+        use crate::vault::VaultSecretKey;
+        let secret = VaultSecretKey::generate(&mut crypto_box::aead::OsRng);
+        let mut sealer = BatchSealer::failing(&secret.public_key());
+        let records = vec![message("a", GOOD)];
+        let err = plan(&records, &masker(), Some(&mut sealer)).expect_err("the event must fail");
+        assert_eq!(err, EventError::Vault(VaultError::Encryption));
+        // Without the vault the same event plans normally.
+        assert_eq!(plan(&records, &masker(), None).expect("plan").rows.len(), 1);
     }
 }

@@ -30,14 +30,16 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::batch::{LoginRows, VaultRows};
+use crate::config::ConnectionSecurity;
 use crate::database::{DbTarget, SslMode};
 use crate::iam::{IamAuth, IamError};
 use crate::mask::MaskingMode;
+use crate::secrets::SecretStore;
 use crate::tls;
 
 /// The batch insert. Its text lives in `queries/` so that sqlx checks it against the schema at
 /// compile time (see `checked` below) while tokio-postgres sends it.
-const INSERT_BATCH: &str = include_str!("../queries/insert_batch.sql");
+const INSERT_BATCH: &str = include_str!("../../queries/insert_batch.sql");
 
 /// How the loader's pool behaves. The defaults suit a Lambda instance, which runs one invocation
 /// at a time and may sit frozen for minutes between two of them.
@@ -211,10 +213,26 @@ impl managed::Manager for Connector {
     }
 }
 
+/// The database secret the pool's credentials came from, kept so they can be re-read after a
+/// rotation.
+#[derive(Clone, Debug)]
+pub struct DbSecret {
+    secrets: SecretStore,
+    id: String,
+    connection: ConnectionSecurity,
+}
+
+impl DbSecret {
+    pub fn new(secrets: SecretStore, id: String, connection: ConnectionSecurity) -> DbSecret {
+        DbSecret { secrets, id, connection }
+    }
+}
+
 /// The pooler-safe loader: a small pool of tokio-postgres connections and the batch insert.
 #[derive(Clone)]
 pub struct Loader {
     pool: managed::Pool<Connector>,
+    db_secret: Option<DbSecret>,
     connector_tls: MakeRustlsConnect,
     statement_timeout: Duration,
     acquire_timeout: Duration,
@@ -273,10 +291,17 @@ impl Loader {
             .map_err(LoaderSetupError::Pool)?;
         Ok(Loader {
             pool,
+            db_secret: None,
             connector_tls: tls,
             statement_timeout: settings.statement_timeout,
             acquire_timeout: settings.acquire_timeout,
         })
+    }
+
+    /// Lets the loader re-read rotated database credentials from `db_secret`.
+    pub fn with_db_secret(mut self, db_secret: Option<DbSecret>) -> Loader {
+        self.db_secret = db_secret;
+        self
     }
 
     /// New connections use `target` (after a secret rotation). Open ones stay: PostgreSQL
@@ -295,14 +320,38 @@ impl Loader {
     /// Inserts a batch in one statement (one implicit transaction, one round trip) and returns
     /// how many rows were new. Rows whose `message_id` already exists are skipped. A connection
     /// found dead under the insert is replaced and the insert tried once more: it is idempotent,
-    /// so even a first attempt that committed unseen does no harm.
+    /// so even a first attempt that committed unseen does no harm. When the database refuses
+    /// the credentials and they came from a secret, the secret is re-read once (it may have
+    /// been rotated) and the insert retried.
     pub async fn insert(&self, rows: &LoginRows, masking_mode: MaskingMode) -> Result<u64, LoadError> {
         if rows.is_empty() {
             return Ok(0);
         }
+        let first = self.insert_reconnecting(rows, masking_mode).await;
+        let (Err(err), Some(db_secret)) = (&first, &self.db_secret) else {
+            return first;
+        };
+        if !err.is_auth_failure() {
+            return first;
+        }
+        tracing::warn!(secret = %db_secret.id, "database refused the credentials; re-reading the secret");
+        match db_secret.secrets.database(&db_secret.id).await {
+            Ok(target) => {
+                self.replace_target(target.secured(&db_secret.connection));
+                self.insert_reconnecting(rows, masking_mode).await
+            }
+            Err(secret_err) => {
+                tracing::error!(error = %format!("{:#}", anyhow::Error::from(secret_err)), "re-reading the database secret failed");
+                first
+            }
+        }
+    }
+
+    /// [`Loader::insert_once`], once more on a fresh connection if the first one died under it.
+    async fn insert_reconnecting(&self, rows: &LoginRows, masking_mode: MaskingMode) -> Result<u64, LoadError> {
         match self.insert_once(rows, masking_mode).await {
             Err(err) if err.is_dead_connection() => {
-                tracing::warn!(error = %crate::handler::error_chain(&err), "connection died under the insert; retrying once on a fresh one");
+                tracing::warn!(error = %format!("{:#}", anyhow::Error::from(err)), "connection died under the insert; retrying once on a fresh one");
                 self.insert_once(rows, masking_mode).await
             }
             result => result,

@@ -34,6 +34,8 @@ pub enum VaultError {
     WrongKeyOrTampered,
     #[error("the sealed value belongs to another row")]
     Mismatch,
+    #[error("encrypting a value for the vault failed")]
+    Encryption,
 }
 
 /// The recipients' public key: all the function holds.
@@ -107,6 +109,9 @@ pub struct BatchSealer {
     cipher: ChaChaBox,
     key_id: String,
     rng: Box<dyn CryptoRngCore + Send>,
+    /// Makes every encryption fail, so tests can see that a failure is loud.
+    #[cfg(test)]
+    fail_encryption: bool,
 }
 
 impl BatchSealer {
@@ -118,26 +123,43 @@ impl BatchSealer {
             cipher: ChaChaBox::new(&recipient.0, &ephemeral),
             key_id: recipient.key_id(),
             rng: Box::new(rng),
+            #[cfg(test)]
+            fail_encryption: false,
         }
+    }
+
+    /// A sealer whose every encryption fails.
+    #[cfg(test)]
+    pub(crate) fn failing(recipient: &VaultPublicKey) -> Self {
+        BatchSealer { fail_encryption: true, ..BatchSealer::new(recipient, crypto_box::aead::OsRng) }
     }
 
     pub fn key_id(&self) -> &str {
         &self.key_id
     }
 
-    /// Encrypts `original`, bound to its field and masked value.
-    pub fn seal(&mut self, field: MaskedField, masked_value: &str, original: &str) -> Vec<u8> {
+    /// Encrypts `original`, bound to its field and masked value. Encryption with a valid key
+    /// and nonce only fails for plaintexts beyond 256 GiB; should it ever fail, the batch
+    /// fails with it rather than store a value nobody can recover.
+    pub fn seal(&mut self, field: MaskedField, masked_value: &str, original: &str) -> Result<Vec<u8>, VaultError> {
         let nonce = ChaChaBox::generate_nonce(&mut self.rng);
         let mut plaintext = binding(field, masked_value);
         plaintext.extend_from_slice(original.as_bytes());
-        // Encryption with a valid key and nonce only fails for plaintexts beyond 256 GiB.
-        let ciphertext = self.cipher.encrypt(&nonce, plaintext.as_slice()).unwrap_or_default();
+        let ciphertext = self.encrypt(&nonce, &plaintext).map_err(|_| VaultError::Encryption)?;
         let mut sealed = Vec::with_capacity(1 + KEY_BYTES + NONCE_BYTES + ciphertext.len());
         sealed.push(FORMAT_VERSION);
         sealed.extend_from_slice(&self.ephemeral_public);
         sealed.extend_from_slice(&nonce);
         sealed.extend_from_slice(&ciphertext);
-        sealed
+        Ok(sealed)
+    }
+
+    fn encrypt(&self, nonce: &crypto_box::Nonce, plaintext: &[u8]) -> Result<Vec<u8>, crypto_box::aead::Error> {
+        #[cfg(test)]
+        if self.fail_encryption {
+            return Err(crypto_box::aead::Error);
+        }
+        self.cipher.encrypt(nonce, plaintext)
     }
 }
 
@@ -164,7 +186,7 @@ mod tests {
     fn round_trip() {
         let secret = VaultSecretKey::generate(&mut OsRng);
         let mut sealer = BatchSealer::new(&secret.public_key(), OsRng);
-        let sealed = sealer.seal(MaskedField::Ip, "abc123", "199.172.111.135");
+        let sealed = sealer.seal(MaskedField::Ip, "abc123", "199.172.111.135").expect("sealed");
         assert!(!sealed.windows(15).any(|w| w == b"199.172.111.135"), "ciphertext must not contain the original");
         assert_eq!(secret.open(MaskedField::Ip, "abc123", &sealed), Ok("199.172.111.135".to_string()));
     }
@@ -173,8 +195,8 @@ mod tests {
     fn every_value_gets_its_own_nonce() {
         let secret = VaultSecretKey::generate(&mut OsRng);
         let mut sealer = BatchSealer::new(&secret.public_key(), OsRng);
-        let a = sealer.seal(MaskedField::DeviceId, "m", "same");
-        let b = sealer.seal(MaskedField::DeviceId, "m", "same");
+        let a = sealer.seal(MaskedField::DeviceId, "m", "same").expect("sealed");
+        let b = sealer.seal(MaskedField::DeviceId, "m", "same").expect("sealed");
         assert_ne!(a, b);
         assert_eq!(a[..1 + KEY_BYTES], b[..1 + KEY_BYTES], "one ephemeral key per batch");
     }
@@ -183,14 +205,16 @@ mod tests {
     fn the_wrong_key_fails_cleanly() {
         let secret = VaultSecretKey::generate(&mut OsRng);
         let other = VaultSecretKey::generate(&mut OsRng);
-        let sealed = BatchSealer::new(&secret.public_key(), OsRng).seal(MaskedField::Ip, "m", "10.0.0.1");
+        let sealed =
+            BatchSealer::new(&secret.public_key(), OsRng).seal(MaskedField::Ip, "m", "10.0.0.1").expect("sealed");
         assert_eq!(other.open(MaskedField::Ip, "m", &sealed), Err(VaultError::WrongKeyOrTampered));
     }
 
     #[test]
     fn tampering_and_row_swaps_are_detected() {
         let secret = VaultSecretKey::generate(&mut OsRng);
-        let mut sealed = BatchSealer::new(&secret.public_key(), OsRng).seal(MaskedField::Ip, "m1", "10.0.0.1");
+        let mut sealed =
+            BatchSealer::new(&secret.public_key(), OsRng).seal(MaskedField::Ip, "m1", "10.0.0.1").expect("sealed");
         assert_eq!(secret.open(MaskedField::Ip, "m2", &sealed), Err(VaultError::Mismatch));
         assert_eq!(secret.open(MaskedField::DeviceId, "m1", &sealed), Err(VaultError::Mismatch));
         let last = sealed.len() - 1;
@@ -208,5 +232,12 @@ mod tests {
         assert_eq!(VaultPublicKey::from_hex(&secret.public_key().to_hex()), Ok(secret.public_key()));
         assert_eq!(VaultPublicKey::from_hex("abcd").err(), Some(VaultError::InvalidKey));
         assert!(!format!("{secret:?}").contains(&secret.to_hex()));
+    }
+
+    #[test]
+    fn a_failed_encryption_is_an_error_not_an_empty_ciphertext() {
+        let secret = VaultSecretKey::generate(&mut OsRng);
+        let mut sealer = BatchSealer::failing(&secret.public_key());
+        assert_eq!(sealer.seal(MaskedField::Ip, "m", "10.0.0.1"), Err(VaultError::Encryption));
     }
 }

@@ -9,15 +9,23 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// A field of the login message that validation can reject.
+use crate::mask::MaskedField;
+
+/// A field of the login message that validation can reject. The personal fields are the
+/// masking module's [`MaskedField`]s, so the two never drift apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
     UserId,
     DeviceType,
     Locale,
     AppVersion,
-    Ip,
-    DeviceId,
+    /// `ip` or `device_id`: stored only masked.
+    Masked(MaskedField),
+}
+
+impl Field {
+    pub const IP: Field = Field::Masked(MaskedField::Ip);
+    pub const DEVICE_ID: Field = Field::Masked(MaskedField::DeviceId);
 }
 
 impl Field {
@@ -28,8 +36,7 @@ impl Field {
             Field::DeviceType => "device_type",
             Field::Locale => "locale",
             Field::AppVersion => "app_version",
-            Field::Ip => "ip",
-            Field::DeviceId => "device_id",
+            Field::Masked(field) => field.name(),
         }
     }
 
@@ -42,8 +49,8 @@ impl Field {
         match self {
             Field::UserId => 128,
             Field::DeviceType | Field::Locale | Field::AppVersion => 32,
-            Field::Ip => 64,
-            Field::DeviceId => 256,
+            Field::Masked(MaskedField::Ip) => 64,
+            Field::Masked(MaskedField::DeviceId) => 256,
         }
     }
 }
@@ -146,13 +153,13 @@ impl LoginRecord {
         if app_version.as_deref().is_some_and(|version| !is_version(version)) {
             return Err(RecordError::InvalidAppVersion);
         }
-        let ip = string_field(wire.ip, Field::Ip)?
+        let ip = string_field(wire.ip, Field::IP)?
             .map(|text| text.parse::<IpAddr>().map(|ip| ip.to_canonical()))
             .transpose()
             .map_err(|_| RecordError::InvalidIp)?;
-        let device_id = string_field(wire.device_id, Field::DeviceId)?;
+        let device_id = string_field(wire.device_id, Field::DEVICE_ID)?;
         if device_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
-            return Err(RecordError::Empty(Field::DeviceId));
+            return Err(RecordError::Empty(Field::DEVICE_ID));
         }
 
         Ok(LoginRecord { user_id, device_type, locale, app_version, ip, device_id })
@@ -297,13 +304,13 @@ mod tests {
             (r#"{"user_id":"u","ip":"01.2.3.4"}"#.into(), RecordError::InvalidIp),
             (r#"{"user_id":"u","ip":"fe80::1%eth0"}"#.into(), RecordError::InvalidIp),
             (r#"{"user_id":"u","ip":""}"#.into(), RecordError::InvalidIp),
-            (r#"{"user_id":"u","ip":3232235777}"#.into(), RecordError::NotAString(Field::Ip)),
-            (format!(r#"{{"user_id":"u","ip":"{}"}}"#, long(65)), RecordError::TooLong { field: Field::Ip, chars: 65 }),
-            (r#"{"user_id":"u","device_id":""}"#.into(), RecordError::Empty(Field::DeviceId)),
-            (r#"{"user_id":"u","device_id":5928}"#.into(), RecordError::NotAString(Field::DeviceId)),
+            (r#"{"user_id":"u","ip":3232235777}"#.into(), RecordError::NotAString(Field::IP)),
+            (format!(r#"{{"user_id":"u","ip":"{}"}}"#, long(65)), RecordError::TooLong { field: Field::IP, chars: 65 }),
+            (r#"{"user_id":"u","device_id":""}"#.into(), RecordError::Empty(Field::DEVICE_ID)),
+            (r#"{"user_id":"u","device_id":5928}"#.into(), RecordError::NotAString(Field::DEVICE_ID)),
             (
                 format!(r#"{{"user_id":"u","device_id":"{}"}}"#, long(257)),
-                RecordError::TooLong { field: Field::DeviceId, chars: 257 },
+                RecordError::TooLong { field: Field::DEVICE_ID, chars: 257 },
             ),
         ];
         for (body, expected) in cases {
@@ -379,7 +386,7 @@ mod tests {
         assert_eq!(RecordError::Missing(Field::UserId).code(), "missing_user_id");
         assert_eq!(RecordError::InvalidIp.code(), "invalid_ip");
         assert_eq!(RecordError::TooLong { field: Field::Locale, chars: 40 }.code(), "too_long_locale");
-        assert_eq!(RecordError::NotAString(Field::DeviceId).code(), "not_a_string_device_id");
+        assert_eq!(RecordError::NotAString(Field::DEVICE_ID).code(), "not_a_string_device_id");
         assert_eq!(RecordError::MalformedJson { line: 1, column: 1 }.code(), "malformed_json");
     }
 

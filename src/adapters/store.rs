@@ -106,6 +106,13 @@ pub struct SealedValue {
     pub key_id: String,
 }
 
+impl SealedValue {
+    /// The field the row is filed under; `None` for a name this version does not know.
+    pub fn masked_field(&self) -> Option<MaskedField> {
+        MaskedField::from_name(&self.field)
+    }
+}
+
 /// What to recover.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VaultLookup {

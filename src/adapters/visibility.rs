@@ -59,9 +59,9 @@ impl std::fmt::Debug for VisibilityBackoff {
 }
 
 impl VisibilityBackoff {
-    /// With the SDK's configuration from the environment (`AWS_ENDPOINT_URL` included).
-    pub fn from_env(base: Duration) -> VisibilityBackoff {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL").ok().filter(|e| !e.trim().is_empty());
+    /// With the SDK's configuration from the environment; `endpoint` is `AWS_ENDPOINT_URL`
+    /// ([`crate::config::AwsConfig::endpoint_url`]), used to build queue URLs from ARNs.
+    pub fn new(base: Duration, endpoint: Option<String>) -> VisibilityBackoff {
         VisibilityBackoff { base, endpoint, client: Default::default() }
     }
 
@@ -101,7 +101,7 @@ impl VisibilityBackoff {
         let client = self.client().await;
         let mut changed = 0;
         for (url, entries) in per_queue {
-            for chunk in entries.chunks(crate::queue::SQS_BATCH) {
+            for chunk in entries.chunks(crate::sqs::SQS_BATCH) {
                 let entries = chunk
                     .iter()
                     .enumerate()

@@ -17,7 +17,7 @@ type HmacSha256 = Hmac<Sha256>;
 pub const MIN_KEY_BYTES: usize = 32;
 
 /// A personal field that is stored only in masked form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MaskedField {
     Ip,
     DeviceId,
@@ -30,6 +30,11 @@ impl MaskedField {
             MaskedField::Ip => "ip",
             MaskedField::DeviceId => "device_id",
         }
+    }
+
+    /// The field a message key or vault `field` value names.
+    pub fn from_name(name: &str) -> Option<MaskedField> {
+        [MaskedField::Ip, MaskedField::DeviceId].into_iter().find(|field| field.name() == name)
     }
 
     /// The HMAC input prefix: the name and a NUL, which no field name contains.
@@ -104,6 +109,11 @@ impl MaskingKey {
             return Err(KeyError::TooShort(bytes.len()));
         }
         Ok(MaskingKey(bytes))
+    }
+
+    /// The key as hex, as `MASKING_KEY` and the masking-key secret hold it.
+    pub fn to_hex(&self) -> String {
+        hex::encode(&self.0)
     }
 
     /// A short, non-secret fingerprint (first 8 hex digits of SHA-256 of the key), so operators

@@ -1,8 +1,9 @@
-//! Set-up shared by the benchmarks that need services.
-#![allow(dead_code)] // each benchmark uses a different subset
+//! Set-up of the benchmarks that need services: a fresh database per benchmark, the loader's
+//! target (optionally through PgBouncer). Benchmarks take it as `use login_etl::testing::bench
+//! as common;`.
 
-use login_etl::database::{DbTarget, SslMode};
-use login_etl::store::Store;
+use crate::database::DbTarget;
+use crate::store::Store;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
@@ -25,36 +26,16 @@ pub async fn fresh_database(name: &str) -> anyhow::Result<(PgConnectOptions, PgC
     Ok((admin.database(name), admin_conn))
 }
 
+/// Drops the database [`fresh_database`] made.
 pub async fn drop_database(admin_conn: &mut PgConnection, name: &str) -> anyhow::Result<()> {
     sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin_conn).await?;
     Ok(())
 }
 
-/// LocalStack at AWS_ENDPOINT_URL (default http://127.0.0.1:4566) with dummy credentials.
-pub fn localstack_endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
-}
-
-pub async fn localstack_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(localstack_endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "bench"))
-        .load()
-        .await
-}
-
 /// The loader's target for `options` (trust authentication, no TLS), optionally through the
 /// PgBouncer at `via` (`host:port`) under the pooler database name `dbname`.
 pub fn loader_target(options: &PgConnectOptions, via: Option<(&str, &str)>) -> DbTarget {
-    let mut target = DbTarget {
-        host: options.get_host().to_owned(),
-        port: options.get_port(),
-        user: options.get_username().to_owned(),
-        password: None,
-        dbname: options.get_database().unwrap_or("postgres").to_owned(),
-        ssl_mode: SslMode::Disable,
-    };
+    let mut target = super::direct_target(options);
     if let Some((address, dbname)) = via {
         if let Some((host, port)) = address.rsplit_once(':') {
             target.host = host.to_owned();
@@ -76,11 +57,8 @@ pub async fn migrate(options: &PgConnectOptions) -> anyhow::Result<()> {
 /// Applies migrations 0001..=`last` only: the schema as an older release left it, for
 /// before/after comparisons in one run.
 pub async fn migrate_through(options: &PgConnectOptions, last: i64) -> anyhow::Result<()> {
-    let mut migrator = sqlx::migrate!("./migrations");
-    migrator.migrations =
-        std::borrow::Cow::Owned(migrator.migrations.iter().filter(|m| m.version <= last).cloned().collect());
     let pool = sqlx::PgPool::connect_with(options.clone()).await?;
-    migrator.run(&pool).await?;
+    super::migrate_through(&pool, last).await?;
     pool.close().await;
     Ok(())
 }

@@ -130,7 +130,7 @@ mod tests {
             at,
         )
         .expect("signed");
-        let boto3 = include_str!("../tests/data/iam-token-known-answer.txt").trim();
+        let boto3 = include_str!("../../tests/data/iam-token-known-answer.txt").trim();
         assert_eq!(parts(&token), parts(boto3));
         assert!(token.contains("DBUser=login%20loader&"), "{token}");
         let signature = |t: &str| parts(t).1.into_iter().find(|(k, _)| k == "X-Amz-Signature").map(|(_, v)| v);

@@ -11,6 +11,8 @@ use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
+use crate::config::ConnectionSecurity;
+
 /// How much TLS a connection demands, with libpq's names and meanings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SslMode {
@@ -124,6 +126,18 @@ impl DbTarget {
             dbname: if dbname.is_empty() { "postgres".into() } else { dbname },
             ssl_mode,
         })
+    }
+
+    /// Applies `DB_SSL_MODE` and, with IAM authentication, drops any password: the token is
+    /// made per connection.
+    pub fn secured(mut self, connection: &ConnectionSecurity) -> DbTarget {
+        if let Some(mode) = connection.ssl_mode {
+            self.ssl_mode = mode;
+        }
+        if connection.iam_auth {
+            self.password = None;
+        }
+        self
     }
 
     /// The same target for sqlx, which the operator commands use. sqlx's own startup packet

@@ -1,0 +1,20 @@
+//! Adapters: the core's way out to PostgreSQL and AWS. Each translates and calls; none holds
+//! business rules.
+//!
+//! - PostgreSQL: [`database`] (where and how to connect), [`tls`], [`iam`] (IAM tokens),
+//!   [`loader`] (the function's pooler-safe batch insert, and re-reading a rotated database
+//!   secret), [`store`] (sqlx sessions for operator commands: migrations, reports, the vault),
+//!   [`lifecycle`] (monthly partitions, retention, erasure: operator commands too).
+//! - AWS: [`aws`] (SDK configuration), [`secrets`] (Secrets Manager), [`sqs`] (the queue
+//!   client, provisioning, redrive), [`visibility`] (backoff of failed messages).
+
+pub mod aws;
+pub mod database;
+pub mod iam;
+pub mod lifecycle;
+pub mod loader;
+pub mod secrets;
+pub mod sqs;
+pub mod store;
+pub mod tls;
+pub mod visibility;

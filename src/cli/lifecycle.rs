@@ -1,0 +1,69 @@
+//! Commands over the data lifecycle: `partitions`, `retention`, `erase`. Run by the table's
+//! owner (`partitions`, `retention`) or a member of `login_etl_eraser` (`erase`), straight to
+//! the server, never through a transaction-mode pooler.
+
+use std::io::Write;
+
+use time::Date;
+
+use super::{EraseArgs, PartitionsArgs, RetentionArgs};
+use crate::lifecycle;
+use crate::store::Store;
+
+/// Makes the partitions from `today`'s month to `months_ahead` after it (and those rows in the
+/// default partition need), then lists every partition with its rows.
+pub async fn partitions(args: &PartitionsArgs, store: &Store, today: Date, out: &mut impl Write) -> anyhow::Result<()> {
+    let created = lifecycle::maintain_partitions(store, today, args.months_ahead).await?;
+    let partitions = lifecycle::partition_row_counts(store).await?;
+    if args.json {
+        let partitions: Vec<_> =
+            partitions.iter().map(|(name, rows)| serde_json::json!({"partition": name, "rows": rows})).collect();
+        writeln!(out, "{}", serde_json::json!({"created": created, "partitions": partitions}))?;
+        return Ok(());
+    }
+    for made in &created {
+        writeln!(out, "created {} ({} rows moved in from the default partition)", made.partition, made.rows_moved)?;
+    }
+    if created.is_empty() {
+        writeln!(out, "every partition through {} months ahead exists", args.months_ahead)?;
+    }
+    for (name, rows) in partitions {
+        writeln!(out, "{name:<24}  {rows:>12} rows")?;
+    }
+    Ok(())
+}
+
+/// Keeps `today`'s month and the `--keep-months` before it; prints what was dropped and how
+/// long it took.
+pub async fn retention(args: &RetentionArgs, store: &Store, today: Date, out: &mut impl Write) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let report = lifecycle::apply_retention(store, today, args.keep_months).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["seconds"] = serde_json::json!(seconds);
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    writeln!(out, "keeping months from {} on", report.cutoff)?;
+    for dropped in &report.dropped {
+        writeln!(out, "dropped {} ({} rows)", dropped.partition, dropped.rows_dropped)?;
+    }
+    if report.dropped.is_empty() {
+        writeln!(out, "no partition is older than that")?;
+    }
+    writeln!(out, "vault rows no longer referenced, removed: {}", report.vault_rows_removed)?;
+    writeln!(out, "took {seconds:.3} s")?;
+    Ok(())
+}
+
+/// Erases one person; prints counts, never values.
+pub async fn erase(args: &EraseArgs, store: &Store, out: &mut impl Write) -> anyhow::Result<()> {
+    let report = lifecycle::erase_user(store, &args.user_id).await?;
+    if args.json {
+        writeln!(out, "{}", serde_json::to_value(report)?)?;
+    } else {
+        writeln!(out, "erased {} login rows and {} vault rows", report.login_rows, report.vault_rows)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,403 @@
+//! `login-etl-cli`'s commands: each is a function over its arguments, its dependencies and
+//! the writers it prints to, so that tests call it in-process. [`run`] builds the dependencies
+//! from the one [`Config`] and dispatches; the binary (`src/bin/login-etl-cli.rs`) only parses
+//! the command line and hands over.
+//!
+//! Adding a command: an arm in [`Command`] (with its `Args` struct), a function in the module
+//! of its area, and an arm in [`run`].
+
+mod database;
+mod invoke;
+mod lifecycle;
+mod queue;
+mod vault;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+use crate::lambda::Function;
+use crate::sqs::Queue;
+use crate::{aws, startup};
+
+pub use database::{migrate, report};
+pub use invoke::invoke;
+pub use lifecycle::{erase, partitions, retention};
+pub use queue::{depth, drain, redrive, send, setup};
+pub use vault::{keygen, recover};
+
+/// Environment every AWS call reads (queues, secrets).
+const AWS_ENV: &str =
+    "AWS_ENDPOINT_URL (LocalStack: http://127.0.0.1:4566), AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY";
+/// Environment of commands that only need the database.
+const DATABASE_ENV: &str =
+    "DATABASE_URL (postgres://…) or DB_SECRET_ID (a Secrets Manager secret, read with the AWS variables)";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "login-etl-cli",
+    version,
+    about = "Operate the login-etl pipeline locally",
+    after_help = "Every command also reads RUST_LOG (log filter, default warn) and NO_COLOR (no ANSI colours; \
+                  colours are only ever used on a terminal).\n\
+                  Exit status: 0 success; 1 error; 2 usage error; 3 `drain` stopped with failing messages left \
+                  on a queue without a redrive policy."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Apply migrations/ to the configured database (DATABASE_URL or DB_SECRET_ID); with
+    /// DATABASE_URL the database is created first if it does not exist.
+    #[command(after_help = format!("Environment: {DATABASE_ENV}; {AWS_ENV} (with DB_SECRET_ID)."))]
+    Migrate,
+    /// Create (or update) the queue, its dead-letter queue and the secrets the function reads.
+    #[command(after_help = format!(
+        "Environment: {AWS_ENV}; DATABASE_URL (stored as the database secret, skipped if unset); \
+         MASKING_KEY (stored as the masking key if that secret does not exist; else a random key)."
+    ))]
+    Setup(SetupArgs),
+    /// Send realistic login messages, a share of them malformed, 10 per SendMessageBatch.
+    #[command(after_help = format!("Environment: QUEUE_URL (default of --queue-url); {AWS_ENV}."))]
+    Send(SendArgs),
+    /// Poll a queue like Lambda's event source mapping: receive 10, run the handler, delete
+    /// what succeeded, until the queue holds no message (visible or in flight).
+    #[command(after_help = format!(
+        "Environment: QUEUE_URL (default of --queue-url); the function's configuration: {DATABASE_ENV}, \
+         MASKING_MODE, MASKING_KEY or MASKING_KEY_SECRET_ID, VAULT_PUBLIC_KEY, DB_MAX_CONNECTIONS, \
+         DB_ACQUIRE_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS; {AWS_ENV}.\n\
+         SIGINT (Ctrl-C) or SIGTERM: stop receiving, finish and delete the batches in hand, print the \
+         summary, exit 0.\n\
+         Exit status 3: stopped because only failing messages are left on a queue without a redrive \
+         policy (they would be retried forever); give the queue a DLQ or fix the cause."
+    ))]
+    Drain(DrainArgs),
+    /// Print how many messages a queue holds (visible, in flight, delayed).
+    #[command(after_help = format!("Environment: QUEUE_URL (default of --queue-url); {AWS_ENV}."))]
+    Depth(DepthArgs),
+    /// Move dead letters back to their source queue keeping each one's first messageId and
+    /// SentTimestamp (as message attributes), so a letter that was loaded before is counted
+    /// as a duplicate, not loaded twice.
+    #[command(after_help = format!("Environment: {AWS_ENV}."))]
+    Redrive(RedriveArgs),
+    /// Show what is loaded: the row count and the latest rows (masked values only).
+    #[command(after_help = format!("Environment: {DATABASE_ENV}."))]
+    Report(ReportArgs),
+    /// Make a PII-vault key pair: the private key goes to a new file (mode 0600), the public
+    /// key (for VAULT_PUBLIC_KEY) is printed.
+    #[command(after_help = "Environment: none.")]
+    Keygen(KeygenArgs),
+    /// Recover original ip / device_id values from the PII vault with the private key.
+    /// Needs a database user with the login_etl_recovery role, and the masking key: only an
+    /// original that re-masks to its masked value is shown.
+    #[command(after_help = format!(
+        "Environment: {DATABASE_ENV}; MASKING_MODE, MASKING_KEY or MASKING_KEY_SECRET_ID; {AWS_ENV} \
+         (with --private-key-secret-id or MASKING_KEY_SECRET_ID)."
+    ))]
+    Recover(RecoverArgs),
+    /// Give the current month and the next ones their user_logins partitions, and move rows
+    /// waiting in the default partition into partitions of their months. Run as the table's
+    /// owner (the migrate user), e.g. monthly; `migrate` and `retention` do it too.
+    #[command(after_help = format!("Environment: {DATABASE_ENV}; {AWS_ENV} (with DB_SECRET_ID)."))]
+    Partitions(PartitionsArgs),
+    /// Keep the current month and the N whole months before it: detach and drop every older
+    /// monthly partition of user_logins (no row-by-row DELETE), then remove vault rows no
+    /// remaining login references. Prints what it dropped. Run as the table's owner.
+    #[command(after_help = format!("Environment: {DATABASE_ENV}; {AWS_ENV} (with DB_SECRET_ID)."))]
+    Retention(RetentionArgs),
+    /// Erase one person: delete their logins and the vault rows only they referenced, in one
+    /// transaction under the login_etl_eraser role (the database user must be granted it).
+    /// Prints counts, never values.
+    #[command(after_help = format!("Environment: {DATABASE_ENV}; {AWS_ENV} (with DB_SECRET_ID)."))]
+    Erase(EraseArgs),
+    /// Run the handler once on an SQS event JSON file and print the SQSBatchResponse.
+    #[command(after_help = format!(
+        "Environment: the function's configuration: {DATABASE_ENV}, MASKING_MODE, MASKING_KEY or \
+         MASKING_KEY_SECRET_ID, VAULT_PUBLIC_KEY, DB_* pool settings; {AWS_ENV}."
+    ))]
+    Invoke(InvokeArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SetupArgs {
+    /// Name of the queue; its dead-letter queue is named <QUEUE_NAME>-dlq.
+    #[arg(long, default_value = "login-queue")]
+    pub queue_name: String,
+    /// Seconds a failed message stays invisible before it is retried.
+    #[arg(long, default_value_t = 30)]
+    pub visibility_timeout: u32,
+    /// Receives before SQS moves a message to the dead-letter queue.
+    #[arg(long, default_value_t = 5)]
+    pub max_receive_count: u32,
+    /// Secret to hold DATABASE_URL's connection in the RDS format (skipped without DATABASE_URL).
+    #[arg(long, default_value = "login-etl/db")]
+    pub db_secret_id: String,
+    /// Secret to hold the masking key (hex): MASKING_KEY's value, or a new random key. An
+    /// existing key is never replaced: that would silently change every masked value.
+    #[arg(long, default_value = "login-etl/masking-key")]
+    pub masking_key_secret_id: String,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("what").required(true)))]
+#[command(group(clap::ArgGroup::new("key").required(true)))]
+pub struct RecoverArgs {
+    /// A masked_ip value (hex) from user_logins.
+    #[arg(long, group = "what")]
+    pub masked_ip: Option<String>,
+    /// A masked_device_id value (hex) from user_logins.
+    #[arg(long, group = "what")]
+    pub masked_device_id: Option<String>,
+    /// Every vault value of this user's logins.
+    #[arg(long, group = "what")]
+    pub user_id: Option<String>,
+    /// File holding the private key (hex), as written by `keygen`.
+    #[arg(long, group = "key")]
+    pub private_key_file: Option<PathBuf>,
+    /// Secrets Manager secret holding the private key (hex).
+    #[arg(long, group = "key")]
+    pub private_key_secret_id: Option<String>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SendArgs {
+    /// URL of the queue to send to.
+    #[arg(long, env = "QUEUE_URL")]
+    pub queue_url: String,
+    /// How many messages to send.
+    #[arg(long)]
+    pub count: usize,
+    /// Share of malformed messages, 0.0 to 1.0.
+    #[arg(long, default_value_t = 0.0)]
+    pub bad_ratio: f64,
+    /// Seed for reproducible messages.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DrainArgs {
+    /// URL of the queue to drain (a DLQ's URL replays dead letters).
+    #[arg(long, env = "QUEUE_URL")]
+    pub queue_url: String,
+    /// Pollers at once (each holds one database connection).
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// ReceiveMessage long-poll wait, seconds (0–20).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=20))]
+    pub wait_seconds: i32,
+    /// Keep polling when the queue is empty, until SIGINT (Ctrl-C) or SIGTERM.
+    #[arg(long)]
+    pub follow: bool,
+    /// How long SQS may fail (refused connections, throttling) before the drain gives up,
+    /// seconds; calls are retried with backoff meanwhile.
+    #[arg(long, default_value_t = 60)]
+    pub sqs_retry_seconds: u64,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RedriveArgs {
+    /// URL of the dead-letter queue to empty.
+    #[arg(long)]
+    pub dlq_url: String,
+    /// URL of the queue to move the letters to (its source queue).
+    #[arg(long, env = "QUEUE_URL")]
+    pub queue_url: String,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DepthArgs {
+    /// URL of the queue to look at.
+    #[arg(long, env = "QUEUE_URL")]
+    pub queue_url: String,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// How many of the latest rows to show.
+    #[arg(long, default_value_t = 5)]
+    pub limit: i64,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct KeygenArgs {
+    /// New file for the private key (hex); an existing file is never overwritten.
+    #[arg(long)]
+    pub private_key_file: PathBuf,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct InvokeArgs {
+    /// An SqsEvent as Lambda delivers it, e.g. events/batch.json.
+    pub file: PathBuf,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct PartitionsArgs {
+    /// How many months after the current one get their partition now.
+    #[arg(long, default_value_t = crate::lifecycle::DEFAULT_MONTHS_AHEAD)]
+    pub months_ahead: u16,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RetentionArgs {
+    /// Whole months to keep before the current one (the current month is always kept).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub keep_months: u16,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct EraseArgs {
+    /// The user_id whose logins and vault entries go.
+    #[arg(long)]
+    pub user_id: String,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Exit status of `drain` when it stopped with failing messages left on a queue without a
+/// redrive policy: the job is not done, and a script must not take it for success.
+pub const EXIT_FAILING_MESSAGES_LEFT: u8 = 3;
+
+/// Runs `command`: builds what it needs from `config` (read once by the caller), then calls
+/// its function. Results go to `out` (stdout), notes and progress to `notes` (stderr).
+/// Returns the exit status.
+pub async fn run(
+    command: Command,
+    config: Result<Config, ConfigError>,
+    out: &mut impl Write,
+    notes: &mut (impl Write + Send),
+) -> anyhow::Result<u8> {
+    // Each command takes the configuration only if it needs it: `keygen` reads no
+    // environment, so a broken configuration must not stop it.
+    match command {
+        Command::Keygen(args) => keygen(&args, out, notes)?,
+        Command::Migrate => migrate(&config?, notes).await?,
+        Command::Setup(args) => {
+            let config = config?;
+            let sdk = aws::load_config(std::time::Duration::from_secs(25)).await;
+            let secrets = crate::secrets::SecretStore::new(&sdk);
+            setup(&args, &config, &aws_sdk_sqs::Client::new(&sdk), &secrets, out).await?
+        }
+        Command::Send(args) => send(&args, &open_queue(&args.queue_url).await?, out).await?,
+        Command::Drain(args) => {
+            let mut config = config?;
+            config.pool.max_connections = config.pool.max_connections.max(args.concurrency as u32);
+            let handler = startup::build_handler(&config).await?;
+            let queue = open_queue(&args.queue_url).await?;
+            return drain(&args, &handler, &queue, stop_signal(), out, notes).await;
+        }
+        Command::Depth(args) => depth(&args, &open_queue(&args.queue_url).await?, out).await?,
+        Command::Redrive(args) => {
+            let (dlq, target) = (open_queue(&args.dlq_url).await?, open_queue(&args.queue_url).await?);
+            redrive(&args, &dlq, &target, out).await?
+        }
+        Command::Report(args) => report(&args, &startup::connect_store(&config?).await?, out).await?,
+        Command::Partitions(args) => {
+            let today = time::OffsetDateTime::now_utc().date();
+            partitions(&args, &startup::connect_store(&config?).await?, today, out).await?
+        }
+        Command::Retention(args) => {
+            let today = time::OffsetDateTime::now_utc().date();
+            retention(&args, &startup::connect_store(&config?).await?, today, out).await?
+        }
+        Command::Erase(args) => erase(&args, &startup::connect_store(&config?).await?, out).await?,
+        Command::Recover(args) => {
+            let config = config?;
+            let secret = vault::private_key(&args).await?;
+            let masker = startup::masker(&config).await?;
+            let store = startup::connect_store(&config).await?;
+            recover(&args, &secret, &masker, &store, out, notes).await?
+        }
+        Command::Invoke(args) => {
+            let config = config?;
+            let handler = startup::build_handler(&config).await?;
+            let log = crate::telemetry::LogSettings::from_env();
+            let function = Function::new(handler, config.aws.function_name.clone(), &log);
+            // stdout carries the response; the metrics lines the runtime would log go to stderr.
+            invoke(&args, &function, out, notes).await?
+        }
+    }
+    Ok(0)
+}
+
+async fn open_queue(url: &str) -> anyhow::Result<Queue> {
+    let client = aws_sdk_sqs::Client::new(&aws::load_config(std::time::Duration::from_secs(25)).await);
+    Ok(Queue::open(client, url).await?)
+}
+
+/// Completes on the first SIGINT or SIGTERM (or never, if they cannot be watched).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut interrupt), Ok(mut terminate)) => {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument of every command explains itself, and every command names the
+    /// environment it reads.
+    #[test]
+    fn every_argument_has_help_and_every_command_names_its_environment() {
+        let cli = Cli::command();
+        for command in cli.get_subcommands() {
+            let after = command.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            assert!(after.starts_with("Environment:"), "{} names no environment", command.get_name());
+            for arg in command.get_arguments() {
+                if matches!(arg.get_id().as_str(), "help" | "version") {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{} --{} has no help", command.get_name(), arg.get_id());
+            }
+        }
+    }
+
+    #[test]
+    fn every_command_that_prints_a_result_has_json() {
+        let cli = Cli::command();
+        for name in ["setup", "send", "depth", "report", "drain", "partitions", "retention", "erase"] {
+            let command = cli.find_subcommand(name).expect("command");
+            assert!(command.get_arguments().any(|a| a.get_id() == "json"), "{name} has no --json");
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Commands over SQS: `setup`, `send`, `depth`, `redrive` and `drain`.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use super::{DepthArgs, DrainArgs, EXIT_FAILING_MESSAGES_LEFT, RedriveArgs, SendArgs, SetupArgs};
+use crate::config::{Config, DatabaseSource, MaskingKeySource};
+use crate::drain::{self, DrainEnd, DrainOptions, DrainReport};
+use crate::handler::Handler;
+use crate::sample;
+use crate::secrets::{self, SecretStore};
+use crate::sqs::{self, Queue};
+
+/// Creates (or updates) the queue and its DLQ, stores `DATABASE_URL` as the database secret
+/// (if the database comes from a URL) and the masking key (`MASKING_KEY`, else a random key)
+/// unless that secret exists.
+pub async fn setup(
+    args: &SetupArgs,
+    config: &Config,
+    sqs: &aws_sdk_sqs::Client,
+    secrets: &SecretStore,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let (queue_url, dlq_url) =
+        sqs::ensure_queue_with_dlq(sqs, &args.queue_name, args.visibility_timeout, args.max_receive_count).await?;
+
+    let mut db_secret = None;
+    if let Some(DatabaseSource::Url(url)) = &config.database.source {
+        let secret =
+            secrets::database_secret_json(url).map_err(|problem| anyhow::anyhow!("DATABASE_URL: {problem}"))?;
+        secrets.put(&args.db_secret_id, &secret).await?;
+        db_secret = Some(&args.db_secret_id);
+    }
+    let key_hex = match &config.masking.key {
+        Some(MaskingKeySource::Inline(key)) => Some(key.to_hex()),
+        _ => None,
+    };
+    let created = secrets.create_masking_key_if_absent(&args.masking_key_secret_id, key_hex.as_deref()).await?;
+    let key_status = if created { "created" } else { "exists, left unchanged" };
+
+    if args.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "queue_url": queue_url,
+                "dlq_url": dlq_url,
+                "max_receive_count": args.max_receive_count,
+                "visibility_timeout": args.visibility_timeout,
+                "db_secret_id": db_secret,
+                "masking_key_secret_id": args.masking_key_secret_id,
+                "masking_key_created": created,
+            })
+        )?;
+        return Ok(());
+    }
+    writeln!(out, "queue      {queue_url}")?;
+    writeln!(out, "dlq        {dlq_url}  (maxReceiveCount {})", args.max_receive_count)?;
+    if let Some(id) = db_secret {
+        writeln!(out, "secret     {id} (from DATABASE_URL)")?;
+    }
+    writeln!(out, "secret     {} ({key_status})", args.masking_key_secret_id)?;
+    Ok(())
+}
+
+/// Sends `args.count` sample messages, `args.bad_ratio` of them malformed.
+pub async fn send(args: &SendArgs, queue: &Queue, out: &mut impl Write) -> anyhow::Result<()> {
+    let messages = sample::sample_messages(args.count, args.bad_ratio, args.seed);
+    let bad = messages.iter().filter(|m| m.expected_failure.is_some()).count();
+    let bodies: Vec<String> = messages.into_iter().map(|m| m.body).collect();
+    let started = Instant::now();
+    let ids = queue.send(&bodies).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"queue_url": queue.url(), "sent": ids.len(), "malformed": bad, "seconds": seconds})
+        )?;
+    } else {
+        writeln!(out, "sent {} messages ({} malformed) to {} in {seconds:.1} s", ids.len(), bad, queue.url())?;
+    }
+    Ok(())
+}
+
+/// Drains `queue` through `handler` until it is empty (or `stop` completes, with `--follow`).
+/// Progress goes to `notes` when it is a terminal; the summary to `out`. Returns the exit
+/// status: [`EXIT_FAILING_MESSAGES_LEFT`] when only failing messages are left on a queue
+/// without a redrive policy.
+pub async fn drain(
+    args: &DrainArgs,
+    handler: &Handler,
+    queue: &Queue,
+    stop: impl std::future::Future<Output = ()>,
+    out: &mut impl Write,
+    notes: &mut impl Write,
+) -> anyhow::Result<u8> {
+    let progress = std::io::stderr().is_terminal();
+    let options = DrainOptions {
+        concurrency: args.concurrency,
+        wait_seconds: args.wait_seconds,
+        follow: args.follow,
+        sqs_retry: Duration::from_secs(args.sqs_retry_seconds),
+        progress_every: progress.then_some(Duration::from_millis(500)),
+    };
+    // A signal stops the pollers cleanly: batches in hand are finished and deleted, and the
+    // summary is printed as after any drain.
+    let report = drain::drain_until(queue, handler, &options, stop, |p| {
+        let _ = write!(
+            notes,
+            "\rreceived {:>8}  inserted {:>8}  failed {:>6}  {:>8.0} msg/s ",
+            p.received,
+            p.inserted,
+            p.failed,
+            p.messages_per_second()
+        );
+    })
+    .await?;
+    if progress {
+        writeln!(notes)?;
+    }
+    if args.json {
+        writeln!(out, "{}", drain_json(queue, &report))?;
+    } else {
+        write_drain_report(out, queue, &report)?;
+    }
+    Ok(match report.end {
+        DrainEnd::OnlyFailingMessagesLeft { .. } => EXIT_FAILING_MESSAGES_LEFT,
+        DrainEnd::Empty | DrainEnd::Stopped => 0,
+    })
+}
+
+fn drain_json(queue: &Queue, report: &DrainReport) -> serde_json::Value {
+    let (end, failing_left) = match report.end {
+        DrainEnd::Empty => ("empty", 0),
+        DrainEnd::OnlyFailingMessagesLeft { messages } => ("only_failing_left", messages),
+        DrainEnd::Stopped => ("stopped", 0),
+    };
+    serde_json::json!({
+        "queue_url": queue.url(),
+        "received": report.received,
+        "inserted": report.inserted,
+        "duplicates": report.duplicates,
+        "deleted": report.deleted,
+        "failed_by_reason": report.failed_by_reason,
+        "seconds": report.elapsed.as_secs_f64(),
+        "messages_per_second": report.messages_per_second(),
+        "end": end,
+        "failing_left": failing_left,
+    })
+}
+
+fn write_drain_report(out: &mut impl Write, queue: &Queue, report: &DrainReport) -> std::io::Result<()> {
+    let end = match report.end {
+        DrainEnd::Empty => "the queue is empty".to_string(),
+        DrainEnd::OnlyFailingMessagesLeft { messages } => format!(
+            "only {messages} failing message(s) left and the queue has no redrive policy: they would be retried forever"
+        ),
+        DrainEnd::Stopped => "stopped by a signal; batches in hand were finished".to_string(),
+    };
+    writeln!(out, "drained {} in {:.1} s: {end}", queue.url(), report.elapsed.as_secs_f64())?;
+    writeln!(out, "  received    {:>8}  (deliveries, redeliveries of failures included)", report.received)?;
+    writeln!(out, "  inserted    {:>8}", report.inserted)?;
+    writeln!(out, "  duplicates  {:>8}  (already loaded, deleted without a second row)", report.duplicates)?;
+    writeln!(out, "  deleted     {:>8}", report.deleted)?;
+    let failed: u64 = report.failed_by_reason.values().sum();
+    writeln!(out, "  failed      {failed:>8}  (left to the visibility timeout and the queue's redrive)")?;
+    for (reason, count) in &report.failed_by_reason {
+        writeln!(out, "    {reason:<28} {count:>6}")?;
+    }
+    writeln!(out, "  throughput  {:>8.0} messages/s", report.messages_per_second())
+}
+
+/// Prints how many messages `queue` holds, by state.
+pub async fn depth(args: &DepthArgs, queue: &Queue, out: &mut impl Write) -> anyhow::Result<()> {
+    let depth = queue.depth().await?;
+    if args.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "queue_url": queue.url(),
+                "visible": depth.visible,
+                "in_flight": depth.in_flight,
+                "delayed": depth.delayed,
+            })
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{} visible={} in_flight={} delayed={}",
+            queue.url(),
+            depth.visible,
+            depth.in_flight,
+            depth.delayed
+        )?;
+    }
+    Ok(())
+}
+
+/// Moves every dead letter of `dlq` back to `target`, keeping each one's identity.
+pub async fn redrive(args: &RedriveArgs, dlq: &Queue, target: &Queue, out: &mut impl Write) -> anyhow::Result<()> {
+    let moved = sqs::redrive(dlq, target).await?;
+    if args.json {
+        writeln!(out, "{}", serde_json::json!({ "moved": moved, "from": dlq.url(), "to": target.url() }))?;
+    } else {
+        writeln!(out, "moved {moved} dead letters from {} to {}", dlq.url(), target.url())?;
+    }
+    Ok(())
+}
