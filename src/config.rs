@@ -50,6 +50,27 @@ pub struct Config {
     pub masking: MaskingConfig,
     pub vault: VaultConfig,
     pub aws: AwsConfig,
+    pub lifecycle: LifecycleConfig,
+}
+
+/// What the Lambda bootstrap does: load logins from SQS (the default) or, in the scheduled
+/// maintenance function `template.yaml` adds with `RetentionKeepMonths`, keep partitions and
+/// retention (`LOGIN_ETL_TASK=maintenance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Task {
+    #[default]
+    LoadLogins,
+    Maintenance,
+}
+
+/// The data lifecycle's settings for the scheduled maintenance task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LifecycleConfig {
+    /// `LOGIN_ETL_TASK`: `load` (default) or `maintenance`.
+    pub task: Task,
+    /// `RETENTION_KEEP_MONTHS` (1 to 1200): whole months kept before the current one by the
+    /// maintenance task; unset: it only keeps partitions ahead.
+    pub retention_keep_months: Option<u16>,
 }
 
 /// Where the database is and how connections to it are secured.
@@ -157,6 +178,7 @@ impl Config {
                     .map_err(|err| invalid("VAULT_PUBLIC_KEY", err.to_string()))?,
             },
             aws: aws(&get)?,
+            lifecycle: lifecycle(&get)?,
         })
     }
 
@@ -238,6 +260,19 @@ fn aws(get: &impl Fn(&str) -> Option<String>) -> Result<AwsConfig, ConfigError> 
     })
 }
 
+fn lifecycle(get: &impl Fn(&str) -> Option<String>) -> Result<LifecycleConfig, ConfigError> {
+    let task = match get("LOGIN_ETL_TASK").as_deref().map(str::trim) {
+        None | Some("load") => Task::LoadLogins,
+        Some("maintenance") => Task::Maintenance,
+        Some(_) => return Err(invalid("LOGIN_ETL_TASK", "must be load or maintenance")),
+    };
+    let retention_keep_months = match get("RETENTION_KEEP_MONTHS") {
+        None => None,
+        Some(_) => Some(number(get, "RETENTION_KEEP_MONTHS", 0, 1..=1200)? as u16),
+    };
+    Ok(LifecycleConfig { task, retention_keep_months })
+}
+
 fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { variable, problem: problem.into() }
 }
@@ -268,6 +303,22 @@ fn millis(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn the_maintenance_task_and_its_retention_are_named_and_checked() {
+        let url = ("DATABASE_URL", "postgres://h/db");
+        let plain = config(&[url]).expect("valid");
+        assert_eq!(plain.lifecycle, LifecycleConfig { task: Task::LoadLogins, retention_keep_months: None });
+        let scheduled =
+            config(&[url, ("LOGIN_ETL_TASK", "maintenance"), ("RETENTION_KEEP_MONTHS", "13")]).expect("valid");
+        assert_eq!(scheduled.lifecycle, LifecycleConfig { task: Task::Maintenance, retention_keep_months: Some(13) });
+        let task = config(&[url, ("LOGIN_ETL_TASK", "vacuum")]).expect_err("bad task");
+        assert!(task.to_string().contains("LOGIN_ETL_TASK"), "{task}");
+        for bad in ["0", "-1", "twelve", "1201"] {
+            let months = config(&[url, ("RETENTION_KEEP_MONTHS", bad)]).expect_err("bad months");
+            assert!(months.to_string().contains("RETENTION_KEEP_MONTHS"), "{months}");
+        }
+    }
 
     const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 

@@ -12,8 +12,10 @@ use tracing::Instrument;
 
 use crate::batch::BatchOutcome;
 use crate::handler::Handler;
+use crate::lifecycle;
 use crate::loader::Loader;
 use crate::metrics;
+use crate::store::Store;
 use crate::telemetry::LogSettings;
 
 /// The function as each invocation sees it: the [`Handler`] built at cold start, and what its
@@ -118,6 +120,28 @@ pub async fn run(function: Function) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let request = Request { id: &event.context.request_id, xray_trace_id: event.context.xray_trace_id.as_deref() };
         function.invoke(event.payload, request, &mut std::io::stdout()).await
+    }))
+    .await
+}
+
+/// The runtime loop of the scheduled maintenance function (`LOGIN_ETL_TASK=maintenance`):
+/// whatever the event (EventBridge's scheduled event), one [`lifecycle::scheduled_maintenance`]
+/// run over `store`, its report logged and returned. A failure fails the invocation, so the
+/// function's Errors metric shows it and the next schedule tries again.
+pub async fn run_maintenance(store: Store, keep_months: Option<u16>) -> Result<(), lambda_runtime::Error> {
+    let store = &store;
+    lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| async move {
+        let today = time::OffsetDateTime::now_utc().date();
+        let report = lifecycle::scheduled_maintenance(store, today, keep_months).await?;
+        let dropped: Vec<&str> =
+            report.retention.iter().flat_map(|r| r.dropped.iter().map(|d| d.partition.as_str())).collect();
+        tracing::info!(
+            created = report.created.len(),
+            dropped = ?dropped,
+            vault_rows_removed = report.retention.as_ref().map_or(0, |r| r.vault_rows_removed),
+            "maintenance done"
+        );
+        Ok::<_, lambda_runtime::Error>(report)
     }))
     .await
 }

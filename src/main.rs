@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use login_etl::config::Config;
+use login_etl::config::{Config, Task};
 use login_etl::lambda::Function;
 use login_etl::{lambda, startup, telemetry};
 
@@ -32,10 +32,14 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let config = match Config::from_env().and_then(|config| config.require_handler().map(|()| config)) {
+        let config = match Config::from_env() {
+            Ok(config) if config.lifecycle.task == Task::Maintenance => return maintenance(config).await,
             Ok(config) => config,
             Err(err) => return init_failed(None, "Runtime.ConfigError", &err.to_string()).await,
         };
+        if let Err(err) = config.require_handler() {
+            return init_failed(config.aws.runtime_api.as_deref(), "Runtime.ConfigError", &err.to_string()).await;
+        }
         let handler = match startup::build_handler(&config).await {
             Ok(handler) => handler,
             Err(err) => {
@@ -52,6 +56,26 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// The scheduled maintenance function (`LOGIN_ETL_TASK=maintenance`): the same bootstrap with
+/// the table owner's database secret, partitions ahead and retention on each scheduled event.
+async fn maintenance(config: Config) -> ExitCode {
+    let runtime_api = config.aws.runtime_api.clone();
+    let store = match startup::connect_store(&config).await {
+        Ok(store) => store,
+        Err(err) => {
+            let message = format!("{:#}", anyhow::Error::from(err));
+            return init_failed(runtime_api.as_deref(), "Runtime.StartupError", &message).await;
+        }
+    };
+    match lambda::run_maintenance(store, config.lifecycle.retention_keep_months).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "the Lambda runtime loop stopped");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A start-up failure: one clear log line, reported to the Runtime API's init-error endpoint

@@ -354,3 +354,42 @@ async fn the_loader_role_loads_into_partitions_and_the_default_one(pool: PgPool)
     drop(handler);
     drop_role(&pool, &loader).await;
 }
+
+/// What the template's scheduled maintenance function runs on each event: partitions ahead,
+/// then retention when RETENTION_KEEP_MONTHS is set; twice in a row changes nothing more.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_scheduled_maintenance_makes_partitions_ahead_and_applies_retention(pool: PgPool) {
+    let loaded = handler_for(&pool)
+        .handle(&[
+            record_sent("s-old", &login_body("a", "192.0.2.1", "d1"), datetime!(2035-01-15 10:00 UTC)),
+            record_sent("s-new", &login_body("b", "192.0.2.2", "d2"), datetime!(2035-06-02 10:00 UTC)),
+        ])
+        .await
+        .expect("handled");
+    assert_eq!(loaded.inserted, 2);
+    let store = store_for(&pool);
+    let today = date!(2035 - 06 - 20);
+
+    let only_partitions = lifecycle::scheduled_maintenance(&store, today, None).await.expect("maintenance");
+    let created: Vec<_> = only_partitions.created.iter().map(|c| (c.partition.as_str(), c.rows_moved)).collect();
+    for expected in [("user_logins_2035_01", 1), ("user_logins_2035_06", 1), ("user_logins_2035_09", 0)] {
+        assert!(created.contains(&expected), "{expected:?} in {created:?}");
+    }
+    assert!(only_partitions.retention.is_none());
+    assert_eq!(row_count(&pool).await, 2, "without RETENTION_KEEP_MONTHS nothing is dropped");
+
+    let with_retention = lifecycle::scheduled_maintenance(&store, today, Some(3)).await.expect("maintenance");
+    assert!(with_retention.created.is_empty());
+    let retention = with_retention.retention.expect("retention ran");
+    // Everything before 2035-03 goes: the January row, and the empty partitions `migrate`
+    // made around the real date of the test run.
+    let dropped: Vec<_> = retention.dropped.iter().map(|d| (d.partition.as_str(), d.rows_dropped)).collect();
+    assert!(dropped.contains(&("user_logins_2035_01", 1)), "{dropped:?}");
+    assert_eq!(retention.dropped.iter().map(|d| d.rows_dropped).sum::<i64>(), 1, "{dropped:?}");
+    assert!(retention.dropped.iter().all(|d| d.month < date!(2035 - 03 - 01)), "{dropped:?}");
+    assert_eq!(retention.vault_rows_removed, 0, "the vault was off");
+    assert_eq!(row_count(&pool).await, 1);
+
+    let again = lifecycle::scheduled_maintenance(&store, today, Some(3)).await.expect("again");
+    assert!(again.created.is_empty() && again.retention.is_some_and(|r| r.dropped.is_empty()));
+}

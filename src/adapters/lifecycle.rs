@@ -118,6 +118,31 @@ pub async fn erase_user(store: &Store, user_id: &str) -> Result<ErasureReport, S
     Ok(ErasureReport { login_rows: row.login_rows, vault_rows: row.vault_rows })
 }
 
+/// What one scheduled maintenance run did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MaintenanceReport {
+    /// Partitions made ahead (and for rows waiting in the default partition).
+    pub created: Vec<CreatedPartition>,
+    /// Retention's work, when `keep_months` was given.
+    pub retention: Option<RetentionReport>,
+}
+
+/// The scheduled maintenance (the template's maintenance function): partitions for the months
+/// ahead, then retention when `keep_months` is set. Idempotent, so a repeated or late run is
+/// harmless.
+pub async fn scheduled_maintenance(
+    store: &Store,
+    today: Date,
+    keep_months: Option<u16>,
+) -> Result<MaintenanceReport, StoreError> {
+    let created = maintain_partitions(store, today, DEFAULT_MONTHS_AHEAD).await?;
+    let retention = match keep_months {
+        Some(months) => Some(apply_retention(store, today, months).await?),
+        None => None,
+    };
+    Ok(MaintenanceReport { created, retention })
+}
+
 /// Partitions of `user_logins` and their row counts (estimates from the planner's statistics
 /// are not good enough for tests and operators deciding on retention).
 pub async fn partition_row_counts(store: &Store) -> Result<Vec<(String, i64)>, StoreError> {
