@@ -162,6 +162,22 @@ pub async fn migrate_through(pool: &PgPool, last: i64) -> Result<(), sqlx::migra
     migrator.run(pool).await
 }
 
+/// The table as the original take-home created it, with two rows already in it (`legacy-1`
+/// of 2023-01-02, `legacy-2` of 2023-01-03 with NULL values), for the in-place upgrade tests.
+pub async fn create_take_home_table(pool: &PgPool) {
+    sqlx::raw_sql(
+        "CREATE TABLE user_logins (user_id varchar(128), device_type varchar(32), masked_ip varchar(256),
+                                   masked_device_id varchar(256), locale varchar(32), app_version integer,
+                                   create_date date);
+         INSERT INTO user_logins VALUES
+           ('legacy-1', 'android', 'aaaa', 'bbbb', 'RU', 230, '2023-01-02'),
+           ('legacy-2', 'ios', NULL, NULL, NULL, NULL, '2023-01-03');",
+    )
+    .execute(pool)
+    .await
+    .expect("the take-home's table");
+}
+
 /// A new LocalStack queue without a redrive policy, whose failed messages come back after 1 s.
 pub async fn queue_without_redrive(prefix: &str) -> Queue {
     let client = sqs().await;

@@ -257,17 +257,7 @@ async fn invoke(
 #[sqlx::test(migrations = false)]
 async fn migrations_upgrade_the_legacy_table_in_place(pool: PgPool) {
     // The table as the original take-home created it, with rows already in it.
-    sqlx::raw_sql(
-        "CREATE TABLE user_logins (user_id varchar(128), device_type varchar(32), masked_ip varchar(256),
-                                   masked_device_id varchar(256), locale varchar(32), app_version integer,
-                                   create_date date);
-         INSERT INTO user_logins VALUES
-           ('legacy-1', 'android', 'aaaa', 'bbbb', 'RU', 230, '2023-01-02'),
-           ('legacy-2', 'ios', NULL, NULL, NULL, NULL, '2023-01-03');",
-    )
-    .execute(&pool)
-    .await
-    .expect("legacy table");
+    create_take_home_table(&pool).await;
 
     let store = store_for(&pool);
     store.migrate().await.expect("migrate");

@@ -69,17 +69,12 @@ fn vault_handler(pool: &PgPool, secret: &VaultSecretKey) -> Handler {
 async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgPool) {
     // The take-home's table with its rows, upgraded by the older releases, then loaded by the
     // function across three months, one of them long past.
-    sqlx::raw_sql(
-        "CREATE TABLE user_logins (user_id varchar(128), device_type varchar(32), masked_ip varchar(256),
-                                   masked_device_id varchar(256), locale varchar(32), app_version integer,
-                                   create_date date);
-         INSERT INTO user_logins VALUES
-           ('legacy-1', 'android', 'aaaa', 'bbbb', 'RU', 230, '2023-01-02'),
-           ('legacy-2', 'ios', NULL, NULL, NULL, NULL, NULL);",
-    )
-    .execute(&pool)
-    .await
-    .expect("legacy table");
+    create_take_home_table(&pool).await;
+    // A take-home row without a date: it has no month.
+    sqlx::query("INSERT INTO user_logins (user_id, device_type) VALUES ('legacy-3', 'ios')")
+        .execute(&pool)
+        .await
+        .expect("undated row");
     migrate_through(&pool, 5).await.expect("older migrations");
     let october = record_sent("m-oct", &login_body("u1", "10.0.0.1", "d1"), datetime!(2026-10-31 23:59:59 UTC));
     let november = record_sent("m-nov", &login_body("u2", "10.0.0.2", "d2"), datetime!(2026-11-01 00:00:00 UTC));
@@ -93,7 +88,7 @@ async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgP
     store_for(&pool).migrate().await.expect("migrate to partitions");
 
     let after: Vec<(i64, String)> = sqlx::query_as(every_row).fetch_all(&pool).await.expect("rows after");
-    assert_eq!(before.len(), 5);
+    assert_eq!(before.len(), 6);
     assert_eq!(after, before, "every row kept, every column, ids included");
     let partitioned: bool =
         sqlx::query_scalar("SELECT relkind = 'p' FROM pg_class WHERE oid = 'user_logins'::regclass")
@@ -103,7 +98,7 @@ async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgP
     assert!(partitioned);
     let counts = partitions(&pool).await;
     for (partition, rows) in [
-        ("user_logins_2023_01", 1),
+        ("user_logins_2023_01", 2),
         ("user_logins_2024_02", 1),
         ("user_logins_2026_10", 1),
         ("user_logins_2026_11", 1),
