@@ -30,18 +30,9 @@ const BENCH_DB_UNPARTITIONED: &str = "login_etl_bench_unpartitioned";
 const LAST_UNPARTITIONED_MIGRATION: i64 = 5;
 
 fn batch(run: usize, size: usize) -> Vec<SqsMessage> {
-    (0..size)
-        .map(|i| {
-            let body = format!(
-                r#"{{"user_id":"424cdd21-063a-43a7-b91b-{i:012}","app_version":"2.3.0","device_type":"android","ip":"10.{}.{}.{}","locale":"RU","device_id":"593-47-{:04}"}}"#,
-                i / 65536 % 256,
-                i / 256 % 256,
-                i % 256,
-                i % 10_000
-            );
-            login_etl::testing::sqs_message(&format!("bench-{run:05}-{size}-{i:06}"), &body)
-        })
-        .collect()
+    common::login_batch(&format!("bench-{run:05}-{size}"), size, |i| {
+        format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256)
+    })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

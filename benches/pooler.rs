@@ -25,21 +25,9 @@ const BENCH_DB: &str = "login_etl_bench";
 const INSTANCES: usize = 8;
 
 fn records(instance: usize, number: usize, size: usize) -> Vec<SqsMessage> {
-    (0..size)
-        .map(|i| {
-            let mut message = SqsMessage::default();
-            message.message_id = Some(format!("pool-{instance}-{number:04}-{i:05}"));
-            message.body = Some(format!(
-                r#"{{"user_id":"424cdd21-063a-43a7-b91b-{i:012}","app_version":"2.3.0","device_type":"android","ip":"10.{}.{}.{}","locale":"RU","device_id":"593-47-{:04}"}}"#,
-                instance,
-                i / 256 % 256,
-                i % 256,
-                i % 10_000
-            ));
-            message.attributes.insert("SentTimestamp".into(), "1795489200000".into());
-            message
-        })
-        .collect()
+    common::login_batch(&format!("pool-{instance}-{number:04}"), size, |i| {
+        format!("10.{instance}.{}.{}", i / 256 % 256, i % 256)
+    })
 }
 
 /// Runs `batches` batches of `size` records from each of [`INSTANCES`] handlers at once;

@@ -67,3 +67,22 @@ pub async fn migrate_through(options: &PgConnectOptions, last: i64) -> anyhow::R
 pub fn pgbouncer() -> Option<String> {
     std::env::var("BENCH_PGBOUNCER").ok().filter(|v| !v.is_empty())
 }
+
+/// A batch of `size` valid logins for the benchmarks: message ids `<id_prefix>-<i>`, distinct
+/// users, 10,000 devices, the ip `ip(i)`.
+pub fn login_batch(
+    id_prefix: &str,
+    size: usize,
+    ip: impl Fn(usize) -> String,
+) -> Vec<aws_lambda_events::sqs::SqsMessage> {
+    (0..size)
+        .map(|i| {
+            let body = super::login_body(
+                &format!("424cdd21-063a-43a7-b91b-{i:012}"),
+                &ip(i),
+                &format!("593-47-{:04}", i % 10_000),
+            );
+            super::sqs_message(&format!("{id_prefix}-{i:06}"), &body)
+        })
+        .collect()
+}
