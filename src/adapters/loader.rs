@@ -26,6 +26,7 @@ use std::sync::RwLock;
 use std::time::{Duration, SystemTime};
 
 use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -393,13 +394,84 @@ impl Loader {
     }
 
     /// Asks the server to stop the query still running on `client`, then drops the connection.
+    ///
+    /// Like libpq's `PQcancel`, the request's socket is kept open until the server (or
+    /// pooler) closes it, which it does once the cancel is handled: PgBouncer 1.18 (Debian 12's)
+    /// crashed (`FATAL … disconnect_client(): bad client state: 0`, PgBouncer issue #801) when a
+    /// cancel client hung up first, as tokio-postgres's own `cancel_query` does.
     async fn cancel(&self, client: tokio_postgres::Client) {
         let token = client.cancel_token();
         drop(client);
-        match tokio::time::timeout(CANCEL_TIMEOUT, token.cancel_query(self.connector_tls.clone())).await {
+        let target = self.pool.manager().target();
+        let request = send_cancel(&token, &target.host, target.port, self.connector_tls.clone());
+        match tokio::time::timeout(CANCEL_TIMEOUT, request).await {
             Ok(Ok(())) => tracing::info!("timed-out insert cancelled"),
             Ok(Err(err)) => tracing::warn!(error = %err, "cancelling the timed-out insert failed"),
             Err(_) => tracing::warn!("cancelling the timed-out insert timed out"),
+        }
+    }
+}
+
+/// Sends `token`'s CancelRequest to `host:port` and returns once the server has closed the
+/// socket, i.e. handled the request (see [`LingeringCancelSocket`]).
+async fn send_cancel(
+    token: &tokio_postgres::CancelToken,
+    host: &str,
+    port: u16,
+    mut tls: MakeRustlsConnect,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let stream = tokio::net::TcpStream::connect((host, port)).await?;
+    let tls = MakeTlsConnect::<LingeringCancelSocket>::make_tls_connect(&mut tls, host)?;
+    token.cancel_query_raw(LingeringCancelSocket(stream), tls).await?;
+    Ok(())
+}
+
+/// The socket of a cancel request that, like libpq's, lingers until the server closes it:
+/// its shutdown (the last thing tokio-postgres does with it) reads to end of stream instead
+/// of hanging up first. Bounded by [`CANCEL_TIMEOUT`].
+struct LingeringCancelSocket(tokio::net::TcpStream);
+
+impl tokio::io::AsyncRead for LingeringCancelSocket {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for LingeringCancelSocket {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    /// Waits for the server's end of stream; the socket closes when dropped afterwards.
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let mut scratch = [0u8; 64];
+        loop {
+            let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+            match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut self.0), cx, &mut buf) {
+                std::task::Poll::Ready(Ok(())) if buf.filled().is_empty() => return std::task::Poll::Ready(Ok(())),
+                std::task::Poll::Ready(Ok(())) => continue,
+                // A reset after the request was sent still means the server is done with it.
+                std::task::Poll::Ready(Err(_)) => return std::task::Poll::Ready(Ok(())),
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            }
         }
     }
 }
@@ -460,4 +532,45 @@ fn checked(rows: &LoginRows, vault: &VaultRows) {
         &vault.sealed,
         &vault.key_id,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A cancel request stays connected until the server hangs up, as libpq's does: a client
+    /// that hung up first crashed PgBouncer 1.18. Against a stand-in server that reads the
+    /// request and closes only later; the token comes from a real session (DATABASE_URL).
+    #[tokio::test]
+    async fn a_cancel_request_waits_for_the_server_to_close() {
+        let url =
+            std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        // sslmode=disable: the token then sends its CancelRequest without an SSLRequest first.
+        let mut config: tokio_postgres::Config = url.parse().expect("DATABASE_URL");
+        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.expect("a session");
+        let session = tokio::spawn(connection);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listener");
+        let port = listener.local_addr().expect("address").port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 16];
+            socket.read_exact(&mut request).await.expect("the CancelRequest");
+            // The client must still be there: nothing more to read, no end of stream yet.
+            let mut more = [0u8; 1];
+            let lingered = tokio::time::timeout(Duration::from_millis(300), socket.read(&mut more)).await.is_err();
+            drop(socket);
+            (request, lingered)
+        });
+        let tls = MakeRustlsConnect::new(tls::client_config(SslMode::Disable, None).expect("tls config"));
+        let started = std::time::Instant::now();
+        send_cancel(&client.cancel_token(), "127.0.0.1", port, tls).await.expect("cancel sent");
+        let (request, lingered) = server.await.expect("server");
+        assert_eq!(&request[..8], &[0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e], "a CancelRequest (length 16, code 80877102)");
+        assert!(lingered, "the client hung up before the server closed");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        drop(client);
+        session.await.ok();
+    }
 }
