@@ -123,7 +123,7 @@ pub async fn erase_user(store: &Store, user_id: &str) -> Result<ErasureReport, S
 pub struct MaintenanceReport {
     /// Partitions made ahead (and for rows waiting in the default partition).
     pub created: Vec<CreatedPartition>,
-    /// Retention's work, when `keep_months` was given.
+    /// Retention's work, when `keep_months` was given (its partitions are in `created`).
     pub retention: Option<RetentionReport>,
 }
 
@@ -135,12 +135,18 @@ pub async fn scheduled_maintenance(
     today: Date,
     keep_months: Option<u16>,
 ) -> Result<MaintenanceReport, StoreError> {
-    let created = maintain_partitions(store, today, DEFAULT_MONTHS_AHEAD).await?;
-    let retention = match keep_months {
-        Some(months) => Some(apply_retention(store, today, months).await?),
-        None => None,
-    };
-    Ok(MaintenanceReport { created, retention })
+    match keep_months {
+        // Retention makes the partitions itself first; its list is the report's.
+        Some(months) => {
+            let mut retention = apply_retention(store, today, months).await?;
+            let created = std::mem::take(&mut retention.created);
+            Ok(MaintenanceReport { created, retention: Some(retention) })
+        }
+        None => Ok(MaintenanceReport {
+            created: maintain_partitions(store, today, DEFAULT_MONTHS_AHEAD).await?,
+            retention: None,
+        }),
+    }
 }
 
 /// Partitions of `user_logins` and their row counts (estimates from the planner's statistics
