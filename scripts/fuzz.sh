@@ -3,7 +3,7 @@
 # Usage: scripts/fuzz.sh [SECONDS]   (FUZZ_SECONDS, default 60; FUZZ_JOBS parallel workers)
 # Seeds the corpus from events/*.json (whole events and each record's body). Needs a nightly
 # toolchain and cargo-fuzz (installed from crates.io when missing). A crash is written to
-# fuzz/artifacts/sqs_event/; keep it as a regression test in tests/fuzz_regressions.rs.
+# fuzz/artifacts/sqs_event/; keep it as a regression test in a test in tests/it/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-${FUZZ_SECONDS:-60}}

@@ -9,7 +9,7 @@ psql -q -X "${server%/*}/postgres" -c "DROP DATABASE IF EXISTS login_etl_invoke_
 cargo build --quiet --bins
 target/debug/login-etl-cli migrate
 
-# What each event must yield (which records fail, and why) is tests/handler.rs's business: it
+# What each event must yield (which records fail, and why) is tests/it/handler.rs's business: it
 # calls the same `Function::invoke` the runtime loop does. This checks only what it cannot: the
 # real runtime loop answers each event with an SQSBatchResponse, and the rows reach PostgreSQL.
 out=$(scripts/invoke.sh events/batch.json events/mixed.json)

@@ -1,0 +1,14 @@
+//! login-etl's integration tests: one binary (as zero2prod's `tests/api/main.rs`), so the
+//! dependency tree is linked once instead of once per file. Each module runs against the real
+//! PostgreSQL (a fresh `#[sqlx::test]` database per test) and LocalStack; `make test-pooler`
+//! runs the database modules again through PgBouncer by filtering on their paths.
+
+mod cli;
+mod drain;
+mod handler;
+mod lifecycle;
+mod outage;
+mod pii_logs;
+mod pooler;
+mod secrets;
+mod vault;
