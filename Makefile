@@ -38,7 +38,11 @@ build: ## Build the function and the CLI (debug)
 migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database if missing)
 	$(CLI) migrate
 
-test: up lint lint-config test-rust test-pooler test-iam test-invoke test-sam-local sam-validate sam-build ## Every test: lint, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, SAM local env + harness, SAM
+# The steps of `make test`, in order; scripts/steps.sh times each and prints seconds per step.
+TEST_STEPS := up lint lint-config test-rust test-pooler test-iam test-invoke test-sam-local sam-validate sam-build
+
+test: ## Every test: lint, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, SAM local env under aws-lambda-rie, SAM lint + build; prints seconds per step
+	@scripts/steps.sh $(TEST_STEPS)
 	@echo "make test: all checks passed"
 
 test-rust: up ## Unit and integration tests (real PostgreSQL and LocalStack)

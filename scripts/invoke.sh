@@ -18,7 +18,9 @@ export PATH
 port=${CARGO_LAMBDA_PORT:-9000}
 [ $# -gt 0 ] || set -- events/batch.json
 mkdir -p .run
-cargo build --quiet --bin login-etl
+# LOGIN_ETL_PREBUILT=1: target/debug/login-etl is already built (make test builds it once, with
+# the test build's features, and would otherwise rebuild it here with others).
+[ "${LOGIN_ETL_PREBUILT:-}" = 1 ] || cargo build --quiet --bin login-etl
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 if answers; then

@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 server=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/login_etl}
 export DATABASE_URL=${server%/*}/login_etl_invoke_test
 psql -q -X "${server%/*}/postgres" -c "DROP DATABASE IF EXISTS login_etl_invoke_test WITH (FORCE)"
-cargo build --quiet --bins
+# The binaries of the test build (what `make test-rust` builds): one build of the code, not two
+# with different features.
+cargo test --quiet --no-run --lib --bins --tests
+export LOGIN_ETL_PREBUILT=1
 target/debug/login-etl-cli migrate
 
 # What each event must yield (which records fail, and why) is tests/it/handler.rs's business: it
