@@ -18,7 +18,7 @@ export MASKING_KEY ?= 6c6f67696e2d65746c2064656d6f206b6579202d206e6f742061207365
 CLI := target/debug/login-etl-cli
 
 .PHONY: help up down db build migrate test test-rust test-pooler test-iam test-invoke lint bench demo invoke sqlx-prepare sam-validate sam-build clean
-.PHONY: test-sam-local sam-local lint-config fuzz
+.PHONY: test-sam-local sam-local lint-config fuzz tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ up: ## Start PostgreSQL and LocalStack (Docker if an engine answers, host mode o
 
 down: ## Stop what `make up` started
 	@scripts/services.sh down
+
+tools: ## Install the pinned tools (aws-sam-cli, cargo-lambda, actionlint) into .venv/tools
+	@scripts/tools.sh install
 
 db: ## Make sure PostgreSQL answers
 	@scripts/postgres.sh ensure
@@ -39,7 +42,10 @@ migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database i
 	$(CLI) migrate
 
 # The steps of `make test`, in order; scripts/steps.sh times each and prints seconds per step.
-TEST_STEPS := up lint lint-config test-rust test-pooler test-iam test-invoke test-sam-local sam-validate sam-build
+# `bg:step` runs in the background beside the steps after it: the services and the pinned tools
+# install while clippy compiles, and the release arm64 build runs while the tests mostly wait
+# on PostgreSQL and LocalStack.
+TEST_STEPS := bg:up bg:tools lint test-rust bg:sam-build test-pooler lint-config test-iam test-invoke test-sam-local sam-validate
 
 test: ## Every test: lint, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, SAM local env under aws-lambda-rie, SAM lint + build; prints seconds per step
 	@scripts/steps.sh $(TEST_STEPS)

@@ -26,6 +26,10 @@ case ${1:-} in
       echo "sam.sh: the $target Rust std is not installed and could not be fetched; building with Architecture=x86_64" >&2
       overrides=(--parameter-overrides Architecture=x86_64)
     fi
+    # Its own target directory: a release build for another architecture shares nothing with
+    # the debug builds, and in target/ it would hold cargo's lock on that directory while
+    # make test's other steps (which run beside it) want to build there.
+    export CARGO_TARGET_DIR=$PWD/target/sam
     sam build --no-cached "${overrides[@]}"
     bootstrap=.aws-sam/build/LoginEtlFunction/bootstrap
     file "$bootstrap" 2>/dev/null || true

@@ -13,6 +13,14 @@ if [ -z "$mode" ]; then
   if command -v docker >/dev/null && timeout 5 docker info >/dev/null 2>&1; then mode=docker; else mode=host; fi
 fi
 
+# One `up` at a time: make test starts the services in the background while it compiles, and
+# every test target's own `up` then waits for that one instead of starting them twice.
+# (flock -o: the services started here must not inherit the lock and hold it forever.)
+if [ -z "${LOGIN_ETL_SERVICES_LOCKED:-}" ]; then
+  mkdir -p .run
+  LOGIN_ETL_SERVICES_LOCKED=1 exec flock -o .run/services.lock "$PWD/scripts/services.sh" "$@"
+fi
+
 case "$mode:${1:-}" in
   docker:up)
     echo "services: docker compose (PostgreSQL + LocalStack)"

@@ -9,6 +9,10 @@ requirements=$root/tools/requirements-tools.txt
 
 case ${1:-} in
   install)
+    # One install at a time (make test installs in the background while other steps wait).
+    mkdir -p "$root/.venv"
+    exec 9>"$root/.venv/.tools.lock"
+    flock 9
     want=$(sha256sum "$requirements" | cut -d' ' -f1)
     if [ -x "$venv/bin/sam" ] && [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" = "$want" ]; then
       exit 0
