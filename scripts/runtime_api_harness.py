@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """A minimal Lambda Runtime API (the part a custom runtime talks to), to run the function's
-bootstrap on one event with exactly a given environment, the way the Lambda emulator in
-`sam local invoke`'s container does, without Docker.
+bootstrap on one event with exactly a given environment, without Docker.
+
+Kept only for what AWS's own emulator cannot do: `make test-sam-local` runs the bootstrap
+under aws-lambda-rie (scripts/rie.py) for everything else, but the emulator sends no X-Ray
+trace header, so this harness serves the invocation whose log lines must carry
+`xrayTraceId` (Lambda sends `Lambda-Runtime-Trace-Id` with every event when tracing is on).
 
 Usage: runtime_api_harness.py BOOTSTRAP ENV_JSON EVENT_JSON PORT [HOSTS_ENTRY ...]
 
