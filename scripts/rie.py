@@ -25,6 +25,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,13 +35,8 @@ import time
 import urllib.error
 import urllib.request
 
-IMAGE_ENV = {
-    "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-    "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
-    "LANG": "en_US.UTF-8",
-    "TZ": ":UTC",
-    "LAMBDA_RUNTIME_DIR": "/var/runtime",
-}
+from lambda_sandbox import container_env, with_hosts
+
 MARKER = re.compile(r"^(START|END|REPORT) RequestId: ([0-9a-f-]+)")
 
 
@@ -92,26 +88,12 @@ def main():
     task_root = tempfile.mkdtemp(prefix="rie-")
     stdout_path = os.path.join(task_root, "stdout.log")
     task_bootstrap = os.path.join(task_root, "bootstrap")
-    with open(bootstrap, "rb") as src, open(task_bootstrap, "wb") as dst:
-        dst.write(src.read())
-    os.chmod(task_bootstrap, 0o755)
+    shutil.copy(bootstrap, task_bootstrap)
 
-    child_env = dict(IMAGE_ENV)
-    child_env.update(env)
-    child_env.update({"LAMBDA_TASK_ROOT": task_root,
-                      "_HANDLER": env.get("AWS_LAMBDA_FUNCTION_HANDLER", "bootstrap")})
-    command = [emulator_binary(), "--runtime-interface-emulator-address", f"127.0.0.1:{port}",
-               "--runtime-api-address", f"127.0.0.1:{port + 1}", "--log-level", "error",
-               task_bootstrap]
-    if hosts:
-        hosts_file = os.path.join(task_root, "hosts")
-        with open(hosts_file, "w") as out:
-            out.write(open("/etc/hosts").read())
-            for entry in hosts:
-                name, address = entry.split("=", 1)
-                out.write(f"\n{address} {name}\n")
-        command = ["/usr/bin/unshare", "--mount", "/bin/sh", "-c",
-                   f'mount --bind "{hosts_file}" /etc/hosts && exec "$@"', "sh"] + command
+    child_env = container_env(env, task_root)
+    command = with_hosts([emulator_binary(), "--runtime-interface-emulator-address", f"127.0.0.1:{port}",
+                          "--runtime-api-address", f"127.0.0.1:{port + 1}", "--log-level", "error",
+                          task_bootstrap], task_root, hosts)
 
     results = []
     with open(stdout_path, "wb") as stdout:
@@ -159,11 +141,7 @@ def main():
             init_lines.append(line)
     for result, seen in zip(results, invocations):
         result.update(seen)
-    os.remove(stdout_path)
-    os.remove(task_bootstrap)
-    if hosts:
-        os.remove(os.path.join(task_root, "hosts"))
-    os.rmdir(task_root)
+    shutil.rmtree(task_root, ignore_errors=True)
     print(json.dumps({"invocations": results, "initLines": init_lines,
                       "shutdownLines": shutdown_lines, "exitCode": child.returncode}))
 

@@ -33,13 +33,8 @@ import threading
 import time
 import uuid
 
-IMAGE_ENV = {
-    "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-    "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
-    "LANG": "en_US.UTF-8",
-    "TZ": ":UTC",
-    "LAMBDA_RUNTIME_DIR": "/var/runtime",
-}
+from lambda_sandbox import container_env, with_hosts
+
 
 
 def main():
@@ -110,24 +105,9 @@ def main():
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
     shutil.copy(bootstrap, os.path.join(task_root, "bootstrap"))
-    child_env = dict(IMAGE_ENV)
-    child_env.update(env)
-    child_env.update({
-        "LAMBDA_TASK_ROOT": task_root,
-        "_HANDLER": env.get("AWS_LAMBDA_FUNCTION_HANDLER", "bootstrap"),
-        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
-    })
+    child_env = container_env(env, task_root, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{port}")
     # The image's PATH does not exist here; the bootstrap needs none of it.
-    command = [os.path.join(task_root, "bootstrap")]
-    if hosts:
-        hosts_file = os.path.join(task_root, "hosts")
-        with open(hosts_file, "w") as out:
-            out.write(open("/etc/hosts").read())
-            for entry in hosts:
-                name, address = entry.split("=", 1)
-                out.write(f"\n{address} {name}\n")
-        command = ["/usr/bin/unshare", "--mount", "/bin/sh", "-c",
-                   f'mount --bind "{hosts_file}" /etc/hosts && exec "$0"', command[0]]
+    command = with_hosts([os.path.join(task_root, "bootstrap")], task_root, hosts)
     with open(stdout_path, "wb") as stdout:
         child = subprocess.Popen(command, env=child_env, stdout=stdout, stderr=stdout, cwd=task_root)
         finished = state["done"].wait(60)
