@@ -2,6 +2,8 @@
 scripts/runtime_api_harness.py) give it to look like SAM's provided.al2023 container: the
 image's environment, and the container's /etc/hosts entries (`sam local invoke --add-host`)."""
 import os
+import signal
+import subprocess
 
 IMAGE_ENV = {
     "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
@@ -35,3 +37,14 @@ def with_hosts(command, task_root, hosts):
             out.write(f"\n{address} {name}\n")
     return ["/usr/bin/unshare", "--mount", "/bin/sh", "-c",
             f'mount --bind "{hosts_file}" /etc/hosts && exec "$@"', "sh"] + command
+
+
+def shut_down(child, grace_seconds):
+    """SIGTERM, as Lambda sends at shutdown, then SIGKILL if the grace period runs out."""
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(grace_seconds)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()

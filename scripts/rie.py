@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import time
 import urllib.error
 import urllib.request
 
-from lambda_sandbox import container_env, with_hosts
+from lambda_sandbox import container_env, shut_down, with_hosts
 
 MARKER = re.compile(r"^(START|END|REPORT) RequestId: ([0-9a-f-]+)")
 
@@ -111,12 +110,7 @@ def main():
             results.append({"event": path, "status": status, "response": response})
         # Give the last END/REPORT markers a moment to reach the file, then shut down.
         time.sleep(0.3)
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        shut_down(child, 15)
 
     init_lines, shutdown_lines, current, invocations = [], [], None, []
     seen_any = False

@@ -25,7 +25,6 @@ import http.server
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ import threading
 import time
 import uuid
 
-from lambda_sandbox import container_env, with_hosts
+from lambda_sandbox import container_env, shut_down, with_hosts
 
 
 
@@ -111,13 +110,7 @@ def main():
     with open(stdout_path, "wb") as stdout:
         child = subprocess.Popen(command, env=child_env, stdout=stdout, stderr=stdout, cwd=task_root)
         finished = state["done"].wait(60)
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        shut_down(child, 10)
     server.shutdown()
 
     output = open(stdout_path, "rb").read()
