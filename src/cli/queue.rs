@@ -169,8 +169,8 @@ fn write_drain_report(out: &mut impl Write, queue: &Queue, report: &DrainReport)
     let failed_messages: u64 = report.failed_messages_by_reason.values().sum();
     writeln!(
         out,
-        "  failed      {failed:>8}  deliveries of {failed_messages} messages (left to the visibility timeout and the \
-         queue's redrive; a message that keeps failing is counted once per receive)"
+        "  failed      {failed:>8}  deliveries of {failed_messages} messages (left to the visibility timeout and \
+         the redrive)"
     )?;
     if !report.failed_by_reason.is_empty() {
         writeln!(out, "    {:<28} {:>10} {:>10}", "reason", "deliveries", "messages")?;

@@ -292,7 +292,8 @@ async fn drain_waits_out_sqs_down_at_start_up_for_its_retry_window(pool: PgPool)
     let line = error_line(&output);
     assert!(elapsed >= Duration::from_secs(4), "gave up after {elapsed:?}: {line}");
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
-    assert!(line.contains("kept failing for 4 s") && line.contains("Connection refused"), "{line}");
+    // The last try starts within the window and may end after it (the SDK's own attempts).
+    assert!(line.contains("kept failing for") && line.contains("Connection refused"), "{line}");
 
     // A refusal is not waited out: no such queue ends the drain at once.
     let missing = format!("{}/000000000000/{}", localstack_endpoint(), unique_name("missing"));
