@@ -93,7 +93,10 @@ fn masker_for(mode: MaskingMode, key: Option<MaskingKey>) -> Masker {
 /// follows `DB_MAX_CONNECTIONS`, with at least the 2 connections these commands always had.
 pub async fn connect_store(config: &Config) -> Result<Store, StartupError> {
     let target = database_target(config.database.source()?, &OnceCell::new()).await?;
-    let mut options = target.sqlx_options();
+    use sqlx::ConnectOptions as _;
+    // Partition maintenance may take seconds: not worth sqlx's WARN with the statement's text.
+    let mut options =
+        target.sqlx_options().log_slow_statements(log::LevelFilter::Info, std::time::Duration::from_secs(1));
     if let Some(ca_bundle) = &config.database.connection.ca_bundle {
         // Used when the URL's sslmode verifies (RDS: Amazon's RDS CA bundle).
         options = options.ssl_root_cert(ca_bundle);
