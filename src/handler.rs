@@ -58,8 +58,10 @@ impl Handler {
         let outcome = match self.loader.insert(&plan.rows, plan.masking_mode).await {
             Ok(inserted) => plan.committed(inserted),
             Err(err) => {
+                let fix = crate::errors::fix(&err, "grant the database user the login_etl_loader role");
                 tracing::error!(
-                    error = %format!("{:#}", anyhow::Error::from(err)),
+                    error = %crate::errors::causes(&err),
+                    fix = fix.as_deref().unwrap_or(""),
                     records = plan.rows.len(),
                     "batch insert failed; every record of the batch is reported failed"
                 );

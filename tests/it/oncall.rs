@@ -243,6 +243,19 @@ async fn an_untrusted_server_certificate_points_to_db_ca_bundle(pool: PgPool) {
     let line = error_line(&cli(&pool).env("DATABASE_URL", url).args(["report"]).output().expect("report"));
     assert!(line.contains("UnknownIssuer") || line.contains("certificate"), "{line}");
     assert!(line.contains("DB_CA_BUNDLE") && line.contains(login_etl::cli::RDS_CA_BUNDLE_URL), "{line}");
+
+    // The function's own path (tokio-postgres, DB_SSL_MODE) logs the same fix with the failure.
+    let url = database_url(&pool.connect_options()).replace("127.0.0.1", "localhost");
+    let invoked = cli(&pool)
+        .env("DATABASE_URL", url)
+        .env("DB_SSL_MODE", "verify-full")
+        .args(["invoke", "events/batch.json"])
+        .output()
+        .expect("invoke");
+    assert_eq!(invoked.status.code(), Some(1), "{invoked:?}");
+    let log = stderr(&invoked);
+    assert!(log.contains("UnknownIssuer") && log.contains("set DB_CA_BUNDLE"), "{log}");
+    assert_eq!(row_count(&pool).await, 0);
 }
 
 #[sqlx::test(migrations = "./migrations")]
