@@ -89,6 +89,12 @@ fn main() -> ExitCode {
             Ok(config) => config,
             Err(err) => return init_failed(None, "Runtime.ConfigError", &err.to_string()).await,
         };
+        // Configuration errors first: they are reported to the Runtime API when there is one.
+        if config.lifecycle.task != Task::Maintenance
+            && let Err(err) = config.require_handler()
+        {
+            return init_failed(config.aws.runtime_api.as_deref(), "Runtime.ConfigError", &err.to_string()).await;
+        }
         let missing = missing_runtime_env();
         if !missing.is_empty() {
             tracing::error!(
@@ -101,9 +107,6 @@ fn main() -> ExitCode {
         }
         if config.lifecycle.task == Task::Maintenance {
             return maintenance(config).await;
-        }
-        if let Err(err) = config.require_handler() {
-            return init_failed(config.aws.runtime_api.as_deref(), "Runtime.ConfigError", &err.to_string()).await;
         }
         let handler = match startup::build_handler(&config).await {
             Ok(handler) => handler,
