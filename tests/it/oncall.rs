@@ -256,6 +256,31 @@ async fn an_untrusted_server_certificate_points_to_db_ca_bundle(pool: PgPool) {
     let log = stderr(&invoked);
     assert!(log.contains("UnknownIssuer") && log.contains("set DB_CA_BUNDLE"), "{log}");
     assert_eq!(row_count(&pool).await, 0);
+
+    // The fix works: with the server's certificate as DB_CA_BUNDLE both paths verify and connect
+    // (checked where that file is readable, i.e. the server runs on this host, not in Docker).
+    let cert: String = sqlx::query_scalar("SHOW ssl_cert_file").fetch_one(&pool).await.expect("ssl_cert_file");
+    if std::fs::metadata(&cert).is_err() {
+        eprintln!("the server's certificate {cert} is not on this host: DB_CA_BUNDLE not exercised");
+        return;
+    }
+    let localhost = database_url(&pool.connect_options()).replace("127.0.0.1", "localhost");
+    let report = cli(&pool)
+        .env("DATABASE_URL", format!("{localhost}?sslmode=verify-full"))
+        .env("DB_CA_BUNDLE", &cert)
+        .args(["report", "--json"])
+        .output()
+        .expect("report");
+    assert!(report.status.success(), "{report:?}");
+    let invoked = cli(&pool)
+        .env("DATABASE_URL", &localhost)
+        .env("DB_SSL_MODE", "verify-full")
+        .env("DB_CA_BUNDLE", &cert)
+        .args(["invoke", "events/batch.json"])
+        .output()
+        .expect("invoke");
+    assert!(invoked.status.success(), "{invoked:?}");
+    assert_eq!(row_count(&pool).await, 10);
 }
 
 #[sqlx::test(migrations = "./migrations")]
