@@ -11,4 +11,21 @@ bin=$(scripts/tools.sh path)
 "$bin/python" scripts/check_schema.py tools/schemas/github-workflows.json .github/workflows/*.yml
 # -shellcheck= -pyflakes=: only actionlint's own checks, whatever else is on PATH.
 "$bin/actionlint" -shellcheck= -pyflakes= .github/workflows/*.yml
-echo "lint-config: docker-compose.yml and .github/workflows are valid"
+# samconfig.toml cannot deploy a placeholder: every environment confirms its change set and
+# sets no DbSecretArn (each deployer gives their own, or `sam deploy` stops and asks).
+"$bin/python" - <<'PY'
+import sys, tomllib
+config = tomllib.load(open("samconfig.toml", "rb"))
+problems = []
+for env, commands in config.items():
+    if not isinstance(commands, dict) or "deploy" not in commands:
+        continue
+    deploy = commands["deploy"].get("parameters", {})
+    if deploy.get("confirm_changeset") is not True:
+        problems.append(f"[{env}.deploy.parameters] confirm_changeset must be true")
+    if "DbSecretArn" in str(deploy.get("parameter_overrides", "")):
+        problems.append(f"[{env}.deploy.parameters] must not set DbSecretArn (a placeholder would deploy)")
+if problems:
+    sys.exit("samconfig.toml: " + "; ".join(problems))
+PY
+echo "lint-config: docker-compose.yml, .github/workflows and samconfig.toml are valid"

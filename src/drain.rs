@@ -65,7 +65,11 @@ pub struct DrainReport {
     pub inserted: u64,
     pub duplicates: u64,
     pub deleted: u64,
+    /// Failed deliveries by reason: a message that fails on each of its receives counts once
+    /// per receive (`maxReceiveCount` times before SQS dead-letters it).
     pub failed_by_reason: BTreeMap<String, u64>,
+    /// Distinct messages that failed at least once, by reason (of their latest failure).
+    pub failed_messages_by_reason: BTreeMap<String, u64>,
     pub elapsed: Duration,
     pub end: DrainEnd,
 }
@@ -84,6 +88,8 @@ struct Totals {
     duplicates: u64,
     deleted: u64,
     failed_by_reason: BTreeMap<String, u64>,
+    /// The reason of each message's latest failure, by message id.
+    failure_of: BTreeMap<String, String>,
     /// Message ids whose latest delivery failed and which were not deleted since.
     failing: HashSet<String>,
     /// Batches received and not yet settled (handled and deleted) by some poller. Messages
@@ -166,6 +172,10 @@ pub async fn drain_until(
         duplicates: totals.duplicates,
         deleted: totals.deleted,
         failed_by_reason: totals.failed_by_reason.clone(),
+        failed_messages_by_reason: totals.failure_of.values().fold(BTreeMap::new(), |mut counts, reason| {
+            *counts.entry(reason.clone()).or_insert(0) += 1;
+            counts
+        }),
         elapsed: started.elapsed(),
         end: totals.end.unwrap_or(DrainEnd::Empty),
     })
@@ -245,6 +255,7 @@ async fn settle(
     }
     for failure in &outcome.failed {
         totals.failing.insert(failure.message_id.clone());
+        totals.failure_of.insert(failure.message_id.clone(), failure.reason.code());
     }
     Ok(())
 }

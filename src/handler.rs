@@ -58,8 +58,10 @@ impl Handler {
         let outcome = match self.loader.insert(&plan.rows, plan.masking_mode).await {
             Ok(inserted) => plan.committed(inserted),
             Err(err) => {
+                let fix = crate::errors::fix(&err, "grant the database user the login_etl_loader role");
                 tracing::error!(
-                    error = %format!("{:#}", anyhow::Error::from(err)),
+                    error = %crate::errors::causes(&err),
+                    fix = fix.as_deref().unwrap_or(""),
                     records = plan.rows.len(),
                     "batch insert failed; every record of the batch is reported failed"
                 );
@@ -70,8 +72,45 @@ impl Handler {
             let waiting: Vec<_> = outcome.failed.iter().filter(|f| f.reason.is_store_failure()).collect();
             backoff.extend(records, &waiting).await;
         }
+        log_failures(records, &outcome, self.backoff.is_some());
         log_summary(&outcome, started);
         Ok(outcome)
+    }
+}
+
+/// How many failed records of one batch get a line of their own; the rest are counted in one
+/// more line. Enough to name every failure of a default batch (10), bounded for big batches.
+pub const FAILED_RECORD_LINES: usize = 10;
+
+/// One line per failed record (at most [`FAILED_RECORD_LINES`]): its `messageId`, its reason
+/// code, its receive count and whether its visibility is backed off, so that on-call holding a
+/// dead letter's id can find why it failed. Never a value of the record.
+fn log_failures(records: &[SqsMessage], outcome: &BatchOutcome, backoff_on: bool) {
+    let receive_count = |id: &str| {
+        records
+            .iter()
+            .find(|record| record.message_id.as_deref() == Some(id))
+            .and_then(|record| record.attributes.get("ApproximateReceiveCount"))
+            .and_then(|count| count.parse::<u32>().ok())
+    };
+    for failure in outcome.failed.iter().take(FAILED_RECORD_LINES) {
+        // An id that failed `invalid_message_id` may be long or hold control characters.
+        let message_id: String = failure.message_id.chars().take(128).collect::<String>().escape_debug().to_string();
+        tracing::info!(
+            message_id = %message_id,
+            reason = %failure.reason.code(),
+            receive_count = receive_count(&failure.message_id).unwrap_or(0),
+            retryable = failure.reason.is_retryable(),
+            backs_off = backoff_on && failure.reason.is_store_failure(),
+            "record failed"
+        );
+    }
+    let unlisted = outcome.failed.len().saturating_sub(FAILED_RECORD_LINES);
+    if unlisted > 0 {
+        tracing::info!(
+            unlisted,
+            "{unlisted} more records failed than are listed one by one; the batch summary counts them by reason"
+        );
     }
 }
 

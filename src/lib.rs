@@ -21,7 +21,7 @@
 //! - **Entry points**: [`lambda`] (the runtime's one function, metrics included), [`drain`]
 //!   (the local event source mapping), [`cli`] (`login-etl-cli`'s commands, as functions).
 //! - **Cross-cutting**: [`config`] (the environment, read and validated once), [`telemetry`]
-//!   (logging without PII).
+//!   (logging without PII), [`errors`] (error chains as operators read them).
 //!
 //! The modules of `core` and `adapters` are re-exported here by name, so `login_etl::batch`
 //! and `login_etl::loader` are the paths to use; the types most callers need are re-exported
@@ -33,6 +33,7 @@ mod core;
 pub mod cli;
 pub mod config;
 pub mod drain;
+pub mod errors;
 pub mod handler;
 pub mod lambda;
 pub mod startup;

@@ -15,7 +15,60 @@ use login_etl::{lambda, startup, telemetry};
 /// The AWS SDK would otherwise warn about an invalid empty endpoint at every cold start.
 const BLANK_MEANS_UNSET: [&str; 1] = ["AWS_ENDPOINT_URL"];
 
+/// What `login-etl --help` prints: this binary is the function, not a tool.
+const USAGE: &str = "\
+login-etl: the Lambda function (SQS -> validate/mask -> PostgreSQL). It takes no arguments.
+
+It runs under a Lambda Runtime API, which Lambda, `cargo lambda watch` and `sam local` provide:
+it needs AWS_LAMBDA_RUNTIME_API, AWS_LAMBDA_FUNCTION_NAME, AWS_LAMBDA_FUNCTION_MEMORY_SIZE and
+AWS_LAMBDA_FUNCTION_VERSION, and its own configuration (DATABASE_URL or DB_SECRET_ID, MASKING_KEY
+or MASKING_KEY_SECRET_ID, ...; see README.md).
+
+To run the same handler outside Lambda use login-etl-cli: `invoke <event.json>` or `drain`.
+
+Options:
+  -h, --help     Print this help
+  -V, --version  Print the version";
+
+/// The variables the Lambda runtime client reads (and panics without): Lambda sets them all.
+const RUNTIME_ENV: [&str; 4] = [
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+];
+
+/// `--help` and `--version` print and exit 0; any other argument is refused (exit 2).
+fn answer_arguments() -> Option<ExitCode> {
+    let argument = std::env::args_os().nth(1)?;
+    match argument.to_string_lossy().as_ref() {
+        "-h" | "--help" => println!("{USAGE}"),
+        "-V" | "--version" => println!("login-etl {}", env!("CARGO_PKG_VERSION")),
+        other => {
+            eprintln!("error: login-etl takes no arguments (got `{other}`); see `login-etl --help`");
+            return Some(ExitCode::from(2));
+        }
+    }
+    Some(ExitCode::SUCCESS)
+}
+
+/// Which of [`RUNTIME_ENV`] are missing (or, for the memory size, not a number): outside
+/// Lambda the runtime client would panic on the first of them.
+fn missing_runtime_env() -> Vec<&'static str> {
+    RUNTIME_ENV
+        .into_iter()
+        .filter(|name| match std::env::var(name) {
+            Ok(value) if *name == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => value.trim().parse::<i32>().is_err(),
+            Ok(value) => value.trim().is_empty(),
+            Err(_) => true,
+        })
+        .collect()
+}
+
 fn main() -> ExitCode {
+    if let Some(code) = answer_arguments() {
+        return code;
+    }
     for name in BLANK_MEANS_UNSET {
         if std::env::var_os(name).is_some_and(|value| value.to_string_lossy().trim().is_empty()) {
             // SAFETY: no other thread exists yet; the runtime is built below.
@@ -33,12 +86,27 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         let config = match Config::from_env() {
-            Ok(config) if config.lifecycle.task == Task::Maintenance => return maintenance(config).await,
             Ok(config) => config,
             Err(err) => return init_failed(None, "Runtime.ConfigError", &err.to_string()).await,
         };
-        if let Err(err) = config.require_handler() {
+        // Configuration errors first: they are reported to the Runtime API when there is one.
+        if config.lifecycle.task != Task::Maintenance
+            && let Err(err) = config.require_handler()
+        {
             return init_failed(config.aws.runtime_api.as_deref(), "Runtime.ConfigError", &err.to_string()).await;
+        }
+        let missing = missing_runtime_env();
+        if !missing.is_empty() {
+            tracing::error!(
+                "not running under a Lambda Runtime API: {} not set (Lambda, `cargo lambda watch` and `sam local` \
+                 set them); to run the handler outside Lambda use `login-etl-cli invoke <event.json>` or \
+                 `login-etl-cli drain`",
+                missing.join(", ")
+            );
+            return ExitCode::FAILURE;
+        }
+        if config.lifecycle.task == Task::Maintenance {
+            return maintenance(config).await;
         }
         let handler = match startup::build_handler(&config).await {
             Ok(handler) => handler,

@@ -93,7 +93,15 @@ fn masker_for(mode: MaskingMode, key: Option<MaskingKey>) -> Masker {
 /// follows `DB_MAX_CONNECTIONS`, with at least the 2 connections these commands always had.
 pub async fn connect_store(config: &Config) -> Result<Store, StartupError> {
     let target = database_target(config.database.source()?, &OnceCell::new()).await?;
-    Ok(Store::connect_lazy(target.sqlx_options(), config.pool.max_connections.max(2)))
+    use sqlx::ConnectOptions as _;
+    // Partition maintenance may take seconds: not worth sqlx's WARN with the statement's text.
+    let mut options =
+        target.sqlx_options().log_slow_statements(log::LevelFilter::Info, std::time::Duration::from_secs(1));
+    if let Some(ca_bundle) = &config.database.connection.ca_bundle {
+        // Used when the URL's sslmode verifies (RDS: Amazon's RDS CA bundle).
+        options = options.ssl_root_cert(ca_bundle);
+    }
+    Ok(Store::connect_lazy(options, config.pool.max_connections.max(2)))
 }
 
 async fn database_target(database: &DatabaseSource, secrets: &OnceCell<SecretStore>) -> Result<DbTarget, StartupError> {

@@ -106,10 +106,11 @@ fn is_own_target(target: &str) -> bool {
 }
 
 /// Human-readable lines on stderr for the CLI; `RUST_LOG` filters (default `warn`, so the
-/// per-batch summaries do not drown the progress line). Colour only on a terminal and
-/// without `NO_COLOR`.
+/// per-batch summaries do not drown the progress line, and `aws_config=error`: its warnings
+/// about each credential or region source it tried are Debug dumps, and the command's own
+/// error says what to set). Colour only on a terminal and without `NO_COLOR`.
 pub fn init_human() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,aws_config=error"));
     let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(use_color(std::io::stderr().is_terminal()));

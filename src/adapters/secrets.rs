@@ -46,13 +46,11 @@ impl SecretStore {
     }
 
     async fn secret_string(&self, id: &str) -> Result<String, SecretError> {
-        let output = self
-            .client
-            .get_secret_value()
-            .secret_id(id)
-            .send()
-            .await
-            .map_err(|err| SecretError::Fetch { id: id.to_owned(), source: Box::new(err.into_service_error()) })?;
+        let output =
+            self.client.get_secret_value().secret_id(id).send().await.map_err(|err| SecretError::Fetch {
+                id: id.to_owned(),
+                source: Box::new(crate::aws::describe(&err)),
+            })?;
         output.secret_string.ok_or_else(|| SecretError::NotText { id: id.to_owned() })
     }
 
@@ -83,7 +81,7 @@ impl SecretStore {
                 .secret_string(value)
                 .send()
                 .await
-                .map_err(|err| fetch_error(Box::new(err.into_service_error())))?;
+                .map_err(|err| fetch_error(Box::new(crate::aws::describe(&err))))?;
         } else {
             self.client
                 .create_secret()
@@ -91,7 +89,7 @@ impl SecretStore {
                 .secret_string(value)
                 .send()
                 .await
-                .map_err(|err| fetch_error(Box::new(err.into_service_error())))?;
+                .map_err(|err| fetch_error(Box::new(crate::aws::describe(&err))))?;
         }
         Ok(())
     }

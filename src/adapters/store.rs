@@ -15,6 +15,8 @@ use crate::mask::MaskedField;
 pub enum StoreError {
     #[error("a query failed")]
     Query(#[source] sqlx::Error),
+    #[error("connecting to the database failed")]
+    Connect(#[source] sqlx::Error),
     #[error("applying the migrations failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("the database user is not a member of {0}; grant it (GRANT {0} TO <user>) to run this command")]
@@ -39,6 +41,17 @@ impl Store {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Opens one connection and closes it: a wrong address, refused credentials or an
+    /// untrusted certificate then fail at once with the driver's own error. (The lazy pool
+    /// retries a refused connection until its acquire timeout and then says only "pool timed
+    /// out while waiting for an open connection".)
+    pub async fn check_connection(&self) -> Result<(), StoreError> {
+        use sqlx::{ConnectOptions, Connection};
+        let connection = self.pool.connect_options().connect().await.map_err(StoreError::Connect)?;
+        let _ = connection.close().await;
+        Ok(())
     }
 
     /// Applies `migrations/` (embedded at build time), then gives the current month and the
@@ -120,6 +133,16 @@ pub enum VaultLookup {
     Masked { field: MaskedField, masked_value: String },
     /// Every ip and device id the user logged in with.
     UserId(String),
+}
+
+/// As the operator asked for it (`masked_ip zz…`, `user_id "u-1"`), for messages.
+impl std::fmt::Display for VaultLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VaultLookup::Masked { field, masked_value } => write!(f, "masked_{} {masked_value}", field.name()),
+            VaultLookup::UserId(user_id) => write!(f, "user_id \"{}\"", user_id.escape_debug()),
+        }
+    }
 }
 
 impl Store {

@@ -122,7 +122,7 @@ impl VisibilityBackoff {
                         }
                     }
                     Err(err) => tracing::warn!(
-                        error = %aws_sdk_sqs::error::DisplayErrorContext(err),
+                        error = %crate::aws::describe(&err),
                         "ChangeMessageVisibilityBatch failed; the messages return after the queue's visibility timeout"
                     ),
                 }

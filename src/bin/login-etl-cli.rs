@@ -19,11 +19,12 @@ async fn main() -> std::process::ExitCode {
     }
     telemetry::init_human();
     let command = Cli::parse().command;
+    let role_hint = command.database_role();
     match cli::run(command, Config::from_env(), &mut std::io::stdout(), &mut std::io::stderr()).await {
         Ok(code) => std::process::ExitCode::from(code),
         Err(err) => {
-            // The cause chain on one line, without a backtrace: these are operator errors.
-            eprintln!("error: {err:#}");
+            // One line: the causes once each, and the fix when there is one.
+            eprintln!("error: {}", cli::operator_message(&err, role_hint));
             std::process::ExitCode::FAILURE
         }
     }

@@ -19,7 +19,12 @@ pub async fn invoke(
     let file = &args.file;
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let event: SqsEvent =
-        serde_json::from_str(&text).with_context(|| format!("{} is not an SQS event", file.display()))?;
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text)).map_err(|err| {
+            match err.path().to_string().as_str() {
+                "." => anyhow::anyhow!("{} is not an SQS event: {}", file.display(), err.inner()),
+                path => anyhow::anyhow!("{} is not an SQS event: at `{path}`: {}", file.display(), err.inner()),
+            }
+        })?;
     let request = Request { id: "login-etl-cli-invoke", xray_trace_id: None };
     let response = function.invoke(event, request, metrics).await.map_err(|err| anyhow::anyhow!(err))?;
     writeln!(out, "{}", serde_json::to_string_pretty(&response)?)?;

@@ -7,6 +7,7 @@
 //! of its area, and an arm in [`run`].
 
 mod database;
+mod errors;
 mod invoke;
 mod lifecycle;
 mod queue;
@@ -23,6 +24,7 @@ use crate::sqs::Queue;
 use crate::{aws, startup};
 
 pub use database::{migrate, report};
+pub use errors::{RDS_CA_BUNDLE_URL, operator_message};
 pub use invoke::invoke;
 pub use lifecycle::{erase, partitions, retention};
 pub use queue::{depth, drain, redrive, send, setup};
@@ -115,7 +117,8 @@ pub enum Command {
     /// Prints counts, never values.
     #[command(after_help = format!("Environment: {DATABASE_ENV}; {AWS_ENV} (with DB_SECRET_ID)."))]
     Erase(EraseArgs),
-    /// Run the handler once on an SQS event JSON file and print the SQSBatchResponse.
+    /// Run the handler once on an SQS event JSON file and print the EMF metrics lines and the
+    /// SQSBatchResponse (stdout). Touches no queue unless --change-visibility.
     #[command(after_help = format!(
         "Environment: the function's configuration: {DATABASE_ENV}, MASKING_MODE, MASKING_KEY or \
          MASKING_KEY_SECRET_ID, VAULT_PUBLIC_KEY, DB_* pool settings; {AWS_ENV}."
@@ -128,11 +131,11 @@ pub struct SetupArgs {
     /// Name of the queue; its dead-letter queue is named <QUEUE_NAME>-dlq.
     #[arg(long, default_value = "login-queue")]
     pub queue_name: String,
-    /// Seconds a failed message stays invisible before it is retried.
-    #[arg(long, default_value_t = 30)]
+    /// Seconds a failed message stays invisible before it is retried (0–43200, SQS's range).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=43_200))]
     pub visibility_timeout: u32,
-    /// Receives before SQS moves a message to the dead-letter queue.
-    #[arg(long, default_value_t = 5)]
+    /// Receives before SQS moves a message to the dead-letter queue (1–1000, SQS's range).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_receive_count: u32,
     /// Secret to hold DATABASE_URL's connection in the RDS format (skipped without DATABASE_URL).
     #[arg(long, default_value = "login-etl/db")]
@@ -157,7 +160,7 @@ pub struct RecoverArgs {
     #[arg(long, group = "what")]
     pub masked_device_id: Option<String>,
     /// Every vault value of this user's logins.
-    #[arg(long, group = "what")]
+    #[arg(long, group = "what", value_parser = user_id)]
     pub user_id: Option<String>,
     /// File holding the private key (hex), as written by `keygen`.
     #[arg(long, group = "key")]
@@ -172,11 +175,11 @@ pub struct SendArgs {
     /// URL of the queue to send to.
     #[arg(long, env = "QUEUE_URL")]
     pub queue_url: String,
-    /// How many messages to send.
-    #[arg(long)]
-    pub count: usize,
+    /// How many messages to send (1–1,000,000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub count: u64,
     /// Share of malformed messages, 0.0 to 1.0.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = ratio)]
     pub bad_ratio: f64,
     /// Seed for reproducible messages.
     #[arg(long, default_value_t = 1)]
@@ -191,9 +194,9 @@ pub struct DrainArgs {
     /// URL of the queue to drain (a DLQ's URL replays dead letters).
     #[arg(long, env = "QUEUE_URL")]
     pub queue_url: String,
-    /// Pollers at once (each holds one database connection).
-    #[arg(long, default_value_t = 1)]
-    pub concurrency: usize,
+    /// Pollers at once, 1–256 (each holds one database connection).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
     /// ReceiveMessage long-poll wait, seconds (0–20).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=20))]
     pub wait_seconds: i32,
@@ -201,8 +204,8 @@ pub struct DrainArgs {
     #[arg(long)]
     pub follow: bool,
     /// How long SQS may fail (refused connections, throttling) before the drain gives up,
-    /// seconds; calls are retried with backoff meanwhile.
-    #[arg(long, default_value_t = 60)]
+    /// seconds (0–86400), from the first call on; calls are retried with backoff meanwhile.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub sqs_retry_seconds: u64,
     /// Print the summary as one JSON object.
     #[arg(long)]
@@ -234,8 +237,8 @@ pub struct DepthArgs {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ReportArgs {
-    /// How many of the latest rows to show.
-    #[arg(long, default_value_t = 5)]
+    /// How many of the latest rows to show (0–1000).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(0..=1000))]
     pub limit: i64,
     /// Print the result as one JSON object.
     #[arg(long)]
@@ -253,12 +256,18 @@ pub struct KeygenArgs {
 pub struct InvokeArgs {
     /// An SqsEvent as Lambda delivers it, e.g. events/batch.json.
     pub file: PathBuf,
+    /// Back off failed records as the function does (ChangeMessageVisibilityBatch on the
+    /// queue of each record's eventSourceARN, with its receipt handle). Off by default:
+    /// `invoke` then touches no queue.
+    #[arg(long)]
+    pub change_visibility: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PartitionsArgs {
-    /// How many months after the current one get their partition now.
-    #[arg(long, default_value_t = crate::lifecycle::DEFAULT_MONTHS_AHEAD)]
+    /// How many months after the current one get their partition now (0–60).
+    #[arg(long, default_value_t = crate::lifecycle::DEFAULT_MONTHS_AHEAD,
+          value_parser = clap::value_parser!(u16).range(0..=i64::from(MAX_MONTHS_AHEAD)))]
     pub months_ahead: u16,
     /// Print the result as one JSON object.
     #[arg(long)]
@@ -267,8 +276,9 @@ pub struct PartitionsArgs {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RetentionArgs {
-    /// Whole months to keep before the current one (the current month is always kept).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    /// Whole months to keep before the current one, 1–1200 as RETENTION_KEEP_MONTHS (the
+    /// current month is always kept).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1200))]
     pub keep_months: u16,
     /// Print the result as one JSON object.
     #[arg(long)]
@@ -277,12 +287,38 @@ pub struct RetentionArgs {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct EraseArgs {
-    /// The user_id whose logins and vault entries go.
-    #[arg(long)]
+    /// The user_id whose logins and vault entries go (as loaded: not blank, at most 128
+    /// characters).
+    #[arg(long, value_parser = user_id)]
     pub user_id: String,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The most months `partitions --months-ahead` makes at once: five years. More is a typo, and
+/// hundreds of empty partitions slow every query planned over the table.
+pub const MAX_MONTHS_AHEAD: u16 = 60;
+
+/// `--bad-ratio`: a share, 0.0 to 1.0.
+fn ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err("must be a number from 0.0 to 1.0".into()),
+    }
+}
+
+/// `--user-id`: what the function would load as a user_id (not blank, at most 128 characters,
+/// no NUL), so that a command never runs over a user no row can have.
+fn user_id(text: &str) -> Result<String, String> {
+    let max = crate::message::Field::UserId.max_chars();
+    if text.trim().is_empty() {
+        return Err("must not be empty or blank".into());
+    }
+    if text.chars().count() > max || text.contains('\0') {
+        return Err(format!("must be at most {max} characters, without NUL"));
+    }
+    Ok(text.to_owned())
 }
 
 /// Exit status of `drain` when it stopped with failing messages left on a queue without a
@@ -312,9 +348,13 @@ pub async fn run(
         Command::Send(args) => send(&args, &open_queue(&args.queue_url).await?, out).await?,
         Command::Drain(args) => {
             let mut config = config?;
-            config.pool.max_connections = config.pool.max_connections.max(args.concurrency as u32);
+            config.pool.max_connections = config.pool.max_connections.max(u32::from(args.concurrency));
             let handler = startup::build_handler(&config).await?;
-            let queue = open_queue(&args.queue_url).await?;
+            // `--sqs-retry-seconds` holds from the first call: SQS down at start-up is waited
+            // for as it is mid-drain.
+            let client = sqs_client().await;
+            let budget = std::time::Duration::from_secs(args.sqs_retry_seconds);
+            let queue = crate::sqs::retrying(budget, || Queue::open(client.clone(), &args.queue_url)).await?;
             return drain(&args, &handler, &queue, stop_signal(), out, notes).await;
         }
         Command::Depth(args) => depth(&args, &open_queue(&args.queue_url).await?, out).await?,
@@ -322,38 +362,58 @@ pub async fn run(
             let (dlq, target) = (open_queue(&args.dlq_url).await?, open_queue(&args.queue_url).await?);
             redrive(&args, &dlq, &target, out).await?
         }
-        Command::Report(args) => report(&args, &startup::connect_store(&config?).await?, out).await?,
+        Command::Report(args) => report(&args, &connected_store(&config?).await?, out).await?,
         Command::Partitions(args) => {
             let today = time::OffsetDateTime::now_utc().date();
-            partitions(&args, &startup::connect_store(&config?).await?, today, out).await?
+            partitions(&args, &connected_store(&config?).await?, today, out).await?
         }
         Command::Retention(args) => {
             let today = time::OffsetDateTime::now_utc().date();
-            retention(&args, &startup::connect_store(&config?).await?, today, out).await?
+            retention(&args, &connected_store(&config?).await?, today, out).await?
         }
-        Command::Erase(args) => erase(&args, &startup::connect_store(&config?).await?, out).await?,
+        Command::Erase(args) => erase(&args, &connected_store(&config?).await?, out).await?,
         Command::Recover(args) => {
             let config = config?;
             let secret = vault::private_key(&args).await?;
             let masker = startup::masker(&config).await?;
-            let store = startup::connect_store(&config).await?;
+            let store = connected_store(&config).await?;
             recover(&args, &secret, &masker, &store, out, notes).await?
         }
         Command::Invoke(args) => {
             let config = config?;
-            let handler = startup::build_handler(&config).await?;
+            let mut handler = startup::build_handler(&config).await?;
+            if !args.change_visibility {
+                // The event file's receipt handles may name a real queue: touch none unasked.
+                handler = handler.with_backoff(None);
+            }
             let log = crate::telemetry::LogSettings::from_env();
             let function = Function::new(handler, config.aws.function_name.clone(), &log);
-            // stdout carries the response; the metrics lines the runtime would log go to stderr.
-            invoke(&args, &function, out, notes).await?
+            // The metrics lines the runtime would log, then the response: both on stdout, as
+            // in the function's log stream, whatever RUST_LOG says.
+            let (mut response, mut metrics) = (Vec::new(), Vec::new());
+            let invoked = invoke(&args, &function, &mut response, &mut metrics).await;
+            out.write_all(&metrics)?;
+            invoked?;
+            out.write_all(&response)?;
         }
     }
     Ok(0)
 }
 
+/// The operator commands' store, its connection checked first so that a wrong address or
+/// credentials fail at once with their cause.
+async fn connected_store(config: &Config) -> anyhow::Result<crate::store::Store> {
+    let store = startup::connect_store(config).await?;
+    store.check_connection().await?;
+    Ok(store)
+}
+
+async fn sqs_client() -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&aws::load_config(std::time::Duration::from_secs(25)).await)
+}
+
 async fn open_queue(url: &str) -> anyhow::Result<Queue> {
-    let client = aws_sdk_sqs::Client::new(&aws::load_config(std::time::Duration::from_secs(25)).await);
-    Ok(Queue::open(client, url).await?)
+    Ok(Queue::open(sqs_client().await, url).await?)
 }
 
 /// Completes on the first SIGINT or SIGTERM (or never, if they cannot be watched).

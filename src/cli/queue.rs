@@ -65,7 +65,8 @@ pub async fn setup(
 
 /// Sends `args.count` sample messages, `args.bad_ratio` of them malformed.
 pub async fn send(args: &SendArgs, queue: &Queue, out: &mut impl Write) -> anyhow::Result<()> {
-    let messages = sample::sample_messages(args.count, args.bad_ratio, args.seed);
+    let count = usize::try_from(args.count)?;
+    let messages = sample::sample_messages(count, args.bad_ratio, args.seed);
     let bad = messages.iter().filter(|m| m.expected_failure.is_some()).count();
     let bodies: Vec<String> = messages.into_iter().map(|m| m.body).collect();
     let started = Instant::now();
@@ -97,7 +98,7 @@ pub async fn drain(
 ) -> anyhow::Result<u8> {
     let progress = std::io::stderr().is_terminal();
     let options = DrainOptions {
-        concurrency: args.concurrency,
+        concurrency: args.concurrency.into(),
         wait_seconds: args.wait_seconds,
         follow: args.follow,
         sqs_retry: Duration::from_secs(args.sqs_retry_seconds),
@@ -143,6 +144,7 @@ fn drain_json(queue: &Queue, report: &DrainReport) -> serde_json::Value {
         "duplicates": report.duplicates,
         "deleted": report.deleted,
         "failed_by_reason": report.failed_by_reason,
+        "failed_messages_by_reason": report.failed_messages_by_reason,
         "seconds": report.elapsed.as_secs_f64(),
         "messages_per_second": report.messages_per_second(),
         "end": end,
@@ -164,9 +166,18 @@ fn write_drain_report(out: &mut impl Write, queue: &Queue, report: &DrainReport)
     writeln!(out, "  duplicates  {:>8}  (already loaded, deleted without a second row)", report.duplicates)?;
     writeln!(out, "  deleted     {:>8}", report.deleted)?;
     let failed: u64 = report.failed_by_reason.values().sum();
-    writeln!(out, "  failed      {failed:>8}  (left to the visibility timeout and the queue's redrive)")?;
+    let failed_messages: u64 = report.failed_messages_by_reason.values().sum();
+    writeln!(
+        out,
+        "  failed      {failed:>8}  deliveries of {failed_messages} messages (left to the visibility timeout and \
+         the redrive)"
+    )?;
+    if !report.failed_by_reason.is_empty() {
+        writeln!(out, "    {:<28} {:>10} {:>10}", "reason", "deliveries", "messages")?;
+    }
     for (reason, count) in &report.failed_by_reason {
-        writeln!(out, "    {reason:<28} {count:>6}")?;
+        let messages = report.failed_messages_by_reason.get(reason).copied().unwrap_or(0);
+        writeln!(out, "    {reason:<28} {count:>10} {messages:>10}")?;
     }
     writeln!(out, "  throughput  {:>8.0} messages/s", report.messages_per_second())
 }

@@ -64,7 +64,9 @@ pub async fn recover(
     };
     let values = store.sealed_values(&lookup).await?;
     if values.is_empty() {
-        anyhow::bail!("nothing in the vault for {lookup:?}");
+        anyhow::bail!(
+            "nothing in the vault for {lookup} (no login row has it, or the PII vault was off when it loaded)"
+        );
     }
     let mut authentic = std::collections::BTreeSet::new();
     let mut rejected = 0usize;
@@ -87,7 +89,7 @@ pub async fn recover(
     }
     if authentic.is_empty() {
         anyhow::bail!(
-            "the {} vault rows for {lookup:?} cannot be opened with this private key into an original that masks \
+            "the {} vault rows for {lookup} cannot be opened with this private key into an original that masks \
              to their masked value (check the key, MASKING_KEY and the key id {})",
             values.len(),
             values.first().map(|v| v.key_id.as_str()).unwrap_or("?")

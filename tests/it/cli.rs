@@ -165,7 +165,7 @@ async fn report_in_process_shows_masked_values_only(pool: PgPool) {
 async fn invoke_in_process_answers_with_the_batch_response_and_writes_metrics(pool: PgPool) {
     let log = login_etl::telemetry::LogSettings::from_lookup(|_| None);
     let function = login_etl::Function::new(handler_for(&pool), "login-etl", &log);
-    let args = cli::InvokeArgs { file: "events/mixed.json".into() };
+    let args = cli::InvokeArgs { file: "events/mixed.json".into(), change_visibility: false };
     let (mut out, mut metrics) = (Vec::new(), Vec::new());
     cli::invoke(&args, &function, &mut out, &mut metrics).await.expect("invoke");
     let response: serde_json::Value = serde_json::from_slice(&out).expect("the SQSBatchResponse");

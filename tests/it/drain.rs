@@ -86,6 +86,10 @@ async fn a_mixed_queue_drains_to_exact_accounting(pool: PgPool) {
         *expected.entry(code.to_string()).or_default() += u64::from(MAX_RECEIVE_COUNT);
     }
     assert_eq!(report.failed_by_reason, expected);
+    // Per message, each bad message counts once.
+    let per_message: BTreeMap<String, u64> =
+        expected.into_iter().map(|(code, deliveries)| (code, deliveries / u64::from(MAX_RECEIVE_COUNT))).collect();
+    assert_eq!(report.failed_messages_by_reason, per_message);
 }
 
 #[sqlx::test(migrations = "./migrations")]

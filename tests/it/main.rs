@@ -7,6 +7,7 @@ mod cli;
 mod drain;
 mod handler;
 mod lifecycle;
+mod oncall;
 mod outage;
 mod pii_logs;
 mod pooler;

@@ -24,6 +24,11 @@ pub const SQS_BATCH: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
+    /// SQS refused the call (no such queue, access denied, a bad parameter): trying again
+    /// will not help.
+    #[error("SQS {operation} was refused: {failure}")]
+    Refused { operation: &'static str, failure: crate::aws::AwsFailure },
+    /// No answer, or one that may change (throttling, 5xx): [`retrying`] tries again.
     #[error("SQS {operation} failed")]
     Sqs {
         operation: &'static str,
@@ -41,12 +46,24 @@ pub enum QueueError {
     Incomplete { operation: &'static str, field: &'static str },
     #[error("the handler refused a whole batch")]
     Event(#[from] crate::batch::EventError),
+    #[error(
+        "refusing to redrive: {dlq} is not the dead-letter queue of {target} ({target_has}); nothing was moved. \
+         Give --dlq-url the dead-letter queue and --queue-url the queue whose redrive policy names it"
+    )]
+    NotTheDeadLetterQueue { dlq: String, target: String, target_has: String },
 }
 
-fn sqs_error<E: std::error::Error + Send + Sync + 'static>(
-    operation: &'static str,
-) -> impl FnOnce(aws_sdk_sqs::error::SdkError<E>) -> QueueError {
-    move |err| QueueError::Sqs { operation, source: aws_sdk_sqs::error::DisplayErrorContext(err).to_string().into() }
+fn sqs_error<E>(operation: &'static str) -> impl FnOnce(aws_sdk_sqs::error::SdkError<E>) -> QueueError
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    move |err| {
+        let failure = crate::aws::describe(&err);
+        match failure.retryable {
+            true => QueueError::Sqs { operation, source: Box::new(failure) },
+            false => QueueError::Refused { operation, failure },
+        }
+    }
 }
 
 /// An SQS queue and what a Lambda record needs to know about it.
@@ -56,7 +73,9 @@ pub struct Queue {
     url: String,
     arn: String,
     region: String,
-    has_redrive_policy: bool,
+    /// The `deadLetterTargetArn` of the queue's redrive policy: where SQS moves its messages
+    /// after `maxReceiveCount` receives.
+    dead_letter_target: Option<String>,
 }
 
 /// How many messages the queue holds, by state.
@@ -94,8 +113,13 @@ impl Queue {
             .ok_or(QueueError::Incomplete { operation: "GetQueueAttributes", field: "QueueArn" })?;
         // arn:aws:sqs:<region>:<account>:<name>
         let region = arn.split(':').nth(3).unwrap_or("us-east-1").to_owned();
-        let has_redrive_policy = attributes.contains_key(&QueueAttributeName::RedrivePolicy);
-        Ok(Queue { client, url: url.to_owned(), arn, region, has_redrive_policy })
+        let dead_letter_target = attributes.get(&QueueAttributeName::RedrivePolicy).map(|policy| {
+            serde_json::from_str::<serde_json::Value>(policy)
+                .ok()
+                .and_then(|policy| policy.get("deadLetterTargetArn")?.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        });
+        Ok(Queue { client, url: url.to_owned(), arn, region, dead_letter_target })
     }
 
     pub fn url(&self) -> &str {
@@ -107,7 +131,12 @@ impl Queue {
     }
 
     pub fn has_redrive_policy(&self) -> bool {
-        self.has_redrive_policy
+        self.dead_letter_target.is_some()
+    }
+
+    /// The ARN of the queue's dead-letter queue, from its redrive policy.
+    pub fn dead_letter_target(&self) -> Option<&str> {
+        self.dead_letter_target.as_deref().filter(|arn| !arn.is_empty())
     }
 
     pub async fn depth(&self) -> Result<QueueDepth, QueueError> {
@@ -254,8 +283,10 @@ impl Queue {
 }
 
 /// Runs `call` until it succeeds or SQS has been failing for `budget`, waiting 0.5 s, 1 s,
-/// 2 s … (at most 8 s) between tries: a LocalStack restart or a network blip is ridden out,
-/// a queue that stays unreachable ends the drain with SQS's error.
+/// 2 s … (at most 8 s, and never past the budget) between tries, with a last try when the
+/// budget is spent: a LocalStack restart or a network blip is ridden out, a queue that stays
+/// unreachable ends the drain with SQS's error after the whole budget. A refusal
+/// ([`QueueError::Refused`]: no such queue, access denied) is not retried.
 pub(crate) async fn retrying<T, F, Fut>(budget: Duration, mut call: F) -> Result<T, QueueError>
 where
     F: FnMut() -> Fut,
@@ -265,9 +296,10 @@ where
     let mut pause = Duration::from_millis(500);
     loop {
         match call().await {
-            Err(err @ QueueError::Sqs { .. }) if started.elapsed() + pause <= budget => {
-                tracing::warn!(error = %format!("{:#}", anyhow::Error::from(err)), retry_in_ms = pause.as_millis() as u64, "SQS call failed; retrying");
-                tokio::time::sleep(pause).await;
+            Err(err @ QueueError::Sqs { .. }) if started.elapsed() < budget => {
+                let wait = pause.min(budget.saturating_sub(started.elapsed()));
+                tracing::warn!(error = %crate::errors::causes(&err), retry_in_ms = wait.as_millis() as u64, "SQS call failed; retrying");
+                tokio::time::sleep(wait).await;
                 pause = (pause * 2).min(Duration::from_secs(8));
             }
             Err(QueueError::Sqs { operation, source }) if started.elapsed() >= Duration::from_secs(1) => {

@@ -18,7 +18,22 @@ use crate::batch::{ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIB
 /// AWS's own redrive (`StartMessageMoveTask`, the console's "Start DLQ redrive") gives moved
 /// messages new ids and no such attributes: only messages that carry an `IdempotencyKey` stay
 /// idempotent through it.
+///
+/// Refuses ([`QueueError::NotTheDeadLetterQueue`]) before receiving anything unless `target`'s
+/// redrive policy names `dlq` as its dead-letter target: swapped arguments would otherwise
+/// move live messages into the DLQ.
 pub async fn redrive(dlq: &Queue, target: &Queue) -> Result<u64, QueueError> {
+    if target.dead_letter_target() != Some(dlq.arn()) {
+        let target_has = match target.dead_letter_target() {
+            Some(arn) => format!("its redrive policy names {arn}"),
+            None => "it has no redrive policy".to_owned(),
+        };
+        return Err(QueueError::NotTheDeadLetterQueue {
+            dlq: dlq.url().to_owned(),
+            target: target.url().to_owned(),
+            target_has,
+        });
+    }
     let mut moved = 0u64;
     loop {
         let messages = dlq.receive(1).await?;

@@ -1,0 +1,49 @@
+//! What an operator reads when a command fails: one sentence — what failed, the cause once,
+//! and the fix when the cause is one we recognise (no schema, a missing privilege, refused
+//! credentials, nothing listening, an untrusted certificate).
+
+use super::Command;
+
+pub use crate::errors::RDS_CA_BUNDLE_URL;
+
+impl Command {
+    /// Who may run the command, for the hint when the database refuses a privilege.
+    pub fn database_role(&self) -> &'static str {
+        match self {
+            Command::Drain(_) | Command::Invoke(_) => "grant the user the login_etl_loader role",
+            Command::Report(_) | Command::Recover(_) => "grant the user the login_etl_recovery role",
+            Command::Erase(_) => "grant the user the login_etl_eraser role",
+            Command::Migrate | Command::Partitions(_) | Command::Retention(_) => {
+                "run it as the owner of user_logins (the user that ran `login-etl-cli migrate`)"
+            }
+            Command::Setup(_) | Command::Send(_) | Command::Depth(_) | Command::Redrive(_) | Command::Keygen(_) => {
+                "check the database user's grants"
+            }
+        }
+    }
+}
+
+/// `err` as one line for a person: its causes once each ([`crate::errors::causes`]), then
+/// the fix ([`crate::errors::fix`]). `role_hint` is the command's [`Command::database_role`].
+pub fn operator_message(err: &anyhow::Error, role_hint: &str) -> String {
+    let causes = crate::errors::causes(err.as_ref());
+    match crate::errors::fix(err.as_ref(), role_hint) {
+        Some(fix) => format!("{causes}. {fix}"),
+        None => causes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_says_where_to_look_and_the_cause_once() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+        let err = anyhow::Error::from(refused).context("connecting to the database failed");
+        let message = operator_message(&err, "");
+        assert_eq!(message.matches("Connection refused").count(), 1, "{message}");
+        assert!(message.contains("check the host and port of DATABASE_URL"), "{message}");
+        assert!(!message.contains('{'), "{message}");
+    }
+}
