@@ -18,7 +18,7 @@ export MASKING_KEY ?= 6c6f67696e2d65746c2064656d6f206b6579202d206e6f742061207365
 CLI := target/debug/login-etl-cli
 
 .PHONY: help up down db build migrate test test-rust test-pooler test-iam test-invoke lint bench demo invoke sqlx-prepare sam-validate sam-build clean
-.PHONY: test-sam-local sam-local lint-config fuzz
+.PHONY: test-sam-local sam-local lint-config fuzz lint-security audit
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ build: ## Build the function and the CLI (debug)
 migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database if missing)
 	$(CLI) migrate
 
-test: up lint lint-config test-rust test-pooler test-iam test-invoke test-sam-local sam-validate sam-build ## Every test: lint, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, SAM local env + harness, SAM
+test: up lint lint-config lint-security audit test-rust test-pooler test-iam test-invoke test-sam-local sam-validate sam-build ## Every test: lint, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, SAM local env + harness, SAM
 	@echo "make test: all checks passed"
 
 test-rust: up ## Unit and integration tests (real PostgreSQL and LocalStack)
@@ -60,6 +60,12 @@ test-sam-local: up ## env.json keys declared in template.yaml; the function with
 
 lint-config: ## docker-compose.yml against the Compose spec schema, .github/workflows with actionlint (offline)
 	@scripts/lint-config.sh
+
+lint-security: ## checkov (pinned, offline) over template.yaml: 0 failed checks, every skip with its reason
+	@scripts/checkov.sh scan
+
+audit: ## cargo-deny 0.20.2, offline: RustSec advisories and yanked crates, licences, bans, sources (deny.toml)
+	@scripts/deny.sh check
 
 lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
