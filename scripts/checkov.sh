@@ -31,9 +31,10 @@ scan() {
   # --skip-download: no guideline or policy download from Prisma Cloud (offline, and the same
   # checks everywhere). checkov exits 1 on a failed check; the summary below says which.
   local status=0
-  "$venv/bin/checkov" --file "$template" --framework cloudformation --skip-download --quiet --compact \
+  "$venv/bin/checkov" --file "$template" --framework cloudformation --skip-download --compact \
     --output cli --output json --output-file-path "console,$out/results.json" >"$out/cli.txt" 2>"$out/stderr.txt" || status=$?
-  cat "$out/cli.txt"
+  # The full report (every passed check too) stays in .run/checkov/cli.txt; failures and skips
+  # are printed below.
   "$venv/bin/python" - "$template" "$out/results.json" "$status" <<'PY'
 import json, sys
 import yaml
@@ -61,11 +62,15 @@ try:
 except (OSError, ValueError) as err:
     sys.exit(f"checkov.sh: checkov wrote no JSON results ({err}); exit status {status}")
 summary = results["summary"]
-print(f"checkov: passed {summary['passed']}, failed {summary['failed']}, skipped {summary['skipped']}")
+for check in results["results"].get("failed_checks", []):
+    lines = "-".join(str(n) for n in check.get("file_line_range", []))
+    print(f"  FAILED {check['check_id']} on {check['resource']} (template.yaml:{lines}): {check['check_name']}")
 for check in results["results"].get("skipped_checks", []):
     comment = (check.get("check_result") or {}).get("suppress_comment", "")
+    print(f"  skipped {check['check_id']} on {check['resource']}: {' '.join(comment.split())[:100]}...")
     if not comment.strip() or comment == "No comment provided":
         unreasoned.append(f"{check['resource']}: {check['check_id']}")
+print(f"checkov: passed {summary['passed']}, failed {summary['failed']}, skipped {summary['skipped']}")
 for entry in sorted(set(unreasoned)):
     print(f"checkov.sh: skip without a reason: {entry}", file=sys.stderr)
 if summary["failed"] or unreasoned or summary["parsing_errors"] or status not in (0, 1):
