@@ -22,7 +22,7 @@ pub struct SetupClients {
 /// Makes (or finds) the KMS key under `args.kms_key_alias`, creates (or updates) the queue and
 /// its DLQ encrypted with it, stores `DATABASE_URL` as the database secret (if the database
 /// comes from a URL) and the masking key (`MASKING_KEY`, else a random key) unless that secret
-/// exists.
+/// exists, both written under the same key (an existing masking key is left as it is).
 pub async fn setup(
     args: &SetupArgs,
     config: &Config,
@@ -39,7 +39,8 @@ pub async fn setup(
         Some(&key_arn),
     )
     .await?;
-    let secrets = &clients.secrets;
+    // The secrets under the same key, as the stack's masking-key secret.
+    let secrets = &clients.secrets.clone().encrypted_with(&key_arn);
 
     let mut db_secret = None;
     if let Some(DatabaseSource::Url(url)) = &config.database.source {

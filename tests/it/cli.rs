@@ -235,7 +235,8 @@ async fn setup_in_process(args: &cli::SetupArgs, clients: &cli::SetupClients) ->
 }
 
 /// The local harness encrypts as the stack does: `setup` makes a KMS key under its alias in
-/// LocalStack, both queues name it as their KmsMasterKeyId, a second `setup` reuses it, and
+/// LocalStack, both queues name it as their KmsMasterKeyId and the masking-key secret its
+/// KmsKeyId, a second `setup` reuses it, and
 /// messages still go through. (LocalStack keeps no KmsDataKeyReusePeriodSeconds to check.)
 #[tokio::test]
 async fn setup_in_process_encrypts_both_queues_with_the_kms_key_of_its_alias() {
@@ -265,6 +266,10 @@ async fn setup_in_process_encrypts_both_queues_with_the_kms_key_of_its_alias() {
             .unwrap_or_default();
         assert_eq!(attributes.get(&KmsMasterKeyId), Some(&key_arn), "{url}: {attributes:?}");
     }
+
+    let secrets = aws_sdk_secretsmanager::Client::new(&localstack_config().await);
+    let described = secrets.describe_secret().secret_id(&args.masking_key_secret_id).send().await.expect("key secret");
+    assert_eq!(described.kms_key_id.as_deref(), Some(key_arn.as_str()), "the masking key is under the same key");
 
     let again = setup_in_process(&args, &clients).await.expect("setup again");
     assert_eq!(again["kms_key_arn"], key_arn.as_str(), "the alias's key is reused, not replaced");
