@@ -38,7 +38,7 @@ build: ## Build the function and the CLI (debug)
 migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database if missing)
 	$(CLI) migrate
 
-test: up lint lint-config lint-security audit test-rust test-pooler test-iam test-invoke test-sam-local sam-validate sam-build ## Every test: lint, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, SAM local env + harness, SAM
+test: up lint lint-config lint-security audit test-rust test-pooler test-iam test-invoke test-sam-local sam-validate sam-build ## Every test: lint, checkov, cargo-deny audit, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, SAM local env + harness, SAM
 	@echo "make test: all checks passed"
 
 test-rust: up ## Unit and integration tests (real PostgreSQL and LocalStack)
