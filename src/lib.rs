@@ -41,7 +41,7 @@ pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 
-pub use crate::adapters::{aws, database, iam, lifecycle, loader, secrets, sqs, store, tls, visibility};
+pub use crate::adapters::{aws, database, iam, kms, lifecycle, loader, secrets, sqs, store, tls, visibility};
 pub use crate::core::{batch, mask, message, metrics, sample, vault};
 
 pub use crate::batch::{BatchOutcome, BatchPlan, FailedMessage, FailureReason};

@@ -27,17 +27,26 @@ pub enum SecretError {
 #[derive(Clone, Debug)]
 pub struct SecretStore {
     client: aws_sdk_secretsmanager::Client,
+    /// The KMS key the secrets this store writes are encrypted with (None: the account's
+    /// default key, aws/secretsmanager).
+    kms_key_id: Option<String>,
 }
 
 impl SecretStore {
     /// A client from an explicit SDK configuration.
     pub fn new(config: &aws_config::SdkConfig) -> SecretStore {
-        SecretStore { client: aws_sdk_secretsmanager::Client::new(config) }
+        SecretStore { client: aws_sdk_secretsmanager::Client::new(config), kms_key_id: None }
     }
 
     pub async fn from_env() -> SecretStore {
         let config = crate::aws::load_config(std::time::Duration::from_secs(3)).await;
-        SecretStore { client: aws_sdk_secretsmanager::Client::new(&config) }
+        SecretStore::new(&config)
+    }
+
+    /// The same store, writing secrets encrypted with `kms_key_id` (a key id, ARN or alias), as
+    /// the stack's masking-key secret is with its raw-data key.
+    pub fn encrypted_with(self, kms_key_id: &str) -> SecretStore {
+        SecretStore { kms_key_id: Some(kms_key_id.to_owned()), ..self }
     }
 
     /// A secret's text, for secrets of no special format (e.g. a vault private key).
@@ -69,12 +78,22 @@ impl SecretStore {
 }
 
 impl SecretStore {
-    /// Writes `value` as the secret's current version, creating the secret if needed.
+    /// Writes `value` as the secret's current version, creating the secret if needed, under
+    /// the store's KMS key if it has one (an existing secret is moved to that key first).
     pub async fn put(&self, id: &str, value: &str) -> Result<(), SecretError> {
         let fetch_error =
             |err: Box<dyn std::error::Error + Send + Sync>| SecretError::Fetch { id: id.to_owned(), source: err };
         let exists = self.client.describe_secret().secret_id(id).send().await.is_ok();
         if exists {
+            if let Some(key) = &self.kms_key_id {
+                self.client
+                    .update_secret()
+                    .secret_id(id)
+                    .kms_key_id(key)
+                    .send()
+                    .await
+                    .map_err(|err| fetch_error(Box::new(err.into_service_error())))?;
+            }
             self.client
                 .put_secret_value()
                 .secret_id(id)
@@ -87,6 +106,7 @@ impl SecretStore {
                 .create_secret()
                 .name(id)
                 .secret_string(value)
+                .set_kms_key_id(self.kms_key_id.clone())
                 .send()
                 .await
                 .map_err(|err| fetch_error(Box::new(crate::aws::describe(&err))))?;

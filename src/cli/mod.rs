@@ -27,7 +27,7 @@ pub use database::{migrate, report};
 pub use errors::{RDS_CA_BUNDLE_URL, operator_message};
 pub use invoke::invoke;
 pub use lifecycle::{erase, partitions, retention};
-pub use queue::{depth, drain, redrive, send, setup};
+pub use queue::{SetupClients, depth, drain, redrive, send, setup};
 pub use vault::{keygen, recover};
 
 /// Environment every AWS call reads (queues, secrets).
@@ -58,7 +58,8 @@ pub enum Command {
     /// DATABASE_URL the database is created first if it does not exist.
     #[command(after_help = format!("Environment: {DATABASE_ENV}; {AWS_ENV} (with DB_SECRET_ID)."))]
     Migrate,
-    /// Create (or update) the queue, its dead-letter queue and the secrets the function reads.
+    /// Create (or update) the queue and its dead-letter queue, both encrypted with a KMS key
+    /// (created under --kms-key-alias unless it exists), and the secrets the function reads.
     #[command(after_help = format!(
         "Environment: {AWS_ENV}; DATABASE_URL (stored as the database secret, skipped if unset); \
          MASKING_KEY (stored as the masking key if that secret does not exist; else a random key)."
@@ -144,6 +145,10 @@ pub struct SetupArgs {
     /// existing key is never replaced: that would silently change every masked value.
     #[arg(long, default_value = "login-etl/masking-key")]
     pub masking_key_secret_id: String,
+    /// KMS alias of the key both queues are encrypted with (SSE-KMS, as the stack's queues):
+    /// the key it names, or a new symmetric key given this alias if none does.
+    #[arg(long, default_value = "alias/login-etl-local")]
+    pub kms_key_alias: String,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -342,8 +347,12 @@ pub async fn run(
         Command::Setup(args) => {
             let config = config?;
             let sdk = aws::load_config(std::time::Duration::from_secs(25)).await;
-            let secrets = crate::secrets::SecretStore::new(&sdk);
-            setup(&args, &config, &aws_sdk_sqs::Client::new(&sdk), &secrets, out).await?
+            let clients = SetupClients {
+                sqs: aws_sdk_sqs::Client::new(&sdk),
+                kms: aws_sdk_kms::Client::new(&sdk),
+                secrets: crate::secrets::SecretStore::new(&sdk),
+            };
+            setup(&args, &config, &clients, out).await?
         }
         Command::Send(args) => send(&args, &open_queue(&args.queue_url).await?, out).await?,
         Command::Drain(args) => {

@@ -7,22 +7,40 @@ use super::{DepthArgs, DrainArgs, EXIT_FAILING_MESSAGES_LEFT, RedriveArgs, SendA
 use crate::config::{Config, DatabaseSource, MaskingKeySource};
 use crate::drain::{self, DrainEnd, DrainOptions, DrainReport};
 use crate::handler::Handler;
+use crate::kms;
 use crate::sample;
 use crate::secrets::{self, SecretStore};
 use crate::sqs::{self, Queue};
 
-/// Creates (or updates) the queue and its DLQ, stores `DATABASE_URL` as the database secret
-/// (if the database comes from a URL) and the masking key (`MASKING_KEY`, else a random key)
-/// unless that secret exists.
+/// What `setup` creates things with.
+pub struct SetupClients {
+    pub sqs: aws_sdk_sqs::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub secrets: SecretStore,
+}
+
+/// Makes (or finds) the KMS key under `args.kms_key_alias`, creates (or updates) the queue and
+/// its DLQ encrypted with it, stores `DATABASE_URL` as the database secret (if the database
+/// comes from a URL) and the masking key (`MASKING_KEY`, else a random key) unless that secret
+/// exists, both written under the same key (an existing masking key is left as it is).
 pub async fn setup(
     args: &SetupArgs,
     config: &Config,
-    sqs: &aws_sdk_sqs::Client,
-    secrets: &SecretStore,
+    clients: &SetupClients,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let (queue_url, dlq_url) =
-        sqs::ensure_queue_with_dlq(sqs, &args.queue_name, args.visibility_timeout, args.max_receive_count).await?;
+    let key_arn =
+        kms::ensure_key(&clients.kms, &args.kms_key_alias, "login-etl local harness: raw login events in SQS").await?;
+    let (queue_url, dlq_url) = sqs::ensure_queue_with_dlq(
+        &clients.sqs,
+        &args.queue_name,
+        args.visibility_timeout,
+        args.max_receive_count,
+        Some(&key_arn),
+    )
+    .await?;
+    // The secrets under the same key, as the stack's masking-key secret.
+    let secrets = &clients.secrets.clone().encrypted_with(&key_arn);
 
     let mut db_secret = None;
     if let Some(DatabaseSource::Url(url)) = &config.database.source {
@@ -50,12 +68,15 @@ pub async fn setup(
                 "db_secret_id": db_secret,
                 "masking_key_secret_id": args.masking_key_secret_id,
                 "masking_key_created": created,
+                "kms_key_arn": key_arn,
+                "kms_key_alias": args.kms_key_alias,
             })
         )?;
         return Ok(());
     }
     writeln!(out, "queue      {queue_url}")?;
     writeln!(out, "dlq        {dlq_url}  (maxReceiveCount {})", args.max_receive_count)?;
+    writeln!(out, "kms key    {key_arn} ({}, SSE-KMS on both queues)", args.kms_key_alias)?;
     if let Some(id) = db_secret {
         writeln!(out, "secret     {id} (from DATABASE_URL)")?;
     }

@@ -204,3 +204,108 @@ async fn depth_in_process_counts_the_queue() {
     assert_eq!(depth["queue_url"], queue.url());
     assert_eq!(depth["visible"].as_u64().unwrap_or(0) + depth["in_flight"].as_u64().unwrap_or(0), 2, "{depth}");
 }
+
+/// In-process `setup` against LocalStack with its own alias and names.
+fn setup_args(name: &str, kms_key_alias: &str) -> cli::SetupArgs {
+    cli::SetupArgs {
+        queue_name: name.to_owned(),
+        visibility_timeout: 30,
+        max_receive_count: 5,
+        db_secret_id: format!("{name}/db"),
+        masking_key_secret_id: format!("{name}/key"),
+        kms_key_alias: kms_key_alias.to_owned(),
+        json: true,
+    }
+}
+
+async fn setup_clients() -> cli::SetupClients {
+    let sdk = localstack_config().await;
+    cli::SetupClients {
+        sqs: sqs().await,
+        kms: aws_sdk_kms::Client::new(&sdk),
+        secrets: login_etl::secrets::SecretStore::new(&sdk),
+    }
+}
+
+async fn setup_in_process(args: &cli::SetupArgs, clients: &cli::SetupClients) -> anyhow::Result<serde_json::Value> {
+    let config = login_etl::Config::from_lookup(|_| None).expect("an empty configuration is valid");
+    let mut out = Vec::new();
+    cli::setup(args, &config, clients, &mut out).await?;
+    Ok(serde_json::from_slice(&out).expect("one JSON object"))
+}
+
+/// The local harness encrypts as the stack does: `setup` makes a KMS key under its alias in
+/// LocalStack, both queues name it as their KmsMasterKeyId and the masking-key secret its
+/// KmsKeyId, a second `setup` reuses it, and
+/// messages still go through. (LocalStack keeps no KmsDataKeyReusePeriodSeconds to check.)
+#[tokio::test]
+async fn setup_in_process_encrypts_both_queues_with_the_kms_key_of_its_alias() {
+    use aws_sdk_sqs::types::QueueAttributeName::KmsMasterKeyId;
+    let clients = setup_clients().await;
+    let name = unique_name("kms-setup");
+    let args = setup_args(&name, &format!("alias/{name}"));
+
+    let first = setup_in_process(&args, &clients).await.expect("setup");
+    let key_arn = first["kms_key_arn"].as_str().expect("the key's ARN").to_owned();
+    let described = clients.kms.describe_key().key_id(&args.kms_key_alias).send().await.expect("the alias exists");
+    let metadata = described.key_metadata.expect("key metadata");
+    assert_eq!(metadata.arn.as_deref(), Some(key_arn.as_str()), "the alias names the key setup reported");
+    assert_eq!(metadata.key_state, Some(aws_sdk_kms::types::KeyState::Enabled));
+
+    for url in [&first["queue_url"], &first["dlq_url"]] {
+        let url = url.as_str().expect("a queue URL");
+        let attributes = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(KmsMasterKeyId)
+            .send()
+            .await
+            .expect("attributes")
+            .attributes
+            .unwrap_or_default();
+        assert_eq!(attributes.get(&KmsMasterKeyId), Some(&key_arn), "{url}: {attributes:?}");
+    }
+
+    let secrets = aws_sdk_secretsmanager::Client::new(&localstack_config().await);
+    let described = secrets.describe_secret().secret_id(&args.masking_key_secret_id).send().await.expect("key secret");
+    assert_eq!(described.kms_key_id.as_deref(), Some(key_arn.as_str()), "the masking key is under the same key");
+
+    let again = setup_in_process(&args, &clients).await.expect("setup again");
+    assert_eq!(again["kms_key_arn"], key_arn.as_str(), "the alias's key is reused, not replaced");
+
+    let queue = Queue::open(clients.sqs.clone(), first["queue_url"].as_str().expect("URL")).await.expect("open");
+    let body = login_body("kms-user", "10.1.2.3", "kms-device");
+    queue.send(std::slice::from_ref(&body)).await.expect("send to the encrypted queue");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let received = loop {
+        let messages = queue.receive(1).await.expect("receive from the encrypted queue");
+        if !messages.is_empty() || Instant::now() > deadline {
+            break messages;
+        }
+    };
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].body.as_deref(), Some(body.as_str()));
+}
+
+/// An alias KMS would not take, or a key that cannot encrypt, is a clear error, and no queue
+/// is created (or encrypted) with it.
+#[tokio::test]
+async fn setup_refuses_a_bad_alias_or_a_disabled_key_before_creating_queues() {
+    let clients = setup_clients().await;
+    for alias in ["login-etl-local", "alias/aws/sqs", "alias/"] {
+        let name = unique_name("kms-bad-alias");
+        let err = setup_in_process(&setup_args(&name, alias), &clients).await.expect_err(alias);
+        assert!(err.to_string().contains("must start with `alias/`"), "{alias}: {err}");
+        assert!(clients.sqs.get_queue_url().queue_name(&name).send().await.is_err(), "{alias}: {name} was created");
+    }
+
+    let name = unique_name("kms-disabled");
+    let alias = format!("alias/{name}");
+    let first = setup_in_process(&setup_args(&name, &alias), &clients).await.expect("setup");
+    clients.kms.disable_key().key_id(first["kms_key_arn"].as_str().expect("ARN")).send().await.expect("disable");
+    let other = unique_name("kms-disabled-other");
+    let err = setup_in_process(&setup_args(&other, &alias), &clients).await.expect_err("a disabled key");
+    assert!(err.to_string().contains("Disabled"), "{err}");
+    assert!(clients.sqs.get_queue_url().queue_name(&other).send().await.is_err(), "{other} was created");
+}

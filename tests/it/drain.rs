@@ -19,7 +19,7 @@ fn options(concurrency: usize) -> DrainOptions {
 
 async fn queue_pair(client: &aws_sdk_sqs::Client, prefix: &str) -> (Queue, Queue) {
     let (url, dlq_url) =
-        sqs::ensure_queue_with_dlq(client, &unique_name(prefix), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT)
+        sqs::ensure_queue_with_dlq(client, &unique_name(prefix), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT, None)
             .await
             .expect("queues");
     (Queue::open(client.clone(), &url).await.expect("queue"), Queue::open(client.clone(), &dlq_url).await.expect("dlq"))

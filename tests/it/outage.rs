@@ -30,7 +30,7 @@ async fn a_forty_second_outage_dead_letters_nothing_valid() {
 
     let client = sqs().await;
     let (url, dlq_url) =
-        sqs::ensure_queue_with_dlq(&client, &unique_name("outage"), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT)
+        sqs::ensure_queue_with_dlq(&client, &unique_name("outage"), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT, None)
             .await
             .expect("queues");
     let (queue, dlq) = (
