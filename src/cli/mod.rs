@@ -464,7 +464,7 @@ mod tests {
     #[test]
     fn every_command_that_prints_a_result_has_json() {
         let cli = Cli::command();
-        for name in ["setup", "send", "depth", "report", "drain", "partitions", "retention", "erase"] {
+        for name in ["setup", "send", "depth", "redrive", "report", "drain", "partitions", "retention", "erase"] {
             let command = cli.find_subcommand(name).expect("command");
             assert!(command.get_arguments().any(|a| a.get_id() == "json"), "{name} has no --json");
         }
