@@ -111,7 +111,7 @@ sam-validate: ## sam validate --lint
 sam-build: ## sam build (cargo-lambda, arm64) and the bootstrap's size, plain and zipped
 	@scripts/sam.sh build
 
-sam-local: ## sam local invoke -e events/batch.json --env-vars env.json (needs Docker; see README)
+sam-local: ## sam local invoke -e events/batch.json --env-vars env.json (needs Docker; see docs/development.md)
 	@scripts/sam.sh local-invoke
 
 clean: down
