@@ -111,6 +111,22 @@ async fn json_results_and_no_ansi_codes_on_a_pipe(pool: PgPool) {
     assert!(setup["dlq_url"].as_str().is_some_and(|u| u.ends_with(&format!("{name}-dlq"))), "{setup}");
     assert_eq!(setup["db_secret_id"], db_secret.as_str());
     assert_eq!(setup["masking_key_created"], true);
+    // A second setup with another MASKING_KEY leaves the stored key as it was: replacing it would
+    // silently change every masked value (docs/guarantees.md, "Rotating the masking key").
+    let other_key = "ff".repeat(32);
+    let again = cli(&pool)
+        .args(["setup", "--json", "--queue-name", &name, "--db-secret-id", &db_secret])
+        .args(["--masking-key-secret-id", &key_secret])
+        .env("MASKING_KEY", &other_key)
+        .output()
+        .expect("setup again");
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(json_stdout(&again)["masking_key_created"], false);
+    let stored = login_etl::secrets::SecretStore::new(&localstack_config().await)
+        .secret_text(&key_secret)
+        .await
+        .expect("the masking key secret");
+    assert_eq!(stored.trim(), TEST_KEY_HEX, "setup replaced an existing masking key");
 
     let report = cli(&pool).args(["report", "--json", "--limit", "3"]).output().expect("report");
     assert!(report.status.success(), "{report:?}");
