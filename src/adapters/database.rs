@@ -186,6 +186,16 @@ mod tests {
         assert_eq!((target.password, target.ssl_mode), (None, SslMode::Prefer));
     }
 
+    /// libpq's other names, as docs/configuration.md says: `allow` reads as `prefer` (TLS when
+    /// offered), `verify-ca` as the stricter `verify-full`, never as something weaker.
+    #[test]
+    fn libpqs_allow_and_verify_ca_read_as_prefer_and_verify_full() {
+        assert_eq!("allow".parse(), Ok(SslMode::Prefer));
+        assert_eq!("verify-ca".parse(), Ok(SslMode::VerifyFull));
+        assert_eq!("disable".parse(), Ok(SslMode::Disable));
+        assert_eq!("require".parse(), Ok(SslMode::Require));
+    }
+
     #[test]
     fn refusals_never_quote_the_url() {
         for bad in ["mysql://u:hunter2@h/db", "not a url hunter2", "postgres:///db"] {
