@@ -77,7 +77,8 @@ fn the_function_binary_outside_lambda_says_what_it_needs_and_never_panics() {
 #[tokio::test]
 async fn redrive_refuses_queues_that_are_not_source_and_dead_letter_queue_and_moves_nothing() {
     let client = sqs().await;
-    let (url, dlq_url) = sqs::ensure_queue_with_dlq(&client, &unique_name("swap"), 30, 5, None).await.expect("queue and DLQ");
+    let (url, dlq_url) =
+        sqs::ensure_queue_with_dlq(&client, &unique_name("swap"), 30, 5, None).await.expect("queue and DLQ");
     let queue = Queue::open(client.clone(), &url).await.expect("queue");
     let dlq = Queue::open(client.clone(), &dlq_url).await.expect("dlq");
     let bodies: Vec<String> = (0..3).map(|i| login_body(&format!("live-{i}"), "10.0.0.1", "d")).collect();
