@@ -24,6 +24,11 @@ pub enum StartupError {
     Loader(#[from] LoaderSetupError),
     #[error(transparent)]
     Iam(#[from] IamError),
+    #[error(
+        "DB_IAM_AUTH is for the function's connections (and drain and invoke); the operator commands and the \
+         maintenance function connect with the password of DATABASE_URL or DB_SECRET_ID: unset DB_IAM_AUTH for them"
+    )]
+    IamForOperatorCommands,
 }
 
 /// Builds the handler: secrets are read (concurrently) and the loader's pool is created, but
@@ -92,12 +97,20 @@ fn masker_for(mode: MaskingMode, key: Option<MaskingKey>) -> Masker {
 /// the server, with a password (not through a transaction-mode pooler; see README). The pool
 /// follows `DB_MAX_CONNECTIONS`, with at least the 2 connections these commands always had.
 pub async fn connect_store(config: &Config) -> Result<Store, StartupError> {
-    let target = database_target(config.database.source()?, &OnceCell::new()).await?;
+    let connection = &config.database.connection;
+    if connection.iam_auth {
+        // sqlx takes one password per pool; an IAM token lasts 15 minutes. Refused rather than
+        // ignored, so nobody believes an operator session authenticated with IAM.
+        return Err(StartupError::IamForOperatorCommands);
+    }
+    // DB_SSL_MODE applies here as on the function's path: an operator who sets verify-full
+    // gets a verified connection, not the URL's or the secret's default.
+    let target = database_target(config.database.source()?, &OnceCell::new()).await?.secured(connection);
     use sqlx::ConnectOptions as _;
     // Partition maintenance may take seconds: not worth sqlx's WARN with the statement's text.
     let mut options =
         target.sqlx_options().log_slow_statements(log::LevelFilter::Info, std::time::Duration::from_secs(1));
-    if let Some(ca_bundle) = &config.database.connection.ca_bundle {
+    if let Some(ca_bundle) = &connection.ca_bundle {
         // Used when the URL's sslmode verifies (RDS: Amazon's RDS CA bundle).
         options = options.ssl_root_cert(ca_bundle);
     }

@@ -319,6 +319,29 @@ async fn an_untrusted_server_certificate_points_to_db_ca_bundle(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn the_operator_commands_honour_db_ssl_mode_and_refuse_db_iam_auth(pool: PgPool) {
+    // DB_SSL_MODE=verify-full with a URL that names no sslmode: the operator's session is
+    // verified (and so refused by the local self-signed certificate), as the function's is.
+    let localhost = database_url(&pool.connect_options()).replace("127.0.0.1", "localhost");
+    let line = error_line(
+        &cli(&pool)
+            .env("DATABASE_URL", &localhost)
+            .env("DB_SSL_MODE", "verify-full")
+            .args(["report"])
+            .output()
+            .expect("report"),
+    );
+    assert!(line.contains("DB_CA_BUNDLE"), "{line}");
+    let report =
+        cli(&pool).env("DATABASE_URL", &localhost).env("DB_SSL_MODE", "disable").args(["report", "--json"]).output();
+    assert!(report.expect("report").status.success());
+
+    // DB_IAM_AUTH is the function's: an operator command says so instead of ignoring it.
+    let line = error_line(&cli(&pool).env("DB_IAM_AUTH", "true").args(["report"]).output().expect("report"));
+    assert!(line.contains("DB_IAM_AUTH") && line.contains("unset DB_IAM_AUTH"), "{line}");
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn a_file_that_is_not_an_event_names_the_path_and_the_problem(pool: PgPool) {
     let dir = std::env::temp_dir().join(unique_name("not-an-event"));
     std::fs::create_dir_all(&dir).expect("dir");
