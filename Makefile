@@ -45,7 +45,7 @@ test-rust: up ## Unit and integration tests (real PostgreSQL and LocalStack)
 	cargo test --lib --bins --tests --no-fail-fast
 
 test-pooler: up ## The function's database tests again, through PgBouncer in transaction mode (pool of 2)
-	LOGIN_ETL_TEST_PGBOUNCER=$(PGBOUNCER) cargo test --test it --no-fail-fast -- handler:: drain:: pooler:: vault::; \
+	LOGIN_ETL_TEST_PGBOUNCER=$(PGBOUNCER) cargo test --test it --no-fail-fast -- handler:: drain:: pooler:: vault:: concurrency::; \
 	  status=$$?; scripts/pgbouncer.sh release; exit $$status
 
 test-iam: ## boto3 still makes the IAM token src/adapters/iam.rs's known-answer test expects

@@ -5,6 +5,7 @@
 #![recursion_limit = "256"]
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use login_etl::config::{Config, Task};
 use login_etl::lambda::Function;
@@ -47,8 +48,9 @@ fn main() -> ExitCode {
                 return init_failed(config.aws.runtime_api.as_deref(), "Runtime.StartupError", &message).await;
             }
         };
-        lambda::close_on_shutdown(handler.loader().clone()).await;
-        match lambda::run(Function::new(handler, config.aws.function_name, &log)).await {
+        let function = Arc::new(Function::new(handler, config.aws.function_name, &log));
+        lambda::close_on_shutdown(function.handler().loader().clone(), function.in_flight().clone()).await;
+        match lambda::run(function).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 tracing::error!(error = %err, "the Lambda runtime loop stopped");
