@@ -135,7 +135,8 @@ impl Function {
     }
 }
 
-/// The invocation's EMF document, then one per failure reason, each on its own line.
+/// The invocation's EMF document, then one per failure reason, each on its own line, in one
+/// write: under Lambda `metrics` is stdout, a pipe, where each write is a system call.
 fn write_metrics(
     out: &mut impl Write,
     outcome: &BatchOutcome,
@@ -146,7 +147,8 @@ fn write_metrics(
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
     let mut document = metrics::emf_document(outcome, elapsed, now, function_name);
     metrics::add_invocation_meta(&mut document, meta);
-    writeln!(out, "{document}")?;
+    let mut lines = document.to_string();
+    lines.push('\n');
     for mut by_reason in metrics::failure_reason_documents(outcome, now, function_name) {
         if let Some(fields) = by_reason.as_object_mut() {
             fields.insert("level".into(), meta.level.into());
@@ -155,8 +157,10 @@ fn write_metrics(
                 fields.insert("xrayTraceId".into(), trace_id.into());
             }
         }
-        writeln!(out, "{by_reason}")?;
+        lines.push_str(&by_reason.to_string());
+        lines.push('\n');
     }
+    out.write_all(lines.as_bytes())?;
     out.flush()
 }
 
@@ -185,6 +189,12 @@ pub async fn run(function: Arc<Function>) -> Result<(), lambda_runtime::Error> {
         .layer(CountInFlight(in_flight))
         .run_concurrent()
         .await
+}
+
+/// `AWS_LAMBDA_MAX_CONCURRENCY` as `lambda_runtime` reads it: the number of invocations the
+/// runtime runs at once (1 when unset or not a positive number).
+pub fn max_concurrency_from_env() -> u32 {
+    std::env::var("AWS_LAMBDA_MAX_CONCURRENCY").ok().and_then(|v| v.parse::<u32>().ok()).filter(|&n| n > 0).unwrap_or(1)
 }
 
 /// Counts an invocation in [`InFlight`] from the moment the runtime hands it over until its

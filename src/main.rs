@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     }
     let log = telemetry::LogSettings::from_env();
     telemetry::init_lambda(&log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime_for(lambda::max_concurrency_from_env()).enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             tracing::error!(error = %err, "could not start the async runtime");
@@ -58,6 +58,18 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// One invocation at a time (classic Lambda, or `AWS_LAMBDA_MAX_CONCURRENCY` 1): a
+/// current-thread runtime. The handler, the database connection's task and the Runtime API
+/// client then share one thread, so a batch's round trips wake no other thread: on a loaded
+/// or fractional vCPU each such wake-up costs tens of microseconds. Several at once (Lambda
+/// Managed Instances): a worker per vCPU, so invocations use every vCPU of the environment.
+fn runtime_for(max_concurrency: u32) -> tokio::runtime::Builder {
+    match max_concurrency {
+        0 | 1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    }
 }
 
 /// The scheduled maintenance function (`LOGIN_ETL_TASK=maintenance`): the same bootstrap with

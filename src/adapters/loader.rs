@@ -478,7 +478,9 @@ impl tokio::io::AsyncWrite for LingeringCancelSocket {
 
 /// Sends the insert as one unnamed, typed statement: Parse, Bind, Describe, Execute, Sync in a
 /// single write. The statement calls `insert_login_batch`, whose INSERT plan the server keeps.
-async fn execute(
+/// Public for the benchmarks' floor: the database's own time for a batch is this call on a
+/// bare client, without the pool or the handler around it.
+pub async fn execute(
     client: &tokio_postgres::Client,
     rows: &LoginRows,
     masking_mode: MaskingMode,

@@ -53,6 +53,8 @@ struct State {
     running: AtomicUsize,
     /// The most invocations ever running at once.
     most_running: AtomicUsize,
+    /// Answers received.
+    answers: AtomicUsize,
 }
 
 /// The harness: listening on 127.0.0.1 until dropped.
@@ -170,6 +172,27 @@ impl RuntimeApi {
         self.state.most_running.load(Ordering::SeqCst)
     }
 
+    /// How many invocations have been answered.
+    pub fn answers(&self) -> usize {
+        self.state.answers.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `count` invocations have been answered, at most `within`; whether they were.
+    pub async fn wait_for_answers(&self, count: usize, within: Duration) -> bool {
+        let wait = async {
+            loop {
+                let answered = self.state.answered.notified();
+                tokio::pin!(answered);
+                answered.as_mut().enable();
+                if self.answers() >= count {
+                    return;
+                }
+                answered.await;
+            }
+        };
+        tokio::time::timeout(within, wait).await.is_ok()
+    }
+
     /// What the function reported to `/runtime/init/error`, if anything.
     pub fn init_error(&self) -> Option<serde_json::Value> {
         self.state.init_error.lock().expect("harness lock").clone()
@@ -254,6 +277,7 @@ async fn route(method: &str, path: &str, body: &[u8], state: &State) -> Vec<u8> 
             if let Some(invocation) = state.invocations.lock().expect("harness lock").get_mut(request_id) {
                 invocation.answered = Some((Instant::now(), answer));
                 state.running.fetch_sub(1, Ordering::SeqCst);
+                state.answers.fetch_add(1, Ordering::SeqCst);
             }
             state.answered.notify_waiters();
             accepted()
