@@ -55,7 +55,7 @@ test-rust: up ## Unit and integration tests (real PostgreSQL and LocalStack)
 	cargo test --lib --bins --tests --no-fail-fast
 
 test-pooler: up ## The function's database tests again, through PgBouncer in transaction mode (pool of 2)
-	LOGIN_ETL_TEST_PGBOUNCER=$(PGBOUNCER) cargo test --test it --no-fail-fast -- handler:: drain:: pooler:: vault::; \
+	LOGIN_ETL_TEST_PGBOUNCER=$(PGBOUNCER) cargo test --test it --no-fail-fast -- handler:: drain:: pooler:: vault:: concurrency::; \
 	  status=$$?; scripts/pgbouncer.sh release; exit $$status
 
 test-iam: ## boto3 still makes the IAM token src/adapters/iam.rs's known-answer test expects
@@ -85,13 +85,15 @@ lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
-bench: up ## Benchmarks: core ns/record, handler per batch (direct and through PgBouncer, before/after partitions), fleet through PgBouncer, drain, cold start, retention and erase on 2M rows
+bench: up ## Benchmarks (durable commits): core ns/record, handler per batch (direct and through PgBouncer, before/after partitions), fleet through PgBouncer, drain, cold start, retention and erase on 2M rows, the release bootstrap under a Runtime API beside its floor and a peer, and 1-8 invocations per environment
 	cargo bench --bench core
 	BENCH_PGBOUNCER=$(PGBOUNCER) cargo bench --bench handler
 	BENCH_PGBOUNCER=$(PGBOUNCER) cargo bench --bench pooler
 	cargo bench --bench drain
 	cargo bench --bench cold_start
 	cargo bench --bench lifecycle
+	cargo build --release --bin login-etl --example noop_function --example sqlx_peer_function
+	BENCH_PGBOUNCER=$(PGBOUNCER) cargo bench --bench runtime_api
 
 fuzz: ## cargo fuzz over the pure path for FUZZ_SECONDS (default 60); needs nightly
 	@scripts/fuzz.sh

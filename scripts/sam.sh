@@ -13,7 +13,11 @@ export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test} AWS_SECRET_ACCESS_KEY=${AWS_
 unset AWS_ENDPOINT_URL
 
 case ${1:-} in
-  validate) sam validate --lint --template template.yaml ;;
+  validate)
+    sam validate --lint --template template.yaml
+    # Each scaling mode as CloudFormation resolves it (LanguageExtensions, then SAM).
+    python scripts/check_template_modes.py template.yaml 2> >(grep -v "unpublished metrics" >&2)
+    ;;
   build)
     overrides=()
     # The template deploys arm64, which needs the aarch64 Rust standard library. Fetch it if

@@ -1,5 +1,6 @@
 //! The Lambda adapter: the runtime hands us `SqsEvent`s, we hand back `SqsBatchResponse`s.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,13 +20,54 @@ use crate::store::Store;
 use crate::telemetry::LogSettings;
 
 /// The function as each invocation sees it: the [`Handler`] built at cold start, and what its
-/// metrics are labelled with.
+/// metrics are labelled with. Shared (in an `Arc`) by every invocation in flight: on Lambda
+/// Managed Instances one execution environment runs up to `AWS_LAMBDA_MAX_CONCURRENCY` of
+/// them at once, so nothing here is per invocation.
 pub struct Function {
     handler: Handler,
     function_name: String,
     metrics_level: &'static str,
     /// Set until the first invocation of this instance has started.
     cold: AtomicBool,
+    in_flight: InFlight,
+}
+
+/// How many invocations are running, so that shutdown can wait for them (see
+/// [`close_on_shutdown`]).
+#[derive(Clone, Debug)]
+pub struct InFlight(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Default for InFlight {
+    fn default() -> Self {
+        InFlight(Arc::new(tokio::sync::watch::Sender::new(0)))
+    }
+}
+
+impl InFlight {
+    /// Counts one invocation until the guard is dropped (also when its future is dropped).
+    pub fn enter(&self) -> InFlightGuard {
+        self.0.send_modify(|count| *count += 1);
+        InFlightGuard(self.0.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        *self.0.borrow()
+    }
+
+    /// Waits until no invocation is running, at most `within`; whether they all finished.
+    pub async fn drained(&self, within: Duration) -> bool {
+        let mut count = self.0.subscribe();
+        tokio::time::timeout(within, count.wait_for(|count| *count == 0)).await.is_ok_and(|seen| seen.is_ok())
+    }
+}
+
+/// One running invocation of [`InFlight`].
+pub struct InFlightGuard(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|count| *count = count.saturating_sub(1));
+    }
 }
 
 /// The runtime's identifiers of one invocation, copied into its metrics.
@@ -44,11 +86,17 @@ impl Function {
             function_name: function_name.into(),
             metrics_level: log.metrics_level,
             cold: AtomicBool::new(true),
+            in_flight: InFlight::default(),
         }
     }
 
     pub fn handler(&self) -> &Handler {
         &self.handler
+    }
+
+    /// The invocations of this function now running.
+    pub fn in_flight(&self) -> &InFlight {
+        &self.in_flight
     }
 
     /// One invocation, exactly as the runtime runs it (and as `login-etl-cli invoke` and the
@@ -87,7 +135,8 @@ impl Function {
     }
 }
 
-/// The invocation's EMF document, then one per failure reason, each on its own line.
+/// The invocation's EMF document, then one per failure reason, each on its own line, in one
+/// write: under Lambda `metrics` is stdout, a pipe, where each write is a system call.
 fn write_metrics(
     out: &mut impl Write,
     outcome: &BatchOutcome,
@@ -98,7 +147,8 @@ fn write_metrics(
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
     let mut document = metrics::emf_document(outcome, elapsed, now, function_name);
     metrics::add_invocation_meta(&mut document, meta);
-    writeln!(out, "{document}")?;
+    let mut lines = document.to_string();
+    lines.push('\n');
     for mut by_reason in metrics::failure_reason_documents(outcome, now, function_name) {
         if let Some(fields) = by_reason.as_object_mut() {
             fields.insert("level".into(), meta.level.into());
@@ -107,27 +157,97 @@ fn write_metrics(
                 fields.insert("xrayTraceId".into(), trace_id.into());
             }
         }
-        writeln!(out, "{by_reason}")?;
+        lines.push_str(&by_reason.to_string());
+        lines.push('\n');
     }
+    out.write_all(lines.as_bytes())?;
     out.flush()
 }
 
 /// Serves invocations until the runtime stops: each one goes to [`Function::invoke`], metrics
 /// to stdout. Requires `FunctionResponseTypes: [ReportBatchItemFailures]` on the event source
 /// mapping, or Lambda ignores the response and treats every batch as wholly successful.
-pub async fn run(function: Function) -> Result<(), lambda_runtime::Error> {
-    let function = &function;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let request = Request { id: &event.context.request_id, xray_trace_id: event.context.xray_trace_id.as_deref() };
-        function.invoke(event.payload, request, &mut std::io::stdout()).await
-    }))
-    .await
+///
+/// With `AWS_LAMBDA_MAX_CONCURRENCY` above 1 (Lambda Managed Instances) the runtime keeps that
+/// many `/next` polls open and runs their invocations at once; unset or 1 (classic Lambda) it
+/// serves one at a time, as `lambda_runtime::run` does. Every invocation takes its request id
+/// and X-Ray trace id from its own context (the runtime's span and [`Request`]), never from
+/// `_X_AMZN_TRACE_ID`, which the concurrent runtime does not set: one process-wide variable
+/// cannot name eight invocations.
+pub async fn run(function: Arc<Function>) -> Result<(), lambda_runtime::Error> {
+    let in_flight = function.in_flight.clone();
+    let handler = service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let function = Arc::clone(&function);
+        async move {
+            let request =
+                Request { id: &event.context.request_id, xray_trace_id: event.context.xray_trace_id.as_deref() };
+            function.invoke(event.payload, request, &mut std::io::stdout()).await
+        }
+    });
+    lambda_runtime::Runtime::new(handler)
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .layer(CountInFlight(in_flight))
+        .run_concurrent()
+        .await
+}
+
+/// `AWS_LAMBDA_MAX_CONCURRENCY` as `lambda_runtime` reads it: the number of invocations the
+/// runtime runs at once (1 when unset or not a positive number).
+pub fn max_concurrency_from_env() -> u32 {
+    std::env::var("AWS_LAMBDA_MAX_CONCURRENCY").ok().and_then(|v| v.parse::<u32>().ok()).filter(|&n| n > 0).unwrap_or(1)
+}
+
+/// Counts an invocation in [`InFlight`] from the moment the runtime hands it over until its
+/// answer has been posted to the Runtime API (the outermost layer), so a shutdown that waits
+/// for the count to reach zero never cuts a response off.
+struct CountInFlight(InFlight);
+
+impl<S> lambda_runtime::tower::Layer<S> for CountInFlight {
+    type Service = CountedService<S>;
+
+    fn layer(&self, inner: S) -> CountedService<S> {
+        CountedService { inner, in_flight: self.0.clone() }
+    }
+}
+
+#[derive(Clone)]
+struct CountedService<S> {
+    inner: S,
+    in_flight: InFlight,
+}
+
+impl<S> lambda_runtime::Service<lambda_runtime::LambdaInvocation> for CountedService<S>
+where
+    S: lambda_runtime::Service<lambda_runtime::LambdaInvocation, Response = (), Error = lambda_runtime::Error>,
+    S::Future: Send + 'static,
+{
+    type Response = ();
+    type Error = lambda_runtime::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), lambda_runtime::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: lambda_runtime::LambdaInvocation) -> Self::Future {
+        let running = self.in_flight.enter();
+        let answered = self.inner.call(invocation);
+        Box::pin(async move {
+            let result = answered.await;
+            drop(running);
+            result
+        })
+    }
 }
 
 /// The runtime loop of the scheduled maintenance function (`LOGIN_ETL_TASK=maintenance`):
 /// whatever the event (EventBridge's scheduled event), one [`lifecycle::scheduled_maintenance`]
 /// run over `store`, its report logged and returned. A failure fails the invocation, so the
 /// function's Errors metric shows it and the next schedule tries again.
+///
+/// Sequential on purpose (`lambda_runtime::run`, not `run_concurrent`): one schedule fires it
+/// once a day, template.yaml gives it no capacity provider, and two runs at once would only
+/// contend for the same DDL locks (CREATE/DETACH PARTITION) to do the same work twice.
 pub async fn run_maintenance(store: Store, keep_months: Option<u16>) -> Result<(), lambda_runtime::Error> {
     let store = &store;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| async move {
@@ -181,14 +301,26 @@ pub fn batch_response(outcome: &BatchOutcome) -> SqsBatchResponse {
     response
 }
 
+/// How long a SIGTERM waits for the invocations in flight before the connections are closed.
+/// Lambda gives a function with an internal extension 500 ms between SIGTERM and SIGKILL; this
+/// leaves room to close the pool and exit.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(400);
+
 /// Closes the loader's connections when Lambda shuts the instance down, so the server (or
 /// pooler) does not keep sessions whose client is gone until they time out.
+///
+/// Invocations still running (several at once on Lambda Managed Instances) get
+/// [`SHUTDOWN_GRACE`] to finish and answer; then the pool is closed and the process exits. A
+/// batch still unfinished then never answers, so Lambda counts its invocation failed and its
+/// messages return to the queue after the visibility timeout: retried, not lost. Its insert is
+/// idempotent (`message_id` is unique), so even one that commits after the exit only turns
+/// the redelivered records into duplicates.
 ///
 /// Lambda sends SIGTERM only to functions with a registered extension, so a no-op internal
 /// extension is registered first (what `lambda_runtime`'s graceful-shutdown helper does, but
 /// where no Extensions API answers, as under some local harnesses, this logs and goes on
 /// instead of panicking). Must run before [`run`]: extensions register during init.
-pub async fn close_on_shutdown(loader: Loader) {
+pub async fn close_on_shutdown(loader: Loader, in_flight: InFlight) {
     // The extension client reads AWS_LAMBDA_RUNTIME_API itself and panics without it.
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none_or(|api| api.is_empty()) {
         tracing::warn!("AWS_LAMBDA_RUNTIME_API is not set: no Extensions API, connections are not closed on shutdown");
@@ -214,8 +346,19 @@ pub async fn close_on_shutdown(loader: Loader) {
     };
     tokio::spawn(async move {
         sigterm.recv().await;
+        let running = in_flight.count();
+        let finished = running == 0 || in_flight.drained(SHUTDOWN_GRACE).await;
         loader.close();
-        tracing::info!("SIGTERM: database connections closed");
+        if finished {
+            tracing::info!(in_flight = running, "SIGTERM: database connections closed");
+        } else {
+            tracing::warn!(
+                in_flight = running,
+                unfinished = in_flight.count(),
+                grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
+                "SIGTERM: database connections closed; unfinished batches return to the queue"
+            );
+        }
         std::process::exit(0);
     });
 }

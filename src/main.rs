@@ -5,6 +5,7 @@
 #![recursion_limit = "256"]
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use login_etl::config::{Config, Task};
 use login_etl::lambda::Function;
@@ -77,7 +78,7 @@ fn main() -> ExitCode {
     }
     let log = telemetry::LogSettings::from_env();
     telemetry::init_lambda(&log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime_for(lambda::max_concurrency_from_env()).enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             tracing::error!(error = %err, "could not start the async runtime");
@@ -115,8 +116,9 @@ fn main() -> ExitCode {
                 return init_failed(config.aws.runtime_api.as_deref(), "Runtime.StartupError", &message).await;
             }
         };
-        lambda::close_on_shutdown(handler.loader().clone()).await;
-        match lambda::run(Function::new(handler, config.aws.function_name, &log)).await {
+        let function = Arc::new(Function::new(handler, config.aws.function_name, &log));
+        lambda::close_on_shutdown(function.handler().loader().clone(), function.in_flight().clone()).await;
+        match lambda::run(function).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 tracing::error!(error = %err, "the Lambda runtime loop stopped");
@@ -124,6 +126,18 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// One invocation at a time (classic Lambda, or `AWS_LAMBDA_MAX_CONCURRENCY` 1): a
+/// current-thread runtime. The handler, the database connection's task and the Runtime API
+/// client then share one thread, so a batch's round trips wake no other thread: on a loaded
+/// or fractional vCPU each such wake-up costs tens of microseconds. Several at once (Lambda
+/// Managed Instances): a worker per vCPU, so invocations use every vCPU of the environment.
+fn runtime_for(max_concurrency: u32) -> tokio::runtime::Builder {
+    match max_concurrency {
+        0 | 1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    }
 }
 
 /// The scheduled maintenance function (`LOGIN_ETL_TASK=maintenance`): the same bootstrap with

@@ -5,6 +5,7 @@
 //! function.
 
 pub mod bench;
+pub mod runtime_api;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

@@ -42,12 +42,14 @@ use crate::tls;
 /// compile time (see `checked` below) while tokio-postgres sends it.
 const INSERT_BATCH: &str = include_str!("../../queries/insert_batch.sql");
 
-/// How the loader's pool behaves. The defaults suit a Lambda instance, which runs one invocation
-/// at a time and may sit frozen for minutes between two of them.
+/// How the loader's pool behaves. The defaults suit a classic Lambda instance, which runs one
+/// invocation at a time and may sit frozen for minutes between two of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolSettings {
-    /// One connection per concurrent invocation (`AWS_LAMBDA_MAX_CONCURRENCY` when Lambda runs
-    /// several per instance).
+    /// By default one connection per concurrent invocation (`AWS_LAMBDA_MAX_CONCURRENCY` when
+    /// Lambda runs several per execution environment). Fewer is fine: a batch holds its
+    /// connection only for its one statement, so invocations take turns, each waiting at most
+    /// `acquire_timeout` (docs/scaling.md).
     pub max_connections: u32,
     /// How long a batch waits for a connection (including connecting) before it is failed.
     pub acquire_timeout: Duration,
@@ -478,7 +480,9 @@ impl tokio::io::AsyncWrite for LingeringCancelSocket {
 
 /// Sends the insert as one unnamed, typed statement: Parse, Bind, Describe, Execute, Sync in a
 /// single write. The statement calls `insert_login_batch`, whose INSERT plan the server keeps.
-async fn execute(
+/// Public for the benchmarks' floor: the database's own time for a batch is this call on a
+/// bare client, without the pool or the handler around it.
+pub async fn execute(
     client: &tokio_postgres::Client,
     rows: &LoginRows,
     masking_mode: MaskingMode,

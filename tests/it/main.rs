@@ -4,6 +4,7 @@
 //! runs the database modules again through PgBouncer by filtering on their paths.
 
 mod cli;
+mod concurrency;
 mod drain;
 mod handler;
 mod lifecycle;
