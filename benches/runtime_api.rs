@@ -127,6 +127,17 @@ async fn database_time(client: &tokio_postgres::Client, masker: &Masker, prefix:
     took
 }
 
+/// The process's peak resident set size (`VmHWM` in /proc/PID/status), in MiB.
+fn peak_rss_mib(running: &Running) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", running.process.child.id()))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmHWM in /proc status"))?;
+    Ok(kib / 1024.0)
+}
+
 fn median(times: &mut [Duration]) -> f64 {
     times.sort();
     times[times.len() / 2].as_secs_f64() * 1e3
@@ -226,6 +237,14 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
+    // Peak resident memory of each process after all of the above (10,000-record batches
+    // included): what an execution environment's memory size has to hold.
+    println!(
+        "peak RSS (VmHWM) after the batches above: login-etl {:.1} MiB, do-nothing function {:.1} MiB, peer (sqlx) {:.1} MiB",
+        peak_rss_mib(&login_etl)?,
+        peak_rss_mib(&floor_function)?,
+        peak_rss_mib(&peer_function)?
+    );
     drop((login_etl, login_etl_multi, floor_function, peer_function));
 
     // Interleaved rounds again: every route and concurrency once per round; the median per

@@ -8,6 +8,7 @@ use std::io::Write;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::value::RawValue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::Instrument;
 
@@ -176,12 +177,15 @@ fn write_metrics(
 /// cannot name eight invocations.
 pub async fn run(function: Arc<Function>) -> Result<(), lambda_runtime::Error> {
     let in_flight = function.in_flight.clone();
-    let handler = service_fn(move |event: LambdaEvent<SqsEvent>| {
+    // The event arrives as raw JSON and is parsed here, not by the runtime: the runtime's own
+    // parse error is logged as a Debug dump, ours is a sentence with the path and the problem.
+    let handler = service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let function = Arc::clone(&function);
         async move {
             let request =
                 Request { id: &event.context.request_id, xray_trace_id: event.context.xray_trace_id.as_deref() };
-            function.invoke(event.payload, request, &mut std::io::stdout()).await
+            let sqs_event = parse_event(event.payload.get()).inspect_err(|err| tracing::error!("{err}"))?;
+            function.invoke(sqs_event, request, &mut std::io::stdout()).await
         }
     });
     lambda_runtime::Runtime::new(handler)
@@ -189,6 +193,31 @@ pub async fn run(function: Arc<Function>) -> Result<(), lambda_runtime::Error> {
         .layer(CountInFlight(in_flight))
         .run_concurrent()
         .await
+}
+
+/// An event that is JSON but not an SQS event, said as a sentence: where in the document
+/// (`Records[0].messageId`) and what is wrong there, never the value.
+#[derive(thiserror::Error)]
+#[error("the event is not an SQS event: {}", describe(.0))]
+pub struct EventError(serde_path_to_error::Error<serde_json::Error>);
+
+/// The sentence: lambda_runtime logs a handler's error with `{:?}`.
+impl std::fmt::Debug for EventError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+fn describe(err: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    match err.path().to_string().as_str() {
+        "." => err.inner().to_string(),
+        path => format!("at `{path}`: {}", err.inner()),
+    }
+}
+
+/// Parses an SQS event as the runtime hands it over (and as `login-etl-cli invoke` reads it).
+pub fn parse_event(json: &str) -> Result<SqsEvent, EventError> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json)).map_err(EventError)
 }
 
 /// `AWS_LAMBDA_MAX_CONCURRENCY` as `lambda_runtime` reads it: the number of invocations the

@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use anyhow::Context;
-use aws_lambda_events::sqs::SqsEvent;
 
 use super::InvokeArgs;
 use crate::lambda::{Function, Request};
@@ -18,13 +17,7 @@ pub async fn invoke(
 ) -> anyhow::Result<()> {
     let file = &args.file;
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let event: SqsEvent =
-        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text)).map_err(|err| {
-            match err.path().to_string().as_str() {
-                "." => anyhow::anyhow!("{} is not an SQS event: {}", file.display(), err.inner()),
-                path => anyhow::anyhow!("{} is not an SQS event: at `{path}`: {}", file.display(), err.inner()),
-            }
-        })?;
+    let event = crate::lambda::parse_event(&text).with_context(|| format!("{}", file.display()))?;
     let request = Request { id: "login-etl-cli-invoke", xray_trace_id: None };
     let response = function.invoke(event, request, metrics).await.map_err(|err| anyhow::anyhow!(err))?;
     writeln!(out, "{}", serde_json::to_string_pretty(&response)?)?;

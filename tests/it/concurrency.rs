@@ -287,3 +287,31 @@ async fn sigterm_lets_in_flight_batches_finish_or_return_to_the_queue_and_closes
     assert_eq!(rows_named(&pool, "abandoned").await, 4);
     function.terminate();
 }
+
+/// An event that is JSON but not an SQS event fails the invocation with a sentence (where in
+/// the document, what is wrong), logged without a Debug dump; the function goes on serving the
+/// next event.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_event_that_is_not_an_sqs_event_fails_with_a_sentence_and_the_next_one_loads(pool: PgPool) {
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let function = Bootstrap::spawn(FUNCTION, &api, &function_env(&pool, 1, 1, &[])).expect("bootstrap");
+    assert!(api.wait_for_parked_polls(1, Duration::from_secs(20)).await, "stderr: {:?}", function.stderr.all());
+
+    let wrong = api.enqueue(br#"{"Records":[{"messageId":5}]}"#);
+    let (_, answer) = api.answer(&wrong, Duration::from_secs(10)).await.expect("an answer");
+    let Answer::Error(error) = &answer else { panic!("a function error: {answer:?}") };
+    let message = error["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains("not an SQS event: at `Records[0].messageId`: invalid type: integer `5`"), "{error}");
+
+    let next = api.enqueue(&batch("after", 2));
+    let (_, answer) = api.answer(&next, Duration::from_secs(10)).await.expect("an answer");
+    assert!(matches!(answer, Answer::Response(_)), "{answer:?}");
+    assert_eq!(rows_named(&pool, "after").await, 2);
+
+    let lines: Vec<String> = function.stdout.all().into_iter().chain(function.stderr.all()).collect();
+    let logged: Vec<&String> = lines.iter().filter(|l| l.contains("not an SQS event")).collect();
+    assert!(!logged.is_empty(), "the failure is logged: {lines:?}");
+    for line in &lines {
+        assert!(!line.contains("DeserializeError") && !line.contains("Error { "), "a Debug dump: {line}");
+    }
+}
