@@ -9,7 +9,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const RUNS: usize = 21;
@@ -60,14 +60,20 @@ async fn main() -> anyhow::Result<()> {
             .stderr(Stdio::inherit())
             .spawn()?;
         let ready = tokio::time::timeout(Duration::from_secs(20), async {
-            let (mut socket, _) = listener.accept().await?;
-            let mut request = [0u8; 256];
-            let n = socket.read(&mut request).await?;
-            let elapsed = started.elapsed();
-            let line = String::from_utf8_lossy(&request[..n]).lines().next().unwrap_or_default().to_string();
-            // No answer: the process is killed while it waits for its first event.
-            drop(socket);
-            Ok::<_, std::io::Error>((elapsed, line))
+            loop {
+                let (mut socket, _) = listener.accept().await?;
+                let mut request = [0u8; 256];
+                let n = socket.read(&mut request).await?;
+                let elapsed = started.elapsed();
+                let line = String::from_utf8_lossy(&request[..n]).lines().next().unwrap_or_default().to_string();
+                if line.contains("/runtime/invocation/next") {
+                    // No answer: the process is killed while it waits for its first event.
+                    return Ok::<_, std::io::Error>((elapsed, line));
+                }
+                // Anything before it (the graceful-shutdown extension's registration) is
+                // refused, as where no Extensions API answers; the function goes on.
+                socket.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await?;
+            }
         })
         .await;
         child.kill().ok();
