@@ -55,6 +55,13 @@ def main():
     # variables it always sets. get_aws_creds reads the credentials chain, like `sam local`.
     runner = LocalLambdaRunner(None, None, ".", ".", env_vars_values=env_json)
     env = runner._make_env_vars(fn).resolve()  # pylint: disable=protected-access
+    # SAM CLI 1.170 does not resolve the `!If [OnManagedInstances, …]` around the function's
+    # CapacityProviderConfig (the stack's AWS::LanguageExtensions does, in the cloud): it sees a
+    # capacity provider in every mode and sets AWS_LAMBDA_MAX_CONCURRENCY to its default, 4.
+    # In the default ComputeMode (Lambda) the deployed function has no capacity provider and
+    # Lambda sets no such variable, so neither does this environment.
+    if parameters.get("ComputeMode", "Lambda") != "ManagedInstances":
+        env.pop("AWS_LAMBDA_MAX_CONCURRENCY", None)
     json.dump(env, open(out_path, "w"), indent=2, sort_keys=True)
 
 
