@@ -350,24 +350,21 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(400);
 /// where no Extensions API answers, as under some local harnesses, this logs and goes on
 /// instead of panicking). Must run before [`run`]: extensions register during init.
 pub async fn close_on_shutdown(loader: Loader, in_flight: InFlight) {
-    // The extension client reads AWS_LAMBDA_RUNTIME_API itself and panics without it.
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none_or(|api| api.is_empty()) {
-        tracing::warn!("AWS_LAMBDA_RUNTIME_API is not set: no Extensions API, connections are not closed on shutdown");
-    } else {
-        match lambda_extension::Extension::new()
-            .with_events(&[])
-            .with_extension_name("login-etl-graceful-shutdown")
-            .register()
-            .await
-        {
-            Ok(extension) => {
-                tokio::spawn(async move {
-                    // Waits for events it never subscribed to; costs nothing.
-                    let _ = extension.run().await;
-                });
-            }
-            Err(err) => tracing::warn!(error = %err, "no Extensions API: connections are not closed on shutdown"),
+    // The extension client reads AWS_LAMBDA_RUNTIME_API itself (and panics without it): main
+    // refuses to start without the runtime's variables before it gets here.
+    match lambda_extension::Extension::new()
+        .with_events(&[])
+        .with_extension_name("login-etl-graceful-shutdown")
+        .register()
+        .await
+    {
+        Ok(extension) => {
+            tokio::spawn(async move {
+                // Waits for events it never subscribed to; costs nothing.
+                let _ = extension.run().await;
+            });
         }
+        Err(err) => tracing::warn!(error = %err, "no Extensions API: connections are not closed on shutdown"),
     }
     let Ok(mut sigterm) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
         tracing::warn!("cannot listen for SIGTERM: connections are not closed on shutdown");
