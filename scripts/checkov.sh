@@ -22,10 +22,7 @@ install() {
     return
   fi
   echo "checkov.sh: installing checkov into .venv/checkov" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  echo "$want" >"$venv/.requirements.sha256"
+  "$root/scripts/venv.sh" ensure "$venv" "$requirements"
 }
 
 scan() {

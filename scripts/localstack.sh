@@ -62,10 +62,7 @@ install() {
     exit 1
   }
   echo "localstack.sh: installing LocalStack into .venv/localstack with $("$python" --version)"
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  echo "$want" >"$stamp"
+  "$root/scripts/venv.sh" ensure "$venv" "$requirements" "$python"
 }
 
 start() {

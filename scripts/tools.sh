@@ -18,10 +18,7 @@ case ${1:-} in
       exit 0
     fi
     echo "tools.sh: installing aws-sam-cli and cargo-lambda into .venv/tools" >&2
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    echo "$want" >"$venv/.requirements.sha256"
+    "$root/scripts/venv.sh" ensure "$venv" "$requirements"
     ;;
   path) echo "$venv/bin" ;;
   *) echo "usage: $0 install|path" >&2; exit 2 ;;
