@@ -18,7 +18,7 @@ export MASKING_KEY ?= 6c6f67696e2d65746c2064656d6f206b6579202d206e6f742061207365
 CLI := target/debug/login-etl-cli
 
 .PHONY: help up down db build migrate test test-rust test-pooler test-iam test-invoke lint bench demo invoke sqlx-prepare sam-validate sam-build clean
-.PHONY: test-sam-local sam-local lint-config fuzz tools lint-security audit security-tools
+.PHONY: test-sam-local sam-local lint-config fuzz tools lint-security audit security-tools lint-build
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -43,12 +43,22 @@ migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database i
 
 # The steps of `make test`, in order; scripts/steps.sh times each and prints seconds per step.
 # `bg:step` runs in the background beside the steps after it: the services and the pinned tools
-# install while clippy compiles, and the release arm64 build runs while the tests mostly wait
-# on PostgreSQL and LocalStack.
-TEST_STEPS := bg:up bg:tools bg:security-tools lint test-rust bg:sam-build test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local sam-validate
+# install while cargo compiles, and the release arm64 build runs at the lowest priority
+# beside everything, taking the CPU the other steps leave while they wait on PostgreSQL and
+# LocalStack.
+TEST_STEPS := bg:up bg:tools bg:security-tools bg:sam-build lint-build test-rust test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local sam-validate
+
+# make test compiles each target once. `cargo clippy` is `cargo check` with clippy-driver as
+# the workspace's compiler wrapper; a check build compiles nothing the tests can run, so
+# `make lint` followed by a test build checks every dependency and then compiles it again.
+# make test sets the same wrapper for its test build instead (clippy lints the workspace's
+# crates while they compile, warnings are errors, dependencies are compiled once), and keeps
+# it set for every later step, so no step rebuilds (the wrapper is part of cargo's fingerprint).
+CLIPPY_WRAPPER := RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-driver" \
+  CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
 test: ## Every test: lint, checkov, cargo-deny audit, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, SAM local env under aws-lambda-rie, SAM lint + build; prints seconds per step
-	@scripts/steps.sh $(TEST_STEPS)
+	@$(CLIPPY_WRAPPER) SAM_BUILD_NICE=19 scripts/steps.sh $(TEST_STEPS)
 	@echo "make test: all checks passed"
 
 test-rust: up ## Unit and integration tests (real PostgreSQL and LocalStack)
@@ -85,6 +95,11 @@ lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
+lint-build: ## make test's lint: rustfmt, then every target built with clippy's lints as errors (see CLIPPY_WRAPPER)
+	cargo fmt --all -- --check
+	@[ -n "$${RUSTC_WORKSPACE_WRAPPER:-}" ] || { echo "lint-build: a step of make test, which sets CLIPPY_WRAPPER; alone, run make lint" >&2; exit 2; }
+	cargo test --no-run --all-targets --quiet
+
 bench: up ## Benchmarks (durable commits): core ns/record, handler per batch (direct and through PgBouncer, before/after partitions), fleet through PgBouncer, drain, cold start, retention and erase on 2M rows, the release bootstrap under a Runtime API beside its floor and a peer, and 1-8 invocations per environment
 	cargo bench --bench core
 	BENCH_PGBOUNCER=$(PGBOUNCER) cargo bench --bench handler
@@ -110,8 +125,10 @@ sqlx-prepare: db ## Refresh the offline query cache .sqlx/ after changing a chec
 sam-validate: ## sam validate --lint
 	@scripts/sam.sh validate
 
+# make test runs the release build at nice 19, beside the steps that need the CPU first.
+SAM_BUILD_NICE ?= 0
 sam-build: ## sam build (cargo-lambda, arm64) and the bootstrap's size, plain and zipped
-	@scripts/sam.sh build
+	@nice -n $(SAM_BUILD_NICE) scripts/sam.sh build
 
 sam-local: ## sam local invoke -e events/batch.json --env-vars env.json (needs Docker; see docs/development.md)
 	@scripts/sam.sh local-invoke

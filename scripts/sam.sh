@@ -34,6 +34,9 @@ case ${1:-} in
     # the debug builds, and in target/ it would hold cargo's lock on that directory while
     # make test's other steps (which run beside it) want to build there.
     export CARGO_TARGET_DIR=$PWD/target/sam
+    # The artifact is built as a deploy builds it: by rustc itself, not under make test's
+    # clippy wrapper (Makefile, CLIPPY_WRAPPER), which lints the debug build.
+    unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
     sam build --no-cached "${overrides[@]}"
     bootstrap=.aws-sam/build/LoginEtlFunction/bootstrap
     file "$bootstrap" 2>/dev/null || true
