@@ -74,6 +74,10 @@ case ${1:-} in
     deny=$(cargo_deny)
     prepare_db
     cd "$root"
+    # cargo-deny reads `cargo metadata`, which needs every crate in Cargo.lock in the local
+    # registry, including those for other platforms that no build here downloads (seen on a
+    # fresh machine: android_system_properties). Only the advisory database stays offline.
+    cargo fetch --quiet --locked
     # The main crate, then the fuzz crate (its own workspace and Cargo.lock) with the same rules.
     # deny.toml's one licence exception is for the fuzz crate: not a finding in the main graph.
     "$deny" --offline --locked --config deny.toml check --allow license-exception-not-encountered
