@@ -12,16 +12,10 @@ requirements=$root/tools/requirements-checkov.txt
 template=$root/template.yaml
 
 install() {
-  local want
   # One install at a time (make test installs in the background while other steps run).
   mkdir -p "$root/.venv"
   exec 8>"$root/.venv/.checkov.lock"
   flock 8
-  want=$(sha256sum "$requirements" | cut -d' ' -f1)
-  if [ -x "$venv/bin/checkov" ] && [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" = "$want" ]; then
-    return
-  fi
-  echo "checkov.sh: installing checkov into .venv/checkov" >&2
   "$root/scripts/venv.sh" ensure "$venv" "$requirements"
 }
 

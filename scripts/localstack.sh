@@ -50,18 +50,14 @@ find_python() {
 }
 
 install() {
-  local stamp=$venv/.requirements.sha256 want
-  want=$(sha256sum "$requirements" | cut -d' ' -f1)
-  if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-    return
-  fi
+  # Up to date: no need to look for a Python at all.
+  "$root/scripts/venv.sh" current "$venv" "$requirements" && return
   local python
   python=$(find_python) || {
     echo "localstack.sh: LocalStack needs Python >= 3.12 (python3.12/python3.13 on PATH, or pyenv); none found." >&2
     echo "  Install one (e.g. 'pyenv install 3.12'), or use Docker: docker compose up -d" >&2
     exit 1
   }
-  echo "localstack.sh: installing LocalStack into .venv/localstack with $("$python" --version)"
   "$root/scripts/venv.sh" ensure "$venv" "$requirements" "$python"
 }
 

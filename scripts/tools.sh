@@ -13,11 +13,6 @@ case ${1:-} in
     mkdir -p "$root/.venv"
     exec 9>"$root/.venv/.tools.lock"
     flock 9
-    want=$(sha256sum "$requirements" | cut -d' ' -f1)
-    if [ -x "$venv/bin/sam" ] && [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" = "$want" ]; then
-      exit 0
-    fi
-    echo "tools.sh: installing aws-sam-cli and cargo-lambda into .venv/tools" >&2
     "$root/scripts/venv.sh" ensure "$venv" "$requirements"
     ;;
   path) echo "$venv/bin" ;;

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Makes a project venv hold exactly a pinned requirements file, with uv (tools/requirements-uv.txt).
 # Usage: scripts/venv.sh ensure VENV REQUIREMENTS [PYTHON]   (PYTHON defaults to python3)
+#        scripts/venv.sh current VENV REQUIREMENTS            exit 0 when VENV holds REQUIREMENTS
 #
 # VENV is left alone when its stamp says it already holds REQUIREMENTS; otherwise it is made
-# again from nothing. The caller holds its own lock (tools.sh, localstack.sh, checkov.sh,
+# again from nothing, and this says so on stderr. The caller holds its own lock (tools.sh, localstack.sh, checkov.sh,
 # deny.sh), so two steps of `make test` never build the same venv at once.
 #
 # Why uv and not pip: `make test` makes four venvs, three of them with their own boto3 and
@@ -17,6 +18,9 @@ uv_venv=$root/.venv/uv
 uv_requirements=$root/tools/requirements-uv.txt
 
 stamp_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# Whether VENV was made from REQUIREMENTS as they are now (the stamp ensure writes last).
+current() { [ -x "$1/bin/python" ] && [ "$(cat "$1/.requirements.sha256" 2>/dev/null)" = "$(stamp_of "$2")" ]; }
 
 # Prints the pinned uv, installing it (with pip, one small wheel) when missing or re-pinned.
 uv_binary() {
@@ -35,21 +39,24 @@ uv_binary() {
   echo "$uv_venv/bin/uv"
 }
 
+usage="usage: $0 ensure VENV REQUIREMENTS [PYTHON] | current VENV REQUIREMENTS"
 case ${1:-} in
+  current)
+    [ $# -eq 3 ] || { echo "$usage" >&2; exit 2; }
+    current "$2" "$3"
+    ;;
   ensure)
-    [ $# -ge 3 ] || { echo "usage: $0 ensure VENV REQUIREMENTS [PYTHON]" >&2; exit 2; }
+    [ $# -ge 3 ] || { echo "$usage" >&2; exit 2; }
     venv=$2 requirements=$3 python=${4:-python3}
-    want=$(stamp_of "$requirements")
-    if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" = "$want" ]; then
-      exit 0
-    fi
+    current "$venv" "$requirements" && exit 0
+    echo "venv.sh: installing ${requirements#"$root"/} into ${venv#"$root"/} with $("$python" --version)" >&2
     uv=$(uv_binary)
     # Never fetch a Python: the caller chose one that is on this machine.
     export UV_CACHE_DIR=$root/.venv/.uv-cache UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
     rm -rf "$venv"
     "$uv" venv --quiet --python "$python" "$venv"
     "$uv" pip install --quiet --python "$venv/bin/python" -r "$requirements"
-    echo "$want" >"$venv/.requirements.sha256"
+    stamp_of "$requirements" >"$venv/.requirements.sha256"
     ;;
-  *) echo "usage: $0 ensure VENV REQUIREMENTS [PYTHON]" >&2; exit 2 ;;
+  *) echo "$usage" >&2; exit 2 ;;
 esac
