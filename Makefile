@@ -26,8 +26,10 @@ help: ## List the targets
 up: ## Start PostgreSQL and LocalStack (Docker if an engine answers, host mode otherwise)
 	@scripts/services.sh up
 
-down: ## Stop what `make up` started
+down: ## Stop what `make up` and `make sam-local` started
 	@scripts/services.sh down
+	@scripts/sam-local.sh stop
+	@scripts/docker-engine.sh stop
 
 tools: ## Install the pinned tools (aws-sam-cli, cargo-lambda, actionlint) into .venv/tools
 	@scripts/tools.sh install
@@ -57,7 +59,7 @@ TEST_STEPS := bg:up bg:tools bg:security-tools bg:sam-build lint-build test-rust
 CLIPPY_WRAPPER := RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-driver" \
   CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
-test: ## Every test: lint, checkov, cargo-deny audit, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, SAM local env under aws-lambda-rie, SAM lint + build; prints seconds per step
+test: ## Every test: lint, checkov, cargo-deny audit, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, sam local invoke in SAM's container, SAM lint + build; prints seconds per step
 	@$(CLIPPY_WRAPPER) SAM_BUILD_NICE=19 scripts/steps.sh $(TEST_STEPS)
 	@echo "make test: all checks passed"
 
@@ -75,7 +77,7 @@ test-iam: ## boto3 still makes the IAM token src/adapters/iam.rs's known-answer 
 test-invoke: up ## events/*.json through cargo lambda watch + invoke, checked
 	@scripts/lambda-invoke-test.sh
 
-test-sam-local: up ## env.json keys declared in template.yaml; the function with SAM's exact environment behind a local Runtime API
+test-sam-local: up ## sam local invoke in SAM's Lambda container (AWS's emulator): events/batch.json, events/mixed.json, log levels; env.json keys declared
 	@scripts/sam-local-test.sh
 
 lint-config: ## docker-compose.yml against the Compose spec schema, .github/workflows with actionlint, samconfig.toml confirms change sets and sets no DbSecretArn (offline)
@@ -130,8 +132,8 @@ SAM_BUILD_NICE ?= 0
 sam-build: ## sam build (cargo-lambda, arm64) and the bootstrap's size, plain and zipped
 	@nice -n $(SAM_BUILD_NICE) scripts/sam.sh build
 
-sam-local: ## sam local invoke -e events/batch.json --env-vars env.json (needs Docker; see docs/development.md)
-	@scripts/sam.sh local-invoke
+sam-local: up migrate ## sam local invoke -e events/batch.json --env-vars env.json in SAM's container (starts a Docker engine if none answers; docs/development.md)
+	@scripts/sam-local.sh events/batch.json env.json
 
 clean: down
 	cargo clean

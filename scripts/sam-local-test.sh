@@ -1,146 +1,116 @@
 #!/usr/bin/env bash
-# `make test`: what `sam local invoke -e events/batch.json --env-vars env.json` runs, without
-# Docker. 1) every key of env.json is declared on the function (SAM silently drops the
-# others); 2) the environment SAM would give the function is computed by the pinned SAM CLI's
-# own code (template values < shell < env.json, plus SAM's AWS_* variables); 3) the function's
-# binary runs with exactly that environment under AWS's Runtime Interface Emulator, the
-# aws-lambda-rie that the pinned aws-sam-cli ships and runs inside SAM's container
-# (scripts/rie.py), host.docker.internal resolving to this host as
-# `--add-host host.docker.internal:host-gateway` makes it inside SAM's container.
-# Checked under the emulator: events/batch.json loads (0 failures, 10 rows) and
-# events/mixed.json names its 6 bad records and loads 4; every line logged during an
-# invocation carries its requestId; the EMF line survives ApplicationLogLevel=WARN; a start-up
-# failure is one JSON line and an init error; SIGTERM closes the database connections.
-# The emulator sends no X-Ray trace header, so the trace-id check runs the same batch behind the
-# project's own Runtime API (scripts/runtime_api_harness.py).
-# The only change to env.json: DATABASE_URL names a scratch database, so the shared
-# login_etl is untouched. SAM_LOCAL_RIE_PORT (default 9303, and 9304) and
-# SAM_LOCAL_HARNESS_PORT (default 9301) pick the ports.
+# `make test`: `sam local invoke` as the design names it, in SAM's own Lambda container under
+# AWS's Runtime Interface Emulator (scripts/sam-local.sh), with env.json's settings and the
+# template's own parameters. The bootstrap is make test's debug build (no second build).
+# Checked, one container per invocation as `sam local invoke` runs them:
+#   - every key of env.json is declared on the function (SAM silently drops the others);
+#   - events/batch.json loads 10 rows and answers {"batchItemFailures": []};
+#   - events/mixed.json names its 6 bad records (and only records of that event), loads 4;
+#   - every line the function logs during an invocation carries that invocation's requestId,
+#     and the invocation writes one EMF document;
+#   - --parameter-overrides ApplicationLogLevel=WARN drops INFO lines and keeps the EMF line.
+# A start-up failure is not run here: SAM's emulator closes as soon as the bootstrap reports
+# its init error, and SAM then waits 20 s and says only that it could not connect
+# (docs/development.md); tests/it/oncall.rs checks the function's side of it.
+# The one change to env.json: DATABASE_URL names a scratch database, so login_etl is untouched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/tools.sh install
-py=.venv/tools/bin/python
-port=${SAM_LOCAL_HARNESS_PORT:-9301}
-rie_port=${SAM_LOCAL_RIE_PORT:-9303} # and the next port, for its Runtime API
 server=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/login_etl}
 server=${server%/*}
 scratch=login_etl_sam_local_test
 
-$py scripts/sam_local_env.py check env.json
-
-# The binaries of the test build (what `make test-rust` builds): one build of the code, not two
-# with different features.
+# The binaries of the test build (what `make test-rust` builds): one build of the code, not two.
 cargo test --quiet --no-run --lib --bins --tests
-psql -q -X "$server/postgres" -c "DROP DATABASE IF EXISTS $scratch WITH (FORCE)"
+export SAM_LOCAL_BOOTSTRAP=target/debug/login-etl
+# SAM asks STS for the account id; LocalStack answers at once where AWS cannot be reached.
+export AWS_ENDPOINT_URL_STS=${AWS_ENDPOINT_URL_STS:-${AWS_ENDPOINT_URL:-http://127.0.0.1:4566}}
+PGOPTIONS="-c client_min_messages=warning" psql -q -X "$server/postgres" -c "DROP DATABASE IF EXISTS $scratch WITH (FORCE)"
 DATABASE_URL=$server/$scratch target/debug/login-etl-cli migrate 2>/dev/null
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"; psql -q -X "$server/postgres" -c "DROP DATABASE IF EXISTS $scratch WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
-python3 - "$work" "$scratch" <<'PY'
+scripts/tools.sh install
+"$(scripts/tools.sh path)/python" - "$work" "$scratch" <<'PY'
 import json, sys
+from samcli.yamlhelper import yaml_parse
 work, scratch = sys.argv[1], sys.argv[2]
 env = json.load(open("env.json"))
+declared = yaml_parse(open("template.yaml").read())["Resources"]["LoginEtlFunction"]["Properties"]["Environment"]["Variables"]
+undeclared = sorted(set(env["LoginEtlFunction"]) - set(declared))
+assert not undeclared, f"env.json sets {undeclared}, not declared on LoginEtlFunction in template.yaml: sam local invoke drops them"
+print(f"sam local: every key of env.json is declared on LoginEtlFunction ({len(env['LoginEtlFunction'])} keys)")
 fn = env["LoginEtlFunction"]
 fn["DATABASE_URL"] = fn["DATABASE_URL"].rsplit("/", 1)[0] + "/" + scratch
 json.dump(env, open(f"{work}/env.json", "w"))
-broken = json.loads(json.dumps(env))
-broken["LoginEtlFunction"]["DATABASE_URL"] = ""
-json.dump(broken, open(f"{work}/env-no-database.json", "w"))
 PY
 
-rie() { # ENV_JSON OUT EVENT... [-- Parameter=Value ...]: the bootstrap under aws-lambda-rie
-  local env_json=$1 out=$2 events=() params=()
-  shift 2
-  while [ $# -gt 0 ] && [ "$1" != -- ]; do events+=("$1"); shift; done
-  [ $# -gt 0 ] && shift && params=("$@")
-  $py scripts/sam_local_env.py resolve "$env_json" "$work/sam-env.json" LoginEtlFunction "${params[@]}"
-  python3 scripts/rie.py target/debug/login-etl "$work/sam-env.json" "$rie_port" "${events[@]}" \
-    --host host.docker.internal=127.0.0.1 >"$out"
-}
-harness() { # ENV_JSON OUT: the bootstrap behind the project's harness (it sends an X-Ray trace id)
-  $py scripts/sam_local_env.py resolve "$1" "$work/sam-env.json" LoginEtlFunction
-  python3 scripts/runtime_api_harness.py target/debug/login-etl "$work/sam-env.json" events/batch.json "$port" \
-    host.docker.internal=127.0.0.1 >"$2"
+invoke() { # NAME EVENT ENV_JSON [Parameter=Value ...]: response in NAME.json, logs in NAME.log
+  local name=$1 event=$2 env_json=$3
+  shift 3
+  scripts/sam-local.sh "$event" "$env_json" -- "$@" >"$work/$name.json" 2>"$work/$name.log" || {
+    echo "sam local invoke ($name) failed; its output:" >&2
+    cat "$work/$name.log" "$work/$name.json" >&2
+    exit 1
+  }
+  [ "$name" != batch ] || grep -m1 'cannot be pulled' "$work/$name.log" || true
 }
 rows() { psql -tA -X "$server/$scratch" -c "SELECT count(*) FROM user_logins"; }
 
-rie "$work/env.json" "$work/info.json" events/batch.json events/mixed.json
-rows_info=$(rows)
+invoke batch events/batch.json "$work/env.json"
+rows_batch=$(rows)
+invoke mixed events/mixed.json "$work/env.json"
+rows_mixed=$(rows)
 psql -q -X "$server/$scratch" -c "TRUNCATE user_logins"
-rie "$work/env.json" "$work/warn.json" events/batch.json -- ApplicationLogLevel=WARN
-rie "$work/env-no-database.json" "$work/init-error.json" events/batch.json
-psql -q -X "$server/$scratch" -c "TRUNCATE user_logins"
-harness "$work/env.json" "$work/trace.json"
+invoke warn events/batch.json "$work/env.json" ApplicationLogLevel=WARN
 
-python3 - "$work" "$rows_info" <<'PY'
-import json, sys
-work, rows = sys.argv[1], int(sys.argv[2])
+python3 - "$work" "$rows_batch" "$rows_mixed" <<'PY'
+import json, re, sys
+work, rows_batch, rows_mixed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+MARK = re.compile(r"^(START) RequestId: ([0-9a-f-]+)")
 
-def docs(lines):
-    out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            raise AssertionError(f"not a JSON line: {line!r}")
-    return out
+def run(name):
+    """The response, and the function's JSON lines from its first line that names a request
+    (the lines before it are the init phase's, logged before any request exists; SAM may print
+    them on either side of the emulator's START line, and the END line before the last ones)."""
+    response = json.load(open(f"{work}/{name}.json"))
+    logged, request_id = [], None
+    for line in open(f"{work}/{name}.log"):
+        mark = MARK.match(line)
+        if mark:
+            request_id = request_id or mark.group(2)
+        elif line.startswith("{"):
+            logged.append(json.loads(line))
+    first = next((i for i, d in enumerate(logged) if "requestId" in d), None)
+    assert request_id and first is not None, f"{name}: no invocation lines in SAM's output"
+    return response, logged[first:], request_id
 
-def invocation_docs(invocation, cold):
-    """The bootstrap's lines of one invocation. The emulator starts the bootstrap at the first
-    invocation, so on a cold start the lines before the first one tied to the request are the
-    init phase's (configuration, masking key), which Lambda logs before any request exists."""
-    logged = docs(invocation["lines"])
-    if cold:
-        first = next(i for i, d in enumerate(logged) if "requestId" in d)
-        assert all("requestId" not in d for d in logged[:first])
-        logged = logged[first:]
-    return logged
+def one_emf(name, lines):
+    emf = [d for d in lines if "_aws" in d and "RecordsReceived" in d]
+    assert len(emf) == 1 and emf[0]["ColdStart"] == 1, f"{name}: expected one cold-start EMF document: {emf}"
+    return emf[0]
 
-info = json.load(open(f"{work}/info.json"))
-batch, mixed = info["invocations"]
-assert batch["status"] == 200 and batch["response"] == {"batchItemFailures": []}, batch
+response, lines, request_id = run("batch")
+assert response == {"batchItemFailures": []}, response
+assert rows_batch == 10, f"batch.json: expected 10 rows, found {rows_batch}"
+assert all(d.get("requestId") == request_id for d in lines), f"a line without its requestId: {lines}"
+assert one_emf("batch", lines)["RecordsInserted"] == 10
+print(f"sam local invoke -e events/batch.json: {json.dumps(response)}, 10 rows; "
+      f"its {len(lines)} lines each carry requestId {request_id}")
+
+response, lines, request_id = run("mixed")
 event_ids = {r["messageId"] for r in json.load(open("events/mixed.json"))["Records"]}
-failed = {f["itemIdentifier"] for f in mixed["response"]["batchItemFailures"]}
-assert mixed["status"] == 200 and len(failed) == 6 and failed <= event_ids, mixed["response"]
-assert rows == 14, f"expected 14 rows (batch.json 10 + mixed.json 4), found {rows}"
-for invocation, cold in ((batch, True), (mixed, False)):
-    logged = invocation_docs(invocation, cold)
-    assert logged, f"the invocation logged nothing: {invocation}"
-    for doc in logged:
-        assert doc.get("requestId") == invocation["requestId"], f"line without its request id: {doc}"
-    emf = [d for d in logged if "_aws" in d and "RecordsInserted" in d]
-    assert len(emf) == 1 and emf[0]["ColdStart"] == int(cold), emf
-    summary = [d for d in logged if d.get("message") == "batch processed"]
-    assert len(summary) == 1 and summary[0].get("coldStart") is cold, logged
-assert [d for d in invocation_docs(batch, True) if "_aws" in d][0]["RecordsInserted"] == 10
-assert any("connections closed" in line for line in info["shutdownLines"]), info["shutdownLines"]
-print(f"sam local (aws-lambda-rie): batch.json loaded 10 rows, mixed.json 4 rows and named 6 failures; "
-      f"every invocation line carries its requestId; SIGTERM closed the connections")
+failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+assert len(failed) == 6 and failed <= event_ids, response
+assert rows_mixed == 14, f"mixed.json: expected 4 more rows (14), found {rows_mixed}"
+assert all(d.get("requestId") == request_id for d in lines), f"a line without its requestId: {lines}"
+assert one_emf("mixed", lines)["RecordsFailed"] == 6
+print("sam local invoke -e events/mixed.json: 6 batchItemFailures, all of the event's messages, 4 rows")
 
-warn = json.load(open(f"{work}/warn.json"))
-(batch,) = warn["invocations"]
-assert batch["response"] == {"batchItemFailures": []}, batch
-logged = invocation_docs(batch, True)
-assert not [d for d in logged if "_aws" not in d and d.get("level") not in ("WARN", "ERROR")], logged
-emf = [d for d in logged if "_aws" in d]
-assert len(emf) == 1 and emf[0]["level"] == "WARN", f"the EMF line must be written at WARN: {logged}"
-print("sam local (aws-lambda-rie): ApplicationLogLevel=WARN drops INFO lines and keeps the EMF line (level WARN)")
+response, lines, _ = run("warn")
+assert response == {"batchItemFailures": []}, response
+assert not [d for d in lines if "_aws" not in d and d.get("level") not in ("WARN", "ERROR")], lines
+assert all(d["level"] == "WARN" for d in lines if "_aws" in d), lines
+assert one_emf("warn", lines)["level"] == "WARN", f"the EMF line must be written at WARN: {lines}"
+print("sam local invoke (ApplicationLogLevel=WARN): no INFO lines, the EMF line kept at WARN")
 
-failed = json.load(open(f"{work}/init-error.json"))
-(invocation,) = failed["invocations"]
-error = invocation["response"]
-assert invocation["status"] != 200 and error["errorType"] == "Runtime.ConfigError" \
-    and "DATABASE_URL" in error["errorMessage"], invocation
-lines = docs(invocation["lines"])
-assert len(lines) == 1 and lines[0]["level"] == "ERROR" and "DATABASE_URL" in lines[0]["message"], lines
-print(f"sam local (aws-lambda-rie): without a database, one JSON error line and an init error: {error['errorMessage']}")
-
-trace = json.load(open(f"{work}/trace.json"))
-assert trace.get("response") == {"batchItemFailures": []}, trace
-logged = docs(trace["invocationLines"])
-assert logged, "the invocation logged nothing"
-for doc in logged:
-    assert doc.get("requestId") == trace["requestId"], f"line without the request id: {doc}"
-    assert doc.get("xrayTraceId") == trace["traceId"], f"line without the trace id: {doc}"
-print(f"sam local (harness, which sends X-Ray trace ids): {len(logged)} invocation lines all carry requestId and xrayTraceId")
 PY

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SAM checks for `make test`: lint the template and build the function with cargo-lambda.
-# Usage: scripts/sam.sh validate|build|local-invoke
+# Usage: scripts/sam.sh validate|build   (sam local invoke: scripts/sam-local.sh)
 # (the pinned SAM CLI needs no --beta-features for the rust-cargolambda builder any more).
 # Uses the pinned tools in .venv/tools. SAM wants a region and credentials even offline, so
 # dummy ones are set; nothing is sent to AWS.
@@ -45,15 +45,5 @@ case ${1:-} in
     echo "bootstrap: $(stat -c %s "$bootstrap") bytes, $(stat -c %s "$zipped") bytes zipped (zip -9)"
     rm -rf "$(dirname "$zipped")"
     ;;
-  local-invoke)
-    # What the brief names: the function in SAM's Lambda container on events/batch.json, with
-    # env.json's local settings. Needs Docker and `make sam-build` first. The container reaches
-    # this host's PostgreSQL and LocalStack as host.docker.internal (Docker Desktop maps it;
-    # on Linux --add-host maps it to the host gateway, and the services must listen there:
-    # BIND_ADDRESS=0.0.0.0 for docker-compose.yml).
-    [ -f .aws-sam/build/template.yaml ] || { echo "sam.sh: run make sam-build first" >&2; exit 1; }
-    sam local invoke LoginEtlFunction --event events/batch.json --env-vars env.json \
-      --add-host host.docker.internal:host-gateway
-    ;;
-  *) echo "usage: $0 validate|build|local-invoke" >&2; exit 2 ;;
+  *) echo "usage: $0 validate|build" >&2; exit 2 ;;
 esac

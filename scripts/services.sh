@@ -8,9 +8,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# docker-compose.yml's images, present or pullable: an engine that answers but cannot pull them
+# (offline, or started only for `make sam-local`) leaves the services in host mode.
+compose_images() {
+  local images
+  images=$(docker compose config --images 2>/dev/null | grep -v '^login-etl-cli') || return 1
+  # shellcheck disable=SC2086
+  docker image inspect $images >/dev/null 2>&1 || timeout 300 docker compose pull -q postgres localstack >/dev/null 2>&1
+}
+
 mode=${SERVICES_MODE:-}
-if [ -z "$mode" ]; then
-  if command -v docker >/dev/null && timeout 5 docker info >/dev/null 2>&1; then mode=docker; else mode=host; fi
+if [ -z "$mode" ] && [ "${1:-}" = up ]; then
+  if command -v docker >/dev/null && timeout 5 docker info >/dev/null 2>&1; then
+    if compose_images; then mode=docker; else
+      echo "services: a Docker engine answers but cannot pull docker-compose.yml's images; host mode"
+      mode=host
+    fi
+  else mode=host; fi
+elif [ -z "$mode" ]; then
+  # down and status: whichever mode `up` chose (a compose project with containers is docker's).
+  if command -v docker >/dev/null && timeout 5 docker info >/dev/null 2>&1 &&
+    [ -n "$(docker compose ps -q 2>/dev/null)" ]; then mode=docker; else mode=host; fi
 fi
 
 # One `up` at a time: make test starts the services in the background while it compiles, and

@@ -1,8 +1,10 @@
 //! A Lambda Runtime API that answers as many `/next` polls at once as the runtime makes, the
 //! way Lambda Managed Instances do, for the tests and benchmarks that run the real bootstrap
-//! (`login-etl`) several invocations at a time. AWS's Runtime Interface Emulator (and
-//! scripts/runtime_api_harness.py) serve one invocation at a time, so they cannot show
-//! whether invocations overlap or leak into one another.
+//! (`login-etl`) several invocations at a time. It is kept only for what no real emulator
+//! here does: AWS's Runtime Interface Emulator (which `make sam-local` runs in SAM's
+//! container) serves one invocation at a time, so it cannot show whether invocations overlap
+//! or leak into one another, and it sends no X-Ray trace header (`Lambda-Runtime-Trace-Id`),
+//! which the logs' `xrayTraceId` comes from. Everything else runs under the real emulator.
 //!
 //! HTTP/1.1 with keep-alive over plain TCP, only what a custom runtime uses: `GET
 //! /2018-06-01/runtime/invocation/next` (parked until an event is queued), `POST

@@ -2,7 +2,9 @@
 //! `ip` or `device_id` of what they handled appears in what they print.
 
 use std::process::Command;
+use std::time::Duration;
 
+use login_etl::testing::runtime_api::{Answer, Bootstrap, RuntimeApi};
 use login_etl::testing::*;
 use sqlx::PgPool;
 
@@ -39,38 +41,26 @@ fn leaks(output: &str) -> Vec<String> {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn the_function_logs_no_raw_pii_at_trace(pool: PgPool) {
-    let dir = std::env::temp_dir().join(unique_name("pii-function"));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let env_file = dir.join("env.json");
-    let env = serde_json::json!({
-        "DATABASE_URL": database_url(&pool),
-        "MASKING_KEY": TEST_KEY_HEX,
-        "RUST_LOG": "trace",
-        "RETRY_BACKOFF_BASE_SECONDS": "0",
-        "AWS_LAMBDA_FUNCTION_NAME": "login-etl",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-    });
-    std::fs::write(&env_file, env.to_string()).expect("env");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-    let output = Command::new("python3")
-        .arg("scripts/runtime_api_harness.py")
-        .arg(env!("CARGO_BIN_EXE_login-etl"))
-        .arg(&env_file)
-        .arg("events/batch.json")
-        .arg(port.to_string())
-        .output()
-        .expect("harness");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let report: serde_json::Value = serde_json::from_str(&stdout).expect("harness report");
-    assert!(report["response"].is_object(), "the invocation answered: {report}");
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let env = [
+        ("DATABASE_URL", database_url(&pool)),
+        ("MASKING_KEY", TEST_KEY_HEX.to_owned()),
+        ("RUST_LOG", "trace".to_owned()),
+        ("RETRY_BACKOFF_BASE_SECONDS", "0".to_owned()),
+    ];
+    let mut function = Bootstrap::spawn(env!("CARGO_BIN_EXE_login-etl"), &api, &env).expect("bootstrap");
+    let event = std::fs::read("events/batch.json").expect("events/batch.json");
+    let request_id = api.enqueue(&event);
+    let answered = api.answer(&request_id, Duration::from_secs(30)).await;
+    let (_, answer) = answered.unwrap_or_else(|| panic!("no answer; stderr: {:?}", function.stderr.all()));
+    assert!(matches!(answer, Answer::Response(_)), "the invocation answered: {answer:?}");
     assert_eq!(row_count(&pool).await, 10);
-    let lines = report["initLines"].to_string() + &report["invocationLines"].to_string();
+    function.terminate();
+    function.wait_exit(Duration::from_secs(5)).await;
+    let lines = function.stdout.all().join("\n") + &function.stderr.all().join("\n");
     // RUST_LOG=trace took effect: the libraries' DEBUG lines are there (their TRACE is capped).
     assert!(lines.contains("DEBUG"), "verbose logging was on");
     assert_eq!(leaks(&lines), Vec::<String>::new(), "raw values in the function's trace output");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[sqlx::test(migrations = "./migrations")]
