@@ -196,6 +196,11 @@ pub struct SendArgs {
     /// Share of malformed messages, 0.0 to 1.0.
     #[arg(long, default_value_t = 0.0, value_parser = ratio)]
     pub bad_ratio: f64,
+    /// Share of the valid messages that also carry keys the function does not know
+    /// (os_version, schema_version), as a producer ahead of the contract sends; 0.0 to 1.0.
+    /// They are loaded and counted as UnknownFieldRecords.
+    #[arg(long, default_value_t = 0.0, value_parser = ratio)]
+    pub unknown_key_ratio: f64,
     /// Seed for reproducible messages.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

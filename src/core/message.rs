@@ -145,6 +145,8 @@ pub const UNNAMED_KEY: &str = "(not a field name)";
 pub struct UnknownKeys {
     names: Vec<String>,
     count: usize,
+    /// A distinct name did not fit in `names`.
+    names_dropped: bool,
 }
 
 impl UnknownKeys {
@@ -163,13 +165,34 @@ impl UnknownKeys {
         &self.names
     }
 
+    /// Whether more distinct names were seen than [`UnknownKeys::names`] keeps.
+    pub fn names_dropped(&self) -> bool {
+        self.names_dropped
+    }
+
     fn add(&mut self, key: &str) {
         self.count += 1;
+        self.add_name(loggable_key_name(key));
+    }
+
+    /// Keeps `name` (already loggable) unless it is known or there is no room left.
+    fn add_name(&mut self, name: String) {
+        if self.names.contains(&name) {
+            return;
+        }
         if self.names.len() < MAX_UNKNOWN_KEY_NAMES {
-            let name = loggable_key_name(key);
-            if !self.names.contains(&name) {
-                self.names.push(name);
-            }
+            self.names.push(name);
+        } else {
+            self.names_dropped = true;
+        }
+    }
+
+    /// Adds `other`'s names to these (a batch's tally of its records'), within the same bound.
+    pub fn merge(&mut self, other: &UnknownKeys) {
+        self.count += other.count;
+        self.names_dropped |= other.names_dropped;
+        for name in &other.names {
+            self.add_name(name.clone());
         }
     }
 }
@@ -462,6 +485,11 @@ mod tests {
         let record = LoginRecord::parse(&Value::Object(body).to_string()).expect("valid");
         assert_eq!(record.unknown_keys.count(), 16);
         assert_eq!(record.unknown_keys.names().len(), MAX_UNKNOWN_KEY_NAMES);
+        assert!(record.unknown_keys.names_dropped());
+        let mut tally = UnknownKeys::default();
+        tally.merge(&record.unknown_keys);
+        tally.merge(&LoginRecord::parse(r#"{"user_id":"u","extra_00":1}"#).expect("valid").unknown_keys);
+        assert_eq!((tally.count(), tally.names().len(), tally.names_dropped()), (17, MAX_UNKNOWN_KEY_NAMES, true));
         // A repeated unknown key is not read, so it is not refused (a known one is).
         let record = LoginRecord::parse(r#"{"user_id":"u","x":1,"x":2}"#).expect("valid");
         assert_eq!((record.unknown_keys.names(), record.unknown_keys.count()), (&["x".to_string()][..], 2));

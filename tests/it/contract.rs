@@ -505,3 +505,84 @@ fn random_ip(rng: &mut StdRng, mangled: bool) -> String {
         _ => format!("{ip}%1"),
     }
 }
+
+// --- drift, end to end ------------------------------------------------------------------------
+
+const CLI: &str = env!("CARGO_BIN_EXE_login-etl-cli");
+
+/// Records with keys the function does not know are loaded; the invocation's EMF document
+/// counts them (`UnknownFieldRecords`) and one log line names the keys, never their values.
+#[sqlx::test(migrations = "./migrations")]
+async fn unknown_keys_are_loaded_counted_and_named_never_valued(pool: sqlx::PgPool) {
+    use login_etl::testing::{cli_process, event, sqs_message, unique_name};
+    let secret_value = "SECRET-VALUE-7f3a";
+    let records = vec![
+        sqs_message("a", &format!(r#"{{"user_id":"u-1","os_version":"{secret_value}","schema_version":2}}"#)),
+        sqs_message("b", &format!(r#"{{"user_id":"u-2","os_version":"{secret_value}"}}"#)),
+        sqs_message("c", &format!(r#"{{"user_id":"u-3","10.1.2.3":"{secret_value}"}}"#)),
+        sqs_message("d", r#"{"user_id":"u-4"}"#),
+        sqs_message("e", r#"{"user_id":"","os_version":"x"}"#),
+    ];
+    let dir = std::env::temp_dir().join(unique_name("contract-drift"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("event.json");
+    std::fs::write(&file, serde_json::to_string(&event(records)).expect("event JSON")).expect("event file");
+
+    let output = cli_process(CLI, &pool.connect_options())
+        .env("RUST_LOG", "info")
+        .arg("invoke")
+        .arg(&file)
+        .output()
+        .expect("invoke");
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned());
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(login_etl::testing::row_count(&pool).await, 4, "records with unknown keys are loaded");
+
+    let emf = stdout.lines().find(|line| line.contains("\"_aws\"")).expect("the EMF line");
+    let emf: Value = serde_json::from_str(emf).expect("EMF JSON");
+    assert_eq!(emf["UnknownFieldRecords"], 3, "only valid records count: {emf}");
+    let declared = emf["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().expect("metrics");
+    assert!(declared.iter().any(|m| m["Name"] == "UnknownFieldRecords"), "declared as a metric: {emf}");
+
+    let drift: Vec<&str> = stderr.lines().filter(|l| l.contains("keys the function does not know")).collect();
+    assert_eq!(drift.len(), 1, "one line per batch: {stderr}");
+    for name in ["os_version", "schema_version", "(not a field name)", "records=3"] {
+        assert!(drift[0].contains(name), "{name} in {}", drift[0]);
+    }
+    let all = format!("{stdout}{stderr}");
+    assert!(!all.contains(secret_value) && !all.contains("10.1.2.3"), "a value or a value-like key was logged: {all}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A producer's CI: `validate` exits 0 only when every body is valid, reads standard input,
+/// needs no environment, and `--schema` names the schema it checks against.
+#[test]
+fn validate_is_a_producer_s_ci_step() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let run = |args: &[&str], input: &str| {
+        let mut child = Command::new(CLI)
+            .env_clear()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+        let output = child.wait_with_output().expect("wait");
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let (code, out) = run(&["validate", "-"], "{\"user_id\":\"u\",\"os_version\":\"14\"}\n{\"user_id\":\"v\"}\n");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("os_version"), "{out}");
+    let (code, out) = run(&["validate"], "{\"user_id\":\"u\"}\n{\"user_id\":\"u\",\"locale\":7}\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("line 2: invalid not_a_string_locale"), "{out}");
+    let (code, out) = run(&["validate", "--schema"], "");
+    assert_eq!(code, Some(0));
+    assert!(out.contains(contract::SCHEMA_ID) && out.contains(contract::SCHEMA_VERSION), "{out}");
+    let schema: Value = serde_json::from_str(SCHEMA_JSON).expect("json");
+    assert_eq!(schema["$id"], contract::SCHEMA_ID);
+}
