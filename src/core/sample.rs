@@ -35,7 +35,7 @@ pub const DRIFT_KEYS: [&str; 2] = ["os_version", "schema_version"];
 /// per seed (a stream of its own, so `sample_messages` gives the same bodies with or without).
 /// Such a message is still valid: the function loads it and counts it as drift.
 pub fn with_unknown_keys(mut messages: Vec<SampleMessage>, ratio: f64, seed: u64) -> Vec<SampleMessage> {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5c4e_3a_d21f);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x005c_4e3a_d21f);
     let ratio = ratio.clamp(0.0, 1.0);
     for message in messages.iter_mut().filter(|m| m.expected_failure.is_none()) {
         if !rng.random_bool(ratio) {
