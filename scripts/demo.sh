@@ -2,7 +2,8 @@
 # `make demo`: the whole job on this machine, against LocalStack SQS and PostgreSQL (started by
 # `make up`): migrate, create the queue + DLQ + secrets, send realistic messages (some
 # malformed), drain them through the Lambda handler, and show what happened.
-# Tunables: DEMO_COUNT (default 1000), DEMO_BAD_RATIO (0.05), DEMO_CONCURRENCY (2),
+# Tunables: DEMO_COUNT (default 1000), DEMO_BAD_RATIO (0.05), DEMO_UNKNOWN_KEY_RATIO (0.02: the
+# share of valid messages that also carry keys the function does not know), DEMO_CONCURRENCY (2),
 # DEMO_QUEUE_NAME (login-queue) and DEMO_SECRET_PREFIX (login-etl: the secrets
 # <prefix>/db and <prefix>/masking-key).
 set -euo pipefail
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 cli=target/debug/login-etl-cli
 count=${DEMO_COUNT:-1000}
 bad_ratio=${DEMO_BAD_RATIO:-0.05}
+unknown_key_ratio=${DEMO_UNKNOWN_KEY_RATIO:-0.02}
 concurrency=${DEMO_CONCURRENCY:-2}
 queue_name=${DEMO_QUEUE_NAME:-login-queue}
 db_secret=${DEMO_SECRET_PREFIX:-login-etl}/db
@@ -40,16 +42,23 @@ rows_before=$($cli report --json --limit 0 | json_field total_rows)
 dead_before=$(queue_total "$dlq_url")
 queued_before=$(queue_total "$queue_url")
 
-step "Sending $count messages (about $(awk "BEGIN {print $bad_ratio * 100}")% malformed)"
-sent=$($cli send --json --queue-url "$queue_url" --count "$count" --bad-ratio "$bad_ratio" --seed "$RANDOM")
+step "Sending $count messages (about $(awk "BEGIN {print $bad_ratio * 100}")% malformed, a few with keys the function does not know)"
+sent=$($cli send --json --queue-url "$queue_url" --count "$count" --bad-ratio "$bad_ratio" \
+  --unknown-key-ratio "$unknown_key_ratio" --seed "$RANDOM")
 malformed=$(json_field malformed <<<"$sent")
-echo "sent $count messages, $malformed of them malformed"
+drifted=$(json_field with_unknown_keys <<<"$sent")
+echo "sent $count messages, $malformed of them malformed, $drifted with keys the function does not know"
+echo "(os_version, schema_version: a producer ahead of the contract, schema/login-event.schema.json)"
 
 step "Draining with $concurrency pollers (the same handler Lambda runs; failures wait for the redrive)"
 # The function reads its database and masking key from Secrets Manager, as in AWS.
 # Exit status 3 would mean failing messages stuck on a queue without a DLQ; this one has one.
+# The summary is kept too: its "unknown keys" line is the run's UnknownFieldRecords.
+drain_summary=$(mktemp)
+trap 'rm -f "$drain_summary"' EXIT
 DB_SECRET_ID=$db_secret MASKING_KEY_SECRET_ID=$key_secret DATABASE_URL='' MASKING_KEY='' \
-  $cli drain --queue-url "$queue_url" --concurrency "$concurrency"
+  $cli drain --queue-url "$queue_url" --concurrency "$concurrency" | tee "$drain_summary"
+unknown_records=$(awk '$1 == "unknown" && $2 == "keys" {print $3}' "$drain_summary")
 echo "(\"received\" and the first reason column count deliveries: each malformed message is received"
 echo " 5 times, its queue's maxReceiveCount, before SQS moves it to the DLQ; \"messages\" counts it once.)"
 
@@ -62,6 +71,8 @@ step "This run"
 echo "sent           $count messages ($malformed malformed)"
 echo "loaded         $((rows_after - rows_before)) new rows"
 echo "dead-lettered  $((dead_after - dead_before)) messages"
+echo "unknown keys   ${unknown_records:-0} loaded records carried keys the function does not know (UnknownFieldRecords;"
+echo "               names only in the log, values never stored: docs/contract.md)"
 if [ "$rows_before" -gt 0 ] || [ "$dead_before" -gt 0 ] || [ "$queued_before" -gt 0 ]; then
   echo "already there before this run: $rows_before rows in user_logins, $dead_before dead letters in the DLQ,"
   echo "$queued_before messages on the queue (earlier runs: the demo reuses $queue_name and its database)."

@@ -13,6 +13,7 @@ use aws_sdk_sqs::types::Message;
 
 use crate::batch::BatchOutcome;
 use crate::handler::Handler;
+use crate::message::UnknownKeys;
 use crate::sqs::{Queue, QueueError, retrying};
 
 /// How a drain behaves.
@@ -70,6 +71,10 @@ pub struct DrainReport {
     pub failed_by_reason: BTreeMap<String, u64>,
     /// Distinct messages that failed at least once, by reason (of their latest failure).
     pub failed_messages_by_reason: BTreeMap<String, u64>,
+    /// Valid deliveries that carried keys the function does not know (`UnknownFieldRecords`
+    /// summed), and those keys' names, bounded as a batch's are.
+    pub unknown_field_records: u64,
+    pub unknown_keys: UnknownKeys,
     pub elapsed: Duration,
     pub end: DrainEnd,
 }
@@ -88,6 +93,8 @@ struct Totals {
     duplicates: u64,
     deleted: u64,
     failed_by_reason: BTreeMap<String, u64>,
+    unknown_field_records: u64,
+    unknown_keys: UnknownKeys,
     /// The reason of each message's latest failure, by message id.
     failure_of: BTreeMap<String, String>,
     /// Message ids whose latest delivery failed and which were not deleted since.
@@ -176,6 +183,8 @@ pub async fn drain_until(
             *counts.entry(reason.clone()).or_insert(0) += 1;
             counts
         }),
+        unknown_field_records: totals.unknown_field_records,
+        unknown_keys: totals.unknown_keys.clone(),
         elapsed: started.elapsed(),
         end: totals.end.unwrap_or(DrainEnd::Empty),
     })
@@ -246,6 +255,8 @@ async fn settle(
     totals.received += outcome.received as u64;
     totals.inserted += outcome.inserted;
     totals.duplicates += outcome.duplicates;
+    totals.unknown_field_records += outcome.unknown_keys.records as u64;
+    totals.unknown_keys.merge(&outcome.unknown_keys.keys);
     totals.deleted += deleted as u64;
     for (reason, count) in outcome.failures_by_reason() {
         *totals.failed_by_reason.entry(reason).or_insert(0) += count as u64;

@@ -73,6 +73,7 @@ impl Handler {
             backoff.extend(records, &waiting).await;
         }
         log_failures(records, &outcome, self.backoff.is_some());
+        log_unknown_keys(&outcome);
         log_summary(&outcome, started);
         Ok(outcome)
     }
@@ -114,6 +115,23 @@ fn log_failures(records: &[SqsMessage], outcome: &BatchOutcome, backoff_on: bool
     }
 }
 
+/// One line per batch whose valid records carried keys the function does not know: how many
+/// records, and the keys' names (at most 10, each at most 64 characters, and only names shaped
+/// like field names: see [`crate::message::UnknownKeys`]). Never a value. Such records were
+/// loaded without those keys; the invocation's `UnknownFieldRecords` metric counts them.
+fn log_unknown_keys(outcome: &BatchOutcome) {
+    let tally = &outcome.unknown_keys;
+    if tally.records == 0 {
+        return;
+    }
+    tracing::info!(
+        records = tally.records,
+        unknown_keys = %tally.keys.names().join(","),
+        more_unknown_keys = tally.keys.names_dropped(),
+        "records carried keys the function does not know; loaded without them (docs/contract.md)"
+    );
+}
+
 /// The one structured line per invocation that dashboards and on-call read.
 fn log_summary(outcome: &BatchOutcome, started: Instant) {
     let failed_by_reason = serde_json::to_string(&outcome.failures_by_reason()).unwrap_or_default();
@@ -123,6 +141,7 @@ fn log_summary(outcome: &BatchOutcome, started: Instant) {
         duplicates = outcome.duplicates,
         failed = outcome.failed.len(),
         failed_by_reason = %failed_by_reason,
+        unknown_field_records = outcome.unknown_keys.records,
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "batch processed"
     );

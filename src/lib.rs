@@ -11,8 +11,8 @@
 //!  SqsBatchResponse ◀── lambda::batch_response                   (one statement per batch)
 //! ```
 //!
-//! - **Core** (`src/core/`, no I/O): [`message`], [`mask`], [`vault`], [`batch`], [`metrics`],
-//!   [`sample`].
+//! - **Core** (`src/core/`, no I/O): [`message`], [`contract`], [`mask`], [`vault`], [`batch`],
+//!   [`metrics`], [`sample`].
 //! - **Adapters** (`src/adapters/`): [`loader`] and [`store`] (PostgreSQL, with [`database`],
 //!   [`tls`], [`iam`]), [`lifecycle`] (partitions, retention, erasure), [`secrets`], [`sqs`],
 //!   [`visibility`], [`aws`].
@@ -42,7 +42,7 @@ pub mod telemetry;
 pub mod testing;
 
 pub use crate::adapters::{aws, database, iam, kms, lifecycle, loader, secrets, sqs, store, tls, visibility};
-pub use crate::core::{batch, mask, message, metrics, sample, vault};
+pub use crate::core::{batch, contract, mask, message, metrics, sample, vault};
 
 pub use crate::batch::{BatchOutcome, BatchPlan, FailedMessage, FailureReason};
 pub use crate::config::{Config, ConfigError};

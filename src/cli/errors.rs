@@ -16,9 +16,12 @@ impl Command {
             Command::Migrate | Command::Partitions(_) | Command::Retention(_) => {
                 "run it as the owner of user_logins (the user that ran `login-etl-cli migrate`)"
             }
-            Command::Setup(_) | Command::Send(_) | Command::Depth(_) | Command::Redrive(_) | Command::Keygen(_) => {
-                "check the database user's grants"
-            }
+            Command::Setup(_)
+            | Command::Send(_)
+            | Command::Depth(_)
+            | Command::Redrive(_)
+            | Command::Keygen(_)
+            | Command::Validate(_) => "check the database user's grants",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! Adding a command: an arm in [`Command`] (with its `Args` struct), a function in the module
 //! of its area, and an arm in [`run`].
 
+mod contract;
 mod database;
 mod errors;
 mod invoke;
@@ -23,6 +24,7 @@ use crate::lambda::Function;
 use crate::sqs::Queue;
 use crate::{aws, startup};
 
+pub use contract::{EXIT_INVALID_BODIES, validate};
 pub use database::{migrate, report};
 pub use errors::{RDS_CA_BUNDLE_URL, operator_message};
 pub use invoke::invoke;
@@ -44,8 +46,8 @@ const DATABASE_ENV: &str =
     about = "Operate the login-etl pipeline locally",
     after_help = "Every command also reads RUST_LOG (log filter, default warn) and NO_COLOR (no ANSI colours; \
                   colours are only ever used on a terminal).\n\
-                  Exit status: 0 success; 1 error; 2 usage error; 3 `drain` stopped with failing messages left \
-                  on a queue without a redrive policy."
+                  Exit status: 0 success; 1 error (and `validate`: a body invalid); 2 usage error; 3 `drain` \
+                  stopped with failing messages left on a queue without a redrive policy."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -125,6 +127,14 @@ pub enum Command {
          MASKING_KEY_SECRET_ID, VAULT_PUBLIC_KEY, DB_* pool settings; {AWS_ENV}."
     ))]
     Invoke(InvokeArgs),
+    /// Check message bodies against the contract before sending them: each body's verdict by
+    /// the function's own rules (valid, or invalid with the reason code it would log) and the
+    /// keys it does not know. Reads one JSON body per line, or an SQS event (Records[].body).
+    /// Exit status 0 only when every body is valid. The contract as a JSON Schema:
+    /// schema/login-event.schema.json; --schema prints its $id and version.
+    #[command(after_help = "Environment: none (no queue, no database: a producer's CI can run it).\n\
+                            Exit status: 0 every body valid; 1 a body invalid (its line says why), or an error.")]
+    Validate(ValidateArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -186,6 +196,11 @@ pub struct SendArgs {
     /// Share of malformed messages, 0.0 to 1.0.
     #[arg(long, default_value_t = 0.0, value_parser = ratio)]
     pub bad_ratio: f64,
+    /// Share of the valid messages that also carry keys the function does not know
+    /// (os_version, schema_version), as a producer ahead of the contract sends; 0.0 to 1.0.
+    /// They are loaded and counted as UnknownFieldRecords.
+    #[arg(long, default_value_t = 0.0, value_parser = ratio)]
+    pub unknown_key_ratio: f64,
     /// Seed for reproducible messages.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -269,6 +284,19 @@ pub struct InvokeArgs {
 }
 
 #[derive(clap::Args, Debug, Clone)]
+pub struct ValidateArgs {
+    /// File of bodies (one JSON document per line, or an SQS event); `-` reads standard input.
+    #[arg(default_value = "-")]
+    pub file: PathBuf,
+    /// Print the contract's JSON Schema $id and version instead of validating.
+    #[arg(long, conflicts_with = "file")]
+    pub schema: bool,
+    /// Print the verdicts as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
 pub struct PartitionsArgs {
     /// How many months after the current one get their partition now (0–60).
     #[arg(long, default_value_t = crate::lifecycle::DEFAULT_MONTHS_AHEAD,
@@ -343,6 +371,7 @@ pub async fn run(
     // environment, so a broken configuration must not stop it.
     match command {
         Command::Keygen(args) => keygen(&args, out, notes)?,
+        Command::Validate(args) => return validate(&args, std::io::stdin().lock(), out),
         Command::Migrate => migrate(&config?, notes).await?,
         Command::Setup(args) => {
             let config = config?;
@@ -464,7 +493,9 @@ mod tests {
     #[test]
     fn every_command_that_prints_a_result_has_json() {
         let cli = Cli::command();
-        for name in ["setup", "send", "depth", "redrive", "report", "drain", "partitions", "retention", "erase"] {
+        for name in
+            ["setup", "send", "depth", "redrive", "report", "drain", "partitions", "retention", "erase", "validate"]
+        {
             let command = cli.find_subcommand(name).expect("command");
             assert!(command.get_arguments().any(|a| a.get_id() == "json"), "{name} has no --json");
         }

@@ -88,7 +88,9 @@ pub async fn setup(
 pub async fn send(args: &SendArgs, queue: &Queue, out: &mut impl Write) -> anyhow::Result<()> {
     let count = usize::try_from(args.count)?;
     let messages = sample::sample_messages(count, args.bad_ratio, args.seed);
+    let messages = sample::with_unknown_keys(messages, args.unknown_key_ratio, args.seed);
     let bad = messages.iter().filter(|m| m.expected_failure.is_some()).count();
+    let drifted = messages.iter().filter(|m| m.unknown_keys).count();
     let bodies: Vec<String> = messages.into_iter().map(|m| m.body).collect();
     let started = Instant::now();
     let ids = queue.send(&bodies).await?;
@@ -97,10 +99,21 @@ pub async fn send(args: &SendArgs, queue: &Queue, out: &mut impl Write) -> anyho
         writeln!(
             out,
             "{}",
-            serde_json::json!({"queue_url": queue.url(), "sent": ids.len(), "malformed": bad, "seconds": seconds})
+            serde_json::json!({
+                "queue_url": queue.url(),
+                "sent": ids.len(),
+                "malformed": bad,
+                "with_unknown_keys": drifted,
+                "seconds": seconds
+            })
         )?;
     } else {
-        writeln!(out, "sent {} messages ({} malformed) to {} in {seconds:.1} s", ids.len(), bad, queue.url())?;
+        writeln!(
+            out,
+            "sent {} messages ({bad} malformed, {drifted} with unknown keys) to {} in {seconds:.1} s",
+            ids.len(),
+            queue.url()
+        )?;
     }
     Ok(())
 }
@@ -166,6 +179,8 @@ fn drain_json(queue: &Queue, report: &DrainReport) -> serde_json::Value {
         "deleted": report.deleted,
         "failed_by_reason": report.failed_by_reason,
         "failed_messages_by_reason": report.failed_messages_by_reason,
+        "unknown_field_records": report.unknown_field_records,
+        "unknown_keys": report.unknown_keys.names(),
         "seconds": report.elapsed.as_secs_f64(),
         "messages_per_second": report.messages_per_second(),
         "end": end,
@@ -199,6 +214,16 @@ fn write_drain_report(out: &mut impl Write, queue: &Queue, report: &DrainReport)
     for (reason, count) in &report.failed_by_reason {
         let messages = report.failed_messages_by_reason.get(reason).copied().unwrap_or(0);
         writeln!(out, "    {reason:<28} {count:>10} {messages:>10}")?;
+    }
+    if report.unknown_field_records > 0 {
+        let more = if report.unknown_keys.names_dropped() { ", …" } else { "" };
+        writeln!(
+            out,
+            "  unknown keys {:>7}  loaded records that carried keys the function does not know ({}{more}): \
+             UnknownFieldRecords",
+            report.unknown_field_records,
+            report.unknown_keys.names().join(", ")
+        )?;
     }
     writeln!(out, "  throughput  {:>8.0} messages/s", report.messages_per_second())
 }

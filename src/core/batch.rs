@@ -10,7 +10,7 @@ use aws_lambda_events::sqs::SqsMessage;
 use time::{Date, OffsetDateTime};
 
 use crate::mask::{MaskedField, Masker, MaskingMode};
-use crate::message::{LoginRecord, RecordError};
+use crate::message::{LoginRecord, RecordError, UnknownKeys};
 use crate::vault::{BatchSealer, VaultError};
 
 /// Message attribute (String) a producer may set to name a login once, whatever SQS does: a
@@ -233,6 +233,26 @@ pub struct BatchPlan {
     pub rejected: Vec<FailedMessage>,
     /// Identical later copies of a message already in the batch: duplicates once it commits.
     pub copies_skipped: u64,
+    /// The valid records that carried keys the function does not know: schema drift.
+    pub unknown_keys: UnknownKeyTally,
+}
+
+/// The valid records of a batch that carried keys the function does not know, and those keys'
+/// names (merged, bounded as one record's are). Such records are loaded; their unknown values
+/// are neither stored nor logged. What `UnknownFieldRecords` and the drift log line report.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UnknownKeyTally {
+    pub records: usize,
+    pub keys: UnknownKeys,
+}
+
+impl UnknownKeyTally {
+    fn add(&mut self, keys: &UnknownKeys) {
+        if !keys.is_empty() {
+            self.records += 1;
+            self.keys.merge(keys);
+        }
+    }
 }
 
 /// Validates and masks every record of an event; with a `sealer`, also seals the originals of
@@ -245,6 +265,7 @@ pub fn plan(
     let mut rows = LoginRows::with_capacity(records.len());
     let mut accepted = Vec::with_capacity(records.len());
     let mut rejected = Vec::new();
+    let mut unknown_keys = UnknownKeyTally::default();
     // FIFO message groups that already lost a message in this batch.
     let mut blocked_groups: HashSet<&str> = HashSet::new();
     // One fate per messageId. A repeated id whose copies are identical is one message seen
@@ -296,6 +317,7 @@ pub fn plan(
         }
         match validate(record) {
             Ok((row_key, login, sent_at)) => {
+                unknown_keys.add(&login.unknown_keys);
                 rows.push(row_key, login, sent_at, masker, sealer.as_deref_mut())?;
                 accepted.push(message_id.to_owned());
             }
@@ -307,7 +329,15 @@ pub fn plan(
             }
         }
     }
-    Ok(BatchPlan { received: records.len(), masking_mode: masker.mode(), rows, accepted, rejected, copies_skipped })
+    Ok(BatchPlan {
+        received: records.len(),
+        masking_mode: masker.mode(),
+        rows,
+        accepted,
+        rejected,
+        copies_skipped,
+        unknown_keys,
+    })
 }
 
 /// Whether two records with one messageId carry the same message.
@@ -380,13 +410,16 @@ fn fifo_group(record: &SqsMessage) -> Option<&str> {
 }
 
 /// The fate of every record of one invocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BatchOutcome {
     pub received: usize,
     pub inserted: u64,
     /// Valid messages whose `messageId` already had a row: redeliveries, loaded once.
     pub duplicates: u64,
     pub failed: Vec<FailedMessage>,
+    /// The valid records that carried keys the function does not know, whatever their insert
+    /// did: drift is a property of what producers send.
+    pub unknown_keys: UnknownKeyTally,
 }
 
 impl BatchPlan {
@@ -398,6 +431,7 @@ impl BatchPlan {
             inserted,
             duplicates: valid.saturating_sub(inserted) + self.copies_skipped,
             failed: self.rejected,
+            unknown_keys: self.unknown_keys,
         }
     }
 
@@ -409,7 +443,7 @@ impl BatchPlan {
                 .into_iter()
                 .map(|message_id| FailedMessage { message_id, reason: FailureReason::StoreFailed }),
         );
-        BatchOutcome { received: self.received, inserted: 0, duplicates: 0, failed }
+        BatchOutcome { received: self.received, inserted: 0, duplicates: 0, failed, unknown_keys: self.unknown_keys }
     }
 }
 
@@ -678,6 +712,23 @@ mod tests {
         assert_eq!(codes(&plan), [("sqs-4".to_string(), "invalid_idempotency_key".to_string())]);
         let ids: Vec<_> = plan.store_failed().failed.into_iter().map(|f| f.message_id).collect();
         assert_eq!(ids, ["sqs-4", "new-sqs-id", "sqs-2", "sqs-3"]);
+    }
+
+    #[test]
+    fn valid_records_with_unknown_keys_are_loaded_and_tallied() {
+        let records = [
+            message("a", r#"{"user_id":"u","os_version":"14","schema_version":2}"#),
+            message("b", r#"{"user_id":"u","os_version":"15"}"#),
+            message("c", r#"{"user_id":"","os_version":"15","other":1}"#),
+            message("d", GOOD),
+        ];
+        let plan = plan(&records, &masker(), None).expect("plan");
+        assert_eq!(plan.rows.message_id, ["a", "b", "d"]);
+        // Only valid records count: "c" failed for its user_id.
+        assert_eq!(plan.unknown_keys.records, 2);
+        assert_eq!(plan.unknown_keys.keys.names(), ["os_version", "schema_version"]);
+        assert_eq!(plan.clone().committed(3).unknown_keys.records, 2);
+        assert_eq!(plan.store_failed().unknown_keys.records, 2, "drift is counted whatever the insert did");
     }
 
     #[test]

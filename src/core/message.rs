@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::mask::MaskedField;
@@ -117,52 +118,245 @@ pub struct LoginRecord {
     /// Already canonical: IPv4-mapped IPv6 addresses are folded to IPv4.
     pub ip: Option<IpAddr>,
     pub device_id: Option<String>,
+    /// The keys of the body the function does not know (names only): a producer ahead of
+    /// the contract. Their values were read only as far as checking they are JSON.
+    pub unknown_keys: UnknownKeys,
+}
+
+/// Every key the function reads, in the order of the columns. The JSON Schema of the body
+/// (`schema/login-event.schema.json`) declares exactly these properties.
+pub const KNOWN_KEYS: [&str; 6] = ["user_id", "device_type", "locale", "app_version", "ip", "device_id"];
+
+/// The most unknown key names one record (and one batch's log line) keeps.
+pub const MAX_UNKNOWN_KEY_NAMES: usize = 10;
+/// The longest unknown key name kept, in characters; a longer one is cut and ends in `…`.
+pub const MAX_UNKNOWN_KEY_CHARS: usize = 64;
+/// What an unknown key that is not shaped like a field name is logged as: such a key may be a
+/// value in the wrong place (an address, an e-mail), and values are never logged.
+pub const UNNAMED_KEY: &str = "(not a field name)";
+
+/// The keys of one body that the function does not know: schema drift, made visible.
+///
+/// Only names are kept, and only loggable ones: a name made of ASCII letters, digits, `_`, `.`
+/// and `-` that starts with a letter or `_` is kept (cut to [`MAX_UNKNOWN_KEY_CHARS`]), any
+/// other key is kept as [`UNNAMED_KEY`]. At most [`MAX_UNKNOWN_KEY_NAMES`] distinct names are
+/// kept; [`UnknownKeys::count`] counts every unknown key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UnknownKeys {
+    names: Vec<String>,
+    count: usize,
+    /// A distinct name did not fit in `names`.
+    names_dropped: bool,
+}
+
+impl UnknownKeys {
+    /// Whether the body had no unknown key.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// How many unknown keys the body had, repeats included.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The loggable names, distinct, in the order they first appeared.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Whether more distinct names were seen than [`UnknownKeys::names`] keeps.
+    pub fn names_dropped(&self) -> bool {
+        self.names_dropped
+    }
+
+    fn add(&mut self, key: &str) {
+        self.count += 1;
+        self.add_name(loggable_key_name(key));
+    }
+
+    /// Keeps `name` (already loggable) unless it is known or there is no room left.
+    fn add_name(&mut self, name: String) {
+        if self.names.contains(&name) {
+            return;
+        }
+        if self.names.len() < MAX_UNKNOWN_KEY_NAMES {
+            self.names.push(name);
+        } else {
+            self.names_dropped = true;
+        }
+    }
+
+    /// Adds `other`'s names to these (a batch's tally of its records'), within the same bound.
+    pub fn merge(&mut self, other: &UnknownKeys) {
+        self.count += other.count;
+        self.names_dropped |= other.names_dropped;
+        for name in &other.names {
+            self.add_name(name.clone());
+        }
+    }
+}
+
+/// `key` as it may appear in a log line: see [`UnknownKeys`].
+pub fn loggable_key_name(key: &str) -> String {
+    let shaped = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !shaped {
+        return UNNAMED_KEY.to_owned();
+    }
+    if key.len() <= MAX_UNKNOWN_KEY_CHARS {
+        return key.to_owned();
+    }
+    // ASCII only, so bytes are characters.
+    format!("{}…", &key[..MAX_UNKNOWN_KEY_CHARS - 1])
 }
 
 /// The body as it arrives. Every field is a raw JSON value so that a wrong type is reported by
 /// field name rather than through serde's message, which would quote the offending value.
-/// Missing and `null` both become `None`; unknown keys are ignored.
-#[derive(Deserialize)]
+/// Missing and `null` both become `None`. Deserialized by hand ([`WireVisitor`]) to note a
+/// repeated known key and the names of unknown keys in the same single pass.
+#[derive(Default)]
 struct WireLogin {
-    #[serde(default)]
-    user_id: Option<Value>,
-    #[serde(default)]
-    device_type: Option<Value>,
-    #[serde(default)]
-    locale: Option<Value>,
-    #[serde(default)]
-    app_version: Option<Value>,
-    #[serde(default)]
-    ip: Option<Value>,
-    #[serde(default)]
-    device_id: Option<Value>,
+    /// The value of each of [`KNOWN_KEYS`], in its order.
+    values: [Option<Value>; KNOWN_KEYS.len()],
+    /// A known key appeared twice (`{"locale":null,"locale":"RU"}` too).
+    repeated_key: bool,
+    unknown_keys: UnknownKeys,
+}
+
+impl<'de> Deserialize<'de> for WireLogin {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(WireVisitor)
+    }
+}
+
+/// A key of the body: one of [`KNOWN_KEYS`] by its index, or another.
+enum WireKey {
+    Known(usize),
+    Unknown(String),
+}
+
+impl<'de> Deserialize<'de> for WireKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = WireKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<WireKey, E> {
+                Ok(match KNOWN_KEYS.iter().position(|known| *known == key) {
+                    Some(index) => WireKey::Known(index),
+                    None => WireKey::Unknown(key.to_owned()),
+                })
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct WireVisitor;
+
+impl<'de> Visitor<'de> for WireVisitor {
+    type Value = WireLogin;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireLogin, A::Error> {
+        let mut wire = WireLogin::default();
+        let mut seen = [false; KNOWN_KEYS.len()];
+        while let Some(key) = map.next_key::<WireKey>()? {
+            match key {
+                WireKey::Known(index) => {
+                    // A repeat is noted, not returned at once: the rest must still be JSON,
+                    // and a body that is not JSON is `malformed_json` whatever else it does.
+                    wire.repeated_key |= std::mem::replace(&mut seen[index], true);
+                    wire.values[index] = map.next_value::<Option<Value>>()?;
+                }
+                WireKey::Unknown(name) => {
+                    wire.unknown_keys.add(&name);
+                    map.next_value::<JsonValueChecked>()?;
+                }
+            }
+        }
+        Ok(wire)
+    }
+}
+
+/// An unknown key's value, read without keeping it but checked as a known key's value is: its
+/// numbers must fit an `f64` and its strings hold no lone surrogate (what `serde_json::Value`,
+/// and so every known field, refuses). serde's `IgnoredAny` would skip such a value unread, so
+/// `1e400` would be `malformed_json` under `locale` and accepted under an unknown key.
+struct JsonValueChecked;
+
+impl<'de> Deserialize<'de> for JsonValueChecked {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(JsonValueChecked)
+    }
+}
+
+impl<'de> Visitor<'de> for JsonValueChecked {
+    type Value = JsonValueChecked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<JsonValueChecked>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        while map.next_entry::<JsonValueChecked, JsonValueChecked>()?.is_some() {}
+        Ok(self)
+    }
 }
 
 impl LoginRecord {
     /// Parses and validates one message body.
     pub fn parse(body: &str) -> Result<Self, RecordError> {
         let wire = parse_object(body)?;
+        let [user_id, device_type, locale, app_version, ip, device_id] = wire.values;
 
-        let user_id = string_field(wire.user_id, Field::UserId)?.ok_or(RecordError::Missing(Field::UserId))?;
+        let user_id = string_field(user_id, Field::UserId)?.ok_or(RecordError::Missing(Field::UserId))?;
         if user_id.trim().is_empty() {
             return Err(RecordError::Empty(Field::UserId));
         }
-        let device_type = string_field(wire.device_type, Field::DeviceType)?;
-        let locale = string_field(wire.locale, Field::Locale)?;
-        let app_version = string_field(wire.app_version, Field::AppVersion)?;
+        let device_type = string_field(device_type, Field::DeviceType)?;
+        let locale = string_field(locale, Field::Locale)?;
+        let app_version = string_field(app_version, Field::AppVersion)?;
         if app_version.as_deref().is_some_and(|version| !is_version(version)) {
             return Err(RecordError::InvalidAppVersion);
         }
-        let ip = string_field(wire.ip, Field::IP)?
+        let ip = string_field(ip, Field::IP)?
             .map(|text| text.parse::<IpAddr>().map(|ip| ip.to_canonical()))
             .transpose()
             .map_err(|_| RecordError::InvalidIp)?;
-        let device_id = string_field(wire.device_id, Field::DEVICE_ID)?;
+        let device_id = string_field(device_id, Field::DEVICE_ID)?;
         if device_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
             return Err(RecordError::Empty(Field::DEVICE_ID));
         }
 
-        Ok(LoginRecord { user_id, device_type, locale, app_version, ip, device_id })
+        Ok(LoginRecord { user_id, device_type, locale, app_version, ip, device_id, unknown_keys: wire.unknown_keys })
     }
 }
 
@@ -173,16 +367,16 @@ impl LoginRecord {
 fn parse_object(body: &str) -> Result<WireLogin, RecordError> {
     let starts_with_brace = body.trim_start().starts_with('{');
     if !starts_with_brace {
-        return match serde_json::from_str::<serde::de::IgnoredAny>(body) {
+        return match serde_json::from_str::<JsonValueChecked>(body) {
             Ok(_) => Err(RecordError::NotAnObject),
             Err(err) => Err(malformed(&err)),
         };
     }
-    serde_json::from_str::<WireLogin>(body).map_err(|err| match err.classify() {
-        // Within an object of optional raw values the only data error left is a repeated key.
-        serde_json::error::Category::Data => RecordError::DuplicateKey,
-        _ => malformed(&err),
-    })
+    let wire = serde_json::from_str::<WireLogin>(body).map_err(|err| malformed(&err))?;
+    if wire.repeated_key {
+        return Err(RecordError::DuplicateKey);
+    }
+    Ok(wire)
 }
 
 fn malformed(err: &serde_json::Error) -> RecordError {
@@ -251,15 +445,83 @@ mod tests {
                 locale: None,
                 app_version: None,
                 ip: None,
-                device_id: None
+                device_id: None,
+                unknown_keys: UnknownKeys::default(),
             }
         );
     }
 
     #[test]
-    fn unknown_keys_are_ignored() {
+    fn unknown_keys_are_loaded_past_and_named() {
         let record = LoginRecord::parse(r#"{"user_id":"u1","extra":{"nested":[1,2]},"n":5}"#).expect("valid");
         assert_eq!(record.user_id, "u1");
+        assert_eq!(record.unknown_keys.names(), ["extra", "n"]);
+        assert_eq!(record.unknown_keys.count(), 2);
+        assert!(LoginRecord::parse(GOOD).expect("valid").unknown_keys.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_are_kept_only_when_they_look_like_names() {
+        assert_eq!(loggable_key_name("os_version"), "os_version");
+        assert_eq!(loggable_key_name("_meta.v-2"), "_meta.v-2");
+        // What may be a value in the wrong place is never kept.
+        for key in ["199.172.111.135", "2001:db8::1", "a@b.example", "593-47-5928", "", "ключ", "a b", "x\ny"] {
+            assert_eq!(loggable_key_name(key), UNNAMED_KEY, "{key:?}");
+        }
+        let long = loggable_key_name(&"k".repeat(100));
+        assert_eq!(long.chars().count(), MAX_UNKNOWN_KEY_CHARS);
+        assert!(long.ends_with('…'));
+        assert_eq!(loggable_key_name(&"k".repeat(64)), "k".repeat(64));
+    }
+
+    #[test]
+    fn unknown_keys_are_bounded_and_counted() {
+        let mut body = serde_json::Map::new();
+        body.insert("user_id".into(), "u".into());
+        for i in 0..15 {
+            body.insert(format!("extra_{i:02}"), i.into());
+        }
+        body.insert("10.0.0.1".into(), 1.into());
+        let record = LoginRecord::parse(&Value::Object(body).to_string()).expect("valid");
+        assert_eq!(record.unknown_keys.count(), 16);
+        assert_eq!(record.unknown_keys.names().len(), MAX_UNKNOWN_KEY_NAMES);
+        assert!(record.unknown_keys.names_dropped());
+        let mut tally = UnknownKeys::default();
+        tally.merge(&record.unknown_keys);
+        tally.merge(&LoginRecord::parse(r#"{"user_id":"u","extra_00":1}"#).expect("valid").unknown_keys);
+        assert_eq!((tally.count(), tally.names().len(), tally.names_dropped()), (17, MAX_UNKNOWN_KEY_NAMES, true));
+        // A repeated unknown key is not read, so it is not refused (a known one is).
+        let record = LoginRecord::parse(r#"{"user_id":"u","x":1,"x":2}"#).expect("valid");
+        assert_eq!((record.unknown_keys.names(), record.unknown_keys.count()), (&["x".to_string()][..], 2));
+    }
+
+    #[test]
+    fn a_known_key_repeated_is_refused_even_when_null() {
+        for body in [r#"{"user_id":"u","locale":null,"locale":"RU"}"#, r#"{"user_id":"u","ip":"1.2.3.4","ip":null}"#] {
+            assert_eq!(LoginRecord::parse(body), Err(RecordError::DuplicateKey), "{body}");
+        }
+        // Not JSON wins over a repeat: the body is malformed whatever else it does.
+        assert!(matches!(
+            LoginRecord::parse(r#"{"user_id":"a","user_id":"b""#),
+            Err(RecordError::MalformedJson { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_values_must_be_json_as_known_ones_must() {
+        for value in ["1e400", "-1e400", r#""\ud800""#, r#"[1,{"a":1e999}]"#] {
+            for key in ["locale", "extra"] {
+                let body = format!(r#"{{"user_id":"u","{key}":{value}}}"#);
+                assert!(matches!(LoginRecord::parse(&body), Err(RecordError::MalformedJson { .. })), "{body}");
+            }
+            assert!(matches!(LoginRecord::parse(&format!("[{value}]")), Err(RecordError::MalformedJson { .. })));
+        }
+    }
+
+    #[test]
+    fn known_keys_are_the_fields() {
+        let fields = [Field::UserId, Field::DeviceType, Field::Locale, Field::AppVersion, Field::IP, Field::DEVICE_ID];
+        assert_eq!(fields.map(Field::name), KNOWN_KEYS);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub fn emf_document(
                     {"Name": "RecordsDuplicate", "Unit": "Count"},
                     {"Name": "RecordsFailed", "Unit": "Count"},
                     {"Name": "RecordsFailedRetryable", "Unit": "Count"},
+                    {"Name": "UnknownFieldRecords", "Unit": "Count"},
                     {"Name": "BatchDuration", "Unit": "Milliseconds"},
                 ],
             }],
@@ -46,6 +47,9 @@ pub fn emf_document(
         "RecordsDuplicate": outcome.duplicates,
         "RecordsFailed": outcome.failed.len(),
         "RecordsFailedRetryable": failed_retryable,
+        // Valid records that carried keys the function does not know: producers drifting
+        // ahead of the contract (docs/contract.md). Names go to the batch's log line only.
+        "UnknownFieldRecords": outcome.unknown_keys.records,
         "BatchDuration": duration.as_secs_f64() * 1000.0,
         "FailedByReason": outcome.failures_by_reason(),
     })
@@ -113,7 +117,7 @@ pub fn add_invocation_meta(document: &mut serde_json::Value, meta: &InvocationMe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{FailedMessage, FailureReason};
+    use crate::batch::{FailedMessage, FailureReason, UnknownKeyTally};
     use crate::message::RecordError;
 
     #[test]
@@ -126,6 +130,7 @@ mod tests {
                 FailedMessage { message_id: "a".into(), reason: FailureReason::Invalid(RecordError::InvalidIp) },
                 FailedMessage { message_id: "b".into(), reason: FailureReason::StoreFailed },
             ],
+            unknown_keys: UnknownKeyTally { records: 3, ..Default::default() },
         };
         let line = emf_line(&outcome, Duration::from_millis(12), 1_795_489_200_000, "login-etl");
         assert!(!line.contains('\n'), "one line");
@@ -142,6 +147,7 @@ mod tests {
         assert_eq!(doc["RecordsInserted"], 7);
         assert_eq!(doc["RecordsFailed"], 2);
         assert_eq!(doc["RecordsFailedRetryable"], 1);
+        assert_eq!(doc["UnknownFieldRecords"], 3);
         assert_eq!(doc["BatchDuration"], 12.0);
         assert_eq!(doc["FailedByReason"]["invalid_ip"], 1);
     }
@@ -158,19 +164,20 @@ mod tests {
                 failed("b", FailureReason::Invalid(RecordError::InvalidIp)),
                 failed("c", FailureReason::StoreFailed),
             ],
+            ..Default::default()
         };
         let docs = failure_reason_documents(&outcome, 5, "fn");
         assert_eq!(docs.len(), 2);
         let invalid_ip = docs.iter().find(|d| d["Reason"] == "invalid_ip").expect("invalid_ip");
         assert_eq!(invalid_ip["RecordsFailedByReason"], 2);
         assert_eq!(invalid_ip["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][1], "Reason");
-        let clean = BatchOutcome { received: 1, inserted: 1, duplicates: 0, failed: vec![] };
+        let clean = BatchOutcome { received: 1, inserted: 1, ..Default::default() };
         assert!(failure_reason_documents(&clean, 5, "fn").is_empty());
     }
 
     #[test]
     fn the_invocation_context_keeps_the_line_deliverable_and_traceable() {
-        let outcome = BatchOutcome { received: 1, inserted: 1, duplicates: 0, failed: vec![] };
+        let outcome = BatchOutcome { received: 1, inserted: 1, ..Default::default() };
         let mut doc = emf_document(&outcome, Duration::from_millis(1), 1, "login-etl");
         let meta =
             InvocationMeta { request_id: "r-1", xray_trace_id: Some("Root=1-2-3"), cold_start: true, level: "WARN" };

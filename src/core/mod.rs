@@ -1,6 +1,8 @@
 //! The pure core: values in, values out — no I/O, no clock, no environment.
 //!
 //! - [`message`]: one SQS body parsed and validated into a `LoginRecord`.
+//! - [`contract`]: the JSON Schema of the body that producers validate against, and a body's
+//!   verdict by the function's own rules.
 //! - [`mask`]: keyed HMAC-SHA256 of the personal fields.
 //! - [`vault`]: sealing originals to the vault's public key (and opening them for recovery).
 //! - [`batch`]: an event turned into rows for one statement plus named failures (FIFO rules,
@@ -9,6 +11,7 @@
 //! - [`sample`]: realistic (and deliberately broken) login messages from a seed.
 
 pub mod batch;
+pub mod contract;
 pub mod mask;
 pub mod message;
 pub mod metrics;

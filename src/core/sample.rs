@@ -23,6 +23,35 @@ pub struct SampleMessage {
     pub body: String,
     /// `None` for a valid message, else the failure code validation must report.
     pub expected_failure: Option<&'static str>,
+    /// The body also carries keys the function does not know ([`with_unknown_keys`]).
+    pub unknown_keys: bool,
+}
+
+/// The keys a producer one version ahead of the contract adds: what `send
+/// --unknown-key-ratio` puts in a share of the valid messages, and `make demo` shows counted.
+pub const DRIFT_KEYS: [&str; 2] = ["os_version", "schema_version"];
+
+/// Gives about `ratio` (0.0–1.0) of the valid `messages` the [`DRIFT_KEYS`] too, reproducibly
+/// per seed (a stream of its own, so `sample_messages` gives the same bodies with or without).
+/// Such a message is still valid: the function loads it and counts it as drift.
+pub fn with_unknown_keys(mut messages: Vec<SampleMessage>, ratio: f64, seed: u64) -> Vec<SampleMessage> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x005c_4e3a_d21f);
+    let ratio = ratio.clamp(0.0, 1.0);
+    for message in messages.iter_mut().filter(|m| m.expected_failure.is_none()) {
+        if !rng.random_bool(ratio) {
+            continue;
+        }
+        if let Ok(serde_json::Value::Object(mut login)) = serde_json::from_str(&message.body) {
+            login.insert(
+                DRIFT_KEYS[0].into(),
+                json!(format!("{}.{}", rng.random_range(12..18), rng.random_range(0..6))),
+            );
+            login.insert(DRIFT_KEYS[1].into(), json!(2));
+            message.body = serde_json::Value::Object(login).to_string();
+            message.unknown_keys = true;
+        }
+    }
+    messages
 }
 
 /// `count` messages of which about `bad_ratio` (0.0–1.0) are broken in one of the ways above.
@@ -33,9 +62,9 @@ pub fn sample_messages(count: usize, bad_ratio: f64, seed: u64) -> Vec<SampleMes
         .map(|_| {
             if rng.random_bool(bad_ratio) {
                 let (shape, code) = BROKEN[rng.random_range(0..BROKEN.len())];
-                SampleMessage { body: broken_body(&mut rng, shape), expected_failure: Some(code) }
+                SampleMessage { body: broken_body(&mut rng, shape), expected_failure: Some(code), unknown_keys: false }
             } else {
-                SampleMessage { body: good_login(&mut rng).to_string(), expected_failure: None }
+                SampleMessage { body: good_login(&mut rng).to_string(), expected_failure: None, unknown_keys: false }
             }
         })
         .collect()
@@ -110,6 +139,22 @@ mod tests {
         for message in messages {
             let verdict = LoginRecord::parse(&message.body).err().map(|err| err.code());
             assert_eq!(verdict.as_deref(), message.expected_failure, "{}", message.body);
+        }
+    }
+
+    #[test]
+    fn drifted_messages_stay_valid_and_carry_the_drift_keys() {
+        let plain = sample_messages(1_000, 0.1, 3);
+        let drifted = with_unknown_keys(plain.clone(), 0.1, 3);
+        let with_keys: Vec<_> = drifted.iter().filter(|m| m.unknown_keys).collect();
+        assert!((50..150).contains(&with_keys.len()), "{}", with_keys.len());
+        for message in &with_keys {
+            let record = LoginRecord::parse(&message.body).expect("still valid");
+            assert_eq!(record.unknown_keys.names(), DRIFT_KEYS);
+        }
+        // Only bodies given the keys changed.
+        for (before, after) in plain.iter().zip(&drifted) {
+            assert_eq!(before.body == after.body, !after.unknown_keys);
         }
     }
 

@@ -5,6 +5,7 @@
 
 mod cli;
 mod concurrency;
+mod contract;
 mod drain;
 mod handler;
 mod lifecycle;
