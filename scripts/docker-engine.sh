@@ -24,12 +24,19 @@ install() {
     exit 1
   fi
   echo "docker-engine.sh: installing Debian's docker.io, containerd and runc" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io containerd runc >/dev/null 2>&1 ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io containerd runc >/dev/null; }
+  mkdir -p "$root/.run" # apt.lock: one apt-get at a time across make test's background steps
+  DEBIAN_FRONTEND=noninteractive flock "$root/.run/apt.lock" apt-get -o DPkg::Lock::Timeout=600 install -y -qq docker.io containerd runc >/dev/null 2>&1 ||
+    { flock "$root/.run/apt.lock" apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive flock "$root/.run/apt.lock" apt-get -o DPkg::Lock::Timeout=600 install -y -qq docker.io containerd runc >/dev/null; }
 }
 
 ensure() {
   answers && return 0
+  # One start at a time: make test starts the engine in the background while it compiles, and
+  # test-sam-local's own `ensure` then waits for that one.
+  if [ -z "${LOGIN_ETL_DOCKER_LOCKED:-}" ]; then
+    mkdir -p "$run"
+    LOGIN_ETL_DOCKER_LOCKED=1 exec flock -o "$run/docker-engine.lock" "$root/scripts/docker-engine.sh" ensure
+  fi
   install
   mkdir -p "$run"
   echo "docker-engine.sh: starting dockerd without a bridge network (log: .run/dockerd.log)" >&2

@@ -27,8 +27,9 @@ install() {
     exit 1
   fi
   echo "pgbouncer.sh: installing Debian's pgbouncer" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null 2>&1 ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; }
+  mkdir -p "$root/.run" # apt.lock: one apt-get at a time across make test's background steps
+  DEBIAN_FRONTEND=noninteractive flock "$root/.run/apt.lock" apt-get -o DPkg::Lock::Timeout=600 install -y -qq pgbouncer >/dev/null 2>&1 ||
+    { flock "$root/.run/apt.lock" apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive flock "$root/.run/apt.lock" apt-get -o DPkg::Lock::Timeout=600 install -y -qq pgbouncer >/dev/null; }
 }
 
 start() {
