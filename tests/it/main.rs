@@ -13,4 +13,5 @@ mod outage;
 mod pii_logs;
 mod pooler;
 mod secrets;
+mod tls;
 mod vault;
