@@ -15,3 +15,4 @@ mod pooler;
 mod secrets;
 mod tls;
 mod vault;
+mod wiring;
