@@ -157,6 +157,34 @@ pub enum ConfigError {
     Invalid { variable: &'static str, problem: String },
 }
 
+/// Every environment variable [`Config::from_lookup`] reads, in the order it reads them. The
+/// reader refuses (in debug builds and tests, by panicking) to read a name missing here, and a
+/// unit test records what it reads with nothing set (when every name is read) against this list,
+/// so the list is the reader's own. `tests/it/wiring.rs` holds `template.yaml` and
+/// `docs/configuration.md` to it.
+pub const VARIABLES: [&str; 20] = [
+    "DATABASE_URL",
+    "DB_SECRET_ID",
+    "DB_IAM_AUTH",
+    "DB_SSL_MODE",
+    "DB_CA_BUNDLE",
+    "AWS_LAMBDA_MAX_CONCURRENCY",
+    "DB_MAX_CONNECTIONS",
+    "DB_ACQUIRE_TIMEOUT_MS",
+    "DB_STATEMENT_TIMEOUT_MS",
+    "DB_IDLE_TIMEOUT_MS",
+    "MASKING_MODE",
+    "MASKING_KEY",
+    "MASKING_KEY_SECRET_ID",
+    "VAULT_PUBLIC_KEY",
+    "RETRY_BACKOFF_BASE_SECONDS",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_ENDPOINT_URL",
+    "LOGIN_ETL_TASK",
+    "RETENTION_KEEP_MONTHS",
+];
+
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -166,7 +194,7 @@ impl Config {
     /// Reads configuration through `lookup`, which returns a variable's value if set.
     /// Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let get = |name: &str| read(&lookup, name);
         Ok(Config {
             database: database(&get)?,
             pool: pool(&get)?,
@@ -180,6 +208,16 @@ impl Config {
             aws: aws(&get)?,
             lifecycle: lifecycle(&get)?,
         })
+    }
+
+    /// What the Lambda bootstrap needs before it starts its task: the handler's needs for
+    /// `load`, a database for `maintenance`. `tests/it/wiring.rs` asks the same of each
+    /// function's environment in `template.yaml`.
+    pub fn require_task(&self) -> Result<(), ConfigError> {
+        match self.lifecycle.task {
+            Task::LoadLogins => self.require_handler(),
+            Task::Maintenance => self.database.source().map(|_| ()),
+        }
     }
 
     /// What the handler (the function, `drain`, `invoke`) needs: a database and, in `hmac`
@@ -273,6 +311,13 @@ fn lifecycle(get: &impl Fn(&str) -> Option<String>) -> Result<LifecycleConfig, C
     Ok(LifecycleConfig { task, retention_keep_months })
 }
 
+/// One variable through `lookup`; empty values count as unset. Only names in [`VARIABLES`]
+/// may be read, so that list stays what the code reads.
+fn read(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    debug_assert!(VARIABLES.contains(&name), "{name} is read by Config but missing from config::VARIABLES");
+    lookup(name).filter(|value| !value.trim().is_empty())
+}
+
 fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { variable, problem: problem.into() }
 }
@@ -318,6 +363,29 @@ mod tests {
             let months = config(&[url, ("RETENTION_KEEP_MONTHS", bad)]).expect_err("bad months");
             assert!(months.to_string().contains("RETENTION_KEEP_MONTHS"), "{months}");
         }
+    }
+
+    /// With nothing set every variable is read (no read depends on another's value), so the
+    /// names recorded here are exactly what the reader reads; the reader's own assertion
+    /// refuses a name missing from the list.
+    #[test]
+    fn variables_lists_exactly_what_the_reader_reads() {
+        let read = std::cell::RefCell::new(Vec::new());
+        super::Config::from_lookup(|name| {
+            read.borrow_mut().push(name.to_owned());
+            None
+        })
+        .expect("nothing set is a valid configuration");
+        let read = read.into_inner();
+        let listed: Vec<String> = VARIABLES.iter().map(|name| name.to_string()).collect();
+        assert_eq!(read, listed, "config::VARIABLES must list what Config::from_lookup reads, in order");
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "NOT_A_CONFIG_VARIABLE is read by Config but missing from config::VARIABLES")]
+    fn reading_an_unlisted_variable_is_refused() {
+        let _ = read(&|_| Some("set".to_owned()), "NOT_A_CONFIG_VARIABLE");
     }
 
     const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";

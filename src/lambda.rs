@@ -220,6 +220,16 @@ pub fn parse_event(json: &str) -> Result<SqsEvent, EventError> {
     serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json)).map_err(EventError)
 }
 
+/// The variables the Lambda runtime client reads (and panics without): Lambda sets them all.
+/// The bootstrap checks them before starting the runtime, and `tests/it/wiring.rs` checks
+/// each is one Lambda sets and `docs/configuration.md` lists.
+pub const RUNTIME_ENV: [&str; 4] = [
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+];
+
 /// `AWS_LAMBDA_MAX_CONCURRENCY` as `lambda_runtime` reads it: the number of invocations the
 /// runtime runs at once (1 when unset or not a positive number).
 pub fn max_concurrency_from_env() -> u32 {

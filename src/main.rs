@@ -31,14 +31,6 @@ Options:
   -h, --help     Print this help
   -V, --version  Print the version";
 
-/// The variables the Lambda runtime client reads (and panics without): Lambda sets them all.
-const RUNTIME_ENV: [&str; 4] = [
-    "AWS_LAMBDA_RUNTIME_API",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-];
-
 /// `--help` and `--version` print and exit 0; any other argument is refused (exit 2).
 fn answer_arguments() -> Option<ExitCode> {
     let argument = std::env::args_os().nth(1)?;
@@ -53,10 +45,10 @@ fn answer_arguments() -> Option<ExitCode> {
     Some(ExitCode::SUCCESS)
 }
 
-/// Which of [`RUNTIME_ENV`] are missing (or, for the memory size, not a number): outside
+/// Which of [`lambda::RUNTIME_ENV`] are missing (or, for the memory size, not a number): outside
 /// Lambda the runtime client would panic on the first of them.
 fn missing_runtime_env() -> Vec<&'static str> {
-    RUNTIME_ENV
+    lambda::RUNTIME_ENV
         .into_iter()
         .filter(|name| match std::env::var(name) {
             Ok(value) if *name == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => value.trim().parse::<i32>().is_err(),
@@ -91,9 +83,7 @@ fn main() -> ExitCode {
             Err(err) => return init_failed(None, "Runtime.ConfigError", &err.to_string()).await,
         };
         // Configuration errors first: they are reported to the Runtime API when there is one.
-        if config.lifecycle.task != Task::Maintenance
-            && let Err(err) = config.require_handler()
-        {
+        if let Err(err) = config.require_task() {
             return init_failed(config.aws.runtime_api.as_deref(), "Runtime.ConfigError", &err.to_string()).await;
         }
         let missing = missing_runtime_env();

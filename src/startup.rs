@@ -97,6 +97,14 @@ fn masker_for(mode: MaskingMode, key: Option<MaskingKey>) -> Masker {
 /// the server, with a password (not through a transaction-mode pooler; see README). The pool
 /// follows `DB_MAX_CONNECTIONS`, with at least the 2 connections these commands always had.
 pub async fn connect_store(config: &Config) -> Result<Store, StartupError> {
+    let options = operator_connect_options(config).await?;
+    Ok(Store::connect_lazy(options, config.pool.max_connections.max(2)))
+}
+
+/// The connection options of the operator commands' sessions: the configured database with
+/// `DB_SSL_MODE` and `DB_CA_BUNDLE` applied. Everything those commands open goes through
+/// these, `migrate`'s check for the database included.
+pub async fn operator_connect_options(config: &Config) -> Result<sqlx::postgres::PgConnectOptions, StartupError> {
     let connection = &config.database.connection;
     if connection.iam_auth {
         // sqlx takes one password per pool; an IAM token lasts 15 minutes. Refused rather than
@@ -114,7 +122,7 @@ pub async fn connect_store(config: &Config) -> Result<Store, StartupError> {
         // Used when the URL's sslmode verifies (RDS: Amazon's RDS CA bundle).
         options = options.ssl_root_cert(ca_bundle);
     }
-    Ok(Store::connect_lazy(options, config.pool.max_connections.max(2)))
+    Ok(options)
 }
 
 async fn database_target(database: &DatabaseSource, secrets: &OnceCell<SecretStore>) -> Result<DbTarget, StartupError> {

@@ -46,6 +46,12 @@ pub struct LogSettings {
 }
 
 impl LogSettings {
+    /// Every environment variable [`LogSettings::from_lookup`] reads; it refuses (in debug
+    /// builds and tests) any other, and a unit test records that with nothing set it reads
+    /// exactly these. `tests/it/wiring.rs` holds `template.yaml` and `docs/configuration.md`
+    /// to them, with [`crate::config::VARIABLES`].
+    pub const VARIABLES: [&'static str; 3] = ["AWS_LAMBDA_LOG_LEVEL", "RUST_LOG", "AWS_LAMBDA_LOG_FORMAT"];
+
     /// Reads `AWS_LAMBDA_LOG_LEVEL`, `AWS_LAMBDA_LOG_FORMAT` and `RUST_LOG`.
     pub fn from_env() -> LogSettings {
         LogSettings::from_lookup(|name| std::env::var(name).ok())
@@ -54,7 +60,10 @@ impl LogSettings {
     /// As [`LogSettings::from_env`], through `lookup`. Blank values count as unset; an
     /// unknown Lambda level falls back to INFO, as Lambda itself does.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> LogSettings {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            debug_assert!(Self::VARIABLES.contains(&name), "{name} is missing from LogSettings::VARIABLES");
+            lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        };
         let lambda_level = get("AWS_LAMBDA_LOG_LEVEL").map(|level| level.to_ascii_uppercase());
         let (filter, metrics_level) = match lambda_level.as_deref() {
             Some("TRACE") => ("trace".to_owned(), "INFO"),
@@ -256,6 +265,18 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
+
+    /// With nothing set every name is read (RUST_LOG only when no Lambda level is set), so the
+    /// recorded names are the list.
+    #[test]
+    fn variables_lists_exactly_what_the_log_settings_read() {
+        let read = std::cell::RefCell::new(Vec::new());
+        LogSettings::from_lookup(|name| {
+            read.borrow_mut().push(name.to_owned());
+            None
+        });
+        assert_eq!(read.into_inner(), LogSettings::VARIABLES.map(String::from).to_vec());
+    }
 
     /// A writer that keeps what was logged.
     #[derive(Clone, Default)]

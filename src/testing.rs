@@ -319,6 +319,84 @@ impl SwitchableProxy {
 pub struct TestCluster {
     pub port: u16,
     dir: std::path::PathBuf,
+    /// Served with TLS only ([`TestCluster::start_with_tls`]).
+    tls: bool,
+}
+
+/// A private certificate authority made with the openssl CLI, and a server certificate it
+/// signed for `127.0.0.1` and `localhost`: what `verify-full` against a server whose CA is in no
+/// built-in root store (RDS's) looks like.
+pub struct TestCa {
+    dir: std::path::PathBuf,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let dir = std::env::temp_dir().join(unique_name("test-ca"));
+        std::fs::create_dir_all(&dir).expect("CA dir");
+        let openssl = |args: &[&str]| {
+            let output = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap_or_else(|err| panic!("openssl {}: {err}", args[0]));
+            assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        openssl(
+            &[
+                &["req", "-x509", "-days", "2", "-subj", "/CN=login-etl test CA"][..],
+                &ec,
+                &["-keyout", "ca.key", "-out", "ca.crt"],
+                &["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[&["req", "-subj", "/CN=127.0.0.1"][..], &ec, &["-keyout", "server.key", "-out", "server.csr"]].concat(),
+        );
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("extensions");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ]);
+        TestCa { dir }
+    }
+
+    /// The CA's certificate (PEM): what `DB_CA_BUNDLE` names.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.join("ca.crt")
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> TestCa {
+        TestCa::new()
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl TestCluster {
@@ -342,7 +420,7 @@ impl TestCluster {
         assert!(output.status.success(), "{what}: {}", String::from_utf8_lossy(&output.stderr));
     }
 
-    pub fn start() -> TestCluster {
+    fn init() -> TestCluster {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let dir = std::env::temp_dir().join(unique_name("pg-cluster"));
         std::fs::create_dir_all(&dir).expect("cluster dir");
@@ -350,7 +428,32 @@ impl TestCluster {
         let mut initdb = Self::tool("initdb");
         initdb.args(["--auth=trust", "--username=postgres", "--no-sync", "-D"]).arg(dir.join("data"));
         Self::run(initdb, "initdb");
-        let cluster = TestCluster { port, dir };
+        TestCluster { port, dir, tls: false }
+    }
+
+    pub fn start() -> TestCluster {
+        let cluster = Self::init();
+        cluster.start_server();
+        cluster
+    }
+
+    /// A cluster that serves `ca`'s server certificate and refuses every connection without
+    /// TLS (`hostssl` only), so a test that connects has connected over TLS.
+    pub fn start_with_tls(ca: &TestCa) -> TestCluster {
+        let mut cluster = Self::init();
+        let data = cluster.dir.join("data");
+        for file in ["server.crt", "server.key"] {
+            std::fs::copy(ca.dir.join(file), data.join(file)).expect("server certificate");
+        }
+        std::fs::write(data.join("pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
+            .expect("pg_hba.conf");
+        // PostgreSQL refuses a key others may read; the server runs as postgres.
+        let _ = std::process::Command::new("chown")
+            .args(["postgres:postgres", "server.crt", "server.key", "pg_hba.conf"])
+            .current_dir(&data)
+            .status();
+        let _ = std::process::Command::new("chmod").args(["600", "server.key"]).current_dir(&data).status();
+        cluster.tls = true;
         cluster.start_server();
         cluster
     }
@@ -363,7 +466,12 @@ impl TestCluster {
             .arg("-D")
             .arg(self.dir.join("data"))
             .arg("-o")
-            .arg(format!("-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off", self.port, self.dir.display()));
+            .arg(format!(
+                "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off{}",
+                self.port,
+                self.dir.display(),
+                if self.tls { " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key" } else { "" }
+            ));
         Self::run(pg_ctl, "pg_ctl start");
     }
 

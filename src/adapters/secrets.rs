@@ -162,8 +162,10 @@ struct RdsSecret {
 }
 
 /// Parses `{"username","password","host","port","dbname"}`; `port` may be a number or a
-/// string and defaults to 5432, `dbname` defaults to `postgres`. The problem text never
-/// quotes the secret.
+/// string and defaults to 5432. `dbname` is required: RDS's own master-user secret has only
+/// `username` and `password`, and defaulting to `postgres` would load into (or migrate, or
+/// drop partitions of) the wrong database without a word. The problem text never quotes the
+/// secret.
 pub fn parse_database_secret(text: &str) -> Result<DbTarget, String> {
     let secret: RdsSecret =
         serde_json::from_str(text).map_err(|_| "not a JSON object in the RDS secret format".to_string())?;
@@ -181,7 +183,7 @@ pub fn parse_database_secret(text: &str) -> Result<DbTarget, String> {
         Some(serde_json::Value::String(s)) => s.parse::<u16>().map_err(|_| "`port` is not a port number")?,
         Some(_) => return Err("`port` must be a number".into()),
     };
-    let dbname = secret.dbname.filter(|d| !d.is_empty()).unwrap_or_else(|| "postgres".into());
+    let dbname = required(secret.dbname, "dbname")?;
     // TLS when offered, as libpq does; DB_SSL_MODE tightens it.
     Ok(DbTarget { host, port, user: username, password: Some(password), dbname, ssl_mode: SslMode::Prefer })
 }
@@ -214,13 +216,25 @@ mod tests {
     }
 
     #[test]
-    fn port_may_be_a_string_and_defaults_apply() {
-        let target =
-            parse_database_secret(r#"{"username":"u","password":"p","host":"h","port":"5433"}"#).expect("valid");
+    fn port_may_be_a_string_and_defaults_to_5432() {
+        let target = parse_database_secret(r#"{"username":"u","password":"p","host":"h","port":"5433","dbname":"d"}"#)
+            .expect("valid");
         assert_eq!(target.port, 5433);
-        assert_eq!(target.dbname, "postgres");
-        let target = parse_database_secret(r#"{"username":"u","password":"p","host":"h"}"#).expect("valid");
+        let target =
+            parse_database_secret(r#"{"username":"u","password":"p","host":"h","dbname":"d"}"#).expect("valid");
         assert_eq!(target.port, 5432);
+    }
+
+    /// RDS's managed master-user secret holds only `username` and `password`; without a
+    /// `dbname` the function (or the maintenance task) would connect to `postgres`.
+    #[test]
+    fn a_secret_without_dbname_is_refused_by_name() {
+        for text in [
+            r#"{"username":"u","password":"hunter2","host":"h","port":5432}"#,
+            r#"{"username":"u","password":"hunter2","host":"h","port":5432,"dbname":""}"#,
+        ] {
+            assert_eq!(parse_database_secret(text).err().as_deref(), Some("`dbname` is missing"), "{text}");
+        }
     }
 
     #[test]

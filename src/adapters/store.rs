@@ -54,6 +54,36 @@ impl Store {
         Ok(())
     }
 
+    /// Creates the database `options` name unless it exists; returns whether it did. It
+    /// connects with `options` as they are (the TLS mode and `DB_CA_BUNDLE`'s roots included):
+    /// first to that database, and only when the server says it does not exist (SQLSTATE
+    /// 3D000), to the server's `postgres` database to create it. (sqlx's `database_exists` on
+    /// the raw URL trusted only its built-in roots, so `migrate` under `verify-full` failed
+    /// against RDS before `DB_CA_BUNDLE` was ever applied.)
+    pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<bool, StoreError> {
+        use sqlx::{ConnectOptions, Connection};
+        let missing = match options.connect().await {
+            Ok(connection) => {
+                let _ = connection.close().await;
+                return Ok(false);
+            }
+            Err(err) if sqlstate(&err).as_deref() == Some("3D000") => err,
+            Err(err) => return Err(StoreError::Connect(err)),
+        };
+        let name = options.get_database().ok_or(StoreError::Connect(missing))?;
+        let mut server = options.clone().database("postgres").connect().await.map_err(StoreError::Connect)?;
+        // An identifier cannot be a bind parameter: quoted, with its quotes doubled.
+        let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        let created = match sqlx::raw_sql(&create).execute(&mut server).await {
+            Ok(_) => true,
+            // Another migrate created it meanwhile (duplicate_database).
+            Err(err) if sqlstate(&err).as_deref() == Some("42P04") => false,
+            Err(err) => return Err(StoreError::Query(err)),
+        };
+        let _ = server.close().await;
+        Ok(created)
+    }
+
     /// Applies `migrations/` (embedded at build time), then gives the current month and the
     /// [`DEFAULT_MONTHS_AHEAD`](crate::lifecycle::DEFAULT_MONTHS_AHEAD) after it their
     /// partitions, so a deployment that only ever runs `migrate` still has next month's
@@ -65,6 +95,10 @@ impl Store {
         crate::lifecycle::maintain_partitions(self, today, crate::lifecycle::DEFAULT_MONTHS_AHEAD).await?;
         Ok(())
     }
+}
+
+fn sqlstate(err: &sqlx::Error) -> Option<String> {
+    err.as_database_error().and_then(|db| db.code()).map(|code| code.into_owned())
 }
 
 /// A loaded row as operators see it: masked values only.

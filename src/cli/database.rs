@@ -2,21 +2,18 @@
 
 use std::io::Write;
 
-use anyhow::Context;
-use sqlx::migrate::MigrateDatabase;
-
 use super::ReportArgs;
 use crate::config::{Config, DatabaseSource};
 use crate::startup;
 use crate::store::Store;
 
 /// Applies `migrations/` to the configured database; with `DATABASE_URL` the database is
-/// created first if it does not exist.
+/// created first if it does not exist, over a connection secured as the migration's own
+/// (`sslmode`, `DB_SSL_MODE`, `DB_CA_BUNDLE`).
 pub async fn migrate(config: &Config, notes: &mut impl Write) -> anyhow::Result<()> {
-    if let DatabaseSource::Url(url) = config.database.source()?
-        && !sqlx::Postgres::database_exists(url).await.context("checking whether the database exists")?
+    if let DatabaseSource::Url(_) = config.database.source()?
+        && Store::create_database_if_missing(&startup::operator_connect_options(config).await?).await?
     {
-        sqlx::Postgres::create_database(url).await.context("creating the database")?;
         writeln!(notes, "created the database")?;
     }
     let store = startup::connect_store(config).await?;

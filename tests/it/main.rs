@@ -14,4 +14,6 @@ mod outage;
 mod pii_logs;
 mod pooler;
 mod secrets;
+mod tls;
 mod vault;
+mod wiring;
