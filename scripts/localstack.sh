@@ -4,7 +4,8 @@
 #   start   install .venv/localstack from tools/requirements-localstack.txt when missing or
 #           changed, start LocalStack in the background (pid .run/localstack.pid, log
 #           .run/localstack.log) and wait until SQS, Secrets Manager and KMS answer. Does
-#           nothing if LocalStack already answers on the port.
+#           nothing if LocalStack already answers on the port. It also serves what make e2e
+#           deploys template.yaml into (CloudFormation, Lambda in Docker, ...: localstack_services).
 #   stop    stop the LocalStack this script started (nothing else).
 #   status  print the health document; exit 1 when down.
 # LOCALSTACK_PORT (default 4566) picks the port.
@@ -17,6 +18,8 @@ run=$root/.run
 pidfile=$run/localstack.pid
 log=$run/localstack.log
 health=http://127.0.0.1:$port/_localstack/health
+# What the tests use (sqs, secretsmanager, kms), and what make e2e deploys template.yaml with.
+localstack_services=sqs,secretsmanager,kms,cloudformation,lambda,iam,sts,logs,cloudwatch,events,scheduler,ssm,s3
 
 healthy() {
   curl -sf --max-time 2 "$health" 2>/dev/null | grep -q '"sqs": "\(available\|running\)"'
@@ -69,11 +72,23 @@ start() {
   install
   mkdir -p "$run/localstack-data"
   echo "localstack.sh: starting LocalStack on 127.0.0.1:$port (log: .run/localstack.log)"
+  local arch
+  case $(uname -m) in aarch64 | arm64) arch=arm64 ;; *) arch=x86_64 ;; esac
   (
     cd "$run"
-    GATEWAY_LISTEN=127.0.0.1:$port LOCALSTACK_HOST=127.0.0.1:$port SQS_ENDPOINT_STRATEGY=path \
-      SERVICES=sqs,secretsmanager,kms FILESYSTEM_ROOT=$run/localstack-data TMPDIR=$run/localstack-data \
-      setsid nohup "$venv/bin/python" -m localstack.runtime.main >"$log" 2>&1 </dev/null &
+    # The Lambda settings are for make e2e (scripts/e2e.sh): functions run in Docker containers
+    # in the host's network (the only one a loopback-only machine has), reaching LocalStack on
+    # 127.0.0.1, on AWS's provided.al2023 image for this host's architecture; no DNS server
+    # (it would take port 53); OVERRIDE_IN_DOCKER=0 because /.dockerenv may exist while
+    # LocalStack runs on the host. Services load on first use, so the extra ones cost `up` nothing.
+    export GATEWAY_LISTEN=127.0.0.1:$port LOCALSTACK_HOST=127.0.0.1:$port SQS_ENDPOINT_STRATEGY=path \
+      SERVICES=$localstack_services FILESYSTEM_ROOT=$run/localstack-data TMPDIR=$run/localstack-data \
+      OVERRIDE_IN_DOCKER=0 DNS_ADDRESS=0 LAMBDA_DOCKER_NETWORK=host HOSTNAME_FROM_LAMBDA=127.0.0.1 \
+      LAMBDA_RUNTIME_IMAGE_MAPPING="{\"provided.al2023\": \"public.ecr.aws/lambda/provided:al2023-$arch\"}" \
+      MAIN_CONTAINER_NAME=e2e-login-etl-localstack-$port LOGIN_ETL_LAMBDA_INIT=$run/lambda-init
+    # stand-ins/localstack-lambda-docker.py is LocalStack's own main, with stand-ins for what its
+    # Lambda service downloads, each used only when the download fails (stand-ins/README.md).
+    setsid nohup "$venv/bin/python" "$root/stand-ins/localstack-lambda-docker.py" >"$log" 2>&1 </dev/null &
     echo $! >"$pidfile"
   )
   for _ in $(seq 1 120); do
