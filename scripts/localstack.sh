@@ -80,12 +80,15 @@ start() {
     # in the host's network (the only one a loopback-only machine has), reaching LocalStack on
     # 127.0.0.1, on AWS's provided.al2023 image for this host's architecture; no DNS server
     # (it would take port 53); OVERRIDE_IN_DOCKER=0 because /.dockerenv may exist while
-    # LocalStack runs on the host. Services load on first use, so the extra ones cost `up` nothing.
+    # LocalStack runs on the host. Its SQS pollers wait 1 s after every batch and up to 10 s
+    # after an empty receive by default (Lambda's poll continuously): 0.1 s and 1 s instead.
+    # Services load on first use, so the extra ones cost `up` nothing.
     export GATEWAY_LISTEN=127.0.0.1:$port LOCALSTACK_HOST=127.0.0.1:$port SQS_ENDPOINT_STRATEGY=path \
       SERVICES=$localstack_services FILESYSTEM_ROOT=$run/localstack-data TMPDIR=$run/localstack-data \
       OVERRIDE_IN_DOCKER=0 DNS_ADDRESS=0 LAMBDA_DOCKER_NETWORK=host HOSTNAME_FROM_LAMBDA=127.0.0.1 \
       LAMBDA_RUNTIME_IMAGE_MAPPING="{\"provided.al2023\": \"public.ecr.aws/lambda/provided:al2023-$arch\"}" \
-      MAIN_CONTAINER_NAME=e2e-login-etl-localstack-$port LOGIN_ETL_LAMBDA_INIT=$run/lambda-init
+      MAIN_CONTAINER_NAME=e2e-login-etl-localstack-$port LOGIN_ETL_LAMBDA_INIT=$run/lambda-init \
+      LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC=0.1 LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC=1
     # stand-ins/localstack-lambda-docker.py is LocalStack's own main, with stand-ins for what its
     # Lambda service downloads, each used only when the download fails (stand-ins/README.md).
     setsid nohup "$venv/bin/python" "$root/stand-ins/localstack-lambda-docker.py" >"$log" 2>&1 </dev/null &

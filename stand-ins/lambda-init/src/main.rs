@@ -12,7 +12,7 @@
 //! What it does, and nothing else: the two halves of that init that a `provided.al2023`
 //! function needs.
 //! - Towards LocalStack, LocalStack's private protocol (`executor_endpoint.py` in
-//!   `localstack-core` 2026.3.0, which `scripts/e2e.sh` checks is the version installed): it
+//!   localstack-core 2026.3.0, which `scripts/e2e.sh` checks is the version installed): it
 //!   serves `POST /invoke` (`invoke-id`, `invoked-function-arn`, `payload`, `trace-id`) on
 //!   `LOGIN_ETL_INIT_PORT` (default 9563, LocalStack's port; the shim gives each container its
 //!   own, as all of them share the host's network), and posts to `LOCALSTACK_RUNTIME_ENDPOINT`
