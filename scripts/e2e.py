@@ -277,10 +277,13 @@ def check_alarms(stack, function, emitted):
     check(bool(own), f"{len(alarms)} alarms, {len(own)} on the function's own metrics")
     for alarm in own:
         check(alarm["MetricName"] in emitted, f"alarm on LoginEtl/{alarm['MetricName']}: a metric the function emitted")
+    queues = {stack["outputs"][key].rsplit("/", 1)[-1] for key in ("QueueUrl", "DeadLetterQueueUrl")}
     for alarm in alarms:
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
         if alarm["Namespace"] in ("LoginEtl", "AWS/Lambda"):
-            dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
             check(dimensions.get("FunctionName") == function, f"alarm {alarm['Namespace']}/{alarm['MetricName']} names the stack's function")
+        elif alarm["Namespace"] == "AWS/SQS":
+            check(dimensions.get("QueueName") in queues, f"alarm AWS/SQS/{alarm['MetricName']} names one of the stack's queues ({dimensions.get('QueueName')})")
 
 
 def check_mode(mode, stack, parameters):

@@ -71,11 +71,19 @@ server=${base%/*}
 hostport=${server#*@}
 psql -q "$server/postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)"
 DATABASE_URL=$server/$database "$cli" migrate >/dev/null
+# The function reaches PostgreSQL where its container runs: the host's network (host mode,
+# scripts/localstack.sh), or docker compose's network, where it is `postgres` on 5432.
+db_host=
+if command -v docker >/dev/null && [ -n "$(docker compose ps -q localstack 2>/dev/null)" ]; then
+  db_host=postgres
+  echo "e2e: docker compose's LocalStack; the function reaches PostgreSQL as postgres:5432"
+fi
 secret=$(python3 -c '
 import json, sys, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
+host, port = (sys.argv[3], 5432) if sys.argv[3] else (u.hostname, u.port or 5432)
 print(json.dumps({"engine": "postgres", "username": u.username or "postgres", "password": u.password or "",
-                  "host": u.hostname, "port": u.port or 5432, "dbname": sys.argv[2]}))' "$server/$database" "$database")
+                  "host": host, "port": port, "dbname": sys.argv[2]}))' "$server/$database" "$database" "$db_host")
 secret_name=${E2E_STACK_PREFIX:-e2e}/login-etl/db
 export AWS_ENDPOINT_URL=$endpoint AWS_REGION=${AWS_REGION:-us-east-1} AWS_DEFAULT_REGION=${AWS_REGION:-us-east-1}
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
