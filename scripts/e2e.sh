@@ -87,7 +87,8 @@ print(json.dumps({"engine": "postgres", "username": u.username or "postgres", "p
 secret_name=${E2E_STACK_PREFIX:-e2e}/login-etl/db
 export AWS_ENDPOINT_URL=$endpoint AWS_REGION=${AWS_REGION:-us-east-1} AWS_DEFAULT_REGION=${AWS_REGION:-us-east-1}
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
-python=$root/.venv/localstack/bin/python # boto3 and PyYAML, beside LocalStack
+scripts/tools.sh install # the pinned SAM CLI's venv: boto3 and PyYAML, in host and docker mode
+python=$(scripts/tools.sh path)/python
 E2E_DB_SECRET_ARN=$("$python" - "$secret_name" "$secret" <<'PY'
 import sys, boto3
 sm = boto3.client("secretsmanager")
