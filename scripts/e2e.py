@@ -114,10 +114,11 @@ def condition_value(node, template, parameters):
             values = evaluate(argument[1])
             return argument[0].join(values if isinstance(values, list) else [values])
         if key == "Ref":
-            value = parameters[argument]
-            kind = template["Parameters"][argument]["Type"]
-            return [v for v in value.split(",")] if kind == "CommaDelimitedList" and value else ([] if kind == "CommaDelimitedList" else str(value))
-    return str(node) if not isinstance(node, (list, dict)) else node
+            value = str(parameters[argument])
+            if template["Parameters"][argument]["Type"] == "CommaDelimitedList":
+                return value.split(",") if value else []
+            return value
+    return node if isinstance(node, (list, dict)) else str(node)
 
 
 def resolve_ifs(node, decided):
