@@ -10,7 +10,7 @@ does), and LocalStack's own SQS event source mapping driving the function in con
    then refuses the function with both branches of ComputeMode ("Cannot specify
    'CapacityProviderConfig' and 'VpcConfig' together"). The Transform stays, so LocalStack
    runs both transforms itself; the function's code is the bootstrap, zipped, in LocalStack's S3.
-2. Three stacks at once: the default one, and one per scaling mode LocalStack can create
+2. Three stacks (change sets made one at a time, executed at once): the default one, and one per scaling mode LocalStack can create
    (provisioned pollers, retention's schedule). RDS Proxy and Managed Instances it cannot
    (docs/development.md, "make e2e", has the errors).
 3. Each stack's resources as created (describe calls), against the parameters it was given.
@@ -154,8 +154,9 @@ def stack_template(parameters, code_uri):
 # --- deploy -------------------------------------------------------------------------------
 
 
-def deploy(name, parameters, code_uri):
-    """What `aws cloudformation deploy` does: a change set, executed, waited for."""
+def create_change_set(name, parameters, code_uri):
+    """`aws cloudformation deploy`'s first half: a change set, waited for. One at a time:
+    LocalStack's transforms run while it is created."""
     cloudformation = client("cloudformation")
     started = time.monotonic()
     cloudformation.create_change_set(
@@ -166,11 +167,32 @@ def deploy(name, parameters, code_uri):
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
     )
-    cloudformation.get_waiter("change_set_create_complete").wait(
-        StackName=name, ChangeSetName=f"{name}-change-set", WaiterConfig={"Delay": 1}
-    )
+    try:
+        cloudformation.get_waiter("change_set_create_complete").wait(
+            StackName=name, ChangeSetName=f"{name}-change-set", WaiterConfig={"Delay": 1}
+        )
+    except Exception as err:
+        # The waiter says only FAILED; the change set says why.
+        change_set = cloudformation.describe_change_set(StackName=name, ChangeSetName=f"{name}-change-set")
+        raise RuntimeError(f"change set {change_set.get('Status')}: {change_set.get('StatusReason', err)}") from err
+    return time.monotonic() - started
+
+
+def execute(name, change_set_seconds):
+    """Its second half: the change set executed, the stack waited for."""
+    cloudformation = client("cloudformation")
+    started = time.monotonic() - change_set_seconds
     cloudformation.execute_change_set(StackName=name, ChangeSetName=f"{name}-change-set")
-    cloudformation.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
+    try:
+        cloudformation.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig={"Delay": 1})
+    except Exception as err:
+        events = cloudformation.describe_stack_events(StackName=name)["StackEvents"]
+        reasons = sorted({
+            f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason') or '(no reason given)'}"
+            for e in events
+            if e["ResourceStatus"] == "CREATE_FAILED" and e["LogicalResourceId"] != name
+        })
+        raise RuntimeError(f"{err}; {'; '.join(reasons)}") from err
     stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
     resources = cloudformation.describe_stack_resources(StackName=name)["StackResources"]
     failed = [
@@ -432,13 +454,20 @@ def main():
     print("   LocalStack's LanguageExtensions resolves only Fn::ForEach, Fn::Length and Fn::ToJsonString)")
     code_uri = upload_code(bootstrap)
     stacks = {}
+    change_sets = {}
+    for mode, extra in MODES.items():
+        parameters = {**RUN_PARAMETERS, "DbSecretArn": db_secret, **extra}
+        if mode == "retention":
+            parameters["MaintenanceDbSecretArn"] = db_secret
+        try:
+            change_sets[mode] = (parameters, create_change_set(f"{PREFIX}-{RUN}-{mode}", parameters, code_uri))
+        except Exception as err:
+            check(False, f"stack {PREFIX}-{RUN}-{mode}: {err}")
     with concurrent.futures.ThreadPoolExecutor(len(MODES)) as pool:
-        futures = {}
-        for mode, extra in MODES.items():
-            parameters = {**RUN_PARAMETERS, "DbSecretArn": db_secret, **extra}
-            if mode == "retention":
-                parameters["MaintenanceDbSecretArn"] = db_secret
-            futures[mode] = (parameters, pool.submit(deploy, f"{PREFIX}-{RUN}-{mode}", parameters, code_uri))
+        futures = {
+            mode: (parameters, pool.submit(execute, f"{PREFIX}-{RUN}-{mode}", seconds))
+            for mode, (parameters, seconds) in change_sets.items()
+        }
         for mode, (parameters, future) in futures.items():
             try:
                 stacks[mode] = (parameters, future.result())

@@ -42,6 +42,12 @@ for service in cloudformation lambda iam logs cloudwatch scheduler s3; do
 done
 
 scripts/docker-engine.sh ensure
+# LocalStack's Lambda looks for a Docker engine once; one this project started before the
+# engine answered (make up on a machine without one) is restarted now that one does.
+if [ -f .run/localstack.pid ] && [ "$endpoint" = "http://127.0.0.1:${LOCALSTACK_PORT:-4566}" ] && ! scripts/localstack.sh docker; then
+  echo "e2e.sh: the LocalStack make up started found no Docker engine; restarting it"
+  scripts/localstack.sh restart
+fi
 cargo build --quiet --bin login-etl --bin login-etl-cli
 bootstrap=${E2E_BOOTSTRAP:-target/debug/login-etl}
 cli=${CARGO_TARGET_DIR:-target}/debug/login-etl-cli

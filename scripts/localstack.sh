@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # LocalStack in host mode, for machines without a Docker engine (ours, and CI).
-# Usage: scripts/localstack.sh start|stop|status
+# Usage: scripts/localstack.sh start|stop|restart|status|docker
 #   start   install .venv/localstack from tools/requirements-localstack.txt when missing or
 #           changed, start LocalStack in the background (pid .run/localstack.pid, log
 #           .run/localstack.log) and wait until SQS, Secrets Manager and KMS answer. Does
 #           nothing if LocalStack already answers on the port. It also serves what make e2e
 #           deploys template.yaml into (CloudFormation, Lambda in Docker, ...: localstack_services).
 #   stop    stop the LocalStack this script started (nothing else).
+#   restart stop, then start.
+#   docker  exit 0 when the LocalStack this script started found a Docker engine when it
+#           started: its Lambda service looks for one once and keeps the answer
+#           (.run/localstack.docker), so make e2e restarts one that found none.
 #   status  print the health document; exit 1 when down.
 # LOCALSTACK_PORT (default 4566) picks the port.
 set -euo pipefail
@@ -72,6 +76,12 @@ start() {
   install
   mkdir -p "$run/localstack-data"
   echo "localstack.sh: starting LocalStack on 127.0.0.1:$port (log: .run/localstack.log)"
+  # Whether an engine answers now is what LocalStack's Lambda will have found.
+  if command -v docker >/dev/null && timeout 10 docker info >/dev/null 2>&1; then
+    echo yes >"$run/localstack.docker"
+  else
+    echo no >"$run/localstack.docker"
+  fi
   local arch
   case $(uname -m) in aarch64 | arm64) arch=arm64 ;; *) arch=x86_64 ;; esac
   (
@@ -121,13 +131,15 @@ stop() {
     done
     kill -KILL -- "-$pid" 2>/dev/null || true
   fi
-  rm -f "$pidfile"
+  rm -f "$pidfile" "$run/localstack.docker"
   echo "localstack.sh: stopped"
 }
 
 case ${1:-} in
   start) start ;;
   stop) stop ;;
+  restart) stop && start ;;
+  docker) [ "$(cat "$run/localstack.docker" 2>/dev/null)" = yes ] ;;
   status)
     if ! curl -sf --max-time 2 "$health"; then
       echo "LocalStack is down on 127.0.0.1:$port"
@@ -135,5 +147,5 @@ case ${1:-} in
     fi
     echo
     ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|status|docker" >&2; exit 2 ;;
 esac
