@@ -25,8 +25,8 @@ async fn put_secret(client: &aws_sdk_secretsmanager::Client, id: &str, value: &s
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let endpoint = login_etl::testing::localstack_endpoint();
-    let sdk = login_etl::testing::localstack_config().await;
+    let endpoint = login_etl_test_support::localstack_endpoint();
+    let sdk = login_etl_test_support::localstack_config().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     let db = r#"{"username":"postgres","password":"","host":"127.0.0.1","port":5432,"dbname":"postgres"}"#;
     put_secret(&secrets, "login-etl-bench/db", db).await?;

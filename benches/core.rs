@@ -6,9 +6,9 @@ use std::hint::black_box;
 
 use aws_lambda_events::sqs::SqsMessage;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use login_etl::batch;
-use login_etl::mask::{MaskedField, Masker, MaskingKey};
-use login_etl::message::LoginRecord;
+use login_etl_core::batch;
+use login_etl_core::mask::{MaskedField, Masker, MaskingKey};
+use login_etl_core::message::LoginRecord;
 
 const BODY: &str = r#"{"user_id":"424cdd21-063a-43a7-b91b-7ca1a833afae","app_version":"2.3.0","device_type":"android","ip":"199.172.111.135","locale":"RU","device_id":"593-47-5928"}"#;
 
@@ -16,7 +16,7 @@ fn records(n: usize) -> Vec<SqsMessage> {
     (0..n)
         .map(|i| {
             let body = BODY.replace("199.172.111.135", &format!("10.0.{}.{}", i / 256 % 256, i % 256));
-            login_etl::testing::sqs_message(&format!("00000000-0000-4000-8000-{i:012}"), &body)
+            login_etl_test_support::sqs_message(&format!("00000000-0000-4000-8000-{i:012}"), &body)
         })
         .collect()
 }

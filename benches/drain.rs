@@ -5,16 +5,16 @@
 //! `make bench` (needs `make up`), or `cargo bench --bench drain`. Uses AWS_ENDPOINT_URL
 //! (default http://127.0.0.1:4566) and DATABASE_URL's server (database login_etl_bench_drain).
 
-use login_etl::testing::bench as common;
+use login_etl_test_support::bench as common;
 
 use std::time::Instant;
 
+use login_etl::adapters::loader::{Loader, PoolSettings};
+use login_etl::adapters::sqs::Queue;
 use login_etl::drain::{self, DrainOptions};
 use login_etl::handler::Handler;
-use login_etl::loader::{Loader, PoolSettings};
-use login_etl::mask::{Masker, MaskingKey};
-use login_etl::sample;
-use login_etl::sqs::Queue;
+use login_etl_core::mask::{Masker, MaskingKey};
+use login_etl_core::sample;
 
 const MESSAGES: usize = 10_000;
 const BENCH_DB: &str = "login_etl_bench_drain";
@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let loader = Loader::new(common::loader_target(&database, None), &settings, None)?;
     let handler = Handler::new(Masker::hmac(&MaskingKey::from_hex(&"5a".repeat(32))?), loader);
 
-    let client = aws_sdk_sqs::Client::new(&login_etl::testing::localstack_config().await);
+    let client = aws_sdk_sqs::Client::new(&login_etl_test_support::localstack_config().await);
     let bodies: Vec<String> = sample::sample_messages(MESSAGES, 0.0, 99).into_iter().map(|m| m.body).collect();
     let run_id = std::process::id();
     println!("drain throughput, {MESSAGES} valid messages per run, LocalStack SQS + local PostgreSQL");

@@ -13,16 +13,16 @@
 //! It creates and drops its own databases `login_etl_bench` and `login_etl_bench_unpartitioned`
 //! on that server.
 
-use login_etl::testing::bench as common;
+use login_etl_test_support::bench as common;
 
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::SqsMessage;
 use crypto_box::aead::OsRng;
+use login_etl::adapters::loader::{Loader, PoolSettings};
 use login_etl::handler::Handler;
-use login_etl::loader::{Loader, PoolSettings};
-use login_etl::mask::{Masker, MaskingKey};
-use login_etl::vault::VaultSecretKey;
+use login_etl_core::mask::{Masker, MaskingKey};
+use login_etl_core::vault::VaultSecretKey;
 
 const BENCH_DB: &str = "login_etl_bench";
 /// The same benchmark's database with the schema of migration 0005 (before partitions).

@@ -9,9 +9,9 @@
 
 use std::time::Instant;
 
-use login_etl::lifecycle;
-use login_etl::store::Store;
-use login_etl::testing::bench as common;
+use login_etl::adapters::lifecycle;
+use login_etl::adapters::store::Store;
+use login_etl_test_support::bench as common;
 use time::macros::date;
 
 const BENCH_DB: &str = "login_etl_bench_lifecycle";

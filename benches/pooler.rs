@@ -10,15 +10,15 @@
 //! `make bench`, or `BENCH_PGBOUNCER=127.0.0.1:6432 cargo bench --bench pooler`. Creates and
 //! drops the database `login_etl_bench` on DATABASE_URL's server.
 
-use login_etl::testing::bench as common;
+use login_etl_test_support::bench as common;
 
 use std::time::Instant;
 
 use aws_lambda_events::sqs::SqsMessage;
-use login_etl::batch;
+use login_etl::adapters::loader::{Loader, PoolSettings};
 use login_etl::handler::Handler;
-use login_etl::loader::{Loader, PoolSettings};
-use login_etl::mask::{Masker, MaskingKey};
+use login_etl_core::batch;
+use login_etl_core::mask::{Masker, MaskingKey};
 use sqlx::Connection;
 
 const BENCH_DB: &str = "login_etl_bench";
@@ -50,7 +50,7 @@ async fn fleet(handlers: &[Handler], batches: usize, size: usize, tag: usize) ->
     (failed, inserted, seconds)
 }
 
-fn handlers(target: &login_etl::database::DbTarget, masker: &Masker) -> anyhow::Result<Vec<Handler>> {
+fn handlers(target: &login_etl::adapters::database::DbTarget, masker: &Masker) -> anyhow::Result<Vec<Handler>> {
     (0..INSTANCES)
         .map(|_| Ok(Handler::new(masker.clone(), Loader::new(target.clone(), &PoolSettings::default(), None)?)))
         .collect()

@@ -1,5 +1,5 @@
 //! The release bootstrap as Lambda runs it: `target/release/login-etl` behind a Runtime API
-//! (`login_etl::testing::runtime_api`), durable commits (the server's defaults).
+//! (`login_etl_test_support::runtime_api`), durable commits (the server's defaults).
 //!
 //! 1. **Per batch, beside its floor and a peer**, for 10 and 10,000 records: the function's
 //!    median from handing the event out to receiving the answer; the floor, a do-nothing Rust
@@ -18,16 +18,16 @@
 //! --example noop_function --example sqlx_peer_function && cargo bench --bench runtime_api`.
 //! Creates and drops the database `login_etl_bench_rt` on DATABASE_URL's server.
 
-use login_etl::testing::bench as common;
+use login_etl_test_support::bench as common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use login_etl::batch;
-use login_etl::loader;
-use login_etl::mask::{Masker, MaskingKey};
-use login_etl::testing::runtime_api::{Answer, Bootstrap, RuntimeApi};
+use login_etl::adapters::loader;
+use login_etl_core::batch;
+use login_etl_core::mask::{Masker, MaskingKey};
+use login_etl_test_support::runtime_api::{Answer, Bootstrap, RuntimeApi};
 use sqlx::postgres::PgConnectOptions;
 
 const BENCH_DB: &str = "login_etl_bench_rt";
@@ -64,7 +64,7 @@ fn url(options: &PgConnectOptions, via: Option<&str>) -> String {
 fn event(prefix: &str, size: usize) -> Vec<u8> {
     let records =
         common::login_batch(prefix, size, |i| format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256));
-    serde_json::to_vec(&login_etl::testing::event(records)).expect("event JSON")
+    serde_json::to_vec(&login_etl_test_support::event(records)).expect("event JSON")
 }
 
 /// A function under a harness of its own, ready for invocations.

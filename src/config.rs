@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use crate::database::SslMode;
-use crate::loader::PoolSettings;
-use crate::mask::{MaskingKey, MaskingMode};
-use crate::vault::VaultPublicKey;
+use crate::adapters::database::SslMode;
+use crate::adapters::loader::PoolSettings;
+use login_etl_core::mask::{MaskingKey, MaskingMode};
+use login_etl_core::vault::VaultPublicKey;
 
 /// Where the database connection comes from.
 #[derive(Clone, PartialEq, Eq)]
@@ -272,7 +272,9 @@ fn pool(get: &impl Fn(&str) -> Option<String>) -> Result<PoolSettings, ConfigErr
 fn masking(get: &impl Fn(&str) -> Option<String>) -> Result<MaskingConfig, ConfigError> {
     let mode = match get("MASKING_MODE") {
         None => MaskingMode::default(),
-        Some(text) => text.parse().map_err(|err: crate::mask::KeyError| invalid("MASKING_MODE", err.to_string()))?,
+        Some(text) => {
+            text.parse().map_err(|err: login_etl_core::mask::KeyError| invalid("MASKING_MODE", err.to_string()))?
+        }
     };
     let key = match (get("MASKING_KEY"), get("MASKING_KEY_SECRET_ID")) {
         (Some(hex), None) => Some(MaskingKeySource::Inline(

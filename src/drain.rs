@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::sqs::SqsMessage;
 use aws_sdk_sqs::types::Message;
 
-use crate::batch::BatchOutcome;
+use crate::adapters::sqs::{Queue, QueueError, retrying};
 use crate::handler::Handler;
-use crate::message::UnknownKeys;
-use crate::sqs::{Queue, QueueError, retrying};
+use login_etl_core::batch::BatchOutcome;
+use login_etl_core::message::UnknownKeys;
 
 /// How a drain behaves.
 #[derive(Debug, Clone)]

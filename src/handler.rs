@@ -7,11 +7,11 @@ use aws_lambda_events::sqs::SqsMessage;
 
 use crypto_box::aead::OsRng;
 
-use crate::batch::{self, BatchOutcome, EventError};
-use crate::loader::Loader;
-use crate::mask::Masker;
-use crate::vault::{BatchSealer, VaultPublicKey};
-use crate::visibility::VisibilityBackoff;
+use crate::adapters::loader::Loader;
+use crate::adapters::visibility::VisibilityBackoff;
+use login_etl_core::batch::{self, BatchOutcome, EventError};
+use login_etl_core::mask::Masker;
+use login_etl_core::vault::{BatchSealer, VaultPublicKey};
 
 /// Shared per-instance resources: built once at cold start, used by every invocation.
 #[derive(Clone)]
@@ -34,7 +34,7 @@ impl Handler {
     }
 
     /// Hides messages whose insert failed for longer with every receive (see
-    /// [`crate::visibility`]).
+    /// [`crate::adapters::visibility`]).
     pub fn with_backoff(mut self, backoff: Option<VisibilityBackoff>) -> Handler {
         self.backoff = backoff;
         self
@@ -117,7 +117,7 @@ fn log_failures(records: &[SqsMessage], outcome: &BatchOutcome, backoff_on: bool
 
 /// One line per batch whose valid records carried keys the function does not know: how many
 /// records, and the keys' names (at most 10, each at most 64 characters, and only names shaped
-/// like field names: see [`crate::message::UnknownKeys`]). Never a value. Such records were
+/// like field names: see [`login_etl_core::message::UnknownKeys`]). Never a value. Such records were
 /// loaded without those keys; the invocation's `UnknownFieldRecords` metric counts them.
 fn log_unknown_keys(outcome: &BatchOutcome) {
     let tally = &outcome.unknown_keys;

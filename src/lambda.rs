@@ -12,13 +12,13 @@ use serde_json::value::RawValue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::Instrument;
 
-use crate::batch::BatchOutcome;
+use crate::adapters::lifecycle;
+use crate::adapters::loader::Loader;
+use crate::adapters::store::Store;
 use crate::handler::Handler;
-use crate::lifecycle;
-use crate::loader::Loader;
-use crate::metrics;
-use crate::store::Store;
 use crate::telemetry::LogSettings;
+use login_etl_core::batch::BatchOutcome;
+use login_etl_core::metrics;
 
 /// The function as each invocation sees it: the [`Handler`] built at cold start, and what its
 /// metrics are labelled with. Shared (in an `Arc`) by every invocation in flight: on Lambda

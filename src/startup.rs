@@ -2,22 +2,22 @@
 
 use tokio::sync::OnceCell;
 
+use crate::adapters::database::DbTarget;
+use crate::adapters::iam::{IamAuth, IamError};
+use crate::adapters::loader::{DbSecret, Loader, LoaderSetupError};
+use crate::adapters::secrets::{SecretError, SecretStore};
+use crate::adapters::store::Store;
+use crate::adapters::visibility::VisibilityBackoff;
 use crate::config::{Config, ConfigError, DatabaseSource, MaskingKeySource};
-use crate::database::DbTarget;
 use crate::handler::Handler;
-use crate::iam::{IamAuth, IamError};
-use crate::loader::{DbSecret, Loader, LoaderSetupError};
-use crate::mask::{Masker, MaskingKey, MaskingMode};
-use crate::secrets::{SecretError, SecretStore};
-use crate::store::Store;
-use crate::visibility::VisibilityBackoff;
+use login_etl_core::mask::{Masker, MaskingKey, MaskingMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("DATABASE_URL: {0}")]
-    InvalidDatabaseUrl(#[source] crate::database::TargetError),
+    InvalidDatabaseUrl(#[source] crate::adapters::database::TargetError),
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]

@@ -7,8 +7,8 @@ use std::sync::LazyLock;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use libfuzzer_sys::fuzz_target;
-use login_etl::batch;
-use login_etl::mask::{Masker, MaskingKey};
+use login_etl_core::batch;
+use login_etl_core::mask::{Masker, MaskingKey};
 
 static MASKER: LazyLock<Masker> =
     LazyLock::new(|| Masker::hmac(&MaskingKey::from_hex(&"5a".repeat(32)).expect("a valid fixed key")));
@@ -33,6 +33,6 @@ fuzz_target!(|data: &[u8]| {
         check(&event.records);
     }
     if let Ok(body) = std::str::from_utf8(data) {
-        check(&[login_etl::testing::sqs_message("fuzz-1", body)]);
+        check(&[login_etl_test_support::sqs_message("fuzz-1", body)]);
     }
 });

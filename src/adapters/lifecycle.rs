@@ -9,7 +9,7 @@
 
 use time::{Date, Month};
 
-use crate::store::{Store, StoreError};
+use crate::adapters::store::{Store, StoreError};
 
 /// How many months ahead of the current one get their partition (`migrate`, `partitions`).
 pub const DEFAULT_MONTHS_AHEAD: u16 = 3;

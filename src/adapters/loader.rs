@@ -30,13 +30,13 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::batch::{LoginRows, VaultRows};
+use crate::adapters::database::{DbTarget, SslMode};
+use crate::adapters::iam::{IamAuth, IamError};
+use crate::adapters::secrets::SecretStore;
+use crate::adapters::tls;
 use crate::config::ConnectionSecurity;
-use crate::database::{DbTarget, SslMode};
-use crate::iam::{IamAuth, IamError};
-use crate::mask::MaskingMode;
-use crate::secrets::SecretStore;
-use crate::tls;
+use login_etl_core::batch::{LoginRows, VaultRows};
+use login_etl_core::mask::MaskingMode;
 
 /// The batch insert. Its text lives in `queries/` so that sqlx checks it against the schema at
 /// compile time (see `checked` below) while tokio-postgres sends it.

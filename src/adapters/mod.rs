@@ -6,13 +6,11 @@
 //!   secret), [`store`] (sqlx sessions for operator commands: migrations, reports, the vault),
 //!   [`lifecycle`] (monthly partitions, retention, erasure: operator commands too).
 //! - AWS: [`aws`] (SDK configuration), [`secrets`] (Secrets Manager), [`sqs`] (the queue
-//!   client, provisioning, redrive), [`kms`] (the local harness's raw-data key),
-//!   [`visibility`] (backoff of failed messages).
+//!   client, provisioning, redrive), [`visibility`] (backoff of failed messages).
 
 pub mod aws;
 pub mod database;
 pub mod iam;
-pub mod kms;
 pub mod lifecycle;
 pub mod loader;
 pub mod secrets;

@@ -5,8 +5,8 @@
 
 use serde::Deserialize;
 
-use crate::database::{DbTarget, SslMode};
-use crate::mask::MaskingKey;
+use crate::adapters::database::{DbTarget, SslMode};
+use login_etl_core::mask::MaskingKey;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -39,7 +39,7 @@ impl SecretStore {
     }
 
     pub async fn from_env() -> SecretStore {
-        let config = crate::aws::load_config(std::time::Duration::from_secs(3)).await;
+        let config = crate::adapters::aws::load_config(std::time::Duration::from_secs(3)).await;
         SecretStore::new(&config)
     }
 
@@ -55,11 +55,10 @@ impl SecretStore {
     }
 
     async fn secret_string(&self, id: &str) -> Result<String, SecretError> {
-        let output =
-            self.client.get_secret_value().secret_id(id).send().await.map_err(|err| SecretError::Fetch {
-                id: id.to_owned(),
-                source: Box::new(crate::aws::describe(&err)),
-            })?;
+        let output = self.client.get_secret_value().secret_id(id).send().await.map_err(|err| SecretError::Fetch {
+            id: id.to_owned(),
+            source: Box::new(crate::adapters::aws::describe(&err)),
+        })?;
         output.secret_string.ok_or_else(|| SecretError::NotText { id: id.to_owned() })
     }
 
@@ -100,7 +99,7 @@ impl SecretStore {
                 .secret_string(value)
                 .send()
                 .await
-                .map_err(|err| fetch_error(Box::new(crate::aws::describe(&err))))?;
+                .map_err(|err| fetch_error(Box::new(crate::adapters::aws::describe(&err))))?;
         } else {
             self.client
                 .create_secret()
@@ -109,7 +108,7 @@ impl SecretStore {
                 .set_kms_key_id(self.kms_key_id.clone())
                 .send()
                 .await
-                .map_err(|err| fetch_error(Box::new(crate::aws::describe(&err))))?;
+                .map_err(|err| fetch_error(Box::new(crate::adapters::aws::describe(&err))))?;
         }
         Ok(())
     }

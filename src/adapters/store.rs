@@ -2,13 +2,13 @@
 //!
 //! These commands take advisory locks (migrations) and may rely on session state, so they
 //! connect to the server itself, never through a transaction-mode pooler. The function's own
-//! insert path is [`crate::loader`], which is pooler-safe.
+//! insert path is [`crate::adapters::loader`], which is pooler-safe.
 
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::mask::MaskedField;
+use login_etl_core::mask::MaskedField;
 
 /// What went wrong talking to PostgreSQL. Display texts carry no row data.
 #[derive(Debug, thiserror::Error)]
@@ -85,14 +85,15 @@ impl Store {
     }
 
     /// Applies `migrations/` (embedded at build time), then gives the current month and the
-    /// [`DEFAULT_MONTHS_AHEAD`](crate::lifecycle::DEFAULT_MONTHS_AHEAD) after it their
+    /// [`DEFAULT_MONTHS_AHEAD`](crate::adapters::lifecycle::DEFAULT_MONTHS_AHEAD) after it their
     /// partitions, so a deployment that only ever runs `migrate` still has next month's
     /// partition. Safe to run concurrently: sqlx takes an advisory lock, and partition
     /// maintenance is idempotent.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("./migrations").run(&self.pool).await.map_err(StoreError::Migrate)?;
         let today = time::OffsetDateTime::now_utc().date();
-        crate::lifecycle::maintain_partitions(self, today, crate::lifecycle::DEFAULT_MONTHS_AHEAD).await?;
+        crate::adapters::lifecycle::maintain_partitions(self, today, crate::adapters::lifecycle::DEFAULT_MONTHS_AHEAD)
+            .await?;
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ use aws_lambda_events::sqs::SqsMessage;
 use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 use tokio::sync::OnceCell;
 
-use crate::batch::FailedMessage;
+use login_etl_core::batch::FailedMessage;
 
 /// SQS's longest visibility timeout.
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
@@ -72,7 +72,9 @@ impl VisibilityBackoff {
 
     async fn client(&self) -> &aws_sdk_sqs::Client {
         self.client
-            .get_or_init(|| async { aws_sdk_sqs::Client::new(&crate::aws::load_config(Duration::from_secs(3)).await) })
+            .get_or_init(|| async {
+                aws_sdk_sqs::Client::new(&crate::adapters::aws::load_config(Duration::from_secs(3)).await)
+            })
             .await
     }
 
@@ -101,7 +103,7 @@ impl VisibilityBackoff {
         let client = self.client().await;
         let mut changed = 0;
         for (url, entries) in per_queue {
-            for chunk in entries.chunks(crate::sqs::SQS_BATCH) {
+            for chunk in entries.chunks(crate::adapters::sqs::SQS_BATCH) {
                 let entries = chunk
                     .iter()
                     .enumerate()
@@ -122,7 +124,7 @@ impl VisibilityBackoff {
                         }
                     }
                     Err(err) => tracing::warn!(
-                        error = %crate::aws::describe(&err),
+                        error = %crate::adapters::aws::describe(&err),
                         "ChangeMessageVisibilityBatch failed; the messages return after the queue's visibility timeout"
                     ),
                 }

@@ -6,15 +6,15 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use login_etl::cli;
-use login_etl::mask::MaskedField;
-use login_etl::sqs::Queue;
-use login_etl::testing::*;
+use login_etl::adapters::sqs::Queue;
+use login_etl_cli as cli;
+use login_etl_core::mask::MaskedField;
+use login_etl_test_support::*;
 use sqlx::PgPool;
 
 /// The CLI with exactly the environment a test gives it: a database, the test key, LocalStack.
 fn cli(pool: &PgPool) -> Command {
-    cli_process(env!("CARGO_BIN_EXE_login-etl-cli"), &pool.connect_options())
+    cli_process(login_etl_test_support::cli_binary(), &pool.connect_options())
 }
 
 fn json_stdout(output: &Output) -> serde_json::Value {
@@ -122,7 +122,7 @@ async fn json_results_and_no_ansi_codes_on_a_pipe(pool: PgPool) {
         .expect("setup again");
     assert!(again.status.success(), "{again:?}");
     assert_eq!(json_stdout(&again)["masking_key_created"], false);
-    let stored = login_etl::secrets::SecretStore::new(&localstack_config().await)
+    let stored = login_etl::adapters::secrets::SecretStore::new(&localstack_config().await)
         .secret_text(&key_secret)
         .await
         .expect("the masking key secret");
@@ -156,7 +156,7 @@ async fn a_closed_pipe_does_not_panic_and_setup_creates_everything_first(pool: P
     for name in [queue_name.clone(), format!("{queue_name}-dlq")] {
         client.get_queue_url().queue_name(&name).send().await.unwrap_or_else(|e| panic!("{name} missing: {e}"));
     }
-    let secrets = login_etl::secrets::SecretStore::new(&localstack_config().await);
+    let secrets = login_etl::adapters::secrets::SecretStore::new(&localstack_config().await);
     assert!(secrets.secret_text(&key_id).await.is_ok(), "the masking key secret was created");
 }
 
@@ -180,7 +180,7 @@ async fn report_in_process_shows_masked_values_only(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn invoke_in_process_answers_with_the_batch_response_and_writes_metrics(pool: PgPool) {
     let log = login_etl::telemetry::LogSettings::from_lookup(|_| None);
-    let function = login_etl::Function::new(handler_for(&pool), "login-etl", &log);
+    let function = login_etl::lambda::Function::new(handler_for(&pool), "login-etl", &log);
     let args = cli::InvokeArgs { file: "events/mixed.json".into(), change_visibility: false };
     let (mut out, mut metrics) = (Vec::new(), Vec::new());
     cli::invoke(&args, &function, &mut out, &mut metrics).await.expect("invoke");
@@ -200,7 +200,7 @@ fn keygen_in_process_writes_the_private_key_and_prints_the_public_one() {
     let (mut out, mut notes) = (Vec::new(), Vec::new());
     cli::keygen(&args, &mut out, &mut notes).expect("keygen");
     let private = std::fs::read_to_string(&args.private_key_file).expect("key file");
-    let secret = login_etl::vault::VaultSecretKey::from_hex(&private).expect("a private key");
+    let secret = login_etl_core::vault::VaultSecretKey::from_hex(&private).expect("a private key");
     assert_eq!(String::from_utf8_lossy(&out).trim(), secret.public_key().to_hex());
     assert!(String::from_utf8_lossy(&notes).contains("VAULT_PUBLIC_KEY"));
     // An existing key file is never overwritten.
@@ -239,7 +239,7 @@ async fn setup_clients() -> cli::SetupClients {
     cli::SetupClients {
         sqs: sqs().await,
         kms: aws_sdk_kms::Client::new(&sdk),
-        secrets: login_etl::secrets::SecretStore::new(&sdk),
+        secrets: login_etl::adapters::secrets::SecretStore::new(&sdk),
     }
 }
 

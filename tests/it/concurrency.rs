@@ -1,6 +1,6 @@
 //! Many invocations per execution environment, as on Lambda Managed Instances: the real
 //! `login-etl` bootstrap under a Runtime API that answers as many `/next` polls as the runtime
-//! makes (`login_etl::testing::runtime_api`), with `AWS_LAMBDA_MAX_CONCURRENCY` set.
+//! makes (`login_etl_test_support::runtime_api`), with `AWS_LAMBDA_MAX_CONCURRENCY` set.
 //!
 //! One batch is held back by a row lock: another session has inserted (and not committed) a
 //! row with the same `message_id` and day, so the batch's insert waits on that transaction.
@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use login_etl::testing::runtime_api::{Answer, Bootstrap, RuntimeApi};
-use login_etl::testing::*;
+use login_etl_test_support::runtime_api::{Answer, Bootstrap, RuntimeApi};
+use login_etl_test_support::*;
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, Transaction};
 

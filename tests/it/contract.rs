@@ -11,8 +11,8 @@
 //! it, and the schema's description says so.
 
 use jsonschema::Validator;
-use login_etl::contract::{self, SCHEMA_JSON, Verdict};
-use login_etl::message::{KNOWN_KEYS, RecordError};
+use login_etl_core::contract::{self, SCHEMA_JSON, Verdict};
+use login_etl_core::message::{KNOWN_KEYS, RecordError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
@@ -508,13 +508,15 @@ fn random_ip(rng: &mut StdRng, mangled: bool) -> String {
 
 // --- drift, end to end ------------------------------------------------------------------------
 
-const CLI: &str = env!("CARGO_BIN_EXE_login-etl-cli");
+fn cli_path() -> &'static std::path::Path {
+    login_etl_test_support::cli_binary()
+}
 
 /// Records with keys the function does not know are loaded; the invocation's EMF document
 /// counts them (`UnknownFieldRecords`) and one log line names the keys, never their values.
 #[sqlx::test(migrations = "./migrations")]
 async fn unknown_keys_are_loaded_counted_and_named_never_valued(pool: sqlx::PgPool) {
-    use login_etl::testing::{cli_process, event, sqs_message, unique_name};
+    use login_etl_test_support::{cli_process, event, sqs_message, unique_name};
     let secret_value = "SECRET-VALUE-7f3a";
     let records = vec![
         sqs_message("a", &format!(r#"{{"user_id":"u-1","os_version":"{secret_value}","schema_version":2}}"#)),
@@ -528,7 +530,7 @@ async fn unknown_keys_are_loaded_counted_and_named_never_valued(pool: sqlx::PgPo
     let file = dir.join("event.json");
     std::fs::write(&file, serde_json::to_string(&event(records)).expect("event JSON")).expect("event file");
 
-    let output = cli_process(CLI, &pool.connect_options())
+    let output = cli_process(cli_path(), &pool.connect_options())
         .env("RUST_LOG", "info")
         .arg("invoke")
         .arg(&file)
@@ -537,7 +539,7 @@ async fn unknown_keys_are_loaded_counted_and_named_never_valued(pool: sqlx::PgPo
     let (stdout, stderr) =
         (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned());
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert_eq!(login_etl::testing::row_count(&pool).await, 4, "records with unknown keys are loaded");
+    assert_eq!(login_etl_test_support::row_count(&pool).await, 4, "records with unknown keys are loaded");
 
     let emf = stdout.lines().find(|line| line.contains("\"_aws\"")).expect("the EMF line");
     let emf: Value = serde_json::from_str(emf).expect("EMF JSON");
@@ -562,7 +564,7 @@ fn validate_is_a_producer_s_ci_step() {
     use std::io::Write as _;
     use std::process::{Command, Stdio};
     let run = |args: &[&str], input: &str| {
-        let mut child = Command::new(CLI)
+        let mut child = Command::new(cli_path())
             .env_clear()
             .args(args)
             .stdin(Stdio::piped())

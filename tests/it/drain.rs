@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use login_etl::adapters::sqs::{self, Queue};
 use login_etl::drain::{self, DrainEnd, DrainOptions};
-use login_etl::sample;
-use login_etl::sqs::{self, Queue};
-use login_etl::testing::*;
+use login_etl_core::sample;
+use login_etl_test_support::*;
 use sqlx::PgPool;
 
 /// Short visibility and few receives, so failures reach the DLQ within seconds.
@@ -203,8 +203,8 @@ async fn messages_dead_lettered_during_an_outage_are_replayed_from_the_dlq(pool:
 
     // The database is down (nothing listens on port 1): every delivery fails until the
     // redrive moves the messages to the DLQ. Nothing is lost, nothing is written.
-    let down =
-        login_etl::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable").expect("target");
+    let down = login_etl::adapters::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable")
+        .expect("target");
     let outage = drain::drain(&queue, &handler_with_target(down), &options(1)).await.expect("drain");
     assert_eq!(outage.end, DrainEnd::Empty);
     assert_eq!(outage.inserted, 0);
@@ -228,8 +228,8 @@ async fn a_redriven_message_that_was_loaded_is_a_duplicate_and_deleted(pool: PgP
     queue.send(std::slice::from_ref(&body)).await.expect("send");
 
     // The database is unreachable for this drain: the message is dead-lettered.
-    let down =
-        login_etl::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable").expect("target");
+    let down = login_etl::adapters::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable")
+        .expect("target");
     drain::drain(&queue, &handler_with_target(down), &options(1)).await.expect("drain");
     // ... although (as when a commit's acknowledgement is lost) it had been loaded.
     let letters = dlq.receive(1).await.expect("receive");

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use login_etl::database::DbTarget;
+use login_etl::adapters::database::DbTarget;
 use login_etl::lambda;
-use login_etl::mask::MaskedField;
-use login_etl::testing::*;
+use login_etl_core::mask::MaskedField;
+use login_etl_test_support::*;
 use sqlx::{PgPool, Row};
 
 fn failure_ids(response: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> {
@@ -142,8 +142,8 @@ async fn a_failed_transaction_writes_nothing_and_fails_every_record(pool: PgPool
 #[tokio::test]
 async fn an_unreachable_database_fails_every_record() {
     // Nothing listens on port 1: connection refused, as when the database is down.
-    let target =
-        login_etl::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable").expect("target");
+    let target = login_etl::adapters::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable")
+        .expect("target");
     let handler = handler_with_target(target);
     let records = vec![sqs_message("a", &login_body("u", "10.0.0.1", "d")), sqs_message("b", "{}")];
     let outcome = handler.handle(&records).await.expect("an outcome");

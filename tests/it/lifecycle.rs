@@ -6,13 +6,13 @@ use std::process::Command;
 
 use aws_lambda_events::sqs::{SqsMessage, SqsMessageAttribute};
 use crypto_box::aead::OsRng;
-use login_etl::batch::{ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
-use login_etl::database::DbTarget;
+use login_etl::adapters::database::DbTarget;
+use login_etl::adapters::lifecycle;
+use login_etl::adapters::store::{Store, StoreError};
 use login_etl::handler::Handler;
-use login_etl::lifecycle;
-use login_etl::store::{Store, StoreError};
-use login_etl::testing::*;
-use login_etl::vault::VaultSecretKey;
+use login_etl_core::batch::{ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
+use login_etl_core::vault::VaultSecretKey;
+use login_etl_test_support::*;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use time::macros::{date, datetime};
@@ -172,8 +172,8 @@ async fn retention_drops_whole_old_partitions_and_the_vault_rows_nobody_referenc
         .expect("handled");
     assert_eq!(loaded.inserted, 5);
     let masker = masker();
-    let ip = |v: &str| ("ip".to_string(), masker.mask(login_etl::mask::MaskedField::Ip, v));
-    let device = |v: &str| ("device_id".to_string(), masker.mask(login_etl::mask::MaskedField::DeviceId, v));
+    let ip = |v: &str| ("ip".to_string(), masker.mask(login_etl_core::mask::MaskedField::Ip, v));
+    let device = |v: &str| ("device_id".to_string(), masker.mask(login_etl_core::mask::MaskedField::DeviceId, v));
 
     let store = store_for(&pool);
     let report = lifecycle::apply_retention(&store, date!(2026 - 11 - 30), 1).await.expect("retention");
@@ -215,7 +215,7 @@ fn store_as(pool: &PgPool, user: &str) -> Store {
 }
 
 fn cli(pool: &PgPool, user: &str) -> Command {
-    cli_process(env!("CARGO_BIN_EXE_login-etl-cli"), &(*pool.connect_options()).clone().username(user))
+    cli_process(login_etl_test_support::cli_binary(), &(*pool.connect_options()).clone().username(user))
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -280,7 +280,7 @@ async fn erase_removes_one_person_and_only_the_vault_rows_nobody_else_uses(pool:
         "{bob_text}"
     );
     let masker = masker();
-    let tablet = masker.mask(login_etl::mask::MaskedField::DeviceId, "family-tablet");
+    let tablet = masker.mask(login_etl_core::mask::MaskedField::DeviceId, "family-tablet");
     assert!(vault_values(&pool).await.contains(&("device_id".into(), tablet)));
 
     // Erasing again finds nothing and says so in numbers.

@@ -7,20 +7,22 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use login_etl::sqs::{self, Queue, QueueError};
-use login_etl::testing::*;
+use login_etl::adapters::sqs::{self, Queue, QueueError};
+use login_etl_test_support::*;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 
-const CLI: &str = env!("CARGO_BIN_EXE_login-etl-cli");
+fn cli_path() -> &'static std::path::Path {
+    login_etl_test_support::cli_binary()
+}
 
 fn cli(pool: &PgPool) -> Command {
-    cli_process(CLI, &pool.connect_options())
+    cli_process(cli_path(), &pool.connect_options())
 }
 
 /// The CLI for commands that need no database of a test's own.
 fn cli_without_database() -> Command {
-    cli_process(CLI, &PgConnectOptions::new().host("127.0.0.1").port(closed_port()))
+    cli_process(cli_path(), &PgConnectOptions::new().host("127.0.0.1").port(closed_port()))
 }
 
 fn stderr(output: &Output) -> String {
@@ -241,7 +243,7 @@ async fn a_refused_database_connection_fails_at_once_with_its_cause() {
 async fn an_unknown_role_is_named_once_with_what_to_check(pool: PgPool) {
     let role = unique_name("nobody").replace('-', "_");
     let options = pool.connect_options().as_ref().clone().username(&role);
-    let output = cli_process(CLI, &options).args(["report"]).output().expect("report");
+    let output = cli_process(cli_path(), &options).args(["report"]).output().expect("report");
     let line = error_line(&output);
     assert_eq!(line.matches(&format!("role \"{role}\" does not exist")).count(), 1, "{line}");
     assert!(line.contains("Check the user and password"), "{line}");
@@ -259,8 +261,8 @@ async fn a_missing_privilege_names_the_role_to_grant(pool: PgPool) {
     let role = unique_name("noprivilege").replace('-', "_");
     sqlx::query(&format!("CREATE ROLE {role} LOGIN")).execute(&pool).await.expect("role");
     let options = pool.connect_options().as_ref().clone().username(&role);
-    let report = cli_process(CLI, &options).args(["report"]).output().expect("report");
-    let erase = cli_process(CLI, &options).args(["erase", "--user-id", "u-1"]).output().expect("erase");
+    let report = cli_process(cli_path(), &options).args(["report"]).output().expect("report");
+    let erase = cli_process(cli_path(), &options).args(["erase", "--user-id", "u-1"]).output().expect("erase");
     sqlx::query(&format!("DROP ROLE {role}")).execute(&pool).await.expect("drop role");
 
     let line = error_line(&report);
@@ -277,7 +279,7 @@ async fn an_untrusted_server_certificate_points_to_db_ca_bundle(pool: PgPool) {
         format!("{}?sslmode=verify-full", database_url(&pool.connect_options()).replace("127.0.0.1", "localhost"));
     let line = error_line(&cli(&pool).env("DATABASE_URL", url).args(["report"]).output().expect("report"));
     assert!(line.contains("UnknownIssuer") || line.contains("certificate"), "{line}");
-    assert!(line.contains("DB_CA_BUNDLE") && line.contains(login_etl::cli::RDS_CA_BUNDLE_URL), "{line}");
+    assert!(line.contains("DB_CA_BUNDLE") && line.contains(login_etl_cli::RDS_CA_BUNDLE_URL), "{line}");
 
     // The function's own path (tokio-postgres, DB_SSL_MODE) logs the same fix with the failure.
     let url = database_url(&pool.connect_options()).replace("127.0.0.1", "localhost");
@@ -444,7 +446,7 @@ async fn invoke_touches_no_queue_unless_asked_and_prints_metrics_with_its_output
     assert_eq!((depth.visible, depth.in_flight), (2, 0), "invoke changed a visibility: {depth:?}");
 
     // Asked to, it backs them off as the function does.
-    let event = login_etl::testing::event(receive_all(&queue, 2).await);
+    let event = login_etl_test_support::event(receive_all(&queue, 2).await);
     std::fs::write(&file, serde_json::to_string(&event).expect("event JSON")).expect("event file");
     assert_eq!(invoke(&["--change-visibility"]).status.code(), Some(1));
     tokio::time::sleep(Duration::from_millis(2500)).await;

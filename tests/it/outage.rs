@@ -4,12 +4,12 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use login_etl::database::DbTarget;
+use login_etl::adapters::database::DbTarget;
+use login_etl::adapters::sqs::{self, Queue};
+use login_etl::adapters::store::Store;
+use login_etl::adapters::visibility::VisibilityBackoff;
 use login_etl::drain::{self, DrainEnd, DrainOptions};
-use login_etl::sqs::{self, Queue};
-use login_etl::store::Store;
-use login_etl::testing::*;
-use login_etl::visibility::VisibilityBackoff;
+use login_etl_test_support::*;
 
 const VISIBILITY_SECONDS: u32 = 2;
 const MAX_RECEIVE_COUNT: u32 = 5;

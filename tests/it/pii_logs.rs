@@ -4,8 +4,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use login_etl::testing::runtime_api::{Answer, Bootstrap, RuntimeApi};
-use login_etl::testing::*;
+use login_etl_test_support::runtime_api::{Answer, Bootstrap, RuntimeApi};
+use login_etl_test_support::*;
 use sqlx::PgPool;
 
 /// The raw values of events/batch.json, which both runs below handle.
@@ -67,12 +67,12 @@ async fn the_function_logs_no_raw_pii_at_trace(pool: PgPool) {
 async fn drain_logs_no_raw_pii_at_trace(pool: PgPool) {
     let client = sqs().await;
     let url = client.create_queue().queue_name(unique_name("pii")).send().await.expect("queue").queue_url.expect("url");
-    let queue = login_etl::sqs::Queue::open(client.clone(), &url).await.expect("open");
+    let queue = login_etl::adapters::sqs::Queue::open(client.clone(), &url).await.expect("open");
     let bodies: Vec<String> =
         load_event("events/batch.json").records.into_iter().map(|r| r.body.expect("body")).collect();
     queue.send(&bodies).await.expect("send");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_login-etl-cli"))
+    let output = Command::new(login_etl_test_support::cli_binary())
         .args(["drain", "--queue-url", &url])
         .env("DATABASE_URL", database_url(&pool))
         .env("MASKING_KEY", TEST_KEY_HEX)

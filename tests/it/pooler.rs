@@ -3,12 +3,12 @@
 //!
 //! `make test` runs this file twice: straight to PostgreSQL and through a real PgBouncer in
 //! transaction mode with `default_pool_size = 2` (`LOGIN_ETL_TEST_PGBOUNCER`, see
-//! login_etl::testing). Tests that need to see one server session are direct-only and say so.
+//! login_etl_test_support). Tests that need to see one server session are direct-only and say so.
 
 use std::time::{Duration, Instant};
 
-use login_etl::loader::PoolSettings;
-use login_etl::testing::*;
+use login_etl::adapters::loader::PoolSettings;
+use login_etl_test_support::*;
 use sqlx::{Connection, PgPool};
 
 async fn login_sessions(pool: &PgPool) -> Vec<i32> {

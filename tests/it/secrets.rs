@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
+use login_etl::adapters::secrets::SecretStore;
 use login_etl::config::Config;
-use login_etl::mask::MaskedField;
-use login_etl::secrets::SecretStore;
 use login_etl::startup::{self, StartupError};
-use login_etl::testing::*;
+use login_etl_core::mask::MaskedField;
+use login_etl_test_support::*;
 use sqlx::PgPool;
 
 async fn secret_store() -> SecretStore {

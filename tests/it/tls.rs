@@ -7,13 +7,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use login_etl::testing::*;
+use login_etl_test_support::*;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 /// `login-etl-cli migrate` with only `DATABASE_URL` (and `DB_CA_BUNDLE` when given).
 fn migrate(url: &str, ca_bundle: Option<&Path>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_login-etl-cli"));
+    let mut command = Command::new(login_etl_test_support::cli_binary());
     command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("DATABASE_URL", url);
     if let Some(bundle) = ca_bundle {
         command.env("DB_CA_BUNDLE", bundle);

@@ -4,12 +4,12 @@
 use std::process::Command;
 
 use crypto_box::aead::OsRng;
-use login_etl::database::DbTarget;
+use login_etl::adapters::database::DbTarget;
+use login_etl::adapters::store::{Store, VaultLookup};
 use login_etl::handler::Handler;
-use login_etl::mask::MaskedField;
-use login_etl::store::{Store, VaultLookup};
-use login_etl::testing::*;
-use login_etl::vault::{VaultError, VaultSecretKey};
+use login_etl_core::mask::MaskedField;
+use login_etl_core::vault::{VaultError, VaultSecretKey};
+use login_etl_test_support::*;
 use sqlx::PgPool;
 
 fn vault_handler(target: DbTarget, secret: &VaultSecretKey) -> Handler {
@@ -170,7 +170,7 @@ async fn the_loader_role_can_write_but_never_read_back(pool: PgPool) {
 
 /// The CLI with exactly the environment a test gives it: a database, the test key, LocalStack.
 fn cli(pool: &PgPool) -> Command {
-    cli_process(env!("CARGO_BIN_EXE_login-etl-cli"), &pool.connect_options())
+    cli_process(login_etl_test_support::cli_binary(), &pool.connect_options())
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -256,7 +256,7 @@ async fn planted_vault_rows_cannot_hide_or_replace_the_genuine_original(pool: Pg
     let masked = masker().mask(MaskedField::Ip, "192.0.2.44");
     // Anyone with the public key can seal; the attacker seals a false original under the
     // victim's masked value, and plants an unreadable row too.
-    let mut sealer = login_etl::vault::BatchSealer::new(&secret.public_key(), OsRng);
+    let mut sealer = login_etl_core::vault::BatchSealer::new(&secret.public_key(), OsRng);
     let false_original = sealer.seal(MaskedField::Ip, &masked, "10.66.66.66").expect("sealed");
     for sealed in [vec![1u8, 2, 3], false_original] {
         sqlx::query(

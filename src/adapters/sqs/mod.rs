@@ -27,7 +27,7 @@ pub enum QueueError {
     /// SQS refused the call (no such queue, access denied, a bad parameter): trying again
     /// will not help.
     #[error("SQS {operation} was refused: {failure}")]
-    Refused { operation: &'static str, failure: crate::aws::AwsFailure },
+    Refused { operation: &'static str, failure: crate::adapters::aws::AwsFailure },
     /// No answer, or one that may change (throttling, 5xx): [`retrying`] tries again.
     #[error("SQS {operation} failed")]
     Sqs {
@@ -45,7 +45,7 @@ pub enum QueueError {
     #[error("SQS {operation} returned no {field}")]
     Incomplete { operation: &'static str, field: &'static str },
     #[error("the handler refused a whole batch")]
-    Event(#[from] crate::batch::EventError),
+    Event(#[from] login_etl_core::batch::EventError),
     #[error(
         "refusing to redrive: {dlq} is not the dead-letter queue of {target} ({target_has}); nothing was moved. \
          Give --dlq-url the dead-letter queue and --queue-url the queue whose redrive policy names it"
@@ -58,7 +58,7 @@ where
     E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     move |err| {
-        let failure = crate::aws::describe(&err);
+        let failure = crate::adapters::aws::describe(&err);
         match failure.retryable {
             true => QueueError::Sqs { operation, source: Box::new(failure) },
             false => QueueError::Refused { operation, failure },
@@ -287,7 +287,7 @@ impl Queue {
 /// budget is spent: a LocalStack restart or a network blip is ridden out, a queue that stays
 /// unreachable ends the drain with SQS's error after the whole budget. A refusal
 /// ([`QueueError::Refused`]: no such queue, access denied) is not retried.
-pub(crate) async fn retrying<T, F, Fut>(budget: Duration, mut call: F) -> Result<T, QueueError>
+pub async fn retrying<T, F, Fut>(budget: Duration, mut call: F) -> Result<T, QueueError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, QueueError>>,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
 
 use super::{Queue, QueueError};
-use crate::batch::{ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
+use login_etl_core::batch::{ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
 
 /// Moves every message of `dlq` back to `target`, keeping its identity: the first delivery's
 /// `messageId` and `SentTimestamp` travel as the message attributes

@@ -6,10 +6,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use anyhow::Context;
 
 use super::{KeygenArgs, RecoverArgs};
-use crate::mask::{MaskedField, Masker};
-use crate::secrets::SecretStore;
-use crate::store::{Store, VaultLookup};
-use crate::vault::VaultSecretKey;
+use login_etl::adapters::secrets::SecretStore;
+use login_etl::adapters::store::{Store, VaultLookup};
+use login_etl_core::mask::{MaskedField, Masker};
+use login_etl_core::vault::VaultSecretKey;
 
 /// Writes a new private key to `args.private_key_file` (mode 0600, never overwriting) and
 /// prints its public key (for `VAULT_PUBLIC_KEY`) to `out`.

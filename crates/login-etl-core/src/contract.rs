@@ -10,7 +10,7 @@
 use crate::message::{LoginRecord, RecordError, UnknownKeys};
 
 /// The schema document, as published in the repository and embedded in `login-etl-cli`.
-pub const SCHEMA_JSON: &str = include_str!("../../schema/login-event.schema.json");
+pub const SCHEMA_JSON: &str = include_str!("../../../schema/login-event.schema.json");
 
 /// The schema's `$id`: one per published version, so a registry or a producer pinning it
 /// always gets the same document.

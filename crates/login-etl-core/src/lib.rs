@@ -1,4 +1,5 @@
-//! The pure core: values in, values out — no I/O, no clock, no environment.
+//! login-etl's pure core: values in, values out — no I/O, no clock, no environment. Its
+//! dependencies say so: no async runtime, no database driver, no AWS SDK.
 //!
 //! - [`message`]: one SQS body parsed and validated into a `LoginRecord`.
 //! - [`contract`]: the JSON Schema of the body that producers validate against, and a body's

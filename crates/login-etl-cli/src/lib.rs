@@ -10,6 +10,7 @@ mod contract;
 mod database;
 mod errors;
 mod invoke;
+mod kms;
 mod lifecycle;
 mod queue;
 mod vault;
@@ -19,10 +20,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ConfigError};
-use crate::lambda::Function;
-use crate::sqs::Queue;
-use crate::{aws, startup};
+use login_etl::adapters::aws;
+use login_etl::adapters::sqs::Queue;
+use login_etl::config::{Config, ConfigError};
+use login_etl::lambda::Function;
+use login_etl::startup;
 
 pub use contract::{EXIT_INVALID_BODIES, validate};
 pub use database::{migrate, report};
@@ -299,7 +301,7 @@ pub struct ValidateArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct PartitionsArgs {
     /// How many months after the current one get their partition now (0–60).
-    #[arg(long, default_value_t = crate::lifecycle::DEFAULT_MONTHS_AHEAD,
+    #[arg(long, default_value_t = login_etl::adapters::lifecycle::DEFAULT_MONTHS_AHEAD,
           value_parser = clap::value_parser!(u16).range(0..=i64::from(MAX_MONTHS_AHEAD)))]
     pub months_ahead: u16,
     /// Print the result as one JSON object.
@@ -344,7 +346,7 @@ fn ratio(text: &str) -> Result<f64, String> {
 /// `--user-id`: what the function would load as a user_id (not blank, at most 128 characters,
 /// no NUL), so that a command never runs over a user no row can have.
 fn user_id(text: &str) -> Result<String, String> {
-    let max = crate::message::Field::UserId.max_chars();
+    let max = login_etl_core::message::Field::UserId.max_chars();
     if text.trim().is_empty() {
         return Err("must not be empty or blank".into());
     }
@@ -379,7 +381,7 @@ pub async fn run(
             let clients = SetupClients {
                 sqs: aws_sdk_sqs::Client::new(&sdk),
                 kms: aws_sdk_kms::Client::new(&sdk),
-                secrets: crate::secrets::SecretStore::new(&sdk),
+                secrets: login_etl::adapters::secrets::SecretStore::new(&sdk),
             };
             setup(&args, &config, &clients, out).await?
         }
@@ -392,7 +394,8 @@ pub async fn run(
             // for as it is mid-drain.
             let client = sqs_client().await;
             let budget = std::time::Duration::from_secs(args.sqs_retry_seconds);
-            let queue = crate::sqs::retrying(budget, || Queue::open(client.clone(), &args.queue_url)).await?;
+            let queue =
+                login_etl::adapters::sqs::retrying(budget, || Queue::open(client.clone(), &args.queue_url)).await?;
             return drain(&args, &handler, &queue, stop_signal(), out, notes).await;
         }
         Command::Depth(args) => depth(&args, &open_queue(&args.queue_url).await?, out).await?,
@@ -424,7 +427,7 @@ pub async fn run(
                 // The event file's receipt handles may name a real queue: touch none unasked.
                 handler = handler.with_backoff(None);
             }
-            let log = crate::telemetry::LogSettings::from_env();
+            let log = login_etl::telemetry::LogSettings::from_env();
             let function = Function::new(handler, config.aws.function_name.clone(), &log);
             // The metrics lines the runtime would log, then the response: both on stdout, as
             // in the function's log stream, whatever RUST_LOG says.
@@ -440,7 +443,7 @@ pub async fn run(
 
 /// The operator commands' store, its connection checked first so that a wrong address or
 /// credentials fail at once with their cause.
-async fn connected_store(config: &Config) -> anyhow::Result<crate::store::Store> {
+async fn connected_store(config: &Config) -> anyhow::Result<login_etl::adapters::store::Store> {
     let store = startup::connect_store(config).await?;
     store.check_connection().await?;
     Ok(store)

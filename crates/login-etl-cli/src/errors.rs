@@ -4,7 +4,7 @@
 
 use super::Command;
 
-pub use crate::errors::RDS_CA_BUNDLE_URL;
+pub use login_etl::errors::RDS_CA_BUNDLE_URL;
 
 impl Command {
     /// Who may run the command, for the hint when the database refuses a privilege.
@@ -26,11 +26,11 @@ impl Command {
     }
 }
 
-/// `err` as one line for a person: its causes once each ([`crate::errors::causes`]), then
-/// the fix ([`crate::errors::fix`]). `role_hint` is the command's [`Command::database_role`].
+/// `err` as one line for a person: its causes once each ([`login_etl::errors::causes`]), then
+/// the fix ([`login_etl::errors::fix`]). `role_hint` is the command's [`Command::database_role`].
 pub fn operator_message(err: &anyhow::Error, role_hint: &str) -> String {
-    let causes = crate::errors::causes(err.as_ref());
-    match crate::errors::fix(err.as_ref(), role_hint) {
+    let causes = login_etl::errors::causes(err.as_ref());
+    match login_etl::errors::fix(err.as_ref(), role_hint) {
         Some(fix) => format!("{causes}. {fix}"),
         None => causes,
     }

@@ -4,13 +4,13 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use super::{DepthArgs, DrainArgs, EXIT_FAILING_MESSAGES_LEFT, RedriveArgs, SendArgs, SetupArgs};
-use crate::config::{Config, DatabaseSource, MaskingKeySource};
-use crate::drain::{self, DrainEnd, DrainOptions, DrainReport};
-use crate::handler::Handler;
 use crate::kms;
-use crate::sample;
-use crate::secrets::{self, SecretStore};
-use crate::sqs::{self, Queue};
+use login_etl::adapters::secrets::{self, SecretStore};
+use login_etl::adapters::sqs::{self, Queue};
+use login_etl::config::{Config, DatabaseSource, MaskingKeySource};
+use login_etl::drain::{self, DrainEnd, DrainOptions, DrainReport};
+use login_etl::handler::Handler;
+use login_etl_core::sample;
 
 /// What `setup` creates things with.
 pub struct SetupClients {

@@ -7,8 +7,8 @@ use std::io::Write;
 use time::Date;
 
 use super::{EraseArgs, PartitionsArgs, RetentionArgs};
-use crate::lifecycle;
-use crate::store::Store;
+use login_etl::adapters::lifecycle;
+use login_etl::adapters::store::Store;
 
 /// Makes the partitions from `today`'s month to `months_ahead` after it (and those rows in the
 /// default partition need), then lists every partition with its rows.

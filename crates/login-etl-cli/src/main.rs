@@ -4,9 +4,9 @@
 //! read once here; the commands are `login_etl::cli`.
 
 use clap::Parser;
-use login_etl::cli::{self, Cli};
 use login_etl::config::Config;
 use login_etl::telemetry;
+use login_etl_cli::{self as cli, Cli};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

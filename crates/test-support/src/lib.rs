@@ -17,12 +17,12 @@ use sqlx::postgres::PgConnectOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use crate::database::{DbTarget, SslMode};
-use crate::handler::Handler;
-use crate::loader::{Loader, PoolSettings};
-use crate::mask::{Masker, MaskingKey};
-use crate::sqs::Queue;
-use crate::store::Store;
+use login_etl::adapters::database::{DbTarget, SslMode};
+use login_etl::adapters::loader::{Loader, PoolSettings};
+use login_etl::adapters::sqs::Queue;
+use login_etl::adapters::store::Store;
+use login_etl::handler::Handler;
+use login_etl_core::mask::{Masker, MaskingKey};
 
 /// The tests' masking key (hex of "Login-ETL test key - not a secre").
 pub const TEST_KEY_HEX: &str = "4c6f67696e2d45544c2074657374206b6579202d206e6f742061207365637265";
@@ -137,7 +137,7 @@ pub fn database_url(options: &PgConnectOptions) -> String {
 /// `login-etl-cli` as a process (`binary`: the test's `env!("CARGO_BIN_EXE_login-etl-cli")`)
 /// with exactly the environment a test gives it: the database `options` name, the test
 /// masking key, LocalStack; nothing inherited but `PATH`. Output is piped.
-pub fn cli_process(binary: &str, options: &PgConnectOptions) -> std::process::Command {
+pub fn cli_process(binary: impl AsRef<std::ffi::OsStr>, options: &PgConnectOptions) -> std::process::Command {
     let mut command = std::process::Command::new(binary);
     command
         .env_clear()
@@ -157,7 +157,7 @@ pub fn cli_process(binary: &str, options: &PgConnectOptions) -> std::process::Co
 /// Applies migrations 0001..=`last` only: the schema as an older release left it, for
 /// upgrade tests and before/after benchmarks.
 pub async fn migrate_through(pool: &PgPool, last: i64) -> Result<(), sqlx::migrate::MigrateError> {
-    let mut migrator = sqlx::migrate!("./migrations");
+    let mut migrator = sqlx::migrate!("../../migrations");
     migrator.migrations =
         std::borrow::Cow::Owned(migrator.migrations.iter().filter(|m| m.version <= last).cloned().collect());
     migrator.run(pool).await
@@ -494,4 +494,29 @@ impl Drop for TestCluster {
         let _ = pg_ctl.output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The `login-etl-cli` binary, built now (once per test process) so that it is current: it is
+/// another package's binary, which Cargo does not hand to this package's tests
+/// (`CARGO_BIN_EXE_*` names only a package's own). `cargo build` of a built binary takes a
+/// fraction of a second; its JSON messages name the executable.
+pub fn cli_binary() -> &'static std::path::Path {
+    static BINARY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml");
+        let output = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--message-format=json", "-p", "login-etl-cli", "--bin", "login-etl-cli"])
+            .arg("--manifest-path")
+            .arg(manifest)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("cargo build -p login-etl-cli runs");
+        assert!(output.status.success(), "cargo build -p login-etl-cli failed");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|message| message["target"]["name"] == "login-etl-cli")
+            .find_map(|message| message["executable"].as_str().map(std::path::PathBuf::from))
+            .expect("cargo build names the login-etl-cli executable")
+    })
 }

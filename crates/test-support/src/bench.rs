@@ -1,9 +1,9 @@
 //! Set-up of the benchmarks that need services: a fresh database per benchmark, the loader's
-//! target (optionally through PgBouncer). Benchmarks take it as `use login_etl::testing::bench
+//! target (optionally through PgBouncer). Benchmarks take it as `use crate::bench
 //! as common;`.
 
-use crate::database::DbTarget;
-use crate::store::Store;
+use login_etl::adapters::database::DbTarget;
+use login_etl::adapters::store::Store;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 

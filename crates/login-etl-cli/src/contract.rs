@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use anyhow::Context;
 
 use super::ValidateArgs;
-use crate::contract::{self, Verdict};
+use login_etl_core::contract::{self, Verdict};
 
 /// Exit status of `validate` when a body is invalid (the same as an error: a producer's CI
 /// fails either way, and the verdict lines say which it was).
@@ -47,7 +47,7 @@ pub fn validate(args: &ValidateArgs, stdin: impl Read, out: &mut impl Write) -> 
         .map(|body| {
             let verdict = match &body.text {
                 Some(text) => contract::judge(text),
-                None => Verdict::Invalid(crate::message::RecordError::MissingBody),
+                None => Verdict::Invalid(login_etl_core::message::RecordError::MissingBody),
             };
             (body, verdict)
         })
@@ -107,7 +107,7 @@ fn bodies_of(input: &str) -> anyhow::Result<Vec<Body>> {
     let is_event = serde_json::from_str::<serde_json::Value>(input)
         .is_ok_and(|document| document.get("Records").is_some_and(serde_json::Value::is_array));
     if is_event {
-        let event = crate::lambda::parse_event(input)?;
+        let event = login_etl::lambda::parse_event(input)?;
         return Ok(event
             .records
             .into_iter()

@@ -3,9 +3,9 @@
 use std::io::Write;
 
 use super::ReportArgs;
-use crate::config::{Config, DatabaseSource};
-use crate::startup;
-use crate::store::Store;
+use login_etl::adapters::store::Store;
+use login_etl::config::{Config, DatabaseSource};
+use login_etl::startup;
 
 /// Applies `migrations/` to the configured database; with `DATABASE_URL` the database is
 /// created first if it does not exist, over a connection secured as the migration's own

@@ -470,7 +470,28 @@ mod tests {
     use crate::mask::MaskingKey;
     use crate::message::Field;
 
-    use crate::testing::{fifo_message as fifo, sqs_message as message};
+    /// 2026-11-24T03:00:00Z.
+    const SENT_MILLIS: i64 = 1_795_489_200_000;
+
+    /// A record as an SQS event source mapping delivers it from a standard queue.
+    fn message(message_id: &str, body: &str) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(message_id.into());
+        message.receipt_handle = Some(format!("rh-{message_id}"));
+        message.body = Some(body.into());
+        message.attributes.insert("SentTimestamp".into(), SENT_MILLIS.to_string());
+        message.attributes.insert("ApproximateReceiveCount".into(), "1".into());
+        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
+        message
+    }
+
+    /// [`message`] from a FIFO queue, in message group `group`.
+    fn fifo(message_id: &str, group: &str, body: &str) -> SqsMessage {
+        let mut message = message(message_id, body);
+        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue.fifo".into());
+        message.attributes.insert("MessageGroupId".into(), group.into());
+        message
+    }
 
     fn masker() -> Masker {
         Masker::hmac(&MaskingKey::from_hex(&"11".repeat(32)).expect("key"))
