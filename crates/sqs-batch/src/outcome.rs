@@ -1,0 +1,306 @@
+//! plan → store → outcome → `SqsBatchResponse`.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+
+use crate::envelope::Envelope;
+use crate::failure::{EventError, Failed, FailureReason, Rejection};
+use crate::plan::{Plan, plan};
+use crate::store::Store;
+
+/// The fate of every record of one event. `E` is the record type's rejection, `S` the store's
+/// error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome<E, S> {
+    /// How many records the event held.
+    pub received: usize,
+    /// Records the store wrote for the first time.
+    pub stored: usize,
+    /// Records whose identity was already stored (redeliveries, redrives, identical copies):
+    /// handled, not failed.
+    pub duplicates: usize,
+    /// Every message that goes back to the queue, in event order, each `messageId` once.
+    pub failed: Vec<Failed<E>>,
+    /// Why the store failed the whole batch, when it did.
+    pub store_error: Option<S>,
+}
+
+/// What a handler returns when the store failed the whole batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnStoreFailure {
+    /// Answer with a partial batch response naming every failed record. The invocation
+    /// succeeds, so Lambda keeps polling at full speed.
+    #[default]
+    ReportRecords,
+    /// Fail the invocation ([`StoreUnavailable`]), so Lambda retries the whole batch. AWS's
+    /// "Handling errors for an SQS event source in Lambda": on function errors the event source
+    /// mapping backs off and lowers the concurrency it gives the queue, while partial batch
+    /// failures do not slow it. During an outage that spares the store every instance's
+    /// retries, and the function's `Errors` metric (and its alarm) sees the outage. The cost:
+    /// the batch's other failures (bad bodies) also come back, once more.
+    FailInvocation,
+}
+
+/// The store failed the whole batch and the caller chose [`OnStoreFailure::FailInvocation`].
+#[derive(Debug, thiserror::Error)]
+#[error("the store failed the whole batch, so its {failed} accepted records failed and return to the queue")]
+pub struct StoreUnavailable<S> {
+    /// How many accepted records failed with the store.
+    pub failed: usize,
+    /// Why the store failed.
+    #[source]
+    pub source: S,
+}
+
+impl<R, E> Plan<R, E> {
+    /// The store wrote the batch, `stored` of its records for the first time.
+    pub fn stored<S>(self, stored: usize) -> Outcome<E, S> {
+        Outcome {
+            received: self.received,
+            stored,
+            duplicates: self.accepted.len().saturating_sub(stored) + self.copies_skipped,
+            failed: self.rejected,
+            store_error: None,
+        }
+    }
+
+    /// The store failed the whole batch: nothing was written, so every accepted record fails
+    /// too, for a reason that waiting may cure.
+    pub fn store_failed<S>(self, error: S) -> Outcome<E, S> {
+        let mut failed = self.rejected;
+        failed.extend(self.accepted.into_iter().map(|accepted| Failed {
+            message_id: accepted.message_id,
+            position: accepted.position,
+            receive_count: accepted.receive_count,
+            reason: FailureReason::StoreFailed,
+        }));
+        // Both lists are in event order; a stable sort merges them.
+        failed.sort_by_key(|failed| failed.position);
+        Outcome { received: self.received, stored: 0, duplicates: 0, failed, store_error: Some(error) }
+    }
+}
+
+impl<E, S> Outcome<E, S> {
+    /// The partial batch response: exactly the failed messages go back to the queue.
+    ///
+    /// Needs `FunctionResponseTypes: [ReportBatchItemFailures]` on the event source mapping;
+    /// without it Lambda ignores the response and deletes the whole batch.
+    pub fn response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = self
+            .failed
+            .iter()
+            .map(|failed| {
+                let mut item = BatchItemFailure::default();
+                item.item_identifier = failed.message_id.clone();
+                item
+            })
+            .collect();
+        response
+    }
+
+    /// The response, or [`StoreUnavailable`] when the store failed and `on_store_failure` asks
+    /// for a function error.
+    pub fn into_response(mut self, on_store_failure: OnStoreFailure) -> Result<SqsBatchResponse, StoreUnavailable<S>> {
+        if on_store_failure == OnStoreFailure::FailInvocation
+            && let Some(source) = self.store_error.take()
+        {
+            return Err(StoreUnavailable { failed: self.store_failures().count(), source });
+        }
+        Ok(self.response())
+    }
+
+    /// The messages that failed only because the store did: what a visibility
+    /// [`Backoff`](crate::Backoff) should hide for longer, since their content is fine.
+    pub fn store_failures(&self) -> impl Iterator<Item = &Failed<E>> {
+        self.failed.iter().filter(|failed| matches!(failed.reason, FailureReason::StoreFailed))
+    }
+}
+
+impl<E: Rejection, S> Outcome<E, S> {
+    /// Failure counts by [`FailureReason::code`], for a metric or a summary log line.
+    pub fn failures_by_code(&self) -> BTreeMap<Cow<'static, str>, usize> {
+        let mut counts = BTreeMap::new();
+        for failed in &self.failed {
+            *counts.entry(failed.reason.code()).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+/// The whole contract for one event: [`plan`] it, hand the accepted records to `store` in one
+/// call (none when nothing was accepted), and account for every record.
+///
+/// A store error never escapes as an `Err`: it becomes the outcome's
+/// [`store_error`](Outcome::store_error) and a [`StoreFailed`](FailureReason::StoreFailed)
+/// failure per accepted record; [`Outcome::into_response`] then decides how Lambda hears of it.
+///
+/// # Errors
+///
+/// [`EventError`] when the event cannot be answered record by record.
+pub async fn process<R, E, S>(
+    records: &[SqsMessage],
+    envelope: &Envelope,
+    parse: impl FnMut(&SqsMessage) -> Result<R, E>,
+    store: &S,
+) -> Result<Outcome<E, S::Error>, EventError>
+where
+    S: Store<R>,
+{
+    let plan = plan(records, envelope, parse)?;
+    if plan.accepted.is_empty() {
+        return Ok(plan.stored(0));
+    }
+    Ok(match store.store(&plan.accepted).await {
+        Ok(stored) => plan.stored(stored),
+        Err(error) => plan.store_failed(error),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{InjectedFailure, MemoryStore};
+    use crate::testing::{NotANumber, Number, fifo, message, parse, with_attribute};
+
+    type TestOutcome = Outcome<NotANumber, InjectedFailure>;
+
+    async fn run(records: &[SqsMessage], store: &MemoryStore<Number>) -> TestOutcome {
+        process(records, &Envelope::default(), parse, store).await.expect("every record has a messageId")
+    }
+
+    fn failed_ids(response: &SqsBatchResponse) -> Vec<&str> {
+        response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect()
+    }
+
+    fn codes(outcome: &TestOutcome) -> Vec<(&str, String)> {
+        outcome.failed.iter().map(|f| (f.message_id.as_str(), f.reason.code().into_owned())).collect()
+    }
+
+    #[tokio::test]
+    async fn an_all_good_batch_is_stored_and_reports_no_failure() {
+        let store = MemoryStore::new();
+        let outcome = run(&[message("a", "1"), message("b", "2")], &store).await;
+        assert_eq!((outcome.received, outcome.stored, outcome.duplicates), (2, 2, 0));
+        let response = outcome.into_response(OnStoreFailure::FailInvocation).expect("no store failure");
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(store.identities(), ["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn the_response_names_exactly_the_failed_messages_each_once() {
+        let store = MemoryStore::new();
+        let records = [
+            message("a", "1"),
+            message("bad", "x"),
+            message("twice", "2"),
+            message("twice", "3"),
+            fifo("f1", "g", "x"),
+            fifo("f2", "g", "5"),
+        ];
+        let outcome = run(&records, &store).await;
+        assert_eq!(
+            codes(&outcome),
+            [
+                ("bad", "malformed_body".into()),
+                ("twice", "repeated_message_id".into()),
+                ("f1", "malformed_body".into()),
+                ("f2", "fifo_group_blocked".into()),
+            ]
+        );
+        assert_eq!(
+            outcome.failures_by_code(),
+            BTreeMap::from([
+                ("fifo_group_blocked".into(), 1),
+                ("malformed_body".into(), 2),
+                ("repeated_message_id".into(), 1)
+            ])
+        );
+        let response = outcome.into_response(OnStoreFailure::ReportRecords).expect("response");
+        assert_eq!(failed_ids(&response), ["bad", "twice", "f1", "f2"]);
+        assert_eq!(store.identities(), ["a"]);
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_or_redriven_message_makes_no_second_entry() {
+        let store = MemoryStore::new();
+        let envelope = Envelope::default().with_redrive_attributes("OriginalMessageId", "OriginalSentTimestamp");
+        let first = [message("m-1", "1"), with_attribute(message("m-2", "2"), "IdempotencyKey", "key-2")];
+        let outcome = process(&first, &envelope, parse, &store).await.expect("outcome");
+        assert_eq!((outcome.stored, outcome.duplicates), (2, 0));
+
+        let again = [
+            // SQS redelivers m-1 (its visibility ran out before the delete).
+            message("m-1", "1"),
+            // The producer retried its send: a new messageId, the same key.
+            with_attribute(message("m-3", "2"), "IdempotencyKey", "key-2"),
+            // A redrive re-sent m-1 from the dead-letter queue under a new id.
+            with_attribute(message("m-4", "1"), "OriginalMessageId", "m-1"),
+        ];
+        let outcome = process(&again, &envelope, parse, &store).await.expect("outcome");
+        assert_eq!((outcome.stored, outcome.duplicates, outcome.failed.len()), (0, 3, 0));
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.get("key-2").map(|entry| entry.message_id), Some("m-2".into()), "the first delivery is kept");
+    }
+
+    #[tokio::test]
+    async fn a_whole_batch_store_failure_fails_every_accepted_record_retryably() {
+        let store = MemoryStore::new();
+        store.fail_next(1);
+        let records = [message("a", "1"), message("bad", "x"), message("c", "3")];
+        let outcome = run(&records, &store).await;
+        assert_eq!(
+            codes(&outcome),
+            [("a", "store_failed".into()), ("bad", "malformed_body".into()), ("c", "store_failed".into())],
+            "in event order, each record keeping its own reason"
+        );
+        assert!(outcome.store_failures().all(|f| f.reason.is_retryable()));
+        assert_eq!(outcome.store_failures().count(), 2);
+        assert_eq!((outcome.stored, outcome.duplicates), (0, 0));
+        assert_eq!(outcome.store_error, Some(InjectedFailure));
+        assert!(store.is_empty());
+
+        // The caller's choice: name every record, or fail the invocation.
+        let response = outcome.clone().into_response(OnStoreFailure::ReportRecords).expect("a partial response");
+        assert_eq!(failed_ids(&response), ["a", "bad", "c"]);
+        let error = outcome.into_response(OnStoreFailure::FailInvocation).expect_err("a function error");
+        assert_eq!(error.failed, 2);
+        assert_eq!(error.source, InjectedFailure);
+
+        // The outage passes: the redelivered batch is stored.
+        let outcome = run(&records, &store).await;
+        assert_eq!((outcome.stored, outcome.failed.len()), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn the_store_is_not_called_when_nothing_was_accepted() {
+        let store = MemoryStore::new();
+        store.fail_next(1);
+        for (name, records) in [("an empty event", vec![]), ("only failures", vec![message("bad", "x")])] {
+            let outcome = run(&records, &store).await;
+            assert_eq!(outcome.store_error, None, "{name}");
+        }
+        assert_eq!(store.calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_event_error_comes_before_any_store_call() {
+        let store = MemoryStore::<Number>::new();
+        let mut anonymous = message("x", "1");
+        anonymous.message_id = None;
+        let result = process(&[message("a", "1"), anonymous], &Envelope::default(), parse, &store).await;
+        assert_eq!(result.err(), Some(EventError::MissingMessageId { position: 1 }));
+        assert_eq!(store.calls(), 0);
+    }
+
+    #[test]
+    fn processing_is_send_for_the_multi_threaded_runtime() {
+        fn assert_send<T: Send>(_: &T) {}
+        let store = MemoryStore::<Number>::new();
+        let envelope = Envelope::default();
+        let records = [message("a", "1")];
+        assert_send(&process(&records, &envelope, parse, &store));
+    }
+}

@@ -1,0 +1,422 @@
+//! One event in, a plan out: the records to store and the messages that already failed.
+
+use std::collections::{HashMap, HashSet};
+
+use aws_lambda_events::sqs::SqsMessage;
+
+use crate::envelope::{self, Envelope};
+use crate::failure::{EventError, Failed, FailureReason};
+
+/// A message that passed the envelope rules and parsed: what a [`Store`](crate::Store) writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted<R> {
+    /// The parsed record.
+    pub record: R,
+    /// The key the store must deduplicate on, so that a redelivered or redriven message never
+    /// makes a second entry: the first identity attribute present (see [`Envelope`]), else the
+    /// `messageId`. At most [`MAX_ID_CHARS`](crate::MAX_ID_CHARS) characters, no control
+    /// characters.
+    pub identity: String,
+    /// SQS's `messageId` of this delivery: what a failure is reported by.
+    pub message_id: String,
+    /// The message's index in the event's `Records`.
+    pub position: usize,
+    /// SQS's `ApproximateReceiveCount` (1 when absent).
+    pub receive_count: u32,
+    /// When the message was first sent, epoch milliseconds: SQS's `SentTimestamp`, or the
+    /// original-sent attribute a redrive kept. The same on every delivery, unlike the wall clock.
+    pub sent_at_ms: i64,
+    /// The FIFO message group, on a FIFO queue.
+    pub group: Option<String>,
+}
+
+/// What one event turns into before anything is written: every record is either accepted,
+/// failed, or a later identical copy of an accepted one (see
+/// [`Envelope::with_identical_copies_collapsed`]). `R` is the record type, `E` its rejection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan<R, E> {
+    /// How many records the event held.
+    pub received: usize,
+    /// The records to store, in event order.
+    pub accepted: Vec<Accepted<R>>,
+    /// The messages that failed before the store, in event order, each `messageId` once.
+    pub rejected: Vec<Failed<E>>,
+    /// Later identical copies of a message in the batch: duplicates, not failures.
+    pub copies_skipped: usize,
+}
+
+/// Applies the envelope rules to every record of an event and parses those that pass.
+///
+/// In order, per record: a repeated `messageId` fails; a FIFO group that already lost a message
+/// blocks the rest of it; then the `messageId`, the identity and the sent time are checked, and
+/// only then is `parse` called, so it never sees a message the envelope refuses. A failure on a
+/// FIFO queue blocks the later messages of its group, whatever its reason.
+///
+/// Two passes over the records with hash sets and maps: linear in the batch size.
+///
+/// # Errors
+///
+/// [`EventError::MissingMessageId`] when a record has no `messageId`: its failure could not be
+/// reported, so the event must fail whole.
+pub fn plan<R, E>(
+    records: &[SqsMessage],
+    envelope: &Envelope,
+    mut parse: impl FnMut(&SqsMessage) -> Result<R, E>,
+) -> Result<Plan<R, E>, EventError> {
+    // First pass: every record needs an id, and each id one fate.
+    let mut first_copy: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    let mut repeated: HashSet<&str> = HashSet::new();
+    let mut later_copies: HashSet<usize> = HashSet::new();
+    for (position, record) in records.iter().enumerate() {
+        let id = match record.message_id.as_deref() {
+            Some(id) if !id.is_empty() => id,
+            _ => return Err(EventError::MissingMessageId { position }),
+        };
+        match first_copy.get(id) {
+            None => {
+                first_copy.insert(id, position);
+            }
+            Some(&first)
+                if envelope.collapses_identical_copies() && envelope::same_message(&records[first], record) =>
+            {
+                later_copies.insert(position);
+            }
+            Some(_) => {
+                repeated.insert(id);
+            }
+        }
+    }
+    // An id can be both: copies 1 and 2 identical, copy 3 different. Then none is trusted.
+    later_copies.retain(|&position| !repeated.contains(records[position].message_id.as_deref().unwrap_or_default()));
+
+    let mut accepted = Vec::with_capacity(records.len());
+    let mut rejected = Vec::new();
+    let mut repeated_reported: HashSet<&str> = HashSet::new();
+    let mut blocked_groups: HashSet<&str> = HashSet::new();
+    for (position, record) in records.iter().enumerate() {
+        if later_copies.contains(&position) {
+            continue;
+        }
+        let message_id = record.message_id.as_deref().unwrap_or_default();
+        let group = envelope::fifo_group(record);
+        let receive_count = envelope::receive_count(record);
+        let fate = if repeated.contains(message_id) {
+            Err(FailureReason::RepeatedMessageId)
+        } else if group.is_some_and(|group| blocked_groups.contains(group)) {
+            Err(FailureReason::EarlierFailureInGroup)
+        } else {
+            envelope.read(record).and_then(|meta| {
+                let record = parse(record).map_err(FailureReason::Rejected)?;
+                Ok(Accepted {
+                    record,
+                    identity: meta.identity.to_owned(),
+                    message_id: message_id.to_owned(),
+                    position,
+                    receive_count,
+                    sent_at_ms: meta.sent_at_ms,
+                    group: group.map(str::to_owned),
+                })
+            })
+        };
+        match fate {
+            Ok(record) => accepted.push(record),
+            Err(reason) => {
+                if let Some(group) = group {
+                    blocked_groups.insert(group);
+                }
+                // Every copy of a repeated id failed; the response names the id once.
+                let first_report =
+                    !matches!(reason, FailureReason::RepeatedMessageId) || repeated_reported.insert(message_id);
+                if first_report {
+                    rejected.push(Failed { message_id: message_id.to_owned(), position, receive_count, reason });
+                }
+            }
+        }
+    }
+    Ok(Plan { received: records.len(), accepted, rejected, copies_skipped: later_copies.len() })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use aws_lambda_events::sqs::SqsMessageAttribute;
+
+    use super::*;
+    use crate::envelope::MAX_ID_CHARS;
+    use crate::failure::Rejection;
+    use crate::testing::{NotANumber, SENT, fifo, message, parse, with_attribute};
+
+    fn plan_default(records: &[SqsMessage]) -> Plan<crate::testing::Number, NotANumber> {
+        plan(records, &Envelope::default(), parse).expect("every record has a messageId")
+    }
+
+    fn accepted_ids<R, E>(plan: &Plan<R, E>) -> Vec<&str> {
+        plan.accepted.iter().map(|a| a.message_id.as_str()).collect()
+    }
+
+    fn rejected_codes<R, E: Rejection>(plan: &Plan<R, E>) -> Vec<(&str, String)> {
+        plan.rejected.iter().map(|f| (f.message_id.as_str(), f.reason.code().into_owned())).collect()
+    }
+
+    #[test]
+    fn every_record_gets_exactly_one_fate() {
+        let mut no_body = message("c", "");
+        no_body.body = None;
+        let plan = plan_default(&[message("a", "1"), message("b", "not a number"), no_body, message("d", "4")]);
+        assert_eq!(plan.received, 4);
+        assert_eq!(accepted_ids(&plan), ["a", "d"]);
+        assert_eq!(rejected_codes(&plan), [("b", "malformed_body".into()), ("c", "missing_body".into())]);
+        assert_eq!(plan.accepted[1].record, crate::testing::Number(4));
+        assert_eq!(plan.accepted[1].position, 3);
+    }
+
+    #[test]
+    fn an_accepted_record_carries_its_envelope() {
+        let mut record = fifo("m-1", "g", "7");
+        record.attributes.insert("ApproximateReceiveCount".into(), "3".into());
+        let plan = plan_default(&[record]);
+        let accepted = &plan.accepted[0];
+        assert_eq!(accepted.identity, "m-1");
+        assert_eq!(accepted.receive_count, 3);
+        assert_eq!(accepted.sent_at_ms, SENT);
+        assert_eq!(accepted.group.as_deref(), Some("g"));
+    }
+
+    #[test]
+    fn a_record_without_message_id_fails_the_whole_event() {
+        for (name, id) in [("absent", None), ("empty", Some(String::new()))] {
+            let mut anonymous = message("x", "1");
+            anonymous.message_id = id;
+            let result = plan(&[message("a", "1"), anonymous], &Envelope::default(), parse);
+            assert_eq!(result, Err(EventError::MissingMessageId { position: 1 }), "{name}");
+        }
+    }
+
+    #[test]
+    fn unstorable_message_ids_fail_their_record_only() {
+        let longest = "m".repeat(MAX_ID_CHARS);
+        let too_long = "m".repeat(MAX_ID_CHARS + 1);
+        let cases = [
+            ("128 characters", longest.as_str(), true),
+            ("128 multi-byte characters", &"é".repeat(MAX_ID_CHARS), true),
+            ("129 characters", too_long.as_str(), false),
+            ("a NUL", "nul\0id", false),
+            ("a newline", "line\nbreak", false),
+        ];
+        for (name, id, accepted) in cases {
+            let plan = plan_default(&[message(id, "1"), message("fine", "2")]);
+            let want: &[&str] = if accepted { &[id, "fine"] } else { &["fine"] };
+            assert_eq!(accepted_ids(&plan), want, "{name}");
+            if !accepted {
+                assert_eq!(rejected_codes(&plan), [(id, "invalid_message_id".into())], "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_id_repeated_in_the_event_fails_every_copy_and_is_named_once() {
+        let records = [message("twice", "1"), message("once", "2"), message("twice", "3"), message("twice", "x")];
+        let plan = plan_default(&records);
+        assert_eq!(accepted_ids(&plan), ["once"]);
+        assert_eq!(rejected_codes(&plan), [("twice", "repeated_message_id".into())]);
+    }
+
+    #[test]
+    fn identical_copies_fail_too_unless_collapsed() {
+        let records = [message("twice", "1"), message("twice", "1")];
+        let plan_failing = plan_default(&records);
+        assert_eq!(rejected_codes(&plan_failing), [("twice", "repeated_message_id".into())]);
+
+        let collapsing = Envelope::default().with_identical_copies_collapsed(true);
+        let collapsed = plan(&records, &collapsing, parse).expect("plan");
+        assert_eq!(accepted_ids(&collapsed), ["twice"]);
+        assert_eq!((collapsed.rejected.len(), collapsed.copies_skipped), (0, 1));
+
+        // Two identical copies and a third that differs: no copy can be trusted.
+        let records = [message("twice", "1"), message("twice", "1"), message("twice", "2")];
+        let mixed = plan(&records, &collapsing, parse).expect("plan");
+        assert_eq!(rejected_codes(&mixed), [("twice", "repeated_message_id".into())]);
+        assert_eq!((mixed.accepted.len(), mixed.copies_skipped), (0, 0));
+    }
+
+    #[test]
+    fn the_identity_is_the_first_identity_attribute_present_else_the_message_id() {
+        let login_etl = Envelope::default().with_redrive_attributes("OriginalMessageId", "OriginalSentTimestamp");
+        let custom = Envelope::default().with_identity_attributes(["EventId"]);
+        let mut binary = SqsMessageAttribute::default();
+        binary.data_type = Some("Binary".into());
+        let mut binary_key = message("sqs-1", "1");
+        binary_key.message_attributes.insert("IdempotencyKey".into(), binary);
+        let too_long = "k".repeat(MAX_ID_CHARS + 1);
+
+        // (name, envelope, record, the identity or the failure code)
+        let cases: [(&str, &Envelope, SqsMessage, Result<&str, &str>); 9] = [
+            ("no attribute", &login_etl, message("sqs-1", "1"), Ok("sqs-1")),
+            (
+                "idempotency key",
+                &login_etl,
+                with_attribute(message("sqs-1", "1"), "IdempotencyKey", "key-7"),
+                Ok("key-7"),
+            ),
+            (
+                "redriven",
+                &login_etl,
+                with_attribute(message("sqs-1", "1"), "OriginalMessageId", "first-id"),
+                Ok("first-id"),
+            ),
+            (
+                "the producer's key wins over the redrive's",
+                &login_etl,
+                with_attribute(
+                    with_attribute(message("sqs-1", "1"), "OriginalMessageId", "first-id"),
+                    "IdempotencyKey",
+                    "key-7",
+                ),
+                Ok("key-7"),
+            ),
+            ("a custom attribute", &custom, with_attribute(message("sqs-1", "1"), "EventId", "e-9"), Ok("e-9")),
+            (
+                "a replaced default is ignored",
+                &custom,
+                with_attribute(message("sqs-1", "1"), "IdempotencyKey", "key-7"),
+                Ok("sqs-1"),
+            ),
+            (
+                "an empty key",
+                &login_etl,
+                with_attribute(message("sqs-1", "1"), "IdempotencyKey", ""),
+                Err("invalid_idempotency_key"),
+            ),
+            (
+                "a key too long",
+                &login_etl,
+                with_attribute(message("sqs-1", "1"), "IdempotencyKey", &too_long),
+                Err("invalid_idempotency_key"),
+            ),
+            ("a Binary key", &login_etl, binary_key, Err("invalid_idempotency_key")),
+        ];
+        for (name, envelope, record, want) in cases {
+            let plan = plan(&[record], envelope, parse).expect("plan");
+            let got = match (plan.accepted.first(), plan.rejected.first()) {
+                (Some(accepted), None) => Ok(accepted.identity.clone()),
+                (None, Some(failed)) => Err(failed.reason.code().into_owned()),
+                _ => panic!("{name}: one record, one fate"),
+            };
+            assert_eq!(got, want.map(str::to_owned).map_err(str::to_owned), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_sent_time_is_the_original_one_and_must_be_believable() {
+        let envelope = Envelope::default()
+            .with_redrive_attributes("OriginalMessageId", "OriginalSentTimestamp")
+            .with_sent_range(946_684_800_000..4_102_444_800_000);
+        let with_sent = |value: &str| {
+            let mut record = message("m", "1");
+            record.attributes.insert("SentTimestamp".into(), value.to_owned());
+            record
+        };
+        let mut missing = message("m", "1");
+        missing.attributes.remove("SentTimestamp");
+        let cases = [
+            ("SQS's SentTimestamp", message("m", "1"), Ok(SENT)),
+            (
+                "a redrive's original",
+                with_attribute(message("m", "1"), "OriginalSentTimestamp", "1000000000000"),
+                Ok(1_000_000_000_000),
+            ),
+            ("missing", missing, Err("invalid_sent_timestamp")),
+            ("not a number", with_sent("yesterday"), Err("invalid_sent_timestamp")),
+            (
+                "an unreadable original",
+                with_attribute(message("m", "1"), "OriginalSentTimestamp", "x"),
+                Err("invalid_sent_timestamp"),
+            ),
+            ("the range's first millisecond", with_sent("946684800000"), Ok(946_684_800_000)),
+            ("just before the range", with_sent("946684799999"), Err("sent_timestamp_out_of_range")),
+            ("the range's end", with_sent("4102444800000"), Err("sent_timestamp_out_of_range")),
+            ("negative", with_sent("-250000000000000"), Err("sent_timestamp_out_of_range")),
+        ];
+        for (name, record, want) in cases {
+            let plan = plan(&[record], &envelope, parse).expect("plan");
+            let got = match (plan.accepted.first(), plan.rejected.first()) {
+                (Some(accepted), None) => Ok(accepted.sent_at_ms),
+                (None, Some(failed)) => Err(failed.reason.code().into_owned()),
+                _ => panic!("{name}: one record, one fate"),
+            };
+            assert_eq!(got, want.map_err(str::to_owned), "{name}");
+        }
+        // Without a range, any epoch milliseconds do.
+        assert_eq!(plan_default(&[with_sent("-1")]).accepted.len(), 1);
+    }
+
+    #[test]
+    fn a_fifo_failure_blocks_the_rest_of_its_group_only() {
+        let records = [
+            fifo("1", "g1", "1"),
+            fifo("2", "g1", "bad"),
+            fifo("3", "g2", "3"),
+            fifo("4", "g1", "4"),
+            fifo("5", "g2", "5"),
+            fifo("6", "g1", "6"),
+        ];
+        let plan = plan_default(&records);
+        assert_eq!(accepted_ids(&plan), ["1", "3", "5"]);
+        assert_eq!(
+            rejected_codes(&plan),
+            [("2", "malformed_body".into()), ("4", "fifo_group_blocked".into()), ("6", "fifo_group_blocked".into())]
+        );
+        assert_eq!(plan.rejected[1].reason.to_string(), "earlier failure in group");
+    }
+
+    #[test]
+    fn every_kind_of_failure_blocks_a_fifo_group() {
+        let cases = [
+            ("rejected body", fifo("1", "g", "bad")),
+            ("invalid identity", with_attribute(fifo("1", "g", "1"), "IdempotencyKey", "")),
+            ("invalid messageId", fifo("bad\nid", "g", "1")),
+        ];
+        for (name, first) in cases {
+            let plan = plan_default(&[first, fifo("2", "g", "2")]);
+            assert!(plan.accepted.is_empty(), "{name}");
+            assert_eq!(plan.rejected[1].reason.code(), "fifo_group_blocked", "{name}");
+        }
+        // A repeated id too, though it is named once.
+        let plan = plan_default(&[fifo("1", "g", "1"), fifo("1", "g", "2"), fifo("3", "g", "3")]);
+        assert_eq!(rejected_codes(&plan), [("1", "repeated_message_id".into()), ("3", "fifo_group_blocked".into())]);
+    }
+
+    #[test]
+    fn standard_queues_do_not_block_groups() {
+        // Fair queues put a MessageGroupId on standard queues, which promise no order.
+        let mut bad = message("1", "bad");
+        bad.attributes.insert("MessageGroupId".into(), "g".into());
+        let mut good = message("2", "2");
+        good.attributes.insert("MessageGroupId".into(), "g".into());
+        let plan = plan_default(&[bad, good]);
+        assert_eq!(accepted_ids(&plan), ["2"]);
+        assert_eq!(plan.accepted[0].group, None);
+    }
+
+    #[test]
+    fn parse_never_sees_a_message_the_envelope_refuses() {
+        let calls = Cell::new(0);
+        let counting = |record: &SqsMessage| {
+            calls.set(calls.get() + 1);
+            parse(record)
+        };
+        let records = [
+            message("bad\0id", "1"),
+            with_attribute(message("b", "2"), "IdempotencyKey", ""),
+            message("c", "3"),
+            message("c", "3"),
+            fifo("e", "g", "bad"),
+            fifo("f", "g", "6"),
+            message("g", "7"),
+        ];
+        let plan = plan(&records, &Envelope::default(), counting).expect("plan");
+        assert_eq!(calls.get(), 2, "only e (which fails) and g are parsed");
+        assert_eq!(accepted_ids(&plan), ["g"]);
+    }
+}
