@@ -9,8 +9,9 @@ use login_etl_test_support::bench as common;
 
 use std::time::Instant;
 
-use login_etl::adapters::loader::{Loader, PoolSettings};
+use login_etl::adapters::loader::Loader;
 use login_etl::adapters::sqs::Queue;
+use login_etl::config::PoolSettings;
 use login_etl::drain::{self, DrainOptions};
 use login_etl::handler::Handler;
 use login_etl_core::mask::{Masker, MaskingKey};

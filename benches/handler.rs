@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::SqsMessage;
 use crypto_box::aead::OsRng;
-use login_etl::adapters::loader::{Loader, PoolSettings};
+use login_etl::adapters::loader::Loader;
+use login_etl::config::PoolSettings;
 use login_etl::handler::Handler;
 use login_etl_core::mask::{Masker, MaskingKey};
 use login_etl_core::vault::VaultSecretKey;

@@ -15,7 +15,8 @@ use login_etl_test_support::bench as common;
 use std::time::Instant;
 
 use aws_lambda_events::sqs::SqsMessage;
-use login_etl::adapters::loader::{Loader, PoolSettings};
+use login_etl::adapters::loader::Loader;
+use login_etl::config::PoolSettings;
 use login_etl::handler::Handler;
 use login_etl_core::batch;
 use login_etl_core::mask::{Masker, MaskingKey};

@@ -1,13 +1,102 @@
 //! Configuration: read from the environment once at start-up, validated, typed.
 //!
 //! Errors name the variable and the problem, never a value: several of these are secrets.
+//!
+//! The settings types the adapters take ([`PoolSettings`], [`SslMode`], [`ConnectionSecurity`])
+//! are defined here, so this module depends on no other module of the crate: the adapters
+//! depend on it, never the other way round.
 
 use std::time::Duration;
 
-use crate::adapters::database::SslMode;
-use crate::adapters::loader::PoolSettings;
 use login_etl_core::mask::{MaskingKey, MaskingMode};
 use login_etl_core::vault::VaultPublicKey;
+
+/// How the loader's pool behaves. The defaults suit a classic Lambda instance, which runs one
+/// invocation at a time and may sit frozen for minutes between two of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// By default one connection per concurrent invocation (`AWS_LAMBDA_MAX_CONCURRENCY` when
+    /// Lambda runs several per execution environment). Fewer is fine: a batch holds its
+    /// connection only for its one statement, so invocations take turns, each waiting at most
+    /// `acquire_timeout` (docs/scaling.md).
+    pub max_connections: u32,
+    /// How long a batch waits for a connection (including connecting) before it is failed.
+    pub acquire_timeout: Duration,
+    /// The client-side deadline of one insert; past it the query is cancelled.
+    pub statement_timeout: Duration,
+    /// A connection idle longer than this is not trusted: it is discarded when handed out.
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How much TLS a connection demands, with libpq's names and meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SslMode {
+    /// Plain TCP only.
+    Disable,
+    /// TLS when the server offers it, certificate not verified (libpq's default).
+    #[default]
+    Prefer,
+    /// TLS or no connection; certificate not verified.
+    Require,
+    /// TLS or no connection; the certificate must chain to a trusted root (`DB_CA_BUNDLE`, or the
+    /// Mozilla roots) and name the host. What IAM authentication should use: a token is a
+    /// bearer credential for 15 minutes.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// Whether a connection in this mode is never sent in clear text.
+    pub fn requires_tls(self) -> bool {
+        matches!(self, SslMode::Require | SslMode::VerifyFull)
+    }
+}
+
+impl std::str::FromStr for SslMode {
+    type Err = UnknownSslMode;
+
+    fn from_str(text: &str) -> Result<SslMode, UnknownSslMode> {
+        match text.trim() {
+            "disable" => Ok(SslMode::Disable),
+            // libpq's `allow` tries plain first; TLS-when-offered is the closer safe reading.
+            "allow" | "prefer" => Ok(SslMode::Prefer),
+            "require" => Ok(SslMode::Require),
+            // verify-ca without the host check is not offered: it is weaker and rarely wanted.
+            "verify-ca" | "verify-full" => Ok(SslMode::VerifyFull),
+            _ => Err(UnknownSslMode),
+        }
+    }
+}
+
+impl std::fmt::Display for SslMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An `sslmode` that is none of libpq's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("sslmode must be disable, prefer, require or verify-full")]
+pub struct UnknownSslMode;
 
 /// Where the database connection comes from.
 #[derive(Clone, PartialEq, Eq)]

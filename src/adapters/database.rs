@@ -7,65 +7,10 @@
 //! reach the same server with the same credentials, so neither owns the connection settings.
 
 use std::fmt;
-use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
-use crate::config::ConnectionSecurity;
-
-/// How much TLS a connection demands, with libpq's names and meanings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SslMode {
-    /// Plain TCP only.
-    Disable,
-    /// TLS when the server offers it, certificate not verified (libpq's default).
-    #[default]
-    Prefer,
-    /// TLS or no connection; certificate not verified.
-    Require,
-    /// TLS or no connection; the certificate must chain to a trusted root (`DB_CA_BUNDLE`, or the
-    /// Mozilla roots) and name the host. What IAM authentication should use: a token is a
-    /// bearer credential for 15 minutes.
-    VerifyFull,
-}
-
-impl SslMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
-
-    /// Whether a connection in this mode is never sent in clear text.
-    pub fn requires_tls(self) -> bool {
-        matches!(self, SslMode::Require | SslMode::VerifyFull)
-    }
-}
-
-impl FromStr for SslMode {
-    type Err = TargetError;
-
-    fn from_str(text: &str) -> Result<SslMode, TargetError> {
-        match text.trim() {
-            "disable" => Ok(SslMode::Disable),
-            // libpq's `allow` tries plain first; TLS-when-offered is the closer safe reading.
-            "allow" | "prefer" => Ok(SslMode::Prefer),
-            "require" => Ok(SslMode::Require),
-            // verify-ca without the host check is not offered: it is weaker and rarely wanted.
-            "verify-ca" | "verify-full" => Ok(SslMode::VerifyFull),
-            _ => Err(TargetError::SslMode),
-        }
-    }
-}
-
-impl fmt::Display for SslMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::config::{ConnectionSecurity, SslMode};
 
 /// A PostgreSQL server, database and login. `Debug` never shows the password.
 #[derive(Clone, PartialEq, Eq)]
@@ -115,7 +60,7 @@ impl DbTarget {
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         let dbname = decode(url.path().trim_start_matches('/'));
         let ssl_mode = match url.query_pairs().find(|(key, _)| key == "sslmode") {
-            Some((_, mode)) => mode.parse()?,
+            Some((_, mode)) => mode.parse().map_err(|_: crate::config::UnknownSslMode| TargetError::SslMode)?,
             None => SslMode::default(),
         };
         Ok(DbTarget {

@@ -30,45 +30,18 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::adapters::database::{DbTarget, SslMode};
+use crate::adapters::database::DbTarget;
 use crate::adapters::iam::{IamAuth, IamError};
 use crate::adapters::secrets::SecretStore;
 use crate::adapters::tls;
 use crate::config::ConnectionSecurity;
+use crate::config::{PoolSettings, SslMode};
 use login_etl_core::batch::{LoginRows, VaultRows};
 use login_etl_core::mask::MaskingMode;
 
 /// The batch insert. Its text lives in `queries/` so that sqlx checks it against the schema at
 /// compile time (see `checked` below) while tokio-postgres sends it.
 const INSERT_BATCH: &str = include_str!("../../queries/insert_batch.sql");
-
-/// How the loader's pool behaves. The defaults suit a classic Lambda instance, which runs one
-/// invocation at a time and may sit frozen for minutes between two of them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolSettings {
-    /// By default one connection per concurrent invocation (`AWS_LAMBDA_MAX_CONCURRENCY` when
-    /// Lambda runs several per execution environment). Fewer is fine: a batch holds its
-    /// connection only for its one statement, so invocations take turns, each waiting at most
-    /// `acquire_timeout` (docs/scaling.md).
-    pub max_connections: u32,
-    /// How long a batch waits for a connection (including connecting) before it is failed.
-    pub acquire_timeout: Duration,
-    /// The client-side deadline of one insert; past it the query is cancelled.
-    pub statement_timeout: Duration,
-    /// A connection idle longer than this is not trusted: it is discarded when handed out.
-    pub idle_timeout: Duration,
-}
-
-impl Default for PoolSettings {
-    fn default() -> Self {
-        PoolSettings {
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(20),
-            idle_timeout: Duration::from_secs(60),
-        }
-    }
-}
 
 /// TCP keepalive: probe an idle connection after 30 s, every 5 s, give up after 3 misses.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);

@@ -5,7 +5,8 @@
 
 use serde::Deserialize;
 
-use crate::adapters::database::{DbTarget, SslMode};
+use crate::adapters::database::DbTarget;
+use crate::config::SslMode;
 use login_etl_core::mask::MaskingKey;
 
 #[derive(Debug, thiserror::Error)]

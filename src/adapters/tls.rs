@@ -13,7 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::adapters::database::SslMode;
+use crate::config::SslMode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use login_etl::adapters::loader::PoolSettings;
+use login_etl::config::PoolSettings;
 use login_etl_test_support::*;
 use sqlx::{Connection, PgPool};
 

@@ -17,10 +17,12 @@ use sqlx::postgres::PgConnectOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use login_etl::adapters::database::{DbTarget, SslMode};
-use login_etl::adapters::loader::{Loader, PoolSettings};
+use login_etl::adapters::database::DbTarget;
+use login_etl::adapters::loader::Loader;
 use login_etl::adapters::sqs::Queue;
 use login_etl::adapters::store::Store;
+use login_etl::config::PoolSettings;
+use login_etl::config::SslMode;
 use login_etl::handler::Handler;
 use login_etl_core::mask::{Masker, MaskingKey};
 
