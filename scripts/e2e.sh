@@ -16,10 +16,10 @@ root=$PWD
 # stand-ins/lambda-init speaks its private protocol: both for the version pinned here.
 check_pin() {
   local pinned stand_in
-  pinned=$(sed -n 's/^localstack-core\[runtime\]==//p' tools/requirements-localstack.txt)
+  pinned=$(sed -n 's/^ *"localstack-core\[runtime\]==\(.*\)",$/\1/p' pyproject.toml)
   stand_in=$(sed -n 's/^PINNED = "\(.*\)"$/\1/p' stand-ins/localstack-lambda-docker.py)
   if [ -z "$pinned" ] || [ "$pinned" != "$stand_in" ]; then
-    echo "e2e.sh: tools/requirements-localstack.txt pins localstack-core '$pinned', the stand-ins speak to '$stand_in'" >&2
+    echo "e2e.sh: pyproject.toml pins localstack-core '$pinned', the stand-ins speak to '$stand_in'" >&2
     return 1
   fi
   if ! grep -q "localstack-core $pinned" stand-ins/lambda-init/src/main.rs; then

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # LocalStack in host mode, for machines without a Docker engine (ours, and CI).
 # Usage: scripts/localstack.sh start|stop|restart|status|docker
-#   start   install .venv/localstack from tools/requirements-localstack.txt when missing or
-#           changed, start LocalStack in the background (pid .run/localstack.pid, log
-#           .run/localstack.log) and wait until SQS, Secrets Manager and KMS answer. Does
+#   start   sync .venv/localstack with uv.lock (pyproject.toml's `localstack` group, Python
+#           >= 3.12: scripts/uv-sync.sh finds one on PATH or in pyenv), start LocalStack in
+#           the background (pid .run/localstack.pid, log .run/localstack.log) and wait
+#           until SQS, Secrets Manager and KMS answer. Does
 #           nothing if LocalStack already answers on the port. It also serves what make e2e
 #           deploys template.yaml into (CloudFormation, Lambda in Docker, ...: localstack_services).
 #   stop    stop the LocalStack this script started (nothing else).
@@ -17,7 +18,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 port=${LOCALSTACK_PORT:-4566}
 venv=$root/.venv/localstack
-requirements=$root/tools/requirements-localstack.txt
 run=$root/.run
 pidfile=$run/localstack.pid
 log=$run/localstack.log
@@ -37,35 +37,13 @@ ready() {
   done
 }
 
-find_python() {
-  local candidate
-  for candidate in python3.14 python3.13 python3.12 python3; do
-    if command -v "$candidate" >/dev/null 2>&1 &&
-      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
-      command -v "$candidate"
-      return
-    fi
-  done
-  # pyenv's shims exist even for versions that are not selected, so also look at its
-  # installed versions directly, newest first (3.12.1 was seen to start LocalStack without
-  # its runtime components; 3.13 works).
-  local pyenv_root=${PYENV_ROOT:-$HOME/.pyenv}
-  for candidate in $(printf '%s\n' "$pyenv_root"/versions/3.1[2-9]* | sort -rV); do
-    [ -x "$candidate/bin/python3" ] && { echo "$candidate/bin/python3"; return; }
-  done
-  return 1
-}
-
 install() {
-  # Up to date: no need to look for a Python at all.
-  "$root/scripts/venv.sh" current "$venv" "$requirements" && return
-  local python
-  python=$(find_python) || {
-    echo "localstack.sh: LocalStack needs Python >= 3.12 (python3.12/python3.13 on PATH, or pyenv); none found." >&2
-    echo "  Install one (e.g. 'pyenv install 3.12'), or use Docker: docker compose up -d" >&2
+  # LocalStack needs Python >= 3.12 (3.12.1 was seen to start it without its runtime components;
+  # 3.13 works: uv-sync.sh takes pyenv's newest when none is on PATH).
+  "$root/scripts/uv-sync.sh" localstack "$venv" 3.12 || {
+    echo "localstack.sh: no LocalStack venv; or use Docker: docker compose up -d" >&2
     exit 1
   }
-  "$root/scripts/venv.sh" ensure "$venv" "$requirements" "$python"
 }
 
 start() {

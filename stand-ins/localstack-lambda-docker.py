@@ -23,7 +23,7 @@ What they replace, and when each is used:
   one environment at a time can start). On any other network nothing is changed.
 
 These patch LocalStack's private code (`localstack.services.lambda_.invocation`), written
-against `localstack-core` 2026.3.0: the version pinned in `tools/requirements-localstack.txt`.
+against `localstack-core` 2026.3.0: the version pinned in `pyproject.toml` (its `localstack` group).
 Another version is refused at start (`PINNED` below; `scripts/e2e.sh --check-pin` tests that the
 pin and this file agree).
 
@@ -109,7 +109,7 @@ def main():
         sys.exit(
             f"localstack-lambda-docker.py: written against localstack-core {PINNED}, found {installed}; "
             "check its patches against the new version's docker_runtime_executor.py and "
-            "executor_endpoint.py, then update PINNED and tools/requirements-localstack.txt together"
+            "executor_endpoint.py, then update PINNED and pyproject.toml (with uv lock) together"
         )
     patch()
     from localstack.runtime.main import main as localstack_main
