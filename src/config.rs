@@ -213,6 +213,13 @@ pub struct AwsConfig {
     pub function_name: String,
     /// `AWS_LAMBDA_RUNTIME_API`: where a start-up failure is reported; unset outside Lambda.
     pub runtime_api: Option<String>,
+    /// `AWS_LAMBDA_MAX_CONCURRENCY` (1 to 1000, default 1): the invocations one execution
+    /// environment runs at once (Lambda Managed Instances); the async runtime's shape and the
+    /// pool's default size follow it.
+    pub max_concurrency: u32,
+    /// Which of [`RUNTIME_ENV`] are unset (or, for the memory size, not a number): outside
+    /// Lambda the runtime client would panic on the first of them.
+    pub runtime_env_missing: Vec<&'static str>,
     /// `AWS_ENDPOINT_URL`: LocalStack's endpoint in local runs; unset on AWS.
     pub endpoint_url: Option<String>,
     /// `RETRY_BACKOFF_BASE_SECONDS`: visibility of a message after its first failed insert,
@@ -251,13 +258,13 @@ pub enum ConfigError {
 /// unit test records what it reads with nothing set (when every name is read) against this list,
 /// so the list is the reader's own. `tests/it/wiring.rs` holds `template.yaml` and
 /// `docs/configuration.md` to it.
-pub const VARIABLES: [&str; 20] = [
+pub const VARIABLES: [&str; 22] = [
+    "AWS_LAMBDA_MAX_CONCURRENCY",
     "DATABASE_URL",
     "DB_SECRET_ID",
     "DB_IAM_AUTH",
     "DB_SSL_MODE",
     "DB_CA_BUNDLE",
-    "AWS_LAMBDA_MAX_CONCURRENCY",
     "DB_MAX_CONNECTIONS",
     "DB_ACQUIRE_TIMEOUT_MS",
     "DB_STATEMENT_TIMEOUT_MS",
@@ -269,24 +276,77 @@ pub const VARIABLES: [&str; 20] = [
     "RETRY_BACKOFF_BASE_SECONDS",
     "AWS_LAMBDA_FUNCTION_NAME",
     "AWS_LAMBDA_RUNTIME_API",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
     "AWS_ENDPOINT_URL",
     "LOGIN_ETL_TASK",
     "RETENTION_KEEP_MONTHS",
 ];
 
+/// The variables the Lambda runtime client reads (and panics without): Lambda sets them all.
+/// The bootstrap checks them ([`AwsConfig::runtime_env_missing`]) before starting the runtime,
+/// and `tests/it/wiring.rs` checks each is one Lambda sets and `docs/configuration.md` lists.
+pub const RUNTIME_ENV: [&str; 4] = [
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+];
+
+/// The process environment, read once at start-up: [`Config`] and
+/// [`crate::telemetry::LogSettings`] read their variables from this snapshot, never from the
+/// process, so each variable is read in one place and a test can hand over its own.
+/// No `Debug`: it holds secrets (`MASKING_KEY`, a `DATABASE_URL` with a password).
+#[derive(Clone, Default)]
+pub struct Environment(std::collections::HashMap<String, String>);
+
+impl Environment {
+    /// The process's variables now (those that are valid Unicode; none of ours is not).
+    pub fn capture() -> Environment {
+        Environment(
+            std::env::vars_os()
+                .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+                .collect(),
+        )
+    }
+
+    /// An environment of exactly `pairs`.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Environment {
+        Environment(pairs.into_iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect())
+    }
+
+    /// A variable's value, if set (empty values included: each reader decides).
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+
+    /// Whether `name` is set to nothing but blanks.
+    pub fn is_blank(&self, name: &str) -> bool {
+        self.0.get(name).is_some_and(|value| value.trim().is_empty())
+    }
+}
+
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name).ok())
+        Config::from_environment(&Environment::capture())
+    }
+
+    /// Reads a captured environment.
+    pub fn from_environment(environment: &Environment) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| environment.get(name))
     }
 
     /// Reads configuration through `lookup`, which returns a variable's value if set.
     /// Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| read(&lookup, name);
+        // Lambda sets AWS_LAMBDA_MAX_CONCURRENCY when one instance runs several invocations at
+        // once; each needs its own connection.
+        let max_concurrency = number(&get, "AWS_LAMBDA_MAX_CONCURRENCY", 1, 1..=1000)?;
         Ok(Config {
             database: database(&get)?,
-            pool: pool(&get)?,
+            pool: pool(&get, max_concurrency)?,
             masking: masking(&get)?,
             vault: VaultConfig {
                 public_key: get("VAULT_PUBLIC_KEY")
@@ -294,7 +354,7 @@ impl Config {
                     .transpose()
                     .map_err(|err| invalid("VAULT_PUBLIC_KEY", err.to_string()))?,
             },
-            aws: aws(&get)?,
+            aws: aws(&get, max_concurrency)?,
             lifecycle: lifecycle(&get)?,
         })
     }
@@ -345,13 +405,10 @@ fn database(get: &impl Fn(&str) -> Option<String>) -> Result<DatabaseConfig, Con
     Ok(DatabaseConfig { source, connection })
 }
 
-fn pool(get: &impl Fn(&str) -> Option<String>) -> Result<PoolSettings, ConfigError> {
+fn pool(get: &impl Fn(&str) -> Option<String>, max_concurrency: u32) -> Result<PoolSettings, ConfigError> {
     let defaults = PoolSettings::default();
-    // Lambda sets AWS_LAMBDA_MAX_CONCURRENCY when one instance runs several invocations at
-    // once; each needs its own connection.
-    let lambda_concurrency = number(get, "AWS_LAMBDA_MAX_CONCURRENCY", defaults.max_connections, 1..=1000)?;
     Ok(PoolSettings {
-        max_connections: number(get, "DB_MAX_CONNECTIONS", lambda_concurrency.min(100), 1..=100)?,
+        max_connections: number(get, "DB_MAX_CONNECTIONS", max_concurrency.min(100), 1..=100)?,
         acquire_timeout: millis(get, "DB_ACQUIRE_TIMEOUT_MS", defaults.acquire_timeout)?,
         statement_timeout: millis(get, "DB_STATEMENT_TIMEOUT_MS", defaults.statement_timeout)?,
         idle_timeout: millis(get, "DB_IDLE_TIMEOUT_MS", defaults.idle_timeout)?,
@@ -376,14 +433,30 @@ fn masking(get: &impl Fn(&str) -> Option<String>) -> Result<MaskingConfig, Confi
     Ok(MaskingConfig { mode, key })
 }
 
-fn aws(get: &impl Fn(&str) -> Option<String>) -> Result<AwsConfig, ConfigError> {
+fn aws(get: &impl Fn(&str) -> Option<String>, max_concurrency: u32) -> Result<AwsConfig, ConfigError> {
     let retry_backoff_base = match number(get, "RETRY_BACKOFF_BASE_SECONDS", 180, 0..=43_200)? {
         0 => None,
         seconds => Some(Duration::from_secs(u64::from(seconds))),
     };
+    let function_name = get("AWS_LAMBDA_FUNCTION_NAME");
+    let runtime_api = get("AWS_LAMBDA_RUNTIME_API");
+    let memory_size = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE");
+    let function_version = get("AWS_LAMBDA_FUNCTION_VERSION");
+    let unset = [
+        runtime_api.is_none(),
+        function_name.is_none(),
+        memory_size.is_none_or(|value| value.trim().parse::<i32>().is_err()),
+        function_version.is_none(),
+    ];
     Ok(AwsConfig {
-        function_name: get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "login-etl".into()),
-        runtime_api: get("AWS_LAMBDA_RUNTIME_API"),
+        function_name: function_name.unwrap_or_else(|| "login-etl".into()),
+        runtime_api,
+        max_concurrency,
+        runtime_env_missing: RUNTIME_ENV
+            .into_iter()
+            .zip(unset)
+            .filter_map(|(name, unset)| unset.then_some(name))
+            .collect(),
         endpoint_url: get("AWS_ENDPOINT_URL"),
         retry_backoff_base,
     })

@@ -54,7 +54,13 @@ impl LogSettings {
 
     /// Reads `AWS_LAMBDA_LOG_LEVEL`, `AWS_LAMBDA_LOG_FORMAT` and `RUST_LOG`.
     pub fn from_env() -> LogSettings {
-        LogSettings::from_lookup(|name| std::env::var(name).ok())
+        LogSettings::from_environment(&crate::config::Environment::capture())
+    }
+
+    /// Reads a captured environment (the bootstrap's, which [`crate::config::Config`] reads
+    /// too).
+    pub fn from_environment(environment: &crate::config::Environment) -> LogSettings {
+        LogSettings::from_lookup(|name| environment.get(name))
     }
 
     /// As [`LogSettings::from_env`], through `lookup`. Blank values count as unset; an

@@ -24,7 +24,7 @@ fn check(records: &[SqsMessage]) {
         assert!(accepted.contains(id) || rejected.contains(id), "a record with no fate");
     }
     let outcome = plan.committed(0);
-    let _ = login_etl::lambda::batch_response(&outcome);
+    let _ = login_etl::lambda::response::batch_response(&outcome);
     let _ = outcome.failures_by_reason();
 }
 

@@ -34,7 +34,10 @@ async fn mixed_batch_loads_the_good_and_names_the_bad(pool: PgPool) {
     let outcome = handler.handle(&records).await.expect("handled");
 
     assert_eq!((outcome.received, outcome.inserted, outcome.duplicates), (7, 3, 0));
-    assert_eq!(failure_ids(&lambda::batch_response(&outcome)), ["bad-ip", "malformed", "no-user", "oversize"]);
+    assert_eq!(
+        failure_ids(&lambda::response::batch_response(&outcome)),
+        ["bad-ip", "malformed", "no-user", "oversize"]
+    );
     assert_eq!(
         outcome.failures_by_reason(),
         BTreeMap::from([
@@ -114,7 +117,7 @@ async fn fifo_failure_holds_back_its_group(pool: PgPool) {
         fifo_message("b2", "bob", &good("bob")),
     ];
     let outcome = handler.handle(&records).await.expect("handled");
-    assert_eq!(failure_ids(&lambda::batch_response(&outcome)), ["a2", "a3"]);
+    assert_eq!(failure_ids(&lambda::response::batch_response(&outcome)), ["a2", "a3"]);
     let loaded: Vec<String> = sqlx::query_scalar("SELECT message_id FROM user_logins ORDER BY message_id")
         .fetch_all(&pool)
         .await
@@ -134,7 +137,7 @@ async fn a_failed_transaction_writes_nothing_and_fails_every_record(pool: PgPool
     ];
     let outcome = handler.handle(&records).await.expect("handled, not Err");
     assert_eq!(outcome.inserted, 0);
-    assert_eq!(failure_ids(&lambda::batch_response(&outcome)), ["bad", "ok-1", "ok-2", "poison"]);
+    assert_eq!(failure_ids(&lambda::response::batch_response(&outcome)), ["bad", "ok-1", "ok-2", "poison"]);
     assert_eq!(outcome.failures_by_reason().get("store_failed"), Some(&3));
     assert_eq!(row_count(&pool).await, 0);
 }
@@ -147,7 +150,7 @@ async fn an_unreachable_database_fails_every_record() {
     let handler = handler_with_target(target);
     let records = vec![sqs_message("a", &login_body("u", "10.0.0.1", "d")), sqs_message("b", "{}")];
     let outcome = handler.handle(&records).await.expect("an outcome");
-    assert_eq!(failure_ids(&lambda::batch_response(&outcome)), ["a", "b"]);
+    assert_eq!(failure_ids(&lambda::response::batch_response(&outcome)), ["a", "b"]);
     assert_eq!(outcome.failures_by_reason().get("store_failed"), Some(&1));
     // Lambda gets a function error, so the event source mapping backs off; nothing is lost.
     let (result, _) = invoke(&handler, event(records)).await;
@@ -172,7 +175,7 @@ async fn a_warm_instance_recovers_when_the_database_comes_back(pool: PgPool) {
     // The database goes away; the pooled connection is now dead.
     proxy.cut();
     let during = handler.handle(&[sqs_message("during", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
-    assert_eq!(failure_ids(&lambda::batch_response(&during)), ["during"]);
+    assert_eq!(failure_ids(&lambda::response::batch_response(&during)), ["during"]);
 
     // It comes back: the same handler (same pool) must reconnect by itself.
     proxy.restore();

@@ -2,7 +2,7 @@
 //! function is one the code reads, every function's environment gives the bootstrap what it
 //! needs to start, and `docs/configuration.md` lists every variable the code reads with who
 //! sets it in AWS. The names come from the code (`config::VARIABLES`,
-//! `LogSettings::VARIABLES`, `lambda::RUNTIME_ENV`), which its own unit tests hold to what the
+//! `LogSettings::VARIABLES`, `config::RUNTIME_ENV`), which its own unit tests hold to what the
 //! readers read; only what Lambda sets is written down here, from AWS's documentation.
 //!
 //! "Every mode": a function's environment is evaluated under every assignment of the
@@ -11,8 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use login_etl::config::RUNTIME_ENV;
 use login_etl::config::{self, Config};
-use login_etl::lambda::RUNTIME_ENV;
 use login_etl::telemetry::LogSettings;
 use serde_json::{Value as Json, json};
 

@@ -107,7 +107,7 @@ fn bodies_of(input: &str) -> anyhow::Result<Vec<Body>> {
     let is_event = serde_json::from_str::<serde_json::Value>(input)
         .is_ok_and(|document| document.get("Records").is_some_and(serde_json::Value::is_array));
     if is_event {
-        let event = login_etl::lambda::parse_event(input)?;
+        let event = login_etl::lambda::event::parse_event(input)?;
         return Ok(event
             .records
             .into_iter()
@@ -172,7 +172,8 @@ mod tests {
 
     #[test]
     fn an_sqs_event_is_read_record_by_record() {
-        let event = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/events/batch.json")).expect("event");
+        let event =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/batch.json")).expect("event");
         let (_, out) = run(&event, true);
         let report: serde_json::Value = serde_json::from_str(&out).expect("json");
         let records = serde_json::from_str::<serde_json::Value>(&event).expect("event json")["Records"]

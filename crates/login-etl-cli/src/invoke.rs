@@ -17,7 +17,7 @@ pub async fn invoke(
 ) -> anyhow::Result<()> {
     let file = &args.file;
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let event = login_etl::lambda::parse_event(&text).with_context(|| format!("{}", file.display()))?;
+    let event = login_etl::lambda::event::parse_event(&text).with_context(|| format!("{}", file.display()))?;
     let request = Request { id: "login-etl-cli-invoke", xray_trace_id: None };
     let response = function.invoke(event, request, metrics).await.map_err(|err| anyhow::anyhow!(err))?;
     writeln!(out, "{}", serde_json::to_string_pretty(&response)?)?;
