@@ -66,8 +66,9 @@ test: ## Every test: lint, checkov, cargo-deny audit, unit, PostgreSQL + LocalSt
 	@$(CLIPPY_WRAPPER) SAM_BUILD_NICE=19 scripts/steps.sh $(TEST_STEPS)
 	@echo "make test: all checks passed"
 
-test-rust: up ## Unit and integration tests (real PostgreSQL and LocalStack)
-	cargo test --lib --bins --tests --no-fail-fast
+test-rust: up ## Every crate's unit tests and doctests, and the integration tests (real PostgreSQL and LocalStack)
+	cargo test --workspace --lib --bins --tests --no-fail-fast
+	cargo test --workspace --doc
 
 test-pooler: up ## The function's database tests again, through PgBouncer in transaction mode (pool of 2)
 	LOGIN_ETL_TEST_PGBOUNCER=$(PGBOUNCER) cargo test --test it --no-fail-fast -- handler:: drain:: pooler:: vault:: concurrency::; \
@@ -101,12 +102,12 @@ audit: ## cargo-deny 0.20.2, offline: RustSec advisories and yanked crates, lice
 
 lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 lint-build: ## make test's lint: rustfmt, then every target built with clippy's lints as errors (see CLIPPY_WRAPPER)
 	cargo fmt --all -- --check
 	@[ -n "$${RUSTC_WORKSPACE_WRAPPER:-}" ] || { echo "lint-build: a step of make test, which sets CLIPPY_WRAPPER; alone, run make lint" >&2; exit 2; }
-	cargo test --no-run --all-targets --quiet
+	cargo test --workspace --no-run --all-targets --quiet
 
 bench: up ## Benchmarks (durable commits): core ns/record, handler per batch (direct and through PgBouncer, before/after partitions), fleet through PgBouncer, drain, cold start, retention and erase on 2M rows, the release bootstrap under a Runtime API beside its floor and a peer, and 1-8 invocations per environment
 	cargo bench --bench core
