@@ -1,31 +1,21 @@
 //! `login-etl-cli` as an operator runs it, as a process against real LocalStack SQS and
 //! PostgreSQL: signals stop `drain --follow` cleanly, the exit status tells a stuck queue
 //! from a drained one, `--json` is machine-readable, and no ANSI codes reach a pipe; and the
-//! commands as functions, called in-process.
+//! commands as functions, called in-process; `invoke` touches no queue unless asked and logs
+//! one line per failed record. How it refuses and reports errors: [`refusals`].
 
-use std::process::{Command, Output};
+mod refusals;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use login_etl::adapters::sqs::Queue;
 use login_etl_cli as cli;
 use login_etl_core::mask::MaskedField;
 use login_etl_test_support::*;
+
+use crate::helpers::*;
 use sqlx::PgPool;
-
-/// The CLI with exactly the environment a test gives it: a database, the test key, LocalStack.
-fn cli(pool: &PgPool) -> Command {
-    cli_process(login_etl_test_support::cli_binary(), &pool.connect_options())
-}
-
-fn json_stdout(output: &Output) -> serde_json::Value {
-    let text = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(text.trim())
-        .unwrap_or_else(|err| panic!("stdout is not one JSON object ({err}): {text}\nstderr: {}", stderr(output)))
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// A queue with no redrive policy, a short visibility timeout, holding `bodies`.
 async fn queue_without_dlq(bodies: &[String]) -> Queue {
@@ -39,7 +29,7 @@ async fn drain_follow_stops_on_sigterm_with_its_summary_and_status_0(pool: PgPoo
     let bodies: Vec<String> =
         (0..3).map(|i| login_body(&format!("user-{i}"), "10.0.0.1", &format!("device-{i}"))).collect();
     let queue = queue_without_dlq(&bodies).await;
-    let child = cli(&pool)
+    let child = cli_command(&pool)
         .args(["drain", "--follow", "--json", "--wait-seconds", "1", "--queue-url", queue.url()])
         .spawn()
         .expect("spawn drain");
@@ -64,7 +54,7 @@ async fn drain_follow_stops_on_sigterm_with_its_summary_and_status_0(pool: PgPoo
 #[sqlx::test(migrations = "./migrations")]
 async fn drain_exits_3_when_failing_messages_are_stuck_without_a_redrive_policy(pool: PgPool) {
     let queue = queue_without_dlq(&["{not json".to_string(), login_body("u-1", "10.0.0.2", "d-1")]).await;
-    let output = cli(&pool)
+    let output = cli_command(&pool)
         .args(["drain", "--json", "--wait-seconds", "0", "--queue-url", queue.url()])
         .output()
         .expect("run drain");
@@ -81,18 +71,20 @@ async fn drain_exits_3_when_failing_messages_are_stuck_without_a_redrive_policy(
 async fn json_results_and_no_ansi_codes_on_a_pipe(pool: PgPool) {
     let queue = queue_without_dlq(&[login_body("u-2", "10.0.0.3", "d-2")]).await;
 
-    let depth = cli(&pool).args(["depth", "--json", "--queue-url", queue.url()]).output().expect("depth");
+    let depth = cli_command(&pool).args(["depth", "--json", "--queue-url", queue.url()]).output().expect("depth");
     assert!(depth.status.success(), "{depth:?}");
     let depth = json_stdout(&depth);
     assert_eq!(depth["queue_url"], queue.url());
     assert!(depth["visible"].is_u64() && depth["in_flight"].is_u64() && depth["delayed"].is_u64(), "{depth}");
 
-    let sent = cli(&pool).args(["send", "--json", "--count", "4", "--queue-url", queue.url()]).output().expect("send");
+    let sent =
+        cli_command(&pool).args(["send", "--json", "--count", "4", "--queue-url", queue.url()]).output().expect("send");
     assert!(sent.status.success(), "{sent:?}");
     assert_eq!(json_stdout(&sent)["sent"], 4);
 
     // RUST_LOG=info makes the CLI log (colourised on a terminal); on a pipe, never.
-    let invoked = cli(&pool).args(["invoke", "events/batch.json"]).env("RUST_LOG", "info").output().expect("invoke");
+    let invoked =
+        cli_command(&pool).args(["invoke", "events/batch.json"]).env("RUST_LOG", "info").output().expect("invoke");
     assert!(invoked.status.success(), "{invoked:?}");
     let log = stderr(&invoked);
     assert!(log.contains("masking configured"), "expected an info line: {log}");
@@ -100,7 +92,7 @@ async fn json_results_and_no_ansi_codes_on_a_pipe(pool: PgPool) {
 
     let name = unique_name("cli-setup");
     let (db_secret, key_secret) = (format!("{name}/db"), format!("{name}/key"));
-    let setup = cli(&pool)
+    let setup = cli_command(&pool)
         .args(["setup", "--json", "--queue-name", &name, "--db-secret-id", &db_secret])
         .args(["--masking-key-secret-id", &key_secret])
         .output()
@@ -114,7 +106,7 @@ async fn json_results_and_no_ansi_codes_on_a_pipe(pool: PgPool) {
     // A second setup with another MASKING_KEY leaves the stored key as it was: replacing it would
     // silently change every masked value (docs/guarantees.md, "Rotating the masking key").
     let other_key = "ff".repeat(32);
-    let again = cli(&pool)
+    let again = cli_command(&pool)
         .args(["setup", "--json", "--queue-name", &name, "--db-secret-id", &db_secret])
         .args(["--masking-key-secret-id", &key_secret])
         .env("MASKING_KEY", &other_key)
@@ -128,7 +120,7 @@ async fn json_results_and_no_ansi_codes_on_a_pipe(pool: PgPool) {
         .expect("the masking key secret");
     assert_eq!(stored.trim(), TEST_KEY_HEX, "setup replaced an existing masking key");
 
-    let report = cli(&pool).args(["report", "--json", "--limit", "3"]).output().expect("report");
+    let report = cli_command(&pool).args(["report", "--json", "--limit", "3"]).output().expect("report");
     assert!(report.status.success(), "{report:?}");
     let report = json_stdout(&report);
     assert_eq!(report["total_rows"], 10, "{report}");
@@ -141,7 +133,7 @@ async fn json_results_and_no_ansi_codes_on_a_pipe(pool: PgPool) {
 async fn a_closed_pipe_does_not_panic_and_setup_creates_everything_first(pool: PgPool) {
     let queue_name = unique_name("pipe");
     let key_id = unique_name("pipe-key");
-    let mut child = cli(&pool)
+    let mut child = cli_command(&pool)
         .args(["setup", "--queue-name", &queue_name, "--masking-key-secret-id", &key_id, "--db-secret-id"])
         .arg(unique_name("pipe-db"))
         .spawn()
@@ -324,4 +316,83 @@ async fn setup_refuses_a_bad_alias_or_a_disabled_key_before_creating_queues() {
     let err = setup_in_process(&setup_args(&other, &alias), &clients).await.expect_err("a disabled key");
     assert!(err.to_string().contains("Disabled"), "{err}");
     assert!(clients.sqs.get_queue_url().queue_name(&other).send().await.is_err(), "{other} was created");
+}
+
+/// Receives every message of `queue` (it holds `n`), as Lambda would deliver them.
+async fn receive_all(queue: &Queue, n: usize) -> Vec<aws_lambda_events::sqs::SqsMessage> {
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while records.len() < n {
+        assert!(Instant::now() < deadline, "received {} of {n}", records.len());
+        records.extend(queue.receive(1).await.expect("receive").into_iter().map(|m| queue.to_lambda_record(m)));
+    }
+    records
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn invoke_touches_no_queue_unless_asked_and_prints_metrics_with_its_output(pool: PgPool) {
+    // A queue whose messages come back 1 s after a receive, unless their visibility changes.
+    let queue = queue_without_redrive("invoke").await;
+    let bodies: Vec<String> = (0..2).map(|i| login_body(&format!("u-{i}"), "10.0.0.1", "d")).collect();
+    queue.send(&bodies).await.expect("send");
+    let dir = std::env::temp_dir().join(unique_name("invoke-event"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("event.json");
+    let down = format!("postgres://postgres@127.0.0.1:{}/x?sslmode=disable", closed_port());
+    // The database is down, so every record fails `store_failed`: what the function backs off.
+    let invoke = |extra: &[&str]| {
+        cli_command(&pool)
+            .env("DATABASE_URL", &down)
+            .env("RETRY_BACKOFF_BASE_SECONDS", "300")
+            .arg("invoke")
+            .args(extra)
+            .arg(&file)
+            .output()
+            .expect("invoke")
+    };
+
+    let event = event(receive_all(&queue, 2).await);
+    std::fs::write(&file, serde_json::to_string(&event).expect("event JSON")).expect("event file");
+    let output = invoke(&[]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(stdout(&output).contains("\"RecordsFailedRetryable\":2"), "metrics on stdout: {}", stdout(&output));
+    assert!(!stderr(&output).contains("_aws"), "metrics on stderr: {}", stderr(&output));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let depth = queue.depth().await.expect("depth");
+    assert_eq!((depth.visible, depth.in_flight), (2, 0), "invoke changed a visibility: {depth:?}");
+
+    // Asked to, it backs them off as the function does.
+    let event = login_etl_test_support::event(receive_all(&queue, 2).await);
+    std::fs::write(&file, serde_json::to_string(&event).expect("event JSON")).expect("event file");
+    assert_eq!(invoke(&["--change-visibility"]).status.code(), Some(1));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let depth = queue.depth().await.expect("depth");
+    assert_eq!((depth.visible, depth.in_flight), (0, 2), "--change-visibility hid nothing: {depth:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn every_failed_record_leaves_one_line_with_its_id_and_reason_and_at_most_ten(pool: PgPool) {
+    let mut records: Vec<_> =
+        (0..12).map(|i| sqs_message(&format!("bad-{i:02}"), &format!("{{\"user_id\": \"secret-{i}\""))).collect();
+    records.push(sqs_message("good", &login_body("fine", "10.0.0.9", "d-fine")));
+    let dir = std::env::temp_dir().join(unique_name("failures"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("event.json");
+    std::fs::write(&file, serde_json::to_string(&event(records)).expect("JSON")).expect("file");
+
+    let output = cli_command(&pool).env("RUST_LOG", "info").arg("invoke").arg(&file).output().expect("invoke");
+    assert!(output.status.success(), "{output:?}");
+    let log = stderr(&output);
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("record failed")).collect();
+    assert_eq!(lines.len(), 10, "{log}");
+    for (i, line) in lines.iter().enumerate() {
+        assert!(line.contains(&format!("message_id=bad-{i:02}")), "{line}");
+        assert!(line.contains("reason=malformed_json") && line.contains("receive_count=1"), "{line}");
+        assert!(line.contains("backs_off=false") && line.contains("retryable=false"), "{line}");
+    }
+    assert!(log.contains("2 more records failed than are listed"), "{log}");
+    assert!(!log.contains("secret-"), "a value in the log: {log}");
+    assert_eq!(row_count(&pool).await, 1);
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -508,10 +508,6 @@ fn random_ip(rng: &mut StdRng, mangled: bool) -> String {
 
 // --- drift, end to end ------------------------------------------------------------------------
 
-fn cli_path() -> &'static std::path::Path {
-    login_etl_test_support::cli_binary()
-}
-
 /// Records with keys the function does not know are loaded; the invocation's EMF document
 /// counts them (`UnknownFieldRecords`) and one log line names the keys, never their values.
 #[sqlx::test(migrations = "./migrations")]
@@ -530,7 +526,7 @@ async fn unknown_keys_are_loaded_counted_and_named_never_valued(pool: sqlx::PgPo
     let file = dir.join("event.json");
     std::fs::write(&file, serde_json::to_string(&event(records)).expect("event JSON")).expect("event file");
 
-    let output = cli_process(cli_path(), &pool.connect_options())
+    let output = cli_process(login_etl_test_support::cli_binary(), &pool.connect_options())
         .env("RUST_LOG", "info")
         .arg("invoke")
         .arg(&file)
@@ -564,7 +560,7 @@ fn validate_is_a_producer_s_ci_step() {
     use std::io::Write as _;
     use std::process::{Command, Stdio};
     let run = |args: &[&str], input: &str| {
-        let mut child = Command::new(cli_path())
+        let mut child = Command::new(login_etl_test_support::cli_binary())
             .env_clear()
             .args(args)
             .stdin(Stdio::piped())

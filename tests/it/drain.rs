@@ -1,16 +1,22 @@
 //! The local event source mapping (`queue::drain`) against real LocalStack SQS and the real
 //! PostgreSQL: exact accounting, crash safety, concurrency.
 
+mod outage;
+
 use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
 
 use login_etl::adapters::sqs::{self, Queue};
 use login_etl::drain::{self, DrainEnd, DrainOptions};
 use login_etl_core::sample;
 use login_etl_test_support::*;
+
+use crate::helpers::*;
 use sqlx::PgPool;
 
 /// Short visibility and few receives, so failures reach the DLQ within seconds.
 const VISIBILITY_SECONDS: u32 = 1;
+
 const MAX_RECEIVE_COUNT: u32 = 2;
 
 fn options(concurrency: usize) -> DrainOptions {
@@ -291,4 +297,31 @@ async fn the_drain_rides_out_an_sqs_blip(pool: PgPool) {
     let report = drain.await.expect("task").expect("the drain survives the blip");
     assert_eq!(report.end, DrainEnd::Empty);
     assert_eq!(row_count(&pool).await, 40);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn drain_waits_out_sqs_down_at_start_up_for_its_retry_window(pool: PgPool) {
+    let nowhere = format!("http://127.0.0.1:{}", closed_port());
+    let started = Instant::now();
+    let output = cli_command(&pool)
+        .env("AWS_ENDPOINT_URL", &nowhere)
+        .args(["drain", "--sqs-retry-seconds", "4", "--queue-url", &format!("{nowhere}/000000000000/q")])
+        .output()
+        .expect("drain");
+    let elapsed = started.elapsed();
+    let line = error_line(&output);
+    assert!(elapsed >= Duration::from_secs(4), "gave up after {elapsed:?}: {line}");
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+    // The last try starts within the window and may end after it (the SDK's own attempts).
+    assert!(line.contains("kept failing for") && line.contains("Connection refused"), "{line}");
+
+    // A refusal is not waited out: no such queue ends the drain at once.
+    let missing = format!("{}/000000000000/{}", localstack_endpoint(), unique_name("missing"));
+    let started = Instant::now();
+    let output = cli_command(&pool)
+        .args(["drain", "--sqs-retry-seconds", "30", "--queue-url", &missing])
+        .output()
+        .expect("drain");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(error_line(&output).contains("The specified queue does not exist"));
 }

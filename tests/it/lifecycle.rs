@@ -2,8 +2,6 @@
 //! partitions, idempotency across them, the default partition and its maintenance, retention
 //! by whole partitions, and erasure of one person under its own role.
 
-use std::process::Command;
-
 use aws_lambda_events::sqs::{SqsMessage, SqsMessageAttribute};
 use crypto_box::aead::OsRng;
 use login_etl::adapters::database::DbTarget;
@@ -13,6 +11,8 @@ use login_etl::handler::Handler;
 use login_etl_core::batch::{ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
 use login_etl_core::vault::VaultSecretKey;
 use login_etl_test_support::*;
+
+use crate::helpers::*;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use time::macros::{date, datetime};
@@ -214,10 +214,6 @@ fn store_as(pool: &PgPool, user: &str) -> Store {
     Store::connect_lazy((*pool.connect_options()).clone().username(user), 1)
 }
 
-fn cli(pool: &PgPool, user: &str) -> Command {
-    cli_process(login_etl_test_support::cli_binary(), &(*pool.connect_options()).clone().username(user))
-}
-
 #[sqlx::test(migrations = "./migrations")]
 async fn erase_removes_one_person_and_only_the_vault_rows_nobody_else_uses(pool: PgPool) {
     let secret = VaultSecretKey::generate(&mut OsRng);
@@ -242,14 +238,15 @@ async fn erase_removes_one_person_and_only_the_vault_rows_nobody_else_uses(pool:
     let denied = lifecycle::erase_user(&store_as(&pool, &loader), "alice").await.expect_err("loader may not erase");
     assert!(matches!(denied, StoreError::MissingRole("login_etl_eraser")), "{denied:?}");
     let reader = login_role(&pool, "reader", "login_etl_recovery").await;
-    let refused = cli(&pool, &reader).args(["erase", "--user-id", "alice"]).output().expect("erase");
+    let refused = cli_command_as(&pool, &reader).args(["erase", "--user-id", "alice"]).output().expect("erase");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not a member of login_etl_eraser"));
     assert_eq!(row_count(&pool).await, 4, "a refused erasure changes nothing");
 
     // A member of login_etl_eraser can, in one transaction; it prints counts, no values.
     let eraser = login_role(&pool, "eraser", "login_etl_eraser").await;
-    let erased = cli(&pool, &eraser).args(["erase", "--user-id", "alice", "--json"]).output().expect("erase");
+    let erased =
+        cli_command_as(&pool, &eraser).args(["erase", "--user-id", "alice", "--json"]).output().expect("erase");
     let stdout = String::from_utf8_lossy(&erased.stdout).to_string();
     assert!(erased.status.success(), "{}", String::from_utf8_lossy(&erased.stderr));
     let counts: serde_json::Value = serde_json::from_str(&stdout).expect("json");
@@ -262,12 +259,16 @@ async fn erase_removes_one_person_and_only_the_vault_rows_nobody_else_uses(pool:
     }
 
     // Nothing of alice is found by report or recover any more; bob keeps the shared tablet.
-    let report = cli(&pool, "postgres").args(["report", "--limit", "100", "--json"]).output().expect("report");
+    let report =
+        cli_command_as(&pool, "postgres").args(["report", "--limit", "100", "--json"]).output().expect("report");
     let report_text = String::from_utf8_lossy(&report.stdout);
     assert!(report.status.success() && !report_text.contains("alice"), "{report_text}");
     assert_eq!(row_count(&pool).await, 1);
     let recover = |user: &str| {
-        cli(&pool, "postgres").args(["recover", "--user-id", user, "--private-key-file"]).arg(&key_file).output()
+        cli_command_as(&pool, "postgres")
+            .args(["recover", "--user-id", user, "--private-key-file"])
+            .arg(&key_file)
+            .output()
     };
     let alice = recover("alice").expect("recover");
     assert!(!alice.status.success());
@@ -305,8 +306,10 @@ async fn the_cli_reports_what_retention_dropped_and_refuses_bad_arguments(pool: 
         .await
         .expect("handled");
     assert_eq!(loaded.inserted, 3);
-    let output =
-        cli(&pool, "postgres").args(["retention", "--keep-months", "1", "--json"]).output().expect("retention");
+    let output = cli_command_as(&pool, "postgres")
+        .args(["retention", "--keep-months", "1", "--json"])
+        .output()
+        .expect("retention");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(report["dropped"][0]["partition"], "user_logins_2020_03", "{report}");
@@ -317,14 +320,16 @@ async fn the_cli_reports_what_retention_dropped_and_refuses_bad_arguments(pool: 
     for bad in
         [&["retention"][..], &["retention", "--keep-months", "0"], &["retention", "--keep-months", "x"], &["erase"]]
     {
-        let refused = cli(&pool, "postgres").args(bad).output().expect("cli");
+        let refused = cli_command_as(&pool, "postgres").args(bad).output().expect("cli");
         assert_eq!(refused.status.code(), Some(2), "{bad:?} is a usage error");
         assert!(!String::from_utf8_lossy(&refused.stderr).is_empty());
     }
     assert_eq!(row_count(&pool).await, 1, "refused commands change nothing");
 
-    let made =
-        cli(&pool, "postgres").args(["partitions", "--months-ahead", "2", "--json"]).output().expect("partitions");
+    let made = cli_command_as(&pool, "postgres")
+        .args(["partitions", "--months-ahead", "2", "--json"])
+        .output()
+        .expect("partitions");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let listing: serde_json::Value = serde_json::from_slice(&made.stdout).expect("json");
     assert!(listing["partitions"].as_array().is_some_and(|p| !p.is_empty()), "{listing}");

@@ -2,15 +2,18 @@
 //! dependency tree is linked once instead of once per file. Each module runs against the real
 //! PostgreSQL (a fresh `#[sqlx::test]` database per test) and LocalStack; `make test-pooler`
 //! runs the database modules again through PgBouncer by filtering on their paths.
+//!
+//! A module per component it specifies (the CLI, the drain, the function binary, the handler,
+//! the vault, ...); what they share is in [`helpers`] and `login_etl_test_support`.
 
 mod cli;
 mod concurrency;
 mod contract;
 mod drain;
+mod function;
 mod handler;
+mod helpers;
 mod lifecycle;
-mod oncall;
-mod outage;
 mod pii_logs;
 mod pooler;
 mod secrets;

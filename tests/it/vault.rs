@@ -1,8 +1,6 @@
 //! The PII vault against the real PostgreSQL: round trip, privileges, deduplication,
 //! atomicity with the batch, and the CLI's recover/keygen.
 
-use std::process::Command;
-
 use crypto_box::aead::OsRng;
 use login_etl::adapters::database::DbTarget;
 use login_etl::adapters::store::{Store, VaultLookup};
@@ -10,6 +8,8 @@ use login_etl::handler::Handler;
 use login_etl_core::mask::MaskedField;
 use login_etl_core::vault::{VaultError, VaultSecretKey};
 use login_etl_test_support::*;
+
+use crate::helpers::*;
 use sqlx::PgPool;
 
 fn vault_handler(target: DbTarget, secret: &VaultSecretKey) -> Handler {
@@ -168,21 +168,16 @@ async fn the_loader_role_can_write_but_never_read_back(pool: PgPool) {
     role.drop_role().await;
 }
 
-/// The CLI with exactly the environment a test gives it: a database, the test key, LocalStack.
-fn cli(pool: &PgPool) -> Command {
-    cli_process(login_etl_test_support::cli_binary(), &pool.connect_options())
-}
-
 #[sqlx::test(migrations = "./migrations")]
 async fn the_cli_recovers_with_the_right_key_and_refuses_the_wrong_one(pool: PgPool) {
     let dir = std::env::temp_dir().join(unique_name("vault-keys"));
     std::fs::create_dir_all(&dir).expect("dir");
     let key_file = dir.join("vault.key");
-    let keygen = cli(&pool).args(["keygen", "--private-key-file"]).arg(&key_file).output().expect("keygen");
+    let keygen = cli_command(&pool).args(["keygen", "--private-key-file"]).arg(&key_file).output().expect("keygen");
     assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
     let public_hex = String::from_utf8(keygen.stdout).expect("utf8").trim().to_string();
     // keygen never overwrites a key.
-    let again = cli(&pool).args(["keygen", "--private-key-file"]).arg(&key_file).output().expect("keygen");
+    let again = cli_command(&pool).args(["keygen", "--private-key-file"]).arg(&key_file).output().expect("keygen");
     assert!(!again.status.success());
 
     let secret = VaultSecretKey::from_hex(&std::fs::read_to_string(&key_file).expect("key")).expect("hex");
@@ -190,7 +185,8 @@ async fn the_cli_recovers_with_the_right_key_and_refuses_the_wrong_one(pool: PgP
     let handler = vault_handler(loader_target(&pool), &secret);
     handler.handle(&[sqs_message("m1", &login_body("carol", "203.0.113.7", "777-88-9999"))]).await.expect("handled");
 
-    let recovered = cli(&pool).args(["recover", "--user-id", "carol", "--private-key-file"]).arg(&key_file).output();
+    let recovered =
+        cli_command(&pool).args(["recover", "--user-id", "carol", "--private-key-file"]).arg(&key_file).output();
     let recovered = recovered.expect("recover");
     let stdout = String::from_utf8_lossy(&recovered.stdout);
     assert!(recovered.status.success(), "{}", String::from_utf8_lossy(&recovered.stderr));
@@ -198,14 +194,15 @@ async fn the_cli_recovers_with_the_right_key_and_refuses_the_wrong_one(pool: PgP
 
     let wrong_file = dir.join("wrong.key");
     std::fs::write(&wrong_file, VaultSecretKey::generate(&mut OsRng).to_hex()).expect("write");
-    let refused = cli(&pool).args(["recover", "--user-id", "carol", "--private-key-file"]).arg(&wrong_file).output();
+    let refused =
+        cli_command(&pool).args(["recover", "--user-id", "carol", "--private-key-file"]).arg(&wrong_file).output();
     let refused = refused.expect("recover");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(stderr.contains("cannot be opened with this private key"), "{stderr}");
     assert!(!stderr.contains("203.0.113.7"));
 
-    let no_key = cli(&pool).args(["recover", "--user-id", "carol"]).output().expect("recover");
+    let no_key = cli_command(&pool).args(["recover", "--user-id", "carol"]).output().expect("recover");
     assert!(!no_key.status.success(), "a key is required");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -275,7 +272,8 @@ async fn planted_vault_rows_cannot_hide_or_replace_the_genuine_original(pool: Pg
         handler.handle(&[sqs_message("m1", &login_body("erin", "192.0.2.44", "d-erin"))]).await.expect("handled");
     assert_eq!(outcome.inserted, 1);
 
-    let recovered = cli(&pool).args(["recover", "--masked-ip", &masked, "--private-key-file"]).arg(&key_file).output();
+    let recovered =
+        cli_command(&pool).args(["recover", "--masked-ip", &masked, "--private-key-file"]).arg(&key_file).output();
     let recovered = recovered.expect("recover");
     let (stdout, stderr) = (String::from_utf8_lossy(&recovered.stdout), String::from_utf8_lossy(&recovered.stderr));
     assert!(recovered.status.success(), "{stderr}");
@@ -286,5 +284,23 @@ async fn planted_vault_rows_cannot_hide_or_replace_the_genuine_original(pool: Pg
     as_loader.pool().close().await;
     drop(handler);
     role.drop_role().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_empty_vault_lookup_is_said_without_rust_types(pool: PgPool) {
+    let dir = std::env::temp_dir().join(unique_name("vault-key"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key = dir.join("vault.key");
+    let keygen = cli_command(&pool).arg("keygen").arg("--private-key-file").arg(&key).output().expect("keygen");
+    assert!(keygen.status.success(), "{keygen:?}");
+    let output = cli_command(&pool)
+        .args(["recover", "--user-id", "nobody"])
+        .arg("--private-key-file")
+        .arg(&key)
+        .output()
+        .expect("recover");
+    let line = error_line(&output);
+    assert!(line.contains("nothing in the vault for user_id \"nobody\""), "{line}");
     std::fs::remove_dir_all(&dir).ok();
 }
