@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use aws_lambda_events::sqs::SqsMessage;
 use login_etl::adapters::loader::Loader;
+use login_etl::adapters::rows::LoginRows;
 use login_etl::config::PoolSettings;
 use login_etl::handler::Handler;
 use login_etl_core::batch;
@@ -64,7 +65,7 @@ fn copy_text(masker: &Masker, batches: usize, size: usize, tag: usize) -> anyhow
     for instance in 0..INSTANCES {
         for number in 0..batches {
             let plan = batch::plan(&records(instance + tag, number, size), masker, None)?;
-            let rows = &plan.rows;
+            let rows = &LoginRows::from_accepted(&plan.contract.accepted)?;
             for i in 0..rows.len() {
                 let field = |value: &Option<String>| value.clone().unwrap_or_else(|| "\\N".into());
                 text.push_str(&format!(
@@ -78,7 +79,7 @@ fn copy_text(masker: &Masker, batches: usize, size: usize, tag: usize) -> anyhow
                     field(&rows.app_version[i]),
                     rows.sent_at[i].format(&time::format_description::well_known::Rfc3339)?,
                     rows.create_date[i],
-                    plan.masking_mode.name(),
+                    rows.masking_mode.name(),
                 ));
             }
         }

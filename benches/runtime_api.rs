@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use login_etl::adapters::loader;
+use login_etl::adapters::rows::LoginRows;
 use login_etl_core::batch;
 use login_etl_core::mask::{Masker, MaskingKey};
 use login_etl_test_support::runtime_api::{Answer, Bootstrap, RuntimeApi};
@@ -120,8 +121,9 @@ async fn database_time(client: &tokio_postgres::Client, masker: &Masker, prefix:
     let records =
         common::login_batch(prefix, size, |i| format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256));
     let plan = batch::plan(&records, masker, None).expect("plan");
+    let rows = LoginRows::from_accepted(&plan.contract.accepted).expect("rows");
     let started = Instant::now();
-    let inserted = loader::execute(client, &plan.rows, plan.masking_mode).await.expect("insert");
+    let inserted = loader::execute(client, &rows).await.expect("insert");
     let took = started.elapsed();
     assert_eq!(inserted as usize, size);
     took

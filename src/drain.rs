@@ -266,7 +266,7 @@ async fn settle(
     }
     for failure in &outcome.failed {
         totals.failing.insert(failure.message_id.clone());
-        totals.failure_of.insert(failure.message_id.clone(), failure.reason.code());
+        totals.failure_of.insert(failure.message_id.clone(), failure.reason.code().into_owned());
     }
     Ok(())
 }

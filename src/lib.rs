@@ -4,6 +4,8 @@
 //! # The workspace
 //!
 //! ```text
+//!   crates/sqs-batch        the SQS partial-batch-failure contract (generic, no logins)
+//!            ▲
 //!   crates/login-etl-core   the pure core: message, contract, mask, vault, batch, metrics
 //!            ▲
 //!   login-etl (this crate)  config ─▶ adapters ─▶ handler ─▶ lambda / drain ─▶ src/main.rs
@@ -16,17 +18,18 @@
 //!
 //! ```text
 //!  Lambda ──▶ lambda::Function::invoke ─┐
-//!  CLI ─────▶ drain ────────────────────┼─▶ handler::Handler::handle ─▶ batch::plan (core) ──┐
-//!                                       │   ◀── BatchOutcome ◀── adapters::loader::Loader ◀──┘
-//!  SqsBatchResponse ◀── lambda::batch_response                   (one statement per batch)
+//!  CLI ─────▶ drain ────────────────────┼─▶ handler::Handler::handle ─▶ sqs_batch::plan with
+//!                                       │     batch::LoginParser (core) ──────────────────────┐
+//!                                       │   ◀── BatchOutcome ◀── adapters::loader::Loader ◀───┘
+//!  SqsBatchResponse ◀── lambda::batch_response     (sqs_batch::Store; one statement per batch)
 //! ```
 //!
 //! - [`config`]: the environment, read and validated once, and the settings types the adapters
 //!   take (it depends on no other module of this crate).
-//! - [`adapters`]: PostgreSQL (loader, store, lifecycle, database, tls, iam) and AWS (secrets,
-//!   sqs, visibility, aws).
-//! - [`handler`]: plans a batch with the core and writes it with the loader; what every entry
-//!   point calls. [`startup`] builds it once per process from the [`config::Config`].
+//! - [`adapters`]: PostgreSQL (loader, rows, store, lifecycle, database, tls, iam) and AWS
+//!   (secrets, sqs, visibility, aws).
+//! - [`handler`]: runs the `sqs-batch` contract with the core's parse step and the loader as its
+//!   store; what every entry point calls. [`startup`] builds it once per process from the [`config::Config`].
 //! - Entry points: [`lambda`] (the runtime's one function, metrics included) and [`drain`] (the
 //!   local event source mapping).
 //! - Cross-cutting: [`telemetry`] (logging without PII), [`errors`] (error chains as operators

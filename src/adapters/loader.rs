@@ -35,9 +35,10 @@ use crate::adapters::iam::{IamAuth, IamError};
 use crate::adapters::secrets::SecretStore;
 use crate::adapters::tls;
 use crate::config::ConnectionSecurity;
+use crate::adapters::rows::{LoginRows, UnrepresentableSentTime, VaultRows};
 use crate::config::{PoolSettings, SslMode};
-use login_etl_core::batch::{LoginRows, VaultRows};
-use login_etl_core::mask::MaskingMode;
+use login_etl_core::batch::MaskedLogin;
+use sqs_batch::{Accepted, Store};
 
 /// The batch insert. Its text lives in `queries/` so that sqlx checks it against the schema at
 /// compile time (see `checked` below) while tokio-postgres sends it.
@@ -75,6 +76,8 @@ pub enum LoadError {
     Insert(#[source] tokio_postgres::Error),
     #[error("the loader's pool is closed (the instance is shutting down)")]
     Closed,
+    #[error(transparent)]
+    Unrepresentable(#[from] UnrepresentableSentTime),
 }
 
 impl LoadError {
@@ -299,11 +302,11 @@ impl Loader {
     /// so even a first attempt that committed unseen does no harm. When the database refuses
     /// the credentials and they came from a secret, the secret is re-read once (it may have
     /// been rotated) and the insert retried.
-    pub async fn insert(&self, rows: &LoginRows, masking_mode: MaskingMode) -> Result<u64, LoadError> {
+    pub async fn insert(&self, rows: &LoginRows) -> Result<u64, LoadError> {
         if rows.is_empty() {
             return Ok(0);
         }
-        let first = self.insert_reconnecting(rows, masking_mode).await;
+        let first = self.insert_reconnecting(rows).await;
         let (Err(err), Some(db_secret)) = (&first, &self.db_secret) else {
             return first;
         };
@@ -314,7 +317,7 @@ impl Loader {
         match db_secret.secrets.database(&db_secret.id).await {
             Ok(target) => {
                 self.replace_target(target.secured(&db_secret.connection));
-                self.insert_reconnecting(rows, masking_mode).await
+                self.insert_reconnecting(rows).await
             }
             Err(secret_err) => {
                 tracing::error!(error = %format!("{:#}", anyhow::Error::from(secret_err)), "re-reading the database secret failed");
@@ -324,17 +327,17 @@ impl Loader {
     }
 
     /// [`Loader::insert_once`], once more on a fresh connection if the first one died under it.
-    async fn insert_reconnecting(&self, rows: &LoginRows, masking_mode: MaskingMode) -> Result<u64, LoadError> {
-        match self.insert_once(rows, masking_mode).await {
+    async fn insert_reconnecting(&self, rows: &LoginRows) -> Result<u64, LoadError> {
+        match self.insert_once(rows).await {
             Err(err) if err.is_dead_connection() => {
                 tracing::warn!(error = %format!("{:#}", anyhow::Error::from(err)), "connection died under the insert; retrying once on a fresh one");
-                self.insert_once(rows, masking_mode).await
+                self.insert_once(rows).await
             }
             result => result,
         }
     }
 
-    async fn insert_once(&self, rows: &LoginRows, masking_mode: MaskingMode) -> Result<u64, LoadError> {
+    async fn insert_once(&self, rows: &LoginRows) -> Result<u64, LoadError> {
         // One bound for waiting and connecting together.
         let acquired = tokio::time::timeout(self.acquire_timeout, self.pool.get()).await;
         let mut conn = match acquired {
@@ -343,7 +346,7 @@ impl Loader {
             Ok(Err(managed::PoolError::Closed)) => return Err(LoadError::Closed),
             Ok(Err(_)) | Err(_) => return Err(LoadError::AcquireTimeout(self.acquire_timeout.as_millis())),
         };
-        let result = tokio::time::timeout(self.statement_timeout, execute(&conn.client, rows, masking_mode)).await;
+        let result = tokio::time::timeout(self.statement_timeout, execute(&conn.client, rows)).await;
         match result {
             Ok(Ok(inserted)) => {
                 conn.last_used = SystemTime::now();
@@ -384,6 +387,20 @@ impl Loader {
             Ok(Err(err)) => tracing::warn!(error = %err, "cancelling the timed-out insert failed"),
             Err(_) => tracing::warn!("cancelling the timed-out insert timed out"),
         }
+    }
+}
+
+/// The loader is the contract's store port for logins: the accepted records become the
+/// statement's column arrays here, at the edge, and the insert's `ON CONFLICT (message_id) DO
+/// NOTHING` on each record's identity makes it idempotent, as the port requires. One statement,
+/// so all or nothing.
+impl Store<MaskedLogin> for Loader {
+    type Error = LoadError;
+
+    async fn store(&self, batch: &[Accepted<MaskedLogin>]) -> Result<usize, LoadError> {
+        let rows = LoginRows::from_accepted(batch)?;
+        let inserted = self.insert(&rows).await?;
+        Ok(usize::try_from(inserted).unwrap_or(usize::MAX))
     }
 }
 
@@ -458,7 +475,6 @@ impl tokio::io::AsyncWrite for LingeringCancelSocket {
 pub async fn execute(
     client: &tokio_postgres::Client,
     rows: &LoginRows,
-    masking_mode: MaskingMode,
 ) -> Result<u64, tokio_postgres::Error> {
     // With the vault off its arrays are empty and the CTE inserts nothing.
     let no_vault = VaultRows::default();
@@ -473,7 +489,7 @@ pub async fn execute(
         (&rows.app_version, Type::TEXT_ARRAY),
         (&rows.sent_at, Type::TIMESTAMPTZ_ARRAY),
         (&rows.create_date, Type::DATE_ARRAY),
-        (&masking_mode.name(), Type::TEXT),
+        (&rows.masking_mode.name(), Type::TEXT),
         (&vault.field, Type::TEXT_ARRAY),
         (&vault.masked_value, Type::TEXT_ARRAY),
         (&vault.sealed, Type::BYTEA_ARRAY),

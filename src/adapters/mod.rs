@@ -2,9 +2,10 @@
 //! business rules.
 //!
 //! - PostgreSQL: [`database`] (where and how to connect), [`tls`], [`iam`] (IAM tokens),
-//!   [`loader`] (the function's pooler-safe batch insert, and re-reading a rotated database
-//!   secret), [`store`] (sqlx sessions for operator commands: migrations, reports, the vault),
-//!   [`lifecycle`] (monthly partitions, retention, erasure: operator commands too).
+//!   [`loader`] (the function's pooler-safe batch insert, the contract's store port, and
+//!   re-reading a rotated database secret), [`rows`] (the insert's column arrays), [`store`]
+//!   (sqlx sessions for operator commands: migrations, reports, the vault), [`lifecycle`]
+//!   (monthly partitions, retention, erasure: operator commands too).
 //! - AWS: [`aws`] (SDK configuration), [`secrets`] (Secrets Manager), [`sqs`] (the queue
 //!   client, provisioning, redrive), [`visibility`] (backoff of failed messages).
 
@@ -13,6 +14,7 @@ pub mod database;
 pub mod iam;
 pub mod lifecycle;
 pub mod loader;
+pub mod rows;
 pub mod secrets;
 pub mod sqs;
 pub mod store;

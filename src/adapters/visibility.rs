@@ -5,7 +5,7 @@
 //! timeout a 30-minute outage walks every message into the dead-letter queue. After a batch
 //! whose insert failed, the handler extends each such message's visibility to
 //! `base × 2^(receives − 1)`, capped at SQS's 12 hours (ChangeMessageVisibilityBatch), in
-//! Lambda and in `drain` alike. Messages that failed validation keep the queue's timeout: they
+//! Lambda and in `drain` alike: the `sqs-batch` crate's [`Backoff`] schedule. Messages that failed validation keep the queue's timeout: they
 //! will fail again however long they wait, and should reach the DLQ soon.
 //!
 //! The SQS client is made on first use, so a cold start pays nothing for it. Failing to change
@@ -14,6 +14,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use sqs_batch::Backoff;
+
 use aws_lambda_events::sqs::SqsMessage;
 use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 use tokio::sync::OnceCell;
@@ -21,12 +23,11 @@ use tokio::sync::OnceCell;
 use login_etl_core::batch::FailedMessage;
 
 /// SQS's longest visibility timeout.
-pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
+pub const MAX_VISIBILITY: Duration = sqs_batch::MAX_VISIBILITY_TIMEOUT;
 
 /// How long a message that failed for the `receive_count`-th time should stay hidden.
 pub fn backoff(base: Duration, receive_count: u32) -> Duration {
-    let doublings = receive_count.saturating_sub(1).min(20);
-    base.saturating_mul(1 << doublings).min(MAX_VISIBILITY)
+    Backoff::new(base).delay(receive_count)
 }
 
 /// The queue URL of an `eventSourceARN` (`arn:aws:sqs:<region>:<account>:<name>`), at
@@ -47,14 +48,14 @@ pub fn queue_url(arn: &str, endpoint: Option<&str>) -> Option<String> {
 /// Extends the visibility of messages whose insert failed.
 #[derive(Clone)]
 pub struct VisibilityBackoff {
-    base: Duration,
+    backoff: Backoff,
     endpoint: Option<String>,
     client: std::sync::Arc<OnceCell<aws_sdk_sqs::Client>>,
 }
 
 impl std::fmt::Debug for VisibilityBackoff {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VisibilityBackoff").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("VisibilityBackoff").field("backoff", &self.backoff).finish_non_exhaustive()
     }
 }
 
@@ -62,12 +63,16 @@ impl VisibilityBackoff {
     /// With the SDK's configuration from the environment; `endpoint` is `AWS_ENDPOINT_URL`
     /// ([`crate::config::AwsConfig::endpoint_url`]), used to build queue URLs from ARNs.
     pub fn new(base: Duration, endpoint: Option<String>) -> VisibilityBackoff {
-        VisibilityBackoff { base, endpoint, client: Default::default() }
+        VisibilityBackoff { backoff: Backoff::new(base), endpoint, client: Default::default() }
     }
 
     /// With a given client (tests point it at LocalStack).
     pub fn with_client(base: Duration, client: aws_sdk_sqs::Client, endpoint: Option<String>) -> VisibilityBackoff {
-        VisibilityBackoff { base, endpoint, client: std::sync::Arc::new(OnceCell::new_with(Some(client))) }
+        VisibilityBackoff {
+            backoff: Backoff::new(base),
+            endpoint,
+            client: std::sync::Arc::new(OnceCell::new_with(Some(client))),
+        }
     }
 
     async fn client(&self) -> &aws_sdk_sqs::Client {
@@ -78,26 +83,24 @@ impl VisibilityBackoff {
             .await
     }
 
-    /// Hides each of `failed` (those that failed for a database reason) for its backoff.
+    /// Hides each of `failed` (those that failed for a database reason; `records` is the event
+    /// they were failed from, their `position` indexing it) for its backoff.
     /// Returns how many visibilities SQS changed.
     pub async fn extend(&self, records: &[SqsMessage], failed: &[&FailedMessage]) -> usize {
         if failed.is_empty() {
             return 0;
         }
-        let by_id: HashMap<&str, &SqsMessage> =
-            records.iter().filter_map(|r| Some((r.message_id.as_deref()?, r))).collect();
         // Queue URL -> (receipt handle, seconds).
         let mut per_queue: HashMap<String, Vec<(String, i32)>> = HashMap::new();
         for failure in failed {
-            let Some(record) = by_id.get(failure.message_id.as_str()) else { continue };
+            let Some(record) = records.get(failure.position) else { continue };
             let (Some(arn), Some(handle)) = (record.event_source_arn.as_deref(), record.receipt_handle.as_deref())
             else {
                 continue;
             };
             let Some(url) = queue_url(arn, self.endpoint.as_deref()) else { continue };
-            let receives =
-                record.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse::<u32>().ok()).unwrap_or(1);
-            let seconds = i32::try_from(backoff(self.base, receives).as_secs()).unwrap_or(i32::MAX);
+            // At most 43 200 s (SQS's cap), far inside i32.
+            let seconds = i32::try_from(self.backoff.visibility_timeout(failure.receive_count)).unwrap_or(i32::MAX);
             per_queue.entry(url).or_default().push((handle.to_owned(), seconds));
         }
         let client = self.client().await;

@@ -1,240 +1,115 @@
-//! One SQS event in, a plan out: the masked rows to insert and the messages that failed.
+//! login-etl's side of the SQS partial-batch-failure contract. The contract itself (envelope
+//! rules, identities, FIFO group blocking, repeated ids, the outcome of a store failure) lives
+//! in the `sqs-batch` crate; what is login-specific lives here:
 //!
-//! The rules of partial batch failure live here, free of I/O: every record gets exactly one
-//! fate (a row or a reported failure), failures are named by their `messageId`, and on a FIFO
-//! queue a failure holds back the rest of its message group so order is kept.
+//! - the [`envelope`] of login-etl's queue: the redrive attributes `login-etl-cli redrive`
+//!   sets, and the sent times a login may have;
+//! - the parse step the crate calls per message, [`LoginParser`]: the body validated
+//!   ([`LoginRecord::parse`]), its personal fields masked and, with the vault on, their
+//!   originals sealed; a [`MaskedLogin`] is what the store writes;
+//! - [`RecordError`] as the crate's [`Rejection`], so its codes are the reason codes of logs,
+//!   metrics and EMF;
+//! - the schema-drift tally ([`UnknownKeyTally`]) and the invocation's report
+//!   ([`BatchOutcome`]) that logs, metrics and `drain` read.
+//!
+//! How the accepted records become the statement's column arrays is a storage shape, and lives
+//! with the PostgreSQL adapter, not here.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsMessage;
-use time::{Date, OffsetDateTime};
+use sqs_batch::{Envelope, Outcome, Plan, Rejection};
 
 use crate::mask::{MaskedField, Masker, MaskingMode};
 use crate::message::{LoginRecord, RecordError, UnknownKeys};
 use crate::vault::{BatchSealer, VaultError};
 
 /// Message attribute (String) a producer may set to name a login once, whatever SQS does: a
-/// retried send, or AWS's own DLQ redrive, gives the same login a new `messageId`.
-pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "IdempotencyKey";
+/// retried send, or AWS's own DLQ redrive, gives the same login a new `messageId`. The crate's
+/// default identity attribute.
+pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = sqs_batch::IDEMPOTENCY_KEY_ATTRIBUTE;
 /// Set by `login-etl-cli redrive`: the `messageId` of the message's first delivery.
 pub const ORIGINAL_MESSAGE_ID_ATTRIBUTE: &str = "LoginEtlOriginalMessageId";
 /// Set by `login-etl-cli redrive`: the `SentTimestamp` (epoch ms) of the first delivery, so a
 /// replayed login keeps its `sent_at` and `create_date`.
 pub const ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE: &str = "LoginEtlOriginalSentTimestamp";
 
-/// What the table's `message_id` column (varchar(128)) can hold.
-const MAX_ID_CHARS: usize = 128;
-
 /// The sent times accepted: [2000-01-01, 2100-01-01) UTC, in epoch milliseconds. PostgreSQL
 /// would store far more (4713 BC to 294276 AD), but a login from before this service's
 /// dependencies existed or from the next century is a broken clock or a forged attribute, and
 /// it would also create partitions and dates no report expects. No wall clock is read here
 /// (the core is pure), so "the future" is bounded by the century, not by now.
-const SENT_MILLIS_RANGE: std::ops::Range<i64> = 946_684_800_000..4_102_444_800_000;
+pub const SENT_MILLIS_RANGE: Range<i64> = 946_684_800_000..4_102_444_800_000;
 
-/// Why one message was not loaded. [`FailureReason::code`] is what logs and metrics count.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FailureReason {
-    #[error("invalid body: {0}")]
-    Invalid(#[from] RecordError),
-    #[error("the SentTimestamp attribute is missing or not epoch milliseconds")]
-    InvalidSentTimestamp,
-    #[error("the sent time is before 2000 or from 2100 on, which no login is")]
-    SentTimestampOutOfRange,
-    #[error("the messageId is longer than 128 characters or holds control characters")]
-    InvalidMessageId,
-    #[error("the messageId appears more than once in the event, so its fate could not be told apart")]
-    RepeatedMessageId,
-    #[error(
-        "the {IDEMPOTENCY_KEY_ATTRIBUTE} or {ORIGINAL_MESSAGE_ID_ATTRIBUTE} attribute is empty, longer than 128 characters, holds control characters or is not a String"
-    )]
-    InvalidIdempotencyKey,
-    #[error("an earlier message of the same FIFO message group failed in this batch")]
-    EarlierFailureInGroup,
-    #[error("the batch's database transaction failed")]
-    StoreFailed,
+/// The envelope rules of login-etl's queue: the producer's [`IDEMPOTENCY_KEY_ATTRIBUTE`], else
+/// the first delivery's id a redrive kept, else SQS's `messageId` names a row; a redriven
+/// login keeps its first sent time; sent times outside [`SENT_MILLIS_RANGE`] fail; identical
+/// copies of one `messageId` are one message delivered twice (handled once, the copy a
+/// duplicate), differing copies all fail.
+pub fn envelope() -> Envelope {
+    Envelope::default()
+        .with_redrive_attributes(ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE)
+        .with_sent_range(SENT_MILLIS_RANGE)
+        .with_identical_copies_collapsed(true)
 }
 
-impl FailureReason {
-    pub fn code(&self) -> String {
-        match self {
-            FailureReason::Invalid(err) => err.code(),
-            FailureReason::InvalidSentTimestamp => "invalid_sent_timestamp".into(),
-            FailureReason::SentTimestampOutOfRange => "sent_timestamp_out_of_range".into(),
-            FailureReason::InvalidMessageId => "invalid_message_id".into(),
-            FailureReason::RepeatedMessageId => "repeated_message_id".into(),
-            FailureReason::InvalidIdempotencyKey => "invalid_idempotency_key".into(),
-            FailureReason::EarlierFailureInGroup => "fifo_group_blocked".into(),
-            FailureReason::StoreFailed => "store_failed".into(),
-        }
-    }
-
-    /// Whether redelivery can help: a bad body stays bad, a database outage may pass.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, FailureReason::EarlierFailureInGroup | FailureReason::StoreFailed)
-    }
-
-    /// Whether only a database problem stopped the message (not its content, not its group):
-    /// what the visibility backoff waits out.
-    pub fn is_store_failure(&self) -> bool {
-        matches!(self, FailureReason::StoreFailed)
+/// A body's failure is the crate's rejection: its code (`malformed_json`, `missing_user_id`)
+/// is what logs, metrics and EMF count, and a bad body never gets better by waiting.
+impl Rejection for RecordError {
+    fn code(&self) -> Cow<'static, str> {
+        Cow::Owned(RecordError::code(self))
     }
 }
 
-/// A message that will be reported in `batchItemFailures`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailedMessage {
-    pub message_id: String,
-    pub reason: FailureReason,
-}
+/// Why one message was reported in `batchItemFailures`: the crate's taxonomy over login-etl's
+/// [`RecordError`]. [`sqs_batch::FailureReason::code`] gives the strings logs and metrics use.
+pub type FailureReason = sqs_batch::FailureReason<RecordError>;
+
+/// A message that returns to the queue, named by its `messageId`.
+pub type FailedMessage = sqs_batch::Failed<RecordError>;
 
 /// The event cannot be answered record by record, so the whole invocation must fail (and the
 /// whole batch be redelivered) rather than lose a message silently.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
-    #[error("record {position} has no messageId, so its failure could not be reported")]
-    MissingMessageId { position: usize },
+    /// A record's failure could not be named (it has no `messageId`).
+    #[error(transparent)]
+    Unanswerable(#[from] sqs_batch::EventError),
     /// An original could not be sealed for the PII vault: the batch fails whole rather than
     /// load a row whose original is lost.
     #[error("sealing an original for the PII vault failed")]
     Vault(#[from] VaultError),
 }
 
-/// The rows of one batch, column by column, as the single `INSERT … SELECT FROM UNNEST` binds
-/// them: one array per column keeps the whole batch to one statement and one round trip.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LoginRows {
-    pub message_id: Vec<String>,
-    pub user_id: Vec<String>,
-    pub device_type: Vec<Option<String>>,
-    pub masked_ip: Vec<Option<String>>,
-    pub masked_device_id: Vec<Option<String>>,
-    pub locale: Vec<Option<String>>,
-    pub app_version: Vec<Option<String>>,
-    pub sent_at: Vec<OffsetDateTime>,
-    /// The UTC date of `sent_at`: when the user logged in, not when the batch ran.
-    pub create_date: Vec<Date>,
-    /// The originals, sealed for the PII vault, when a vault key is configured.
-    pub vault: Option<VaultRows>,
-}
-
-/// Sealed originals for the vault, one per distinct (field, masked value) of the batch.
-#[derive(Debug, Clone, Default)]
-pub struct VaultRows {
-    pub key_id: String,
-    pub field: Vec<String>,
-    pub masked_value: Vec<String>,
-    pub sealed: Vec<Vec<u8>>,
-    seen: HashSet<(MaskedField, String)>,
-}
-
-impl PartialEq for VaultRows {
-    fn eq(&self, other: &Self) -> bool {
-        (&self.key_id, &self.field, &self.masked_value, &self.sealed)
-            == (&other.key_id, &other.field, &other.masked_value, &other.sealed)
-    }
-}
-
-impl Eq for VaultRows {}
-
-impl VaultRows {
-    fn add(
-        &mut self,
-        sealer: &mut BatchSealer,
-        field: MaskedField,
-        masked: &str,
-        original: &str,
-    ) -> Result<(), VaultError> {
-        if self.seen.insert((field, masked.to_owned())) {
-            self.sealed.push(sealer.seal(field, masked, original)?);
-            self.field.push(field.name().to_owned());
-            self.masked_value.push(masked.to_owned());
-        }
-        Ok(())
-    }
-
-    pub fn len(&self) -> usize {
-        self.field.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.field.is_empty()
-    }
-}
-
-impl LoginRows {
-    fn with_capacity(n: usize) -> Self {
-        LoginRows {
-            message_id: Vec::with_capacity(n),
-            user_id: Vec::with_capacity(n),
-            device_type: Vec::with_capacity(n),
-            masked_ip: Vec::with_capacity(n),
-            masked_device_id: Vec::with_capacity(n),
-            locale: Vec::with_capacity(n),
-            app_version: Vec::with_capacity(n),
-            sent_at: Vec::with_capacity(n),
-            create_date: Vec::with_capacity(n),
-            vault: None,
-        }
-    }
-
-    fn push(
-        &mut self,
-        message_id: &str,
-        record: LoginRecord,
-        sent_at: OffsetDateTime,
-        masker: &Masker,
-        sealer: Option<&mut BatchSealer>,
-    ) -> Result<(), VaultError> {
-        let ip = record.ip.map(|ip| ip.to_string());
-        let masked_ip = ip.as_deref().map(|ip| masker.mask(MaskedField::Ip, ip));
-        let masked_device_id = record.device_id.as_deref().map(|id| masker.mask(MaskedField::DeviceId, id));
-        if let Some(sealer) = sealer {
-            let vault = self
-                .vault
-                .get_or_insert_with(|| VaultRows { key_id: sealer.key_id().to_owned(), ..Default::default() });
-            if let (Some(original), Some(masked)) = (&ip, &masked_ip) {
-                vault.add(sealer, MaskedField::Ip, masked, original)?;
-            }
-            if let (Some(original), Some(masked)) = (&record.device_id, &masked_device_id) {
-                vault.add(sealer, MaskedField::DeviceId, masked, original)?;
-            }
-        }
-        self.masked_ip.push(masked_ip);
-        self.masked_device_id.push(masked_device_id);
-        self.message_id.push(message_id.to_owned());
-        self.user_id.push(record.user_id);
-        self.device_type.push(record.device_type);
-        self.locale.push(record.locale);
-        self.app_version.push(record.app_version);
-        self.create_date.push(sent_at.date());
-        self.sent_at.push(sent_at);
-        Ok(())
-    }
-
-    pub fn len(&self) -> usize {
-        self.message_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.message_id.is_empty()
-    }
-}
-
-/// What one event turns into before anything is written.
+/// An original `ip` or `device_id`, sealed to the vault's public key, seen first in this batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchPlan {
-    pub received: usize,
+pub struct SealedOriginal {
+    /// The vault key's id (the same for every original of a batch), shared, not copied.
+    pub key_id: Arc<str>,
+    pub field: MaskedField,
+    pub masked_value: String,
+    pub sealed: Vec<u8>,
+}
+
+/// A login as it is stored: validated, its personal fields masked, the originals sealed (when
+/// the vault is on). No original value is left in it. What the store port writes, under the
+/// identity the crate gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskedLogin {
+    pub user_id: String,
+    pub device_type: Option<String>,
+    pub masked_ip: Option<String>,
+    pub masked_device_id: Option<String>,
+    pub locale: Option<String>,
+    pub app_version: Option<String>,
+    /// The scheme that masked `masked_ip` and `masked_device_id`, stored with the row.
     pub masking_mode: MaskingMode,
-    pub rows: LoginRows,
-    /// The SQS `messageId` of each row, in row order: what a failure is reported by (a row's
-    /// own `message_id` may be the producer's idempotency key or the original delivery's id).
-    pub accepted: Vec<String>,
-    pub rejected: Vec<FailedMessage>,
-    /// Identical later copies of a message already in the batch: duplicates once it commits.
-    pub copies_skipped: u64,
-    /// The valid records that carried keys the function does not know: schema drift.
-    pub unknown_keys: UnknownKeyTally,
+    /// The originals this login brought to the vault: each distinct (field, masked value) of a
+    /// batch is sealed once, by the first login that has it, so later ones carry none.
+    pub sealed: Vec<SealedOriginal>,
 }
 
 /// The valid records of a batch that carried keys the function does not know, and those keys'
@@ -255,215 +130,180 @@ impl UnknownKeyTally {
     }
 }
 
-/// Validates and masks every record of an event; with a `sealer`, also seals the originals of
-/// `ip` and `device_id` for the PII vault.
-pub fn plan(
+/// The parse step of one batch, given to [`sqs_batch::plan`]: body → [`LoginRecord`] → masked
+/// (and sealed) [`MaskedLogin`]. The crate calls it only for messages that passed the envelope
+/// rules, and a message it parses is accepted, so what it tallies and seals is exactly the
+/// accepted records'.
+pub struct LoginParser<'a> {
+    masker: &'a Masker,
+    sealer: Option<&'a mut BatchSealer>,
+    key_id: Option<Arc<str>>,
+    sealed_already: HashSet<(MaskedField, String)>,
+    vault_error: Option<VaultError>,
+    unknown_keys: UnknownKeyTally,
+}
+
+impl<'a> LoginParser<'a> {
+    /// With a `sealer`, the originals of `ip` and `device_id` are sealed for the PII vault.
+    pub fn new(masker: &'a Masker, sealer: Option<&'a mut BatchSealer>) -> LoginParser<'a> {
+        let key_id = sealer.as_ref().map(|sealer| Arc::from(sealer.key_id()));
+        LoginParser {
+            masker,
+            sealer,
+            key_id,
+            sealed_already: HashSet::new(),
+            vault_error: None,
+            unknown_keys: UnknownKeyTally::default(),
+        }
+    }
+
+    /// One message's body as a stored login, or why it is none.
+    ///
+    /// A failed seal is not the message's fault, and no per-record failure would be honest: it
+    /// is kept, sealing stops, and [`LoginParser::finish`] fails the whole event, so the plan
+    /// it was part of is never stored.
+    pub fn parse(&mut self, message: &SqsMessage) -> Result<MaskedLogin, RecordError> {
+        let body = message.body.as_deref().ok_or(RecordError::MissingBody)?;
+        let login = LoginRecord::parse(body)?;
+        self.unknown_keys.add(&login.unknown_keys);
+        let ip = login.ip.map(|ip| ip.to_string());
+        let masked_ip = ip.as_deref().map(|ip| self.masker.mask(MaskedField::Ip, ip));
+        let masked_device_id = login.device_id.as_deref().map(|id| self.masker.mask(MaskedField::DeviceId, id));
+        let mut sealed = Vec::new();
+        if let (Some(original), Some(masked)) = (&ip, &masked_ip) {
+            self.seal(MaskedField::Ip, masked, original, &mut sealed);
+        }
+        if let (Some(original), Some(masked)) = (&login.device_id, &masked_device_id) {
+            self.seal(MaskedField::DeviceId, masked, original, &mut sealed);
+        }
+        Ok(MaskedLogin {
+            user_id: login.user_id,
+            device_type: login.device_type,
+            masked_ip,
+            masked_device_id,
+            locale: login.locale,
+            app_version: login.app_version,
+            masking_mode: self.masker.mode(),
+            sealed,
+        })
+    }
+
+    fn seal(&mut self, field: MaskedField, masked: &str, original: &str, into: &mut Vec<SealedOriginal>) {
+        let (Some(sealer), Some(key_id)) = (self.sealer.as_deref_mut(), &self.key_id) else { return };
+        if self.vault_error.is_some() || !self.sealed_already.insert((field, masked.to_owned())) {
+            return;
+        }
+        match sealer.seal(field, masked, original) {
+            Ok(sealed) => into.push(SealedOriginal {
+                key_id: Arc::clone(key_id),
+                field,
+                masked_value: masked.to_owned(),
+                sealed,
+            }),
+            Err(err) => self.vault_error = Some(err),
+        }
+    }
+
+    /// The batch's drift tally, or the vault failure that must fail the whole event.
+    pub fn finish(self) -> Result<UnknownKeyTally, VaultError> {
+        match self.vault_error {
+            Some(err) => Err(err),
+            None => Ok(self.unknown_keys),
+        }
+    }
+}
+
+/// One event planned by the crate with login-etl's envelope and parse, plus the drift tally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginPlan {
+    pub contract: Plan<MaskedLogin, RecordError>,
+    pub unknown_keys: UnknownKeyTally,
+}
+
+/// Validates and masks every record of an event through [`sqs_batch::plan`] with
+/// [`envelope`]; with a `sealer`, also seals the originals of `ip` and `device_id` for the PII
+/// vault.
+pub fn plan(records: &[SqsMessage], masker: &Masker, sealer: Option<&mut BatchSealer>) -> Result<LoginPlan, EventError> {
+    plan_with(records, &envelope(), masker, sealer)
+}
+
+/// [`plan`] with a prebuilt envelope (the handler builds it once per instance).
+pub fn plan_with(
     records: &[SqsMessage],
+    envelope: &Envelope,
     masker: &Masker,
-    mut sealer: Option<&mut BatchSealer>,
-) -> Result<BatchPlan, EventError> {
-    let mut rows = LoginRows::with_capacity(records.len());
-    let mut accepted = Vec::with_capacity(records.len());
-    let mut rejected = Vec::new();
-    let mut unknown_keys = UnknownKeyTally::default();
-    // FIFO message groups that already lost a message in this batch.
-    let mut blocked_groups: HashSet<&str> = HashSet::new();
-    // One fate per messageId. A repeated id whose copies are identical is one message seen
-    // twice: the first copy is handled, the others are duplicates. Copies that differ cannot be
-    // told apart in the response, so every one of them fails (and the id is named once).
-    let mut first_copy: HashMap<&str, usize> = HashMap::with_capacity(records.len());
-    let mut ambiguous: HashSet<&str> = HashSet::new();
-    let mut later_copies: HashSet<usize> = HashSet::new();
-    for (position, record) in records.iter().enumerate() {
-        let id = match record.message_id.as_deref() {
-            Some(id) if !id.is_empty() => id,
-            _ => return Err(EventError::MissingMessageId { position }),
-        };
-        match first_copy.get(id) {
-            None => {
-                first_copy.insert(id, position);
-            }
-            Some(&first) if same_message(&records[first], record) => {
-                later_copies.insert(position);
-            }
-            Some(_) => {
-                ambiguous.insert(id);
-            }
-        }
+    sealer: Option<&mut BatchSealer>,
+) -> Result<LoginPlan, EventError> {
+    let mut parser = LoginParser::new(masker, sealer);
+    let contract = sqs_batch::plan(records, envelope, |message| parser.parse(message))?;
+    let unknown_keys = parser.finish()?;
+    Ok(LoginPlan { contract, unknown_keys })
+}
+
+impl LoginPlan {
+    /// The batch was written, `inserted` of its records for the first time.
+    pub fn committed(self, inserted: usize) -> BatchOutcome {
+        BatchOutcome::new(self.contract.stored::<()>(inserted), self.unknown_keys)
     }
-    let copies_skipped = later_copies.len() as u64;
 
-    for (position, record) in records.iter().enumerate() {
-        let message_id = record.message_id.as_deref().unwrap_or_default();
-        if ambiguous.contains(message_id) {
-            if !rejected.iter().any(|f: &FailedMessage| f.message_id == message_id) {
-                rejected.push(FailedMessage {
-                    message_id: message_id.to_owned(),
-                    reason: FailureReason::RepeatedMessageId,
-                });
-            }
-            continue;
-        }
-        if later_copies.contains(&position) {
-            continue;
-        }
-        let fifo_group = fifo_group(record);
-        if fifo_group.is_some_and(|group| blocked_groups.contains(group)) {
-            rejected.push(FailedMessage {
-                message_id: message_id.to_owned(),
-                reason: FailureReason::EarlierFailureInGroup,
-            });
-            continue;
-        }
-        match validate(record) {
-            Ok((row_key, login, sent_at)) => {
-                unknown_keys.add(&login.unknown_keys);
-                rows.push(row_key, login, sent_at, masker, sealer.as_deref_mut())?;
-                accepted.push(message_id.to_owned());
-            }
-            Err(reason) => {
-                if let Some(group) = fifo_group {
-                    blocked_groups.insert(group);
-                }
-                rejected.push(FailedMessage { message_id: message_id.to_owned(), reason });
-            }
-        }
+    /// The batch's write failed: nothing was written, so every accepted record fails too.
+    pub fn store_failed(self) -> BatchOutcome {
+        BatchOutcome::new(self.contract.store_failed(()), self.unknown_keys)
     }
-    Ok(BatchPlan {
-        received: records.len(),
-        masking_mode: masker.mode(),
-        rows,
-        accepted,
-        rejected,
-        copies_skipped,
-        unknown_keys,
-    })
 }
 
-/// Whether two records with one messageId carry the same message.
-fn same_message(a: &SqsMessage, b: &SqsMessage) -> bool {
-    let attributes = |r: &SqsMessage| -> Vec<(String, Option<String>)> {
-        let mut list: Vec<_> =
-            r.message_attributes.iter().map(|(name, value)| (name.clone(), value.string_value.clone())).collect();
-        list.sort();
-        list
-    };
-    a.body == b.body
-        && a.attributes.get("SentTimestamp") == b.attributes.get("SentTimestamp")
-        && attributes(a) == attributes(b)
-}
-
-/// A record's row key, login and sent time, or why it has none. Everything the store would
-/// refuse is refused here, so one bad record never fails its batch's statement.
-fn validate(record: &SqsMessage) -> Result<(&str, LoginRecord, OffsetDateTime), FailureReason> {
-    let row_key = row_key(record)?;
-    let body = record.body.as_deref().ok_or(RecordError::MissingBody)?;
-    let login = LoginRecord::parse(body)?;
-    Ok((row_key, login, sent_at(record)?))
-}
-
-/// The identity a row is stored under, so every delivery of one login makes one row: the
-/// producer's idempotency key, else the first delivery's messageId (kept by `redrive`), else
-/// SQS's messageId.
-fn row_key(record: &SqsMessage) -> Result<&str, FailureReason> {
-    for name in [IDEMPOTENCY_KEY_ATTRIBUTE, ORIGINAL_MESSAGE_ID_ATTRIBUTE] {
-        if let Some(attribute) = record.message_attributes.get(name) {
-            return attribute
-                .string_value
-                .as_deref()
-                .filter(|key| is_storable_id(key))
-                .ok_or(FailureReason::InvalidIdempotencyKey);
-        }
-    }
-    let message_id = record.message_id.as_deref().unwrap_or_default();
-    if is_storable_id(message_id) { Ok(message_id) } else { Err(FailureReason::InvalidMessageId) }
-}
-
-fn is_storable_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().count() <= MAX_ID_CHARS && !id.chars().any(char::is_control)
-}
-
-/// When the login was sent: the first delivery's time when `redrive` kept it, else SQS's
-/// `SentTimestamp`.
-fn sent_at(record: &SqsMessage) -> Result<OffsetDateTime, FailureReason> {
-    let original = record.message_attributes.get(ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE).map(|a| a.string_value.as_deref());
-    let millis = match original {
-        Some(value) => value,
-        None => record.attributes.get("SentTimestamp").map(String::as_str),
-    }
-    .and_then(|millis| millis.parse::<i64>().ok())
-    .ok_or(FailureReason::InvalidSentTimestamp)?;
-    if !SENT_MILLIS_RANGE.contains(&millis) {
-        return Err(FailureReason::SentTimestampOutOfRange);
-    }
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .map_err(|_| FailureReason::SentTimestampOutOfRange)
-}
-
-/// The message group of a record from a FIFO queue (`eventSourceARN` ending in `.fifo`).
-fn fifo_group(record: &SqsMessage) -> Option<&str> {
-    let is_fifo = record.event_source_arn.as_deref().is_some_and(|arn| arn.ends_with(".fifo"));
-    if !is_fifo {
-        return None;
-    }
-    record.attributes.get("MessageGroupId").map(String::as_str)
-}
-
-/// The fate of every record of one invocation.
+/// The fate of every record of one invocation, as logs, metrics and `drain` count it: the
+/// crate's [`Outcome`] (its store error already logged by the handler) and the drift tally.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BatchOutcome {
     pub received: usize,
     pub inserted: u64,
-    /// Valid messages whose `messageId` already had a row: redeliveries, loaded once.
+    /// Valid messages whose identity already had a row (redeliveries, redrives, identical
+    /// copies in the batch): loaded once, not failed.
     pub duplicates: u64,
+    /// In event order, each `messageId` once.
     pub failed: Vec<FailedMessage>,
     /// The valid records that carried keys the function does not know, whatever their insert
     /// did: drift is a property of what producers send.
     pub unknown_keys: UnknownKeyTally,
 }
 
-impl BatchPlan {
-    /// The batch's transaction committed and wrote `inserted` new rows.
-    pub fn committed(self, inserted: u64) -> BatchOutcome {
-        let valid = self.rows.len() as u64;
+impl BatchOutcome {
+    /// The crate's outcome in login-etl's terms.
+    pub fn new<S>(outcome: Outcome<RecordError, S>, unknown_keys: UnknownKeyTally) -> BatchOutcome {
         BatchOutcome {
-            received: self.received,
-            inserted,
-            duplicates: valid.saturating_sub(inserted) + self.copies_skipped,
-            failed: self.rejected,
-            unknown_keys: self.unknown_keys,
+            received: outcome.received,
+            inserted: outcome.stored as u64,
+            duplicates: outcome.duplicates as u64,
+            failed: outcome.failed,
+            unknown_keys,
         }
     }
 
-    /// The batch's transaction failed: nothing was written, so every valid row is a failure too.
-    pub fn store_failed(self) -> BatchOutcome {
-        let mut failed = self.rejected;
-        failed.extend(
-            self.accepted
-                .into_iter()
-                .map(|message_id| FailedMessage { message_id, reason: FailureReason::StoreFailed }),
-        );
-        BatchOutcome { received: self.received, inserted: 0, duplicates: 0, failed, unknown_keys: self.unknown_keys }
-    }
-}
-
-impl BatchOutcome {
     /// Whether the batch's insert failed (the database was away, timed out or refused it):
     /// then every valid record failed, for a reason that waiting may cure.
     pub fn store_failed(&self) -> bool {
-        self.failed.iter().any(|f| f.reason.is_store_failure())
+        self.store_failures().next().is_some()
     }
 
-    /// Failure counts keyed by [`FailureReason::code`].
+    /// The messages that failed only because the insert did: what the visibility backoff
+    /// hides for longer, since their content is fine.
+    pub fn store_failures(&self) -> impl Iterator<Item = &FailedMessage> {
+        self.failed.iter().filter(|failed| matches!(failed.reason, FailureReason::StoreFailed))
+    }
+
+    /// Failure counts keyed by [`sqs_batch::FailureReason::code`].
     pub fn failures_by_reason(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
         for failed in &self.failed {
-            *counts.entry(failed.reason.code()).or_insert(0) += 1;
+            *counts.entry(failed.reason.code().into_owned()).or_insert(0) += 1;
         }
         counts
     }
 }
 
+/// login-etl's parse and envelope through the crate. The envelope rules themselves are the
+/// crate's and tested there; these pin what login-etl gets from them, in login-etl's codes.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,29 +339,52 @@ mod tests {
 
     const GOOD: &str = r#"{"user_id":"u1","ip":"10.0.0.1","device_id":"d-1","locale":null,"app_version":"0.96"}"#;
 
+    /// The identities the accepted records will be stored under (the table's `message_id`).
+    fn identities(plan: &LoginPlan) -> Vec<&str> {
+        plan.contract.accepted.iter().map(|accepted| accepted.identity.as_str()).collect()
+    }
+
+    fn codes(plan: &LoginPlan) -> Vec<(String, String)> {
+        plan.contract.rejected.iter().map(|f| (f.message_id.clone(), f.reason.code().into_owned())).collect()
+    }
+
+    #[test]
+    fn the_envelope_is_the_one_the_core_constants_name() {
+        assert_eq!(envelope().identity_attributes(), [IDEMPOTENCY_KEY_ATTRIBUTE, ORIGINAL_MESSAGE_ID_ATTRIBUTE]);
+        assert_eq!(IDEMPOTENCY_KEY_ATTRIBUTE, "IdempotencyKey");
+        assert_eq!(
+            envelope(),
+            Envelope::default()
+                .with_redrive_attributes("LoginEtlOriginalMessageId", "LoginEtlOriginalSentTimestamp")
+                .with_sent_range(946_684_800_000..4_102_444_800_000)
+                .with_identical_copies_collapsed(true)
+        );
+    }
+
     #[test]
     fn every_record_gets_exactly_one_fate() {
         let records = vec![message("a", GOOD), message("b", "not json"), message("c", r#"{"user_id":"u2"}"#)];
         let plan = plan(&records, &masker(), None).expect("plan");
-        assert_eq!(plan.received, 3);
-        assert_eq!(plan.rows.message_id, ["a", "c"]);
-        assert_eq!(plan.rejected.len(), 1);
-        assert_eq!(plan.rejected[0].message_id, "b");
-        assert_eq!(plan.rejected[0].reason.code(), "malformed_json");
+        assert_eq!(plan.contract.received, 3);
+        assert_eq!(identities(&plan), ["a", "c"]);
+        assert_eq!(plan.contract.rejected.len(), 1);
+        assert_eq!(plan.contract.rejected[0].message_id, "b");
+        assert_eq!(plan.contract.rejected[0].reason.code(), "malformed_json");
     }
 
     #[test]
-    fn rows_are_masked_and_dated_by_sent_timestamp() {
+    fn logins_are_masked_and_carry_their_sent_time() {
         let masker = masker();
         let plan = plan(&[message("a", GOOD)], &masker, None).expect("plan");
-        let rows = &plan.rows;
-        assert_eq!(rows.masked_ip[0].as_deref(), Some(masker.mask(MaskedField::Ip, "10.0.0.1").as_str()));
-        assert_eq!(rows.masked_device_id[0].as_deref(), Some(masker.mask(MaskedField::DeviceId, "d-1").as_str()));
-        assert_eq!(rows.locale[0], None);
-        assert_eq!(rows.app_version[0].as_deref(), Some("0.96"));
-        assert_eq!(rows.create_date[0], time::macros::date!(2026 - 11 - 24));
-        assert_eq!(rows.sent_at[0], time::macros::datetime!(2026-11-24 03:00 UTC));
-        assert_eq!(plan.masking_mode, MaskingMode::Hmac);
+        let accepted = &plan.contract.accepted[0];
+        let login = &accepted.record;
+        assert_eq!(login.masked_ip.as_deref(), Some(masker.mask(MaskedField::Ip, "10.0.0.1").as_str()));
+        assert_eq!(login.masked_device_id.as_deref(), Some(masker.mask(MaskedField::DeviceId, "d-1").as_str()));
+        assert_eq!(login.locale, None);
+        assert_eq!(login.app_version.as_deref(), Some("0.96"));
+        assert_eq!(accepted.sent_at_ms, SENT_MILLIS);
+        assert_eq!(login.masking_mode, MaskingMode::Hmac);
+        assert!(login.sealed.is_empty(), "no vault, nothing sealed");
     }
 
     #[test]
@@ -535,7 +398,7 @@ mod tests {
             None,
         )
         .expect("plan");
-        assert_eq!(plan.rows.masked_ip[0], plan.rows.masked_ip[1]);
+        assert_eq!(plan.contract.accepted[0].record.masked_ip, plan.contract.accepted[1].record.masked_ip);
     }
 
     #[test]
@@ -547,7 +410,8 @@ mod tests {
         let mut bad_timestamp = message("c", GOOD);
         bad_timestamp.attributes.insert("SentTimestamp".into(), "yesterday".into());
         let plan = plan(&[no_body, no_timestamp, bad_timestamp, message("d", GOOD)], &masker(), None).expect("plan");
-        let codes: Vec<_> = plan.rejected.iter().map(|f| (f.message_id.as_str(), f.reason.code())).collect();
+        let codes: Vec<_> =
+            plan.contract.rejected.iter().map(|f| (f.message_id.as_str(), f.reason.code().into_owned())).collect();
         assert_eq!(
             codes,
             [
@@ -556,7 +420,7 @@ mod tests {
                 ("c", "invalid_sent_timestamp".to_string())
             ]
         );
-        assert_eq!(plan.rows.message_id, ["d"]);
+        assert_eq!(identities(&plan), ["d"]);
     }
 
     #[test]
@@ -565,11 +429,14 @@ mod tests {
         anonymous.message_id = Some(String::new());
         assert_eq!(
             plan(&[message("a", GOOD), anonymous], &masker(), None),
-            Err(EventError::MissingMessageId { position: 1 })
+            Err(EventError::Unanswerable(sqs_batch::EventError::MissingMessageId { position: 1 }))
         );
         let mut missing = message("x", GOOD);
         missing.message_id = None;
-        assert_eq!(plan(&[missing], &masker(), None), Err(EventError::MissingMessageId { position: 0 }));
+        assert_eq!(
+            plan(&[missing], &masker(), None),
+            Err(EventError::Unanswerable(sqs_batch::EventError::MissingMessageId { position: 0 }))
+        );
     }
 
     #[test]
@@ -582,12 +449,22 @@ mod tests {
             fifo("5", "g2", GOOD),
         ];
         let plan = plan(&records, &masker(), None).expect("plan");
-        assert_eq!(plan.rows.message_id, ["1", "3", "5"]);
+        assert_eq!(identities(&plan), ["1", "3", "5"]);
         assert_eq!(
-            plan.rejected,
+            plan.contract.rejected,
             [
-                FailedMessage { message_id: "2".into(), reason: RecordError::Missing(Field::UserId).into() },
-                FailedMessage { message_id: "4".into(), reason: FailureReason::EarlierFailureInGroup },
+                FailedMessage {
+                    message_id: "2".into(),
+                    position: 1,
+                    receive_count: 1,
+                    reason: FailureReason::Rejected(RecordError::Missing(Field::UserId)),
+                },
+                FailedMessage {
+                    message_id: "4".into(),
+                    position: 3,
+                    receive_count: 1,
+                    reason: FailureReason::EarlierFailureInGroup
+                },
             ]
         );
     }
@@ -599,7 +476,7 @@ mod tests {
         let mut good = message("2", GOOD);
         good.attributes.insert("MessageGroupId".into(), "g".into());
         let plan = plan(&[bad, good], &masker(), None).expect("plan");
-        assert_eq!(plan.rows.message_id, ["2"]);
+        assert_eq!(identities(&plan), ["2"]);
     }
 
     #[test]
@@ -624,6 +501,8 @@ mod tests {
             outcome.failures_by_reason(),
             BTreeMap::from([("not_an_object".to_string(), 1), ("store_failed".to_string(), 2)])
         );
+        assert!(outcome.store_failed());
+        assert_eq!(outcome.store_failures().count(), 2);
     }
 
     #[test]
@@ -638,17 +517,15 @@ mod tests {
             message("c", r#"{"user_id":"u","ip":null,"device_id":"d-1"}"#),
         ];
         let plan = plan(&records, &masker(), Some(&mut sealer)).expect("plan");
-        let vault = plan.rows.vault.expect("vault rows");
-        assert_eq!(vault.field, ["ip", "device_id", "device_id"]);
-        assert_eq!(vault.key_id, secret.public_key().key_id());
-        let opened: Vec<String> = (0..vault.len())
-            .map(|i| {
-                let field = MaskedField::from_name(&vault.field[i]).expect("a known field");
-                secret.open(field, &vault.masked_value[i], &vault.sealed[i]).expect("opens")
-            })
-            .collect();
+        let sealed: Vec<&SealedOriginal> =
+            plan.contract.accepted.iter().flat_map(|accepted| &accepted.record.sealed).collect();
+        let fields: Vec<&str> = sealed.iter().map(|s| s.field.name()).collect();
+        assert_eq!(fields, ["ip", "device_id", "device_id"]);
+        assert!(sealed.iter().all(|s| *s.key_id == secret.public_key().key_id()));
+        let opened: Vec<String> =
+            sealed.iter().map(|s| secret.open(s.field, &s.masked_value, &s.sealed).expect("opens")).collect();
         assert_eq!(opened, ["10.0.0.1", "d-1", "d-2"]);
-        assert_eq!(vault.masked_value[0], plan.rows.masked_ip[0].clone().expect("masked"));
+        assert_eq!(Some(&sealed[0].masked_value), plan.contract.accepted[0].record.masked_ip.as_ref());
     }
 
     fn with_attribute(mut message: SqsMessage, name: &str, value: &str) -> SqsMessage {
@@ -657,10 +534,6 @@ mod tests {
         attribute.string_value = Some(value.into());
         message.message_attributes.insert(name.into(), attribute);
         message
-    }
-
-    fn codes(plan: &BatchPlan) -> Vec<(String, String)> {
-        plan.rejected.iter().map(|f| (f.message_id.clone(), f.reason.code())).collect()
     }
 
     #[test]
@@ -692,7 +565,7 @@ mod tests {
                 ("y1999".to_string(), "sent_timestamp_out_of_range".to_string()),
             ]
         );
-        assert_eq!(plan.rows.message_id, ["fine".to_string(), "m".repeat(128)]);
+        assert_eq!(identities(&plan), ["fine".to_string(), "m".repeat(128)]);
     }
 
     #[test]
@@ -701,12 +574,12 @@ mod tests {
         let records = [message("twice", GOOD), message("once", GOOD), message("twice", "not json")];
         let plan = plan(&records, &masker(), None).expect("plan");
         assert_eq!(codes(&plan), [("twice".to_string(), "repeated_message_id".to_string())]);
-        assert_eq!(plan.rows.message_id, ["once"]);
+        assert_eq!(identities(&plan), ["once"]);
         assert_eq!(plan.committed(1).failed.len(), 1);
         // The same message twice: handled once, the copy is a duplicate.
         let records = [message("twice", GOOD), message("twice", GOOD)];
         let same = super::plan(&records, &masker(), None).expect("plan");
-        assert_eq!(same.rows.message_id, ["twice"]);
+        assert_eq!(identities(&same), ["twice"]);
         let outcome = same.committed(1);
         assert_eq!((outcome.inserted, outcome.duplicates, outcome.failed.len()), (1, 1, 0));
     }
@@ -726,13 +599,16 @@ mod tests {
         );
         let bad_key = with_attribute(message("sqs-4", GOOD), IDEMPOTENCY_KEY_ATTRIBUTE, "");
         let plan = plan(&[redriven, keyed, both, bad_key], &masker(), None).expect("plan");
-        assert_eq!(plan.rows.message_id, ["first-id", "producer-key-7", "producer-key-8"]);
-        assert_eq!(plan.accepted, ["new-sqs-id", "sqs-2", "sqs-3"], "failures are still named by SQS's id");
-        assert_eq!(plan.rows.sent_at[0], time::macros::datetime!(2026-11-23 02:13:20 UTC));
-        assert_eq!(plan.rows.create_date[0], time::macros::date!(2026 - 11 - 23));
+        assert_eq!(identities(&plan), ["first-id", "producer-key-7", "producer-key-8"]);
+        let accepted: Vec<&str> = plan.contract.accepted.iter().map(|a| a.message_id.as_str()).collect();
+        assert_eq!(accepted, ["new-sqs-id", "sqs-2", "sqs-3"], "failures are still named by SQS's id");
+        // 2026-11-23T02:13:20Z, the first delivery's, not this one's.
+        assert_eq!(plan.contract.accepted[0].sent_at_ms, 1_795_400_000_000);
         assert_eq!(codes(&plan), [("sqs-4".to_string(), "invalid_idempotency_key".to_string())]);
+        // The crate reports a store failure's records in event order (login-etl used to list
+        // the envelope and body failures first, then the store's).
         let ids: Vec<_> = plan.store_failed().failed.into_iter().map(|f| f.message_id).collect();
-        assert_eq!(ids, ["sqs-4", "new-sqs-id", "sqs-2", "sqs-3"]);
+        assert_eq!(ids, ["new-sqs-id", "sqs-2", "sqs-3", "sqs-4"]);
     }
 
     #[test]
@@ -744,7 +620,7 @@ mod tests {
             message("d", GOOD),
         ];
         let plan = plan(&records, &masker(), None).expect("plan");
-        assert_eq!(plan.rows.message_id, ["a", "b", "d"]);
+        assert_eq!(identities(&plan), ["a", "b", "d"]);
         // Only valid records count: "c" failed for its user_id.
         assert_eq!(plan.unknown_keys.records, 2);
         assert_eq!(plan.unknown_keys.keys.names(), ["os_version", "schema_version"]);
@@ -770,6 +646,43 @@ mod tests {
         let err = plan(&records, &masker(), Some(&mut sealer)).expect_err("the event must fail");
         assert_eq!(err, EventError::Vault(VaultError::Encryption));
         // Without the vault the same event plans normally.
-        assert_eq!(plan(&records, &masker(), None).expect("plan").rows.len(), 1);
+        assert_eq!(plan(&records, &masker(), None).expect("plan").contract.accepted.len(), 1);
+    }
+
+    // Where the crate's rules differ from login-etl's former own, deliberately.
+
+    /// The envelope is read before the body: a record bad in both reports the envelope's
+    /// reason (login-etl used to report the body's). Both are final, and the body of a message
+    /// whose envelope is refused is never parsed.
+    #[test]
+    fn a_record_bad_in_envelope_and_body_reports_the_envelope() {
+        let mut both = message("both", "not json");
+        both.attributes.insert("SentTimestamp".into(), "yesterday".into());
+        let plan = plan(&[both], &masker(), None).expect("plan");
+        assert_eq!(codes(&plan), [("both".to_string(), "invalid_sent_timestamp".to_string())]);
+    }
+
+    /// The `messageId` is checked even when an identity attribute names the row (login-etl
+    /// used to skip it): an id no log line or response should carry fails its record.
+    #[test]
+    fn an_unstorable_message_id_fails_even_with_an_idempotency_key() {
+        let keyed = with_attribute(message("bad\nid", GOOD), IDEMPOTENCY_KEY_ATTRIBUTE, "key-1");
+        let plan = plan(&[keyed], &masker(), None).expect("plan");
+        assert_eq!(codes(&plan), [("bad\nid".to_string(), "invalid_message_id".to_string())]);
+    }
+
+    /// A repeated `messageId` on a FIFO queue blocks the rest of its group (login-etl used to
+    /// let it through), so the group's order holds when the repeated message returns.
+    #[test]
+    fn a_repeated_message_id_blocks_its_fifo_group() {
+        let records = [fifo("r", "g", GOOD), fifo("r", "g", r#"{"user_id":"u2"}"#), fifo("later", "g", GOOD)];
+        let plan = plan(&records, &masker(), None).expect("plan");
+        assert_eq!(
+            codes(&plan),
+            [
+                ("r".to_string(), "repeated_message_id".to_string()),
+                ("later".to_string(), "fifo_group_blocked".to_string())
+            ]
+        );
     }
 }

@@ -6,8 +6,9 @@
 //!   verdict by the function's own rules.
 //! - [`mask`]: keyed HMAC-SHA256 of the personal fields.
 //! - [`vault`]: sealing originals to the vault's public key (and opening them for recovery).
-//! - [`batch`]: an event turned into rows for one statement plus named failures (FIFO rules,
-//!   repeated ids), and the `BatchOutcome` that accounts for every record.
+//! - [`batch`]: login-etl's side of the partial-batch-failure contract, whose rules are the
+//!   `sqs-batch` crate's: the queue's envelope, the parse step (validate, mask, seal) that
+//!   turns a message into a `MaskedLogin`, and the `BatchOutcome` that logs and metrics read.
 //! - [`metrics`]: the EMF documents an outcome is reported as.
 //! - [`sample`]: realistic (and deliberately broken) login messages from a seed.
 

@@ -1,0 +1,207 @@
+//! The batch insert's parameter layout: accepted logins turned into one array per column, as
+//! the single `INSERT … SELECT FROM UNNEST` (queries/insert_batch.sql) binds them. One array
+//! per column keeps the whole batch to one statement and one round trip. A storage shape, so
+//! it lives with the PostgreSQL adapter ([`crate::adapters::loader`]), not in the pure core.
+
+use sqs_batch::Accepted;
+use time::{Date, OffsetDateTime};
+
+use login_etl_core::batch::MaskedLogin;
+use login_etl_core::mask::MaskingMode;
+
+/// The rows of one batch, column by column.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LoginRows {
+    /// The row's identity: the producer's idempotency key, the first delivery's `messageId`
+    /// (kept by `redrive`), else SQS's `messageId` ([`Accepted::identity`]).
+    pub message_id: Vec<String>,
+    pub user_id: Vec<String>,
+    pub device_type: Vec<Option<String>>,
+    pub masked_ip: Vec<Option<String>>,
+    pub masked_device_id: Vec<Option<String>>,
+    pub locale: Vec<Option<String>>,
+    pub app_version: Vec<Option<String>>,
+    pub sent_at: Vec<OffsetDateTime>,
+    /// The UTC date of `sent_at`: when the user logged in, not when the batch ran.
+    pub create_date: Vec<Date>,
+    /// The scheme that masked the batch's values, stored with every row.
+    pub masking_mode: MaskingMode,
+    /// The originals, sealed for the PII vault, when a vault key is configured.
+    pub vault: Option<VaultRows>,
+}
+
+/// Sealed originals for the vault, one per distinct (field, masked value) of the batch (the
+/// parse step sealed each only once).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VaultRows {
+    pub key_id: String,
+    pub field: Vec<String>,
+    pub masked_value: Vec<String>,
+    pub sealed: Vec<Vec<u8>>,
+}
+
+impl VaultRows {
+    pub fn len(&self) -> usize {
+        self.field.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.field.is_empty()
+    }
+}
+
+/// An accepted login's sent time is not a timestamp PostgreSQL columns take. The envelope's
+/// sent range (years 2000 to 2100) makes this unreachable; it is an error, not a panic, should
+/// the range ever be widened past what `time` represents.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record {position} has a sent time (epoch ms) no timestamp can hold")]
+pub struct UnrepresentableSentTime {
+    pub position: usize,
+}
+
+impl LoginRows {
+    /// The column arrays of `batch`, in its order. Every login of a batch was masked by the
+    /// same masker, so the first one's scheme is the batch's.
+    pub fn from_accepted(batch: &[Accepted<MaskedLogin>]) -> Result<LoginRows, UnrepresentableSentTime> {
+        let n = batch.len();
+        let mut rows = LoginRows {
+            message_id: Vec::with_capacity(n),
+            user_id: Vec::with_capacity(n),
+            device_type: Vec::with_capacity(n),
+            masked_ip: Vec::with_capacity(n),
+            masked_device_id: Vec::with_capacity(n),
+            locale: Vec::with_capacity(n),
+            app_version: Vec::with_capacity(n),
+            sent_at: Vec::with_capacity(n),
+            create_date: Vec::with_capacity(n),
+            masking_mode: batch.first().map(|accepted| accepted.record.masking_mode).unwrap_or_default(),
+            vault: None,
+        };
+        for accepted in batch {
+            let login = &accepted.record;
+            debug_assert_eq!(login.masking_mode, rows.masking_mode, "one masker per batch");
+            let sent_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(accepted.sent_at_ms) * 1_000_000)
+                .map_err(|_| UnrepresentableSentTime { position: accepted.position })?;
+            for original in &login.sealed {
+                let vault = rows.vault.get_or_insert_with(|| VaultRows {
+                    key_id: original.key_id.to_string(),
+                    ..VaultRows::default()
+                });
+                vault.field.push(original.field.name().to_owned());
+                vault.masked_value.push(original.masked_value.clone());
+                vault.sealed.push(original.sealed.clone());
+            }
+            rows.message_id.push(accepted.identity.clone());
+            rows.user_id.push(login.user_id.clone());
+            rows.device_type.push(login.device_type.clone());
+            rows.masked_ip.push(login.masked_ip.clone());
+            rows.masked_device_id.push(login.masked_device_id.clone());
+            rows.locale.push(login.locale.clone());
+            rows.app_version.push(login.app_version.clone());
+            rows.create_date.push(sent_at.date());
+            rows.sent_at.push(sent_at);
+        }
+        Ok(rows)
+    }
+
+    pub fn len(&self) -> usize {
+        self.message_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.message_id.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::sqs::{SqsMessage, SqsMessageAttribute};
+    use crypto_box::aead::OsRng;
+    use login_etl_core::batch::{self, ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
+    use login_etl_core::mask::{MaskedField, Masker, MaskingKey};
+    use login_etl_core::vault::{BatchSealer, VaultSecretKey};
+
+    /// 2026-11-24T03:00:00Z.
+    const SENT_MILLIS: i64 = 1_795_489_200_000;
+
+    fn message(message_id: &str, body: &str) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(message_id.into());
+        message.body = Some(body.into());
+        message.attributes.insert("SentTimestamp".into(), SENT_MILLIS.to_string());
+        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
+        message
+    }
+
+    fn with_attribute(mut message: SqsMessage, name: &str, value: &str) -> SqsMessage {
+        let mut attribute = SqsMessageAttribute::default();
+        attribute.data_type = Some("String".into());
+        attribute.string_value = Some(value.into());
+        message.message_attributes.insert(name.into(), attribute);
+        message
+    }
+
+    fn masker() -> Masker {
+        Masker::hmac(&MaskingKey::from_hex(&"11".repeat(32)).expect("key"))
+    }
+
+    fn rows(records: &[SqsMessage], sealer: Option<&mut BatchSealer>) -> LoginRows {
+        let plan = batch::plan(records, &masker(), sealer).expect("plan");
+        LoginRows::from_accepted(&plan.contract.accepted).expect("rows")
+    }
+
+    const GOOD: &str = r#"{"user_id":"u1","ip":"10.0.0.1","device_id":"d-1","locale":null,"app_version":"0.96"}"#;
+
+    #[test]
+    fn rows_are_masked_and_dated_by_sent_timestamp() {
+        let masker = masker();
+        let rows = rows(&[message("a", GOOD), message("bad", "[]")], None);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows.message_id, ["a"]);
+        assert_eq!(rows.masked_ip[0].as_deref(), Some(masker.mask(MaskedField::Ip, "10.0.0.1").as_str()));
+        assert_eq!(rows.masked_device_id[0].as_deref(), Some(masker.mask(MaskedField::DeviceId, "d-1").as_str()));
+        assert_eq!(rows.locale[0], None);
+        assert_eq!(rows.app_version[0].as_deref(), Some("0.96"));
+        assert_eq!(rows.create_date[0], time::macros::date!(2026 - 11 - 24));
+        assert_eq!(rows.sent_at[0], time::macros::datetime!(2026-11-24 03:00 UTC));
+        assert_eq!(rows.masking_mode, MaskingMode::Hmac);
+        assert_eq!(rows.vault, None);
+    }
+
+    #[test]
+    fn a_replayed_login_is_stored_under_its_first_identity_and_dated_by_its_first_time() {
+        let redriven = with_attribute(
+            with_attribute(message("new-sqs-id", GOOD), ORIGINAL_MESSAGE_ID_ATTRIBUTE, "first-id"),
+            ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE,
+            "1795400000000",
+        );
+        let rows = rows(&[redriven], None);
+        assert_eq!(rows.message_id, ["first-id"]);
+        assert_eq!(rows.sent_at[0], time::macros::datetime!(2026-11-23 02:13:20 UTC));
+        assert_eq!(rows.create_date[0], time::macros::date!(2026 - 11 - 23));
+    }
+
+    #[test]
+    fn the_vault_rows_hold_each_distinct_original_once() {
+        let secret = VaultSecretKey::generate(&mut OsRng);
+        let mut sealer = BatchSealer::new(&secret.public_key(), OsRng);
+        let records = [
+            message("a", r#"{"user_id":"u","ip":"10.0.0.1","device_id":"d-1"}"#),
+            message("b", r#"{"user_id":"u","ip":"::ffff:10.0.0.1","device_id":"d-2"}"#),
+            message("c", r#"{"user_id":"u","ip":null,"device_id":"d-1"}"#),
+        ];
+        let rows = rows(&records, Some(&mut sealer));
+        let vault = rows.vault.clone().expect("vault rows");
+        assert_eq!(vault.field, ["ip", "device_id", "device_id"]);
+        assert_eq!(vault.key_id, secret.public_key().key_id());
+        let opened: Vec<String> = (0..vault.len())
+            .map(|i| {
+                let field = MaskedField::from_name(&vault.field[i]).expect("a known field");
+                secret.open(field, &vault.masked_value[i], &vault.sealed[i]).expect("opens")
+            })
+            .collect();
+        assert_eq!(opened, ["10.0.0.1", "d-1", "d-2"]);
+        assert_eq!(vault.masked_value[0], rows.masked_ip[0].clone().expect("masked"));
+    }
+}
