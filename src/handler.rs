@@ -11,11 +11,9 @@ use sqs_batch::{Envelope, Outcome, Store};
 
 use crate::adapters::loader::Loader;
 use crate::adapters::visibility::VisibilityBackoff;
-use login_etl_core::batch::{
-    self, BatchOutcome, EventError, FailureReason, LoginPlan, MaskedLogin, UnknownKeyTally,
-};
-use login_etl_core::message::RecordError;
+use login_etl_core::batch::{self, BatchOutcome, EventError, FailureReason, LoginPlan, MaskedLogin, UnknownKeyTally};
 use login_etl_core::mask::Masker;
+use login_etl_core::message::RecordError;
 use login_etl_core::vault::{BatchSealer, VaultPublicKey};
 
 /// Shared per-instance resources: built once at cold start, used by every invocation.
@@ -284,7 +282,8 @@ mod contract_spec {
     #[tokio::test]
     async fn a_redelivered_or_redriven_login_makes_no_second_entry() {
         let store = MemoryStore::new();
-        let records: Vec<_> = (0..5).map(|i| message(&format!("m-{i}"), &login(&format!("u-{i}"), "10.0.0.1"))).collect();
+        let records: Vec<_> =
+            (0..5).map(|i| message(&format!("m-{i}"), &login(&format!("u-{i}"), "10.0.0.1"))).collect();
         let (first, _) = handle(&records, &store).await;
         assert_eq!((first.inserted, first.duplicates), (5, 0));
 
@@ -336,8 +335,13 @@ mod contract_spec {
         let store = MemoryStore::new();
         let mut anonymous = message("x", &login("u", "10.0.0.1"));
         anonymous.message_id = None;
-        let result = process(&[message("a", &login("u", "10.0.0.1")), anonymous], &batch::envelope(), &masker(), None, &store).await;
-        assert!(matches!(result, Err(EventError::Unanswerable(sqs_batch::EventError::MissingMessageId { position: 1 }))));
+        let result =
+            process(&[message("a", &login("u", "10.0.0.1")), anonymous], &batch::envelope(), &masker(), None, &store)
+                .await;
+        assert!(matches!(
+            result,
+            Err(EventError::Unanswerable(sqs_batch::EventError::MissingMessageId { position: 1 }))
+        ));
         assert_eq!(store.calls(), 0);
     }
 

@@ -32,10 +32,10 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::adapters::database::DbTarget;
 use crate::adapters::iam::{IamAuth, IamError};
+use crate::adapters::rows::{LoginRows, UnrepresentableSentTime, VaultRows};
 use crate::adapters::secrets::SecretStore;
 use crate::adapters::tls;
 use crate::config::ConnectionSecurity;
-use crate::adapters::rows::{LoginRows, UnrepresentableSentTime, VaultRows};
 use crate::config::{PoolSettings, SslMode};
 use login_etl_core::batch::MaskedLogin;
 use sqs_batch::{Accepted, Store};
@@ -472,10 +472,7 @@ impl tokio::io::AsyncWrite for LingeringCancelSocket {
 /// single write. The statement calls `insert_login_batch`, whose INSERT plan the server keeps.
 /// Public for the benchmarks' floor: the database's own time for a batch is this call on a
 /// bare client, without the pool or the handler around it.
-pub async fn execute(
-    client: &tokio_postgres::Client,
-    rows: &LoginRows,
-) -> Result<u64, tokio_postgres::Error> {
+pub async fn execute(client: &tokio_postgres::Client, rows: &LoginRows) -> Result<u64, tokio_postgres::Error> {
     // With the vault off its arrays are empty and the CTE inserts nothing.
     let no_vault = VaultRows::default();
     let vault = rows.vault.as_ref().unwrap_or(&no_vault);

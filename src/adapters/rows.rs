@@ -83,10 +83,9 @@ impl LoginRows {
             let sent_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(accepted.sent_at_ms) * 1_000_000)
                 .map_err(|_| UnrepresentableSentTime { position: accepted.position })?;
             for original in &login.sealed {
-                let vault = rows.vault.get_or_insert_with(|| VaultRows {
-                    key_id: original.key_id.to_string(),
-                    ..VaultRows::default()
-                });
+                let vault = rows
+                    .vault
+                    .get_or_insert_with(|| VaultRows { key_id: original.key_id.to_string(), ..VaultRows::default() });
                 vault.field.push(original.field.name().to_owned());
                 vault.masked_value.push(original.masked_value.clone());
                 vault.sealed.push(original.sealed.clone());

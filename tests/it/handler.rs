@@ -1,4 +1,7 @@
-//! The handler against the real PostgreSQL: every test gets its own fresh database.
+//! The handler against the real PostgreSQL: every test gets its own fresh database. These are
+//! the partial-batch-failure contract's specification end to end (mixed batches, FIFO,
+//! redelivery, store failures); the same contract without a database, against
+//! `sqs_batch::MemoryStore`, is `contract_spec` in src/handler.rs.
 
 use std::collections::BTreeMap;
 

@@ -194,12 +194,9 @@ impl<'a> LoginParser<'a> {
             return;
         }
         match sealer.seal(field, masked, original) {
-            Ok(sealed) => into.push(SealedOriginal {
-                key_id: Arc::clone(key_id),
-                field,
-                masked_value: masked.to_owned(),
-                sealed,
-            }),
+            Ok(sealed) => {
+                into.push(SealedOriginal { key_id: Arc::clone(key_id), field, masked_value: masked.to_owned(), sealed })
+            }
             Err(err) => self.vault_error = Some(err),
         }
     }
@@ -223,7 +220,11 @@ pub struct LoginPlan {
 /// Validates and masks every record of an event through [`sqs_batch::plan`] with
 /// [`envelope`]; with a `sealer`, also seals the originals of `ip` and `device_id` for the PII
 /// vault.
-pub fn plan(records: &[SqsMessage], masker: &Masker, sealer: Option<&mut BatchSealer>) -> Result<LoginPlan, EventError> {
+pub fn plan(
+    records: &[SqsMessage],
+    masker: &Masker,
+    sealer: Option<&mut BatchSealer>,
+) -> Result<LoginPlan, EventError> {
     plan_with(records, &envelope(), masker, sealer)
 }
 
