@@ -179,7 +179,7 @@ mod contract_spec {
     use sqs_batch::{InjectedFailure, MemoryStore};
 
     use super::*;
-    use crate::lambda;
+    use crate::lambda::response as lambda;
     use login_etl_core::mask::MaskingKey;
 
     /// 2026-11-24T03:00:00Z.
