@@ -1,6 +1,6 @@
 //! What Lambda gets for an outcome: the partial batch response, or a function error.
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
+use aws_lambda_events::sqs::SqsBatchResponse;
 use login_etl_core::batch::BatchOutcome;
 
 /// The batch's insert failed (database away, timed out): every valid record failed.
@@ -23,17 +23,8 @@ pub fn respond(outcome: &BatchOutcome) -> Result<SqsBatchResponse, lambda_runtim
     Ok(batch_response(outcome))
 }
 
-/// The partial batch response: exactly the failed messages go back to the queue.
+/// The partial batch response: exactly the failed messages go back to the queue (the contract
+/// crate's, from the failures the outcome kept).
 pub fn batch_response(outcome: &BatchOutcome) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = outcome
-        .failed
-        .iter()
-        .map(|failed| {
-            let mut item = BatchItemFailure::default();
-            item.item_identifier = failed.message_id.clone();
-            item
-        })
-        .collect();
-    response
+    sqs_batch::batch_response(&outcome.failed)
 }

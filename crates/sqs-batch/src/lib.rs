@@ -121,6 +121,6 @@ mod testing;
 pub use backoff::{Backoff, MAX_VISIBILITY_TIMEOUT};
 pub use envelope::{Envelope, IDEMPOTENCY_KEY_ATTRIBUTE, MAX_ID_CHARS};
 pub use failure::{EventError, Failed, FailureReason, Rejection};
-pub use outcome::{OnStoreFailure, Outcome, StoreUnavailable, process};
+pub use outcome::{OnStoreFailure, Outcome, StoreUnavailable, batch_response, process};
 pub use plan::{Accepted, Plan, plan};
 pub use store::{InjectedFailure, MemoryStore, Store};

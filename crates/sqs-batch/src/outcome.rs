@@ -10,6 +10,21 @@ use crate::failure::{EventError, Failed, FailureReason, Rejection};
 use crate::plan::{Plan, plan};
 use crate::store::Store;
 
+/// The partial batch response naming exactly `failed`: for a caller that keeps the failures
+/// and drops the rest of its [`Outcome`] (a report of its own, say).
+pub fn batch_response<'a, E: 'a>(failed: impl IntoIterator<Item = &'a Failed<E>>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|failed| {
+            let mut item = BatchItemFailure::default();
+            item.item_identifier = failed.message_id.clone();
+            item
+        })
+        .collect();
+    response
+}
+
 /// The fate of every record of one event. `E` is the record type's rejection, `S` the store's
 /// error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,17 +103,7 @@ impl<E, S> Outcome<E, S> {
     /// Needs `FunctionResponseTypes: [ReportBatchItemFailures]` on the event source mapping;
     /// without it Lambda ignores the response and deletes the whole batch.
     pub fn response(&self) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = self
-            .failed
-            .iter()
-            .map(|failed| {
-                let mut item = BatchItemFailure::default();
-                item.item_identifier = failed.message_id.clone();
-                item
-            })
-            .collect();
-        response
+        batch_response(&self.failed)
     }
 
     /// The response, or [`StoreUnavailable`] when the store failed and `on_store_failure` asks
