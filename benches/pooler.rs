@@ -67,7 +67,7 @@ fn copy_text(masker: &Masker, batches: usize, size: usize, tag: usize) -> anyhow
             let plan = batch::plan(&records(instance + tag, number, size), masker, None)?;
             let rows = &LoginRows::from_accepted(&plan.contract.accepted)?;
             for i in 0..rows.len() {
-                let field = |value: &Option<String>| value.clone().unwrap_or_else(|| "\\N".into());
+                let field = |value: &Option<&str>| value.unwrap_or("\\N").to_owned();
                 text.push_str(&format!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
                     rows.message_id[i],

@@ -302,7 +302,7 @@ impl Loader {
     /// so even a first attempt that committed unseen does no harm. When the database refuses
     /// the credentials and they came from a secret, the secret is re-read once (it may have
     /// been rotated) and the insert retried.
-    pub async fn insert(&self, rows: &LoginRows) -> Result<u64, LoadError> {
+    pub async fn insert(&self, rows: &LoginRows<'_>) -> Result<u64, LoadError> {
         if rows.is_empty() {
             return Ok(0);
         }
@@ -327,7 +327,7 @@ impl Loader {
     }
 
     /// [`Loader::insert_once`], once more on a fresh connection if the first one died under it.
-    async fn insert_reconnecting(&self, rows: &LoginRows) -> Result<u64, LoadError> {
+    async fn insert_reconnecting(&self, rows: &LoginRows<'_>) -> Result<u64, LoadError> {
         match self.insert_once(rows).await {
             Err(err) if err.is_dead_connection() => {
                 tracing::warn!(error = %format!("{:#}", anyhow::Error::from(err)), "connection died under the insert; retrying once on a fresh one");
@@ -337,7 +337,7 @@ impl Loader {
         }
     }
 
-    async fn insert_once(&self, rows: &LoginRows) -> Result<u64, LoadError> {
+    async fn insert_once(&self, rows: &LoginRows<'_>) -> Result<u64, LoadError> {
         // One bound for waiting and connecting together.
         let acquired = tokio::time::timeout(self.acquire_timeout, self.pool.get()).await;
         let mut conn = match acquired {
@@ -472,7 +472,7 @@ impl tokio::io::AsyncWrite for LingeringCancelSocket {
 /// single write. The statement calls `insert_login_batch`, whose INSERT plan the server keeps.
 /// Public for the benchmarks' floor: the database's own time for a batch is this call on a
 /// bare client, without the pool or the handler around it.
-pub async fn execute(client: &tokio_postgres::Client, rows: &LoginRows) -> Result<u64, tokio_postgres::Error> {
+pub async fn execute(client: &tokio_postgres::Client, rows: &LoginRows<'_>) -> Result<u64, tokio_postgres::Error> {
     // With the vault off its arrays are empty and the CTE inserts nothing.
     let no_vault = VaultRows::default();
     let vault = rows.vault.as_ref().unwrap_or(&no_vault);
@@ -502,25 +502,30 @@ pub async fn execute(client: &tokio_postgres::Client, rows: &LoginRows) -> Resul
 
 /// sqlx checks [`INSERT_BATCH`] and its parameter types against `migrations/` at compile time
 /// (offline, from `.sqlx/`), so a schema change that breaks the hot path breaks the build.
+/// The columns are owned here as sqlx maps the SQL types (`text[]` is `Vec<String>`); the
+/// loader binds the same columns borrowed, which encode as the same SQL types. Never runs.
 #[cfg(test)]
 #[allow(dead_code)]
-fn checked(rows: &LoginRows, vault: &VaultRows) {
+fn checked(rows: &LoginRows<'_>, vault: &VaultRows<'_>) {
+    let owned = |column: &[&str]| column.iter().map(|value| value.to_string()).collect::<Vec<String>>();
+    let nullable = |column: &[Option<&str>]| column.iter().map(|value| value.map(str::to_owned)).collect::<Vec<_>>();
+    let sealed: Vec<Vec<u8>> = vault.sealed.iter().map(|sealed| sealed.to_vec()).collect();
     let _query = sqlx::query_file_scalar!(
         "queries/insert_batch.sql",
-        &rows.message_id,
-        &rows.user_id,
-        &rows.device_type as &[Option<String>],
-        &rows.masked_ip as &[Option<String>],
-        &rows.masked_device_id as &[Option<String>],
-        &rows.locale as &[Option<String>],
-        &rows.app_version as &[Option<String>],
+        &owned(&rows.message_id),
+        &owned(&rows.user_id),
+        &nullable(&rows.device_type) as &[Option<String>],
+        &nullable(&rows.masked_ip) as &[Option<String>],
+        &nullable(&rows.masked_device_id) as &[Option<String>],
+        &nullable(&rows.locale) as &[Option<String>],
+        &nullable(&rows.app_version) as &[Option<String>],
         &rows.sent_at,
         &rows.create_date,
         "hmac",
-        &vault.field,
-        &vault.masked_value,
-        &vault.sealed,
-        &vault.key_id,
+        &owned(&vault.field),
+        &owned(&vault.masked_value),
+        &sealed,
+        vault.key_id,
     );
 }
 

@@ -2,6 +2,8 @@
 //! the single `INSERT … SELECT FROM UNNEST` (queries/insert_batch.sql) binds them. One array
 //! per column keeps the whole batch to one statement and one round trip. A storage shape, so
 //! it lives with the PostgreSQL adapter ([`crate::adapters::loader`]), not in the pure core.
+//! The columns borrow the accepted logins' values: the statement only reads them, so nothing
+//! is copied per record.
 
 use sqs_batch::Accepted;
 use time::{Date, OffsetDateTime};
@@ -9,38 +11,38 @@ use time::{Date, OffsetDateTime};
 use login_etl_core::batch::MaskedLogin;
 use login_etl_core::mask::MaskingMode;
 
-/// The rows of one batch, column by column.
+/// The rows of one batch, column by column, borrowed from its accepted logins.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LoginRows {
+pub struct LoginRows<'a> {
     /// The row's identity: the producer's idempotency key, the first delivery's `messageId`
     /// (kept by `redrive`), else SQS's `messageId` ([`Accepted::identity`]).
-    pub message_id: Vec<String>,
-    pub user_id: Vec<String>,
-    pub device_type: Vec<Option<String>>,
-    pub masked_ip: Vec<Option<String>>,
-    pub masked_device_id: Vec<Option<String>>,
-    pub locale: Vec<Option<String>>,
-    pub app_version: Vec<Option<String>>,
+    pub message_id: Vec<&'a str>,
+    pub user_id: Vec<&'a str>,
+    pub device_type: Vec<Option<&'a str>>,
+    pub masked_ip: Vec<Option<&'a str>>,
+    pub masked_device_id: Vec<Option<&'a str>>,
+    pub locale: Vec<Option<&'a str>>,
+    pub app_version: Vec<Option<&'a str>>,
     pub sent_at: Vec<OffsetDateTime>,
     /// The UTC date of `sent_at`: when the user logged in, not when the batch ran.
     pub create_date: Vec<Date>,
     /// The scheme that masked the batch's values, stored with every row.
     pub masking_mode: MaskingMode,
     /// The originals, sealed for the PII vault, when a vault key is configured.
-    pub vault: Option<VaultRows>,
+    pub vault: Option<VaultRows<'a>>,
 }
 
 /// Sealed originals for the vault, one per distinct (field, masked value) of the batch (the
 /// parse step sealed each only once).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct VaultRows {
-    pub key_id: String,
-    pub field: Vec<String>,
-    pub masked_value: Vec<String>,
-    pub sealed: Vec<Vec<u8>>,
+pub struct VaultRows<'a> {
+    pub key_id: &'a str,
+    pub field: Vec<&'static str>,
+    pub masked_value: Vec<&'a str>,
+    pub sealed: Vec<&'a [u8]>,
 }
 
-impl VaultRows {
+impl VaultRows<'_> {
     pub fn len(&self) -> usize {
         self.field.len()
     }
@@ -59,10 +61,10 @@ pub struct UnrepresentableSentTime {
     pub position: usize,
 }
 
-impl LoginRows {
+impl<'a> LoginRows<'a> {
     /// The column arrays of `batch`, in its order. Every login of a batch was masked by the
     /// same masker, so the first one's scheme is the batch's.
-    pub fn from_accepted(batch: &[Accepted<MaskedLogin>]) -> Result<LoginRows, UnrepresentableSentTime> {
+    pub fn from_accepted(batch: &'a [Accepted<MaskedLogin>]) -> Result<LoginRows<'a>, UnrepresentableSentTime> {
         let n = batch.len();
         let mut rows = LoginRows {
             message_id: Vec::with_capacity(n),
@@ -83,20 +85,19 @@ impl LoginRows {
             let sent_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(accepted.sent_at_ms) * 1_000_000)
                 .map_err(|_| UnrepresentableSentTime { position: accepted.position })?;
             for original in &login.sealed {
-                let vault = rows
-                    .vault
-                    .get_or_insert_with(|| VaultRows { key_id: original.key_id.to_string(), ..VaultRows::default() });
-                vault.field.push(original.field.name().to_owned());
-                vault.masked_value.push(original.masked_value.clone());
-                vault.sealed.push(original.sealed.clone());
+                let vault =
+                    rows.vault.get_or_insert_with(|| VaultRows { key_id: &original.key_id, ..VaultRows::default() });
+                vault.field.push(original.field.name());
+                vault.masked_value.push(&original.masked_value);
+                vault.sealed.push(&original.sealed);
             }
-            rows.message_id.push(accepted.identity.clone());
-            rows.user_id.push(login.user_id.clone());
-            rows.device_type.push(login.device_type.clone());
-            rows.masked_ip.push(login.masked_ip.clone());
-            rows.masked_device_id.push(login.masked_device_id.clone());
-            rows.locale.push(login.locale.clone());
-            rows.app_version.push(login.app_version.clone());
+            rows.message_id.push(&accepted.identity);
+            rows.user_id.push(&login.user_id);
+            rows.device_type.push(login.device_type.as_deref());
+            rows.masked_ip.push(login.masked_ip.as_deref());
+            rows.masked_device_id.push(login.masked_device_id.as_deref());
+            rows.locale.push(login.locale.as_deref());
+            rows.app_version.push(login.app_version.as_deref());
             rows.create_date.push(sent_at.date());
             rows.sent_at.push(sent_at);
         }
@@ -145,8 +146,11 @@ mod tests {
         Masker::hmac(&MaskingKey::from_hex(&"11".repeat(32)).expect("key"))
     }
 
-    fn rows(records: &[SqsMessage], sealer: Option<&mut BatchSealer>) -> LoginRows {
-        let plan = batch::plan(records, &masker(), sealer).expect("plan");
+    fn plan(records: &[SqsMessage], sealer: Option<&mut BatchSealer>) -> batch::LoginPlan {
+        batch::plan(records, &masker(), sealer).expect("plan")
+    }
+
+    fn rows(plan: &batch::LoginPlan) -> LoginRows<'_> {
         LoginRows::from_accepted(&plan.contract.accepted).expect("rows")
     }
 
@@ -155,13 +159,14 @@ mod tests {
     #[test]
     fn rows_are_masked_and_dated_by_sent_timestamp() {
         let masker = masker();
-        let rows = rows(&[message("a", GOOD), message("bad", "[]")], None);
+        let plan = plan(&[message("a", GOOD), message("bad", "[]")], None);
+        let rows = rows(&plan);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows.message_id, ["a"]);
-        assert_eq!(rows.masked_ip[0].as_deref(), Some(masker.mask(MaskedField::Ip, "10.0.0.1").as_str()));
-        assert_eq!(rows.masked_device_id[0].as_deref(), Some(masker.mask(MaskedField::DeviceId, "d-1").as_str()));
+        assert_eq!(rows.masked_ip[0], Some(masker.mask(MaskedField::Ip, "10.0.0.1").as_str()));
+        assert_eq!(rows.masked_device_id[0], Some(masker.mask(MaskedField::DeviceId, "d-1").as_str()));
         assert_eq!(rows.locale[0], None);
-        assert_eq!(rows.app_version[0].as_deref(), Some("0.96"));
+        assert_eq!(rows.app_version[0], Some("0.96"));
         assert_eq!(rows.create_date[0], time::macros::date!(2026 - 11 - 24));
         assert_eq!(rows.sent_at[0], time::macros::datetime!(2026-11-24 03:00 UTC));
         assert_eq!(rows.masking_mode, MaskingMode::Hmac);
@@ -175,7 +180,8 @@ mod tests {
             ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE,
             "1795400000000",
         );
-        let rows = rows(&[redriven], None);
+        let plan = plan(&[redriven], None);
+        let rows = rows(&plan);
         assert_eq!(rows.message_id, ["first-id"]);
         assert_eq!(rows.sent_at[0], time::macros::datetime!(2026-11-23 02:13:20 UTC));
         assert_eq!(rows.create_date[0], time::macros::date!(2026 - 11 - 23));
@@ -190,17 +196,18 @@ mod tests {
             message("b", r#"{"user_id":"u","ip":"::ffff:10.0.0.1","device_id":"d-2"}"#),
             message("c", r#"{"user_id":"u","ip":null,"device_id":"d-1"}"#),
         ];
-        let rows = rows(&records, Some(&mut sealer));
+        let plan = plan(&records, Some(&mut sealer));
+        let rows = rows(&plan);
         let vault = rows.vault.clone().expect("vault rows");
         assert_eq!(vault.field, ["ip", "device_id", "device_id"]);
         assert_eq!(vault.key_id, secret.public_key().key_id());
         let opened: Vec<String> = (0..vault.len())
             .map(|i| {
-                let field = MaskedField::from_name(&vault.field[i]).expect("a known field");
-                secret.open(field, &vault.masked_value[i], &vault.sealed[i]).expect("opens")
+                let field = MaskedField::from_name(vault.field[i]).expect("a known field");
+                secret.open(field, vault.masked_value[i], vault.sealed[i]).expect("opens")
             })
             .collect();
         assert_eq!(opened, ["10.0.0.1", "d-1", "d-2"]);
-        assert_eq!(vault.masked_value[0], rows.masked_ip[0].clone().expect("masked"));
+        assert_eq!(vault.masked_value[0], rows.masked_ip[0].expect("masked"));
     }
 }
