@@ -70,6 +70,19 @@ pub struct StoreUnavailable<S> {
 }
 
 impl<R, E> Plan<R, E> {
+    /// Hands the accepted records to `store` in one call (none when nothing was accepted) and
+    /// accounts for every record: [`process`] after its plan, and the step for a caller that
+    /// must look at its plan before anything is written.
+    pub async fn store<S: Store<R>>(self, store: &S) -> Outcome<E, S::Error> {
+        if self.accepted.is_empty() {
+            return self.stored(0);
+        }
+        match store.store(&self.accepted).await {
+            Ok(stored) => self.stored(stored),
+            Err(error) => self.store_failed(error),
+        }
+    }
+
     /// The store wrote the batch, `stored` of its records for the first time.
     pub fn stored<S>(self, stored: usize) -> Outcome<E, S> {
         Outcome {
@@ -154,14 +167,7 @@ pub async fn process<R, E, S>(
 where
     S: Store<R>,
 {
-    let plan = plan(records, envelope, parse)?;
-    if plan.accepted.is_empty() {
-        return Ok(plan.stored(0));
-    }
-    Ok(match store.store(&plan.accepted).await {
-        Ok(stored) => plan.stored(stored),
-        Err(error) => plan.store_failed(error),
-    })
+    Ok(plan(records, envelope, parse)?.store(store).await)
 }
 
 #[cfg(test)]
