@@ -1,7 +1,9 @@
 //! The handler against the real PostgreSQL: every test gets its own fresh database. These are
 //! the partial-batch-failure contract's specification end to end (mixed batches, FIFO,
 //! redelivery, store failures); the same contract without a database, against
-//! `sqs_batch::MemoryStore`, is `contract_spec` in src/handler.rs.
+//! `sqs_batch::MemoryStore`, is [`memory`].
+
+mod memory;
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,11 @@
 //! `login-etl-cli`: operate login-etl outside Lambda — set up queues and secrets, send sample
 //! messages, drain a queue through the same handler Lambda runs, invoke it on an event file,
 //! apply migrations. Configuration comes from the same environment variables as the function,
-//! read once here; the commands are `login_etl::cli`.
+//! read once here; the commands are the `login_etl_cli` library.
+
+// The handler's future (deadpool, tokio-postgres, the AWS SDK, the contract's store step) nests
+// deeper than the default.
+#![recursion_limit = "256"]
 
 use clap::Parser;
 use login_etl::config::Config;

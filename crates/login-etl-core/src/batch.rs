@@ -248,7 +248,8 @@ impl LoginPlan {
     }
 
     /// The batch's write failed: nothing was written, so every accepted record fails too.
-    pub fn store_failed(self) -> BatchOutcome {
+    /// (Named apart from [`BatchOutcome::store_failed`], the question asked of an outcome.)
+    pub fn into_store_failure(self) -> BatchOutcome {
         BatchOutcome::new(self.contract.store_failed(()), self.unknown_keys)
     }
 }
@@ -493,7 +494,7 @@ mod tests {
     #[test]
     fn store_failure_fails_every_record() {
         let plan = plan(&[message("a", GOOD), message("b", "[]"), message("c", GOOD)], &masker(), None).expect("plan");
-        let outcome = plan.store_failed();
+        let outcome = plan.into_store_failure();
         assert_eq!(outcome.inserted, 0);
         let mut ids: Vec<_> = outcome.failed.iter().map(|f| f.message_id.clone()).collect();
         ids.sort();
@@ -608,7 +609,7 @@ mod tests {
         assert_eq!(codes(&plan), [("sqs-4".to_string(), "invalid_idempotency_key".to_string())]);
         // The crate reports a store failure's records in event order (login-etl used to list
         // the envelope and body failures first, then the store's).
-        let ids: Vec<_> = plan.store_failed().failed.into_iter().map(|f| f.message_id).collect();
+        let ids: Vec<_> = plan.into_store_failure().failed.into_iter().map(|f| f.message_id).collect();
         assert_eq!(ids, ["new-sqs-id", "sqs-2", "sqs-3", "sqs-4"]);
     }
 
@@ -626,7 +627,7 @@ mod tests {
         assert_eq!(plan.unknown_keys.records, 2);
         assert_eq!(plan.unknown_keys.keys.names(), ["os_version", "schema_version"]);
         assert_eq!(plan.clone().committed(3).unknown_keys.records, 2);
-        assert_eq!(plan.store_failed().unknown_keys.records, 2, "drift is counted whatever the insert did");
+        assert_eq!(plan.into_store_failure().unknown_keys.records, 2, "drift is counted whatever the insert did");
     }
 
     #[test]
