@@ -143,10 +143,7 @@ async fn an_event_that_cannot_be_answered_record_by_record_fails_before_the_stor
     let result =
         process(&[sqs_message("a", &login("u", "10.0.0.1")), anonymous], &batch::envelope(), &masker(), None, &store)
             .await;
-    assert!(matches!(
-        result,
-        Err(EventError::Unanswerable(sqs_batch::EventError::MissingMessageId { position: 1 }))
-    ));
+    assert!(matches!(result, Err(EventError::Unanswerable(sqs_batch::EventError::MissingMessageId { position: 1 }))));
     assert_eq!(store.calls(), 0);
 }
 
