@@ -142,7 +142,7 @@ impl BatchSealer {
     /// and nonce only fails for plaintexts beyond 256 GiB; should it ever fail, the batch
     /// fails with it rather than store a value nobody can recover.
     pub fn seal(&mut self, field: MaskedField, masked_value: &str, original: &str) -> Result<Vec<u8>, VaultError> {
-        let nonce = ChaChaBox::generate_nonce(&mut self.rng);
+        let nonce = ChaChaBox::generate_nonce(&mut *self.rng);
         let mut plaintext = binding(field, masked_value);
         plaintext.extend_from_slice(original.as_bytes());
         let ciphertext = self.encrypt(&nonce, &plaintext).map_err(|_| VaultError::Encryption)?;
