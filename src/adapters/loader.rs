@@ -296,6 +296,19 @@ impl Loader {
         self.pool.close();
     }
 
+    /// Opens (or reuses) one connection and hands it back, within the acquire timeout. The
+    /// commands that take messages outside Lambda (`drain`, `invoke`) call it first: with the
+    /// database away they then fail at once, naming the cause, instead of taking messages,
+    /// failing each as `store_failed` and hiding it for its backoff.
+    pub async fn check_connection(&self) -> Result<(), LoadError> {
+        match tokio::time::timeout(self.acquire_timeout, self.pool.get()).await {
+            Ok(Ok(_conn)) => Ok(()),
+            Ok(Err(managed::PoolError::Backend(err))) => Err(LoadError::Connect(err)),
+            Ok(Err(managed::PoolError::Closed)) => Err(LoadError::Closed),
+            Ok(Err(_)) | Err(_) => Err(LoadError::AcquireTimeout(self.acquire_timeout.as_millis())),
+        }
+    }
+
     /// Inserts a batch in one statement (one implicit transaction, one round trip) and returns
     /// how many rows were new. Rows whose `message_id` already exists are skipped. A connection
     /// found dead under the insert is replaced and the insert tried once more: it is idempotent,

@@ -176,10 +176,19 @@ async fn retention_drops_whole_old_partitions_and_the_vault_rows_nobody_referenc
     let device = |v: &str| ("device_id".to_string(), masker.mask(login_etl_core::mask::MaskedField::DeviceId, v));
 
     let store = store_for(&pool);
+    // The preview (`retention --dry-run`) names what the run then drops, and changes nothing:
+    // these months still wait in the default partition, listed under the partitions they get.
+    let partitions_before = partitions(&pool).await;
+    let preview = lifecycle::preview_retention(&store, date!(2026 - 11 - 30), 1).await.expect("preview");
+    assert_eq!(partitions(&pool).await, partitions_before, "a preview creates and drops nothing");
+    assert_eq!(vault_values(&pool).await.len(), 7, "a preview removes no vault row");
+    assert_eq!((preview.cutoff, preview.vault_rows_would_be_removed), (date!(2026 - 10 - 01), 3));
+
     let report = lifecycle::apply_retention(&store, date!(2026 - 11 - 30), 1).await.expect("retention");
     assert_eq!(report.cutoff, date!(2026 - 10 - 01));
     let dropped: Vec<_> = report.dropped.iter().map(|d| (d.partition.as_str(), d.rows_dropped)).collect();
     assert_eq!(dropped, [("user_logins_2025_01", 2), ("user_logins_2025_02", 1)]);
+    assert_eq!(preview.would_drop, report.dropped, "the preview named exactly what was dropped");
     assert!(!exists(&pool, "user_logins_2025_01").await && !exists(&pool, "user_logins_2025_02").await);
     let kept: Vec<String> =
         sqlx::query_scalar("SELECT message_id::text FROM user_logins ORDER BY 1").fetch_all(&pool).await.expect("kept");
@@ -306,6 +315,21 @@ async fn the_cli_reports_what_retention_dropped_and_refuses_bad_arguments(pool: 
         .await
         .expect("handled");
     assert_eq!(loaded.inserted, 3);
+    let partitions_before = partitions(&pool).await;
+    let preview = cli_command_as(&pool, "postgres")
+        .args(["retention", "--keep-months", "1", "--dry-run"])
+        .output()
+        .expect("retention --dry-run");
+    assert!(preview.status.success(), "{}", String::from_utf8_lossy(&preview.stderr));
+    let text = String::from_utf8_lossy(&preview.stdout);
+    assert!(text.starts_with("dry run: nothing is dropped"), "{text}");
+    assert!(text.contains("would drop user_logins_2020_03 (2 rows)"), "{text}");
+    assert_eq!(
+        (row_count(&pool).await, partitions(&pool).await),
+        (3, partitions_before),
+        "the dry run changed nothing"
+    );
+
     let output = cli_command_as(&pool, "postgres")
         .args(["retention", "--keep-months", "1", "--json"])
         .output()

@@ -16,6 +16,7 @@ mod helpers;
 mod lifecycle;
 mod pii_logs;
 mod pooler;
+mod readme;
 mod secrets;
 mod tls;
 mod vault;

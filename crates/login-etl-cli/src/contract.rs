@@ -12,11 +12,11 @@ use login_etl_core::contract::{self, Verdict};
 pub const EXIT_INVALID_BODIES: u8 = 1;
 
 /// One body of the input and where it was found, for the verdict line.
-struct Body {
+pub(crate) struct Body {
     /// `line 3`, or `Records[0] (messageId …)`.
-    at: String,
+    pub(crate) at: String,
     /// `None`: an SQS record without a body.
-    text: Option<String>,
+    pub(crate) text: Option<String>,
 }
 
 /// Reads bodies from `args.file` (or `stdin` for `-`) and prints each one's verdict by the
@@ -88,14 +88,19 @@ pub fn validate(args: &ValidateArgs, stdin: impl Read, out: &mut impl Write) -> 
     Ok(if invalid == 0 { 0 } else { EXIT_INVALID_BODIES })
 }
 
-fn read_input(args: &ValidateArgs, mut stdin: impl Read) -> anyhow::Result<String> {
+fn read_input(args: &ValidateArgs, stdin: impl Read) -> anyhow::Result<String> {
+    read_bodies_file(&args.file, stdin)
+}
+
+/// The text of `file`, or of `stdin` when `file` is `-`.
+pub(crate) fn read_bodies_file(file: &std::path::Path, mut stdin: impl Read) -> anyhow::Result<String> {
     let mut input = String::new();
-    match args.file.to_str() {
+    match file.to_str() {
         Some("-") => {
             stdin.read_to_string(&mut input).context("reading the bodies from standard input")?;
         }
         _ => {
-            input = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+            input = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         }
     }
     Ok(input)
@@ -103,7 +108,7 @@ fn read_input(args: &ValidateArgs, mut stdin: impl Read) -> anyhow::Result<Strin
 
 /// The bodies of `input`: an SQS event's records when the whole input is a JSON object with a
 /// `Records` array, else each non-blank line.
-fn bodies_of(input: &str) -> anyhow::Result<Vec<Body>> {
+pub(crate) fn bodies_of(input: &str) -> anyhow::Result<Vec<Body>> {
     let is_event = serde_json::from_str::<serde_json::Value>(input)
         .is_ok_and(|document| document.get("Records").is_some_and(serde_json::Value::is_array));
     if is_event {
