@@ -49,7 +49,7 @@ async fn build_handler_with(config: &Config, secrets: OnceCell<SecretStore>) -> 
     let connection = &config.database.connection;
     let (target, key) = tokio::try_join!(database_target(database, &secrets), masking_key(config, &secrets))?;
     let target = target.secured(connection);
-    let masker = masker_for(config.masking.mode, key);
+    let masker = masker_for(config, key);
     let iam = match connection.iam_auth {
         true => {
             tracing::info!(user = %target.user, ssl_mode = %target.ssl_mode, "IAM database authentication: a fresh token per connection");
@@ -75,13 +75,22 @@ async fn build_handler_with(config: &Config, secrets: OnceCell<SecretStore>) -> 
 /// to tell genuine originals from planted ones.
 pub async fn masker(config: &Config) -> Result<Masker, StartupError> {
     let key = masking_key(config, &OnceCell::new()).await?;
-    Ok(masker_for(config.masking.mode, key))
+    Ok(masker_for(config, key))
 }
 
-fn masker_for(mode: MaskingMode, key: Option<MaskingKey>) -> Masker {
-    match (mode, key) {
+fn masker_for(config: &Config, key: Option<MaskingKey>) -> Masker {
+    let (ip, ip_prefix) = (config.masking.ip, config.masking.ip_prefix);
+    if ip.keeps_prefix() {
+        tracing::info!(
+            masking_ip = ip.name(),
+            ipv4_prefix = ip_prefix.v4(),
+            ipv6_prefix = ip_prefix.v6(),
+            "ip prefixes kept"
+        );
+    }
+    let masker = match (config.masking.mode, key) {
         (MaskingMode::Hmac, Some(key)) => {
-            tracing::info!(masking = %MaskingMode::Hmac, key_fingerprint = %key.fingerprint(), "masking configured");
+            tracing::info!(masking = %MaskingMode::Hmac, masking_key_id = %key.key_id(), "masking configured");
             Masker::hmac(&key)
         }
         _ => {
@@ -90,7 +99,8 @@ fn masker_for(mode: MaskingMode, key: Option<MaskingKey>) -> Masker {
             );
             Masker::sha256_compat()
         }
-    }
+    };
+    masker.with_ip(ip, ip_prefix)
 }
 
 /// A store for operator commands (migrations, reports, vault reads): sqlx sessions straight to

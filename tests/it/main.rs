@@ -14,6 +14,7 @@ mod function;
 mod handler;
 mod helpers;
 mod lifecycle;
+mod masking;
 mod pii_logs;
 mod pooler;
 mod readme;

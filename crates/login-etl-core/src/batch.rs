@@ -23,7 +23,7 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::SqsMessage;
 use sqs_batch::{Envelope, Outcome, Plan, Rejection};
 
-use crate::mask::{MaskedField, Masker, MaskingMode};
+use crate::mask::{KeyId, MaskedField, Masker, MaskingMode};
 use crate::message::{LoginRecord, RecordError, UnknownKeys};
 use crate::vault::{BatchSealer, VaultError};
 
@@ -102,11 +102,16 @@ pub struct MaskedLogin {
     pub user_id: String,
     pub device_type: Option<String>,
     pub masked_ip: Option<String>,
+    /// The address's network (`203.0.113.0/24`) when the masker keeps one
+    /// ([`crate::mask::IpTreatment`]).
+    pub ip_prefix: Option<String>,
     pub masked_device_id: Option<String>,
     pub locale: Option<String>,
     pub app_version: Option<String>,
     /// The scheme that masked `masked_ip` and `masked_device_id`, stored with the row.
     pub masking_mode: MaskingMode,
+    /// The id of the key that masked them (`None` for the unkeyed scheme), stored with the row.
+    pub masking_key_id: Option<KeyId>,
     /// The originals this login brought to the vault: each distinct (field, masked value) of a
     /// batch is sealed once, by the first login that has it, so later ones carry none.
     pub sealed: Vec<SealedOriginal>,
@@ -166,7 +171,9 @@ impl<'a> LoginParser<'a> {
         let body = message.body.as_deref().ok_or(RecordError::MissingBody)?;
         let login = LoginRecord::parse(body)?;
         self.unknown_keys.add(&login.unknown_keys);
-        let ip = login.ip.map(|ip| ip.to_string());
+        let ip_prefix = login.ip.and_then(|ip| self.masker.ip_prefix(ip));
+        // Without a pseudonym there is nothing to key a vault original by: none is sealed.
+        let ip = login.ip.filter(|_| self.masker.ip_treatment().keeps_mask()).map(|ip| ip.to_string());
         let masked_ip = ip.as_deref().map(|ip| self.masker.mask(MaskedField::Ip, ip));
         let masked_device_id = login.device_id.as_deref().map(|id| self.masker.mask(MaskedField::DeviceId, id));
         let mut sealed = Vec::new();
@@ -180,10 +187,12 @@ impl<'a> LoginParser<'a> {
             user_id: login.user_id,
             device_type: login.device_type,
             masked_ip,
+            ip_prefix,
             masked_device_id,
             locale: login.locale,
             app_version: login.app_version,
             masking_mode: self.masker.mode(),
+            masking_key_id: self.masker.key_id(),
             sealed,
         })
     }
