@@ -189,6 +189,9 @@ pub struct MaskingConfig {
     pub ip: IpTreatment,
     /// `MASKING_IP_PREFIX`: the prefix lengths, IPv4 then IPv6 (default `24,48`).
     pub ip_prefix: IpPrefixLengths,
+    /// `FIELD_POLICY_FILE`: a JSON Schema with the field policy's annotations, read at start-up
+    /// (default: the published schema, built in).
+    pub field_policy_file: Option<String>,
 }
 
 impl MaskingConfig {
@@ -262,7 +265,7 @@ pub enum ConfigError {
 /// unit test records what it reads with nothing set (when every name is read) against this list,
 /// so the list is the reader's own. `tests/it/wiring.rs` holds `template.yaml` and
 /// `docs/configuration.md` to it.
-pub const VARIABLES: [&str; 24] = [
+pub const VARIABLES: [&str; 25] = [
     "AWS_LAMBDA_MAX_CONCURRENCY",
     "DATABASE_URL",
     "DB_SECRET_ID",
@@ -278,6 +281,7 @@ pub const VARIABLES: [&str; 24] = [
     "MASKING_KEY_SECRET_ID",
     "MASKING_IP",
     "MASKING_IP_PREFIX",
+    "FIELD_POLICY_FILE",
     "VAULT_PUBLIC_KEY",
     "RETRY_BACKOFF_BASE_SECONDS",
     "AWS_LAMBDA_FUNCTION_NAME",
@@ -456,7 +460,8 @@ fn masking(get: &impl Fn(&str) -> Option<String>) -> Result<MaskingConfig, Confi
              hashing the few addresses the prefix leaves",
         ));
     }
-    Ok(MaskingConfig { mode, key, ip, ip_prefix })
+    let field_policy_file = get("FIELD_POLICY_FILE");
+    Ok(MaskingConfig { mode, key, ip, ip_prefix, field_policy_file })
 }
 
 fn aws(get: &impl Fn(&str) -> Option<String>, max_concurrency: u32) -> Result<AwsConfig, ConfigError> {

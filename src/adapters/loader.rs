@@ -491,7 +491,7 @@ pub async fn execute(client: &tokio_postgres::Client, rows: &LoginRows<'_>) -> R
     let vault = rows.vault.as_ref().unwrap_or(&no_vault);
     // One short string per batch, not per row.
     let masking_key_id = rows.masking_key_id.map(|id| id.to_string());
-    let params: [(&(dyn ToSql + Sync), Type); 16] = [
+    let params: [(&(dyn ToSql + Sync), Type); 17] = [
         (&rows.message_id, Type::TEXT_ARRAY),
         (&rows.user_id, Type::TEXT_ARRAY),
         (&rows.device_type, Type::TEXT_ARRAY),
@@ -508,6 +508,7 @@ pub async fn execute(client: &tokio_postgres::Client, rows: &LoginRows<'_>) -> R
         (&vault.key_id, Type::TEXT),
         (&masking_key_id, Type::TEXT),
         (&rows.ip_prefix, Type::TEXT_ARRAY),
+        (&rows.extras, Type::TEXT_ARRAY),
     ];
     let row = client.query_typed(INSERT_BATCH, &params).await?;
     let inserted: i64 = match row.first() {
@@ -545,6 +546,7 @@ fn checked(rows: &LoginRows<'_>, vault: &VaultRows<'_>) {
         vault.key_id,
         rows.masking_key_id.map(|id| id.to_string()),
         &nullable(&rows.ip_prefix) as &[Option<String>],
+        &nullable(&rows.extras) as &[Option<String>],
     );
 }
 

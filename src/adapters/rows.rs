@@ -22,6 +22,8 @@ pub struct LoginRows<'a> {
     pub masked_ip: Vec<Option<&'a str>>,
     /// `cidr` text (`203.0.113.0/24`), when the masker keeps a prefix.
     pub ip_prefix: Vec<Option<&'a str>>,
+    /// The declared extras, a JSON object per row (NULL when none), for the `extras` column.
+    pub extras: Vec<Option<&'a str>>,
     pub masked_device_id: Vec<Option<&'a str>>,
     pub locale: Vec<Option<&'a str>>,
     pub app_version: Vec<Option<&'a str>>,
@@ -76,6 +78,7 @@ impl<'a> LoginRows<'a> {
             device_type: Vec::with_capacity(n),
             masked_ip: Vec::with_capacity(n),
             ip_prefix: Vec::with_capacity(n),
+            extras: Vec::with_capacity(n),
             masked_device_id: Vec::with_capacity(n),
             locale: Vec::with_capacity(n),
             app_version: Vec::with_capacity(n),
@@ -103,6 +106,7 @@ impl<'a> LoginRows<'a> {
             rows.device_type.push(login.device_type.as_deref());
             rows.masked_ip.push(login.masked_ip.as_deref());
             rows.ip_prefix.push(login.ip_prefix.as_deref());
+            rows.extras.push(login.extras.as_deref());
             rows.masked_device_id.push(login.masked_device_id.as_deref());
             rows.locale.push(login.locale.as_deref());
             rows.app_version.push(login.app_version.as_deref());

@@ -318,7 +318,8 @@ async fn a_fresh_database_gets_the_full_schema(pool: PgPool) {
             "loaded_at",
             "masking_scheme",
             "masking_key_id",
-            "ip_prefix"
+            "ip_prefix",
+            "extras"
         ]
     );
     assert!(columns.contains(&("app_version".into(), "character varying".into())));

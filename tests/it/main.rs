@@ -16,6 +16,7 @@ mod helpers;
 mod lifecycle;
 mod masking;
 mod pii_logs;
+mod policy;
 mod pooler;
 mod readme;
 mod secrets;

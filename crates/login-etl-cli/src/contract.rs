@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use super::ValidateArgs;
 use login_etl_core::contract::{self, Verdict};
+use login_etl_core::policy::FieldPolicy;
 
 /// Exit status of `validate` when a body is invalid (the same as an error: a producer's CI
 /// fails either way, and the verdict lines say which it was).
@@ -36,6 +37,13 @@ pub fn validate(args: &ValidateArgs, stdin: impl Read, out: &mut impl Write) -> 
         }
         return Ok(0);
     }
+    let policy = match &args.policy {
+        None => FieldPolicy::published(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            FieldPolicy::from_schema(&text).with_context(|| format!("the field policy {}", path.display()))?
+        }
+    };
     let input = read_input(args, stdin)?;
     let bodies = bodies_of(&input)?;
     anyhow::ensure!(
@@ -46,7 +54,7 @@ pub fn validate(args: &ValidateArgs, stdin: impl Read, out: &mut impl Write) -> 
         .iter()
         .map(|body| {
             let verdict = match &body.text {
-                Some(text) => contract::judge(text),
+                Some(text) => contract::judge_with(text, &policy.extras),
                 None => Verdict::Invalid(login_etl_core::message::RecordError::MissingBody),
             };
             (body, verdict)
@@ -150,7 +158,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn run(input: &str, json: bool) -> (u8, String) {
-        let args = ValidateArgs { file: PathBuf::from("-"), schema: false, json };
+        let args = ValidateArgs { file: PathBuf::from("-"), schema: false, policy: None, json };
         let mut out = Vec::new();
         let code = validate(&args, input.as_bytes(), &mut out).expect("validate");
         (code, String::from_utf8(out).expect("utf-8"))
@@ -192,13 +200,13 @@ mod tests {
 
     #[test]
     fn an_empty_input_is_an_error_not_a_pass() {
-        let args = ValidateArgs { file: PathBuf::from("-"), schema: false, json: false };
+        let args = ValidateArgs { file: PathBuf::from("-"), schema: false, policy: None, json: false };
         assert!(validate(&args, "\n  \n".as_bytes(), &mut Vec::new()).is_err());
     }
 
     #[test]
     fn schema_prints_the_id_and_version() {
-        let args = ValidateArgs { file: PathBuf::from("-"), schema: true, json: false };
+        let args = ValidateArgs { file: PathBuf::from("-"), schema: true, policy: None, json: false };
         let mut out = Vec::new();
         assert_eq!(validate(&args, std::io::empty(), &mut out).expect("schema"), 0);
         let out = String::from_utf8(out).expect("utf-8");

@@ -303,6 +303,10 @@ pub struct ValidateArgs {
     /// Print the contract's JSON Schema $id and version instead of validating.
     #[arg(long, conflicts_with = "file")]
     pub schema: bool,
+    /// Judge under this field policy (a JSON Schema with its annotations, as the function's
+    /// FIELD_POLICY_FILE) instead of the published one: its declared extras are checked too.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
     /// Print the verdicts as one JSON object.
     #[arg(long)]
     pub json: bool,

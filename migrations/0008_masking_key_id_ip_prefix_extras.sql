@@ -1,4 +1,5 @@
--- Two things a row can now say about its masking.
+-- Three things a row can now hold: which key masked it, the address's network, and the fields
+-- a deployment's field policy declares beyond the built-in six.
 --
 -- 1. Every row records which masking key produced its masked values: masking_key_id, the key's
 -- short non-secret id (first 8 hex digits of HMAC-SHA256(key, 'login-etl masking key id'),
@@ -20,7 +21,15 @@ ALTER TABLE public.user_logins ADD COLUMN ip_prefix cidr;
 COMMENT ON COLUMN public.user_logins.ip_prefix IS
     'the address truncated to its network (MASKING_IP_PREFIX, default /24 and /48); NULL unless MASKING_IP keeps a prefix';
 
--- The batch insert with both. A new overload beside the old one (0004), which stays and
+-- 3. extras: one JSON object per row with the fields the field policy (the published JSON
+-- Schema's annotations, or FIELD_POLICY_FILE) declares with x-landing extras: kept ones as sent,
+-- masked ones as their pseudonym. A producer's new field lands here by one line of the policy,
+-- without a migration (docs/contract.md, "The field policy"). NULL when a row has none.
+ALTER TABLE public.user_logins ADD COLUMN extras jsonb;
+COMMENT ON COLUMN public.user_logins.extras IS
+    'fields the field policy declares beyond the built-in six (x-landing extras); NULL when none';
+
+-- The batch insert with all three. A new overload beside the old one (0004), which stays and
 -- stores NULL: a function instance of the previous release, still running while this one
 -- deploys after `migrate`, keeps loading. Drop the old one once no such instance is left.
 CREATE FUNCTION public.insert_login_batch(
@@ -39,7 +48,8 @@ CREATE FUNCTION public.insert_login_batch(
     p_vault_sealed     bytea[],
     p_vault_key_id     text,
     p_masking_key_id   text,
-    p_ip_prefix        text[]
+    p_ip_prefix        text[],
+    p_extras           text[]
 ) RETURNS bigint
 LANGUAGE plpgsql
 AS $$
@@ -53,14 +63,14 @@ BEGIN
     )
     INSERT INTO public.user_logins (message_id, user_id, device_type, masked_ip, masked_device_id,
                                     locale, app_version, sent_at, create_date, masking_scheme,
-                                    masking_key_id, ip_prefix)
+                                    masking_key_id, ip_prefix, extras)
     SELECT b.message_id, b.user_id, b.device_type, b.masked_ip, b.masked_device_id,
            b.locale, b.app_version, b.sent_at, b.create_date, p_masking_scheme, p_masking_key_id,
-           b.ip_prefix::cidr
+           b.ip_prefix::cidr, b.extras::jsonb
     FROM UNNEST(p_message_id, p_user_id, p_device_type, p_masked_ip, p_masked_device_id,
-                p_locale, p_app_version, p_sent_at, p_create_date, p_ip_prefix)
+                p_locale, p_app_version, p_sent_at, p_create_date, p_ip_prefix, p_extras)
          AS b(message_id, user_id, device_type, masked_ip, masked_device_id,
-              locale, app_version, sent_at, create_date, ip_prefix)
+              locale, app_version, sent_at, create_date, ip_prefix, extras)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS inserted = ROW_COUNT;
     RETURN inserted;
@@ -68,8 +78,8 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION public.insert_login_batch(text[], text[], text[], text[], text[], text[], text[],
-                                                 timestamptz[], date[], text, text[], text[], bytea[], text, text, text[])
+                                                 timestamptz[], date[], text, text[], text[], bytea[], text, text, text[], text[])
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.insert_login_batch(text[], text[], text[], text[], text[], text[], text[],
-                                                    timestamptz[], date[], text, text[], text[], bytea[], text, text, text[])
+                                                    timestamptz[], date[], text, text[], text[], bytea[], text, text, text[], text[])
     TO login_etl_loader;
