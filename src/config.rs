@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use login_etl_core::mask::{MaskingKey, MaskingMode};
+use login_etl_core::mask::{IpPrefixLengths, IpTreatment, MaskingKey, MaskingMode};
 use login_etl_core::vault::VaultPublicKey;
 
 /// How the loader's pool behaves. The defaults suit a classic Lambda instance, which runs one
@@ -185,6 +185,13 @@ pub struct MaskingConfig {
     pub mode: MaskingMode,
     /// `MASKING_KEY` or `MASKING_KEY_SECRET_ID`; `None` when neither is set.
     pub key: Option<MaskingKeySource>,
+    /// `MASKING_IP`: `masked` (default), `masked+prefix` or `prefix`.
+    pub ip: IpTreatment,
+    /// `MASKING_IP_PREFIX`: the prefix lengths, IPv4 then IPv6 (default `24,48`).
+    pub ip_prefix: IpPrefixLengths,
+    /// `FIELD_POLICY_FILE`: a JSON Schema with the field policy's annotations, read at start-up
+    /// (default: the published schema, built in).
+    pub field_policy_file: Option<String>,
 }
 
 impl MaskingConfig {
@@ -258,7 +265,7 @@ pub enum ConfigError {
 /// unit test records what it reads with nothing set (when every name is read) against this list,
 /// so the list is the reader's own. `tests/it/wiring.rs` holds `template.yaml` and
 /// `docs/configuration.md` to it.
-pub const VARIABLES: [&str; 22] = [
+pub const VARIABLES: [&str; 25] = [
     "AWS_LAMBDA_MAX_CONCURRENCY",
     "DATABASE_URL",
     "DB_SECRET_ID",
@@ -272,6 +279,9 @@ pub const VARIABLES: [&str; 22] = [
     "MASKING_MODE",
     "MASKING_KEY",
     "MASKING_KEY_SECRET_ID",
+    "MASKING_IP",
+    "MASKING_IP_PREFIX",
+    "FIELD_POLICY_FILE",
     "VAULT_PUBLIC_KEY",
     "RETRY_BACKOFF_BASE_SECONDS",
     "AWS_LAMBDA_FUNCTION_NAME",
@@ -430,7 +440,28 @@ fn masking(get: &impl Fn(&str) -> Option<String>) -> Result<MaskingConfig, Confi
         (None, None) => None,
         (Some(_), Some(_)) => return Err(ConfigError::TwoMaskingKeys),
     };
-    Ok(MaskingConfig { mode, key })
+    let ip = match get("MASKING_IP") {
+        None => IpTreatment::default(),
+        Some(text) => {
+            text.parse().map_err(|err: login_etl_core::mask::KeyError| invalid("MASKING_IP", err.to_string()))?
+        }
+    };
+    let ip_prefix = match get("MASKING_IP_PREFIX") {
+        None => IpPrefixLengths::default(),
+        Some(text) => {
+            text.parse().map_err(|err: login_etl_core::mask::KeyError| invalid("MASKING_IP_PREFIX", err.to_string()))?
+        }
+    };
+    // An unkeyed hash beside a /24 prefix leaves 256 candidates per address: no mask at all.
+    if mode == MaskingMode::Sha256 && ip == IpTreatment::MaskedAndPrefix {
+        return Err(invalid(
+            "MASKING_IP",
+            "masked+prefix needs MASKING_MODE=hmac: beside its prefix an unkeyed SHA-256 of the address is reversed by \
+             hashing the few addresses the prefix leaves",
+        ));
+    }
+    let field_policy_file = get("FIELD_POLICY_FILE");
+    Ok(MaskingConfig { mode, key, ip, ip_prefix, field_policy_file })
 }
 
 fn aws(get: &impl Fn(&str) -> Option<String>, max_concurrency: u32) -> Result<AwsConfig, ConfigError> {

@@ -1,6 +1,6 @@
 //! How an error reads for a person: the cause chain on one line, each cause once, and the fix
 //! when the cause is one we recognise (no schema, a missing privilege, refused credentials,
-//! nothing listening, an untrusted certificate).
+//! nothing listening, an untrusted certificate, a queue that does not exist).
 //!
 //! Libraries often repeat their cause in their own message (sqlx's database error prints the
 //! server's message, and its source is that same message), so a plain `{:#}` shows
@@ -58,6 +58,11 @@ pub fn fix(err: &(dyn Error + 'static), role_hint: &str) -> Option<String> {
                 "The server's certificate does not chain to a trusted CA: set DB_CA_BUNDLE to its CA's PEM file \
                  (for RDS, Amazon's bundle: {RDS_CA_BUNDLE_URL}; RDS Proxy's ACM certificates verify without one)"
             )
+        }
+        _ if causes.contains("NonExistentQueue") => {
+            "Create the queue and its dead-letter queue with `login-etl-cli setup` (--queue-name, default \
+             login-queue), or check --queue-url / QUEUE_URL"
+                .to_owned()
         }
         _ if chain().any(is_connection_refused) => {
             "Nothing accepts connections there: check the host and port of DATABASE_URL (or of the DB_SECRET_ID \

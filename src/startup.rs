@@ -11,6 +11,7 @@ use crate::adapters::visibility::VisibilityBackoff;
 use crate::config::{Config, ConfigError, DatabaseSource, MaskingKeySource};
 use crate::handler::Handler;
 use login_etl_core::mask::{Masker, MaskingKey, MaskingMode};
+use login_etl_core::policy::FieldPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -29,6 +30,14 @@ pub enum StartupError {
          maintenance function connect with the password of DATABASE_URL or DB_SECRET_ID: unset DB_IAM_AUTH for them"
     )]
     IamForOperatorCommands,
+    #[error("FIELD_POLICY_FILE: reading {path} failed")]
+    PolicyFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("FIELD_POLICY_FILE: {0}")]
+    Policy(#[from] login_etl_core::policy::PolicyError),
 }
 
 /// Builds the handler: secrets are read (concurrently) and the loader's pool is created, but
@@ -49,7 +58,7 @@ async fn build_handler_with(config: &Config, secrets: OnceCell<SecretStore>) -> 
     let connection = &config.database.connection;
     let (target, key) = tokio::try_join!(database_target(database, &secrets), masking_key(config, &secrets))?;
     let target = target.secured(connection);
-    let masker = masker_for(config.masking.mode, key);
+    let masker = masker_for(config, key)?;
     let iam = match connection.iam_auth {
         true => {
             tracing::info!(user = %target.user, ssl_mode = %target.ssl_mode, "IAM database authentication: a fresh token per connection");
@@ -75,13 +84,34 @@ async fn build_handler_with(config: &Config, secrets: OnceCell<SecretStore>) -> 
 /// to tell genuine originals from planted ones.
 pub async fn masker(config: &Config) -> Result<Masker, StartupError> {
     let key = masking_key(config, &OnceCell::new()).await?;
-    Ok(masker_for(config.masking.mode, key))
+    masker_for(config, key)
 }
 
-fn masker_for(mode: MaskingMode, key: Option<MaskingKey>) -> Masker {
-    match (mode, key) {
+/// The field policy: `FIELD_POLICY_FILE`'s, else the published schema's (no extras).
+pub fn field_policy(config: &Config) -> Result<FieldPolicy, StartupError> {
+    let Some(path) = &config.masking.field_policy_file else { return Ok(FieldPolicy::published()) };
+    let text =
+        std::fs::read_to_string(path).map_err(|source| StartupError::PolicyFile { path: path.clone(), source })?;
+    let policy = FieldPolicy::from_schema(&text)?;
+    let names: Vec<&str> = policy.extras.iter().map(|field| field.name()).collect();
+    tracing::info!(path = %path, extras = ?names, "field policy read");
+    Ok(policy)
+}
+
+fn masker_for(config: &Config, key: Option<MaskingKey>) -> Result<Masker, StartupError> {
+    let policy = field_policy(config)?;
+    let (ip, ip_prefix) = (config.masking.ip, config.masking.ip_prefix);
+    if ip.keeps_prefix() {
+        tracing::info!(
+            masking_ip = ip.name(),
+            ipv4_prefix = ip_prefix.v4(),
+            ipv6_prefix = ip_prefix.v6(),
+            "ip prefixes kept"
+        );
+    }
+    let masker = match (config.masking.mode, key) {
         (MaskingMode::Hmac, Some(key)) => {
-            tracing::info!(masking = %MaskingMode::Hmac, key_fingerprint = %key.fingerprint(), "masking configured");
+            tracing::info!(masking = %MaskingMode::Hmac, masking_key_id = %key.key_id(), "masking configured");
             Masker::hmac(&key)
         }
         _ => {
@@ -90,7 +120,8 @@ fn masker_for(mode: MaskingMode, key: Option<MaskingKey>) -> Masker {
             );
             Masker::sha256_compat()
         }
-    }
+    };
+    Ok(masker.with_ip(ip, ip_prefix).with_policy(&policy))
 }
 
 /// A store for operator commands (migrations, reports, vault reads): sqlx sessions straight to

@@ -20,6 +20,22 @@ pub async fn load_config(attempt_timeout: Duration) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).region(region).timeout_config(timeouts).load().await
 }
 
+/// The endpoint variables the SDK reads itself. Set but blank, the SDK takes "" for a URL and
+/// panics when it builds a client (aws-smithy-types asserts "URL was unset"): exit 101 and a
+/// backtrace instead of one line. The function treats blank as unset (it is the SAM template's
+/// way to declare a local-only variable); an operator's command refuses it, naming it.
+pub const ENDPOINT_VARIABLES: [&str; 4] =
+    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_KMS"];
+
+/// The first of [`ENDPOINT_VARIABLES`] that `environment` holds blank, with what to do.
+pub fn blank_endpoint(environment: &crate::config::Environment) -> Option<String> {
+    let name = ENDPOINT_VARIABLES.into_iter().find(|name| environment.is_blank(name))?;
+    Some(format!(
+        "{name} is set but empty: unset it to reach AWS itself, or set it to the endpoint \
+         (LocalStack: http://127.0.0.1:4566)"
+    ))
+}
+
 /// An AWS call's failure as an operator reads it: one sentence with the service's error code
 /// and message (not the SDK's Debug dump), or why no answer came, with the fix when the cause
 /// is the local set-up (no endpoint, no credentials).

@@ -100,6 +100,37 @@ pub async fn apply_retention(store: &Store, today: Date, keep_months: u16) -> Re
     Ok(RetentionReport { cutoff, created, dropped, vault_rows_removed })
 }
 
+/// What `retention --dry-run` shows: what [`apply_retention`] would drop, with nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RetentionPreview {
+    /// Rows of months before this date would go.
+    pub cutoff: Date,
+    /// The partitions that would be dropped and the rows each holds now (a month whose rows
+    /// still wait in the default partition is listed under the partition it would get).
+    pub would_drop: Vec<DroppedPartition>,
+    /// Vault rows whose masked value no remaining login would reference.
+    pub vault_rows_would_be_removed: i64,
+}
+
+/// [`apply_retention`]'s plan without its work: reads only, creates and drops nothing.
+pub async fn preview_retention(store: &Store, today: Date, keep_months: u16) -> Result<RetentionPreview, StoreError> {
+    let cutoff = retention_cutoff(today, keep_months);
+    let would_drop = sqlx::query_as!(
+        DroppedPartition,
+        r#"SELECT partition_name AS "partition!", month AS "month!", row_count AS "rows_dropped!"
+           FROM login_etl_partitions_before($1)"#,
+        cutoff
+    )
+    .fetch_all(store.pool())
+    .await
+    .map_err(StoreError::Query)?;
+    let vault_rows_would_be_removed = sqlx::query_file_scalar!("queries/retention_preview_vault.sql", cutoff)
+        .fetch_one(store.pool())
+        .await
+        .map_err(StoreError::Query)?;
+    Ok(RetentionPreview { cutoff, would_drop, vault_rows_would_be_removed })
+}
+
 /// Deletes every login of `user_id` and the vault rows only those logins referenced (a device
 /// or ip another user also logged in with keeps its vault row), in one transaction under the
 /// `login_etl_eraser` role, which the loader does not have.

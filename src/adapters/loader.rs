@@ -7,7 +7,7 @@
 //!   Bind, Describe, Execute and Sync in one write (tokio-postgres's `query_typed`): the server
 //!   answers after Sync, so the pooler never sees a gap in which to switch server connections.
 //!   (sqlx parses and executes in two round trips, which is why the hot path does not use it.)
-//!   The statement only calls `insert_login_batch` (migrations/0004), so what the server parses
+//!   The statement only calls `insert_login_batch` (migrations/0004, 0008), so what the server parses
 //!   per batch is one function call, and the INSERT's plan is cached server-side by PL/pgSQL.
 //! - **No startup parameters a pooler refuses**: no `options`, no `extra_float_digits`; only
 //!   `client_encoding` and `application_name`, which PgBouncer and RDS Proxy track.
@@ -296,6 +296,19 @@ impl Loader {
         self.pool.close();
     }
 
+    /// Opens (or reuses) one connection and hands it back, within the acquire timeout. The
+    /// commands that take messages outside Lambda (`drain`, `invoke`) call it first: with the
+    /// database away they then fail at once, naming the cause, instead of taking messages,
+    /// failing each as `store_failed` and hiding it for its backoff.
+    pub async fn check_connection(&self) -> Result<(), LoadError> {
+        match tokio::time::timeout(self.acquire_timeout, self.pool.get()).await {
+            Ok(Ok(_conn)) => Ok(()),
+            Ok(Err(managed::PoolError::Backend(err))) => Err(LoadError::Connect(err)),
+            Ok(Err(managed::PoolError::Closed)) => Err(LoadError::Closed),
+            Ok(Err(_)) | Err(_) => Err(LoadError::AcquireTimeout(self.acquire_timeout.as_millis())),
+        }
+    }
+
     /// Inserts a batch in one statement (one implicit transaction, one round trip) and returns
     /// how many rows were new. Rows whose `message_id` already exists are skipped. A connection
     /// found dead under the insert is replaced and the insert tried once more: it is idempotent,
@@ -476,7 +489,9 @@ pub async fn execute(client: &tokio_postgres::Client, rows: &LoginRows<'_>) -> R
     // With the vault off its arrays are empty and the CTE inserts nothing.
     let no_vault = VaultRows::default();
     let vault = rows.vault.as_ref().unwrap_or(&no_vault);
-    let params: [(&(dyn ToSql + Sync), Type); 14] = [
+    // One short string per batch, not per row.
+    let masking_key_id = rows.masking_key_id.map(|id| id.to_string());
+    let params: [(&(dyn ToSql + Sync), Type); 17] = [
         (&rows.message_id, Type::TEXT_ARRAY),
         (&rows.user_id, Type::TEXT_ARRAY),
         (&rows.device_type, Type::TEXT_ARRAY),
@@ -491,6 +506,9 @@ pub async fn execute(client: &tokio_postgres::Client, rows: &LoginRows<'_>) -> R
         (&vault.masked_value, Type::TEXT_ARRAY),
         (&vault.sealed, Type::BYTEA_ARRAY),
         (&vault.key_id, Type::TEXT),
+        (&masking_key_id, Type::TEXT),
+        (&rows.ip_prefix, Type::TEXT_ARRAY),
+        (&rows.extras, Type::TEXT_ARRAY),
     ];
     let row = client.query_typed(INSERT_BATCH, &params).await?;
     let inserted: i64 = match row.first() {
@@ -526,6 +544,9 @@ fn checked(rows: &LoginRows<'_>, vault: &VaultRows<'_>) {
         &owned(&vault.masked_value),
         &sealed,
         vault.key_id,
+        rows.masking_key_id.map(|id| id.to_string()),
+        &nullable(&rows.ip_prefix) as &[Option<String>],
+        &nullable(&rows.extras) as &[Option<String>],
     );
 }
 

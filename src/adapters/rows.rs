@@ -9,7 +9,7 @@ use sqs_batch::Accepted;
 use time::{Date, OffsetDateTime};
 
 use login_etl_core::batch::MaskedLogin;
-use login_etl_core::mask::MaskingMode;
+use login_etl_core::mask::{KeyId, MaskingMode};
 
 /// The rows of one batch, column by column, borrowed from its accepted logins.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -20,6 +20,10 @@ pub struct LoginRows<'a> {
     pub user_id: Vec<&'a str>,
     pub device_type: Vec<Option<&'a str>>,
     pub masked_ip: Vec<Option<&'a str>>,
+    /// `cidr` text (`203.0.113.0/24`), when the masker keeps a prefix.
+    pub ip_prefix: Vec<Option<&'a str>>,
+    /// The declared extras, a JSON object per row (NULL when none), for the `extras` column.
+    pub extras: Vec<Option<&'a str>>,
     pub masked_device_id: Vec<Option<&'a str>>,
     pub locale: Vec<Option<&'a str>>,
     pub app_version: Vec<Option<&'a str>>,
@@ -28,6 +32,8 @@ pub struct LoginRows<'a> {
     pub create_date: Vec<Date>,
     /// The scheme that masked the batch's values, stored with every row.
     pub masking_mode: MaskingMode,
+    /// The id of the key that masked them (`None`: the unkeyed scheme), stored with every row.
+    pub masking_key_id: Option<KeyId>,
     /// The originals, sealed for the PII vault, when a vault key is configured.
     pub vault: Option<VaultRows<'a>>,
 }
@@ -71,17 +77,21 @@ impl<'a> LoginRows<'a> {
             user_id: Vec::with_capacity(n),
             device_type: Vec::with_capacity(n),
             masked_ip: Vec::with_capacity(n),
+            ip_prefix: Vec::with_capacity(n),
+            extras: Vec::with_capacity(n),
             masked_device_id: Vec::with_capacity(n),
             locale: Vec::with_capacity(n),
             app_version: Vec::with_capacity(n),
             sent_at: Vec::with_capacity(n),
             create_date: Vec::with_capacity(n),
             masking_mode: batch.first().map(|accepted| accepted.record.masking_mode).unwrap_or_default(),
+            masking_key_id: batch.first().and_then(|accepted| accepted.record.masking_key_id),
             vault: None,
         };
         for accepted in batch {
             let login = &accepted.record;
             debug_assert_eq!(login.masking_mode, rows.masking_mode, "one masker per batch");
+            debug_assert_eq!(login.masking_key_id, rows.masking_key_id, "one masker per batch");
             let sent_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(accepted.sent_at_ms) * 1_000_000)
                 .map_err(|_| UnrepresentableSentTime { position: accepted.position })?;
             for original in &login.sealed {
@@ -95,6 +105,8 @@ impl<'a> LoginRows<'a> {
             rows.user_id.push(&login.user_id);
             rows.device_type.push(login.device_type.as_deref());
             rows.masked_ip.push(login.masked_ip.as_deref());
+            rows.ip_prefix.push(login.ip_prefix.as_deref());
+            rows.extras.push(login.extras.as_deref());
             rows.masked_device_id.push(login.masked_device_id.as_deref());
             rows.locale.push(login.locale.as_deref());
             rows.app_version.push(login.app_version.as_deref());
@@ -170,6 +182,7 @@ mod tests {
         assert_eq!(rows.create_date[0], time::macros::date!(2026 - 11 - 24));
         assert_eq!(rows.sent_at[0], time::macros::datetime!(2026-11-24 03:00 UTC));
         assert_eq!(rows.masking_mode, MaskingMode::Hmac);
+        assert_eq!(rows.masking_key_id, masker.key_id());
         assert_eq!(rows.vault, None);
     }
 

@@ -110,8 +110,25 @@ pub struct LoadedRow {
     pub locale: Option<String>,
     pub app_version: Option<String>,
     pub masked_ip: Option<String>,
+    /// The address's network (`203.0.113.0/24`), when the deployment keeps it (`MASKING_IP`).
+    pub ip_prefix: Option<String>,
     pub masked_device_id: Option<String>,
     pub create_date: Option<time::Date>,
+    /// `hmac-sha256` or `sha256`.
+    pub masking_scheme: Option<String>,
+    /// The id of the key that masked the row (NULL: the `sha256` scheme, or loaded before
+    /// migration 0008).
+    pub masking_key_id: Option<String>,
+}
+
+/// How many rows one masking key (or none) produced: after a rotation, which rows are whose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowsByKey {
+    pub masking_scheme: Option<String>,
+    pub masking_key_id: Option<String>,
+    pub rows: i64,
+    pub first_loaded: Option<time::OffsetDateTime>,
+    pub last_loaded: Option<time::OffsetDateTime>,
 }
 
 /// What `login-etl-cli report` prints.
@@ -119,6 +136,8 @@ pub struct LoadedRow {
 pub struct TableSummary {
     pub total_rows: i64,
     pub rows_last_hour: i64,
+    /// Per masking key, the oldest first.
+    pub by_key: Vec<RowsByKey>,
     pub latest: Vec<LoadedRow>,
 }
 
@@ -132,16 +151,26 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .map_err(StoreError::Query)?;
+        let by_key = sqlx::query_as!(
+            RowsByKey,
+            r#"SELECT masking_scheme::text AS masking_scheme, masking_key_id::text AS masking_key_id,
+                      count(*) AS "rows!", min(loaded_at) AS first_loaded, max(loaded_at) AS last_loaded
+               FROM user_logins GROUP BY 1, 2 ORDER BY 4, 2"#
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Query)?;
         let latest = sqlx::query_as!(
             LoadedRow,
-            "SELECT user_id, device_type, locale, app_version, masked_ip, masked_device_id, create_date
+            "SELECT user_id, device_type, locale, app_version, masked_ip, ip_prefix::text AS ip_prefix,
+                    masked_device_id, create_date, masking_scheme, masking_key_id
              FROM user_logins ORDER BY id DESC LIMIT $1",
             limit
         )
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::Query)?;
-        Ok(TableSummary { total_rows: counts.total, rows_last_hour: counts.last_hour, latest })
+        Ok(TableSummary { total_rows: counts.total, rows_last_hour: counts.last_hour, by_key, latest })
     }
 }
 

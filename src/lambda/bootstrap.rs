@@ -14,9 +14,9 @@ use crate::telemetry::LogSettings;
 
 /// Variables a template may declare with an empty value to mean "unset" (`sam local invoke`
 /// only passes variables the template declares, so local-only ones are declared empty).
-/// The AWS SDK, which reads them itself, would otherwise warn about an invalid empty endpoint
-/// at every cold start.
-const BLANK_MEANS_UNSET: [&str; 1] = ["AWS_ENDPOINT_URL"];
+/// The AWS SDK, which reads them itself, would otherwise panic on an empty endpoint
+/// ([`crate::adapters::aws::ENDPOINT_VARIABLES`]).
+const BLANK_MEANS_UNSET: [&str; 4] = crate::adapters::aws::ENDPOINT_VARIABLES;
 
 /// What `login-etl --help` prints: this binary is the function, not a tool.
 const USAGE: &str = "\

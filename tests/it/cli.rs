@@ -333,16 +333,17 @@ async fn receive_all(queue: &Queue, n: usize) -> Vec<aws_lambda_events::sqs::Sqs
 async fn invoke_touches_no_queue_unless_asked_and_prints_metrics_with_its_output(pool: PgPool) {
     // A queue whose messages come back 1 s after a receive, unless their visibility changes.
     let queue = queue_without_redrive("invoke").await;
-    let bodies: Vec<String> = (0..2).map(|i| login_body(&format!("u-{i}"), "10.0.0.1", "d")).collect();
+    // The database refuses the batch (a trigger rejects user `poison`), so every record fails
+    // `store_failed`: what the function backs off. (A database that does not answer at all
+    // fails `invoke` before it runs: `cli::refusals`.)
+    install_poison_trigger(&pool).await;
+    let bodies: Vec<String> = (0..2).map(|i| login_body("poison", "10.0.0.1", &format!("d-{i}"))).collect();
     queue.send(&bodies).await.expect("send");
     let dir = std::env::temp_dir().join(unique_name("invoke-event"));
     std::fs::create_dir_all(&dir).expect("dir");
     let file = dir.join("event.json");
-    let down = format!("postgres://postgres@127.0.0.1:{}/x?sslmode=disable", closed_port());
-    // The database is down, so every record fails `store_failed`: what the function backs off.
     let invoke = |extra: &[&str]| {
         cli_command(&pool)
-            .env("DATABASE_URL", &down)
             .env("RETRY_BACKOFF_BASE_SECONDS", "300")
             .arg("invoke")
             .args(extra)
@@ -395,4 +396,50 @@ async fn every_failed_record_leaves_one_line_with_its_id_and_reason_and_at_most_
     assert!(!log.contains("secret-"), "a value in the log: {log}");
     assert_eq!(row_count(&pool).await, 1);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `send --body` and `send --file` send the user's own bodies as they are (a malformed one too:
+/// how a DLQ is tried out), counted by the function's own verdict; `drain` then loads the
+/// valid ones. Sample options do not mix with them.
+#[sqlx::test(migrations = "./migrations")]
+async fn send_takes_a_body_or_a_file_of_the_user_s_own(pool: PgPool) {
+    let queue = queue_without_redrive("own-bodies").await;
+    let body = login_body("own-1", "10.0.0.1", "d-1");
+    let sent = cli_command(&pool).args(["send", "--json", "--body", &body, "--queue-url", queue.url()]).output();
+    let sent = json_stdout(&sent.expect("send --body"));
+    assert_eq!((sent["sent"].as_u64(), sent["malformed"].as_u64()), (Some(1), Some(0)), "{sent}");
+
+    let file = std::env::temp_dir().join(format!("{}.jsonl", unique_name("bodies")));
+    let lines =
+        [login_body("own-2", "10.0.0.2", "d-2"), String::new(), "{not json".into(), login_body("own-3", "::1", "d-3")];
+    std::fs::write(&file, lines.join("\n")).expect("write bodies");
+    let sent = cli_command(&pool)
+        .args(["send", "--json", "--file"])
+        .arg(&file)
+        .args(["--queue-url", queue.url()])
+        .output()
+        .expect("send --file");
+    std::fs::remove_file(&file).expect("remove");
+    let sent = json_stdout(&sent);
+    assert_eq!((sent["sent"].as_u64(), sent["malformed"].as_u64()), (Some(3), Some(1)), "{sent}");
+    assert_eq!(queue.depth().await.expect("depth").visible, 4);
+
+    // Exit status 3: the malformed one is left failing on a queue without a DLQ.
+    let drained = cli_command(&pool)
+        .args(["drain", "--json", "--wait-seconds", "0", "--queue-url", queue.url()])
+        .output()
+        .expect("drain");
+    assert_eq!(json_stdout(&drained)["inserted"], 3, "{drained:?}");
+    let users: Vec<String> =
+        sqlx::query_scalar("SELECT user_id::text FROM user_logins ORDER BY 1").fetch_all(&pool).await.expect("rows");
+    assert_eq!(users, ["own-1", "own-2", "own-3"]);
+
+    for refused in [
+        &["send", "--queue-url", queue.url()][..],
+        &["send", "--count", "1", "--body", "{}", "--queue-url", queue.url()],
+        &["send", "--body", "{}", "--bad-ratio", "0.5", "--queue-url", queue.url()],
+    ] {
+        let output = cli_command(&pool).args(refused).output().expect("send");
+        assert_eq!(output.status.code(), Some(2), "{refused:?} is a usage error: {output:?}");
+    }
 }

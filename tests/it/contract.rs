@@ -67,9 +67,47 @@ fn agree(function: &Verdict, schema: &SchemaVerdict) -> bool {
             | RecordError::ContainsNul(field) => at(paths, field.name()),
             RecordError::InvalidIp => at(paths, "ip"),
             RecordError::InvalidAppVersion => at(paths, "app_version"),
+            // A declared extra: at its own path, or the object's when it is required and missing.
+            RecordError::InvalidExtra(name) => at(paths, name) || paths.iter().any(String::is_empty),
             // Not reachable from a body the schema sees (a repeated key is checked apart).
             RecordError::MissingBody | RecordError::DuplicateKey | RecordError::MalformedJson { .. } => false,
         },
+    }
+}
+
+/// A deployment's policy: the published schema with declared extras, each one property. The
+/// schema validator and the function (reading the same document as its field policy) agree on
+/// their rules as on the built-in fields'.
+#[test]
+fn a_policy_s_declared_extras_are_judged_alike_by_the_schema_and_the_function() {
+    let mut schema: Value = serde_json::from_str(SCHEMA_JSON).expect("schema");
+    schema["properties"]["os_version"] = serde_json::json!({"type": ["string", "null"], "maxLength": 8, "$ref": "#/$defs/noNul",
+                           "x-treatment": "kept", "x-landing": "extras"});
+    schema["properties"]["session_id"] = serde_json::json!({"type": "string", "maxLength": 64, "$ref": "#/$defs/noNul",
+                           "x-treatment": "masked-hmac", "x-landing": "extras"});
+    schema["properties"]["attempt"] =
+        serde_json::json!({"type": "integer", "x-treatment": "dropped", "x-landing": "none"});
+    schema["required"] = serde_json::json!(["user_id", "session_id"]);
+    let policy = login_etl_core::policy::FieldPolicy::from_schema(&schema.to_string()).expect("policy");
+    let validator = jsonschema::draft202012::options().should_validate_formats(true).build(&schema).expect("compiles");
+    let ok = r#""user_id":"u","session_id":"s-1""#;
+    let cases = [
+        (format!("{{{ok}}}"), true),
+        (format!(r#"{{{ok},"os_version":"14.2","attempt":3}}"#), true),
+        (format!(r#"{{{ok},"os_version":null}}"#), true),
+        (format!(r#"{{{ok},"os_version":"123456789"}}"#), false),
+        (format!(r#"{{{ok},"os_version":14}}"#), false),
+        (format!(r#"{{{ok},"attempt":1.5}}"#), false),
+        (format!(r#"{{{ok},"attempt":"3"}}"#), false),
+        (r#"{"user_id":"u"}"#.to_string(), false),
+        (r#"{"user_id":"u","session_id":null}"#.to_string(), false),
+        (format!(r#"{{{ok},"os_version":"a\u0000b"}}"#), false),
+    ];
+    for (body, valid) in &cases {
+        let function = contract::judge_with(body, &policy.extras);
+        let schema = schema_verdict(&validator, body);
+        assert!(agree(&function, &schema), "disagree on {body}: function {function:?}, schema {schema:?}");
+        assert_eq!(function.is_valid(), *valid, "{body}");
     }
 }
 

@@ -316,7 +316,10 @@ async fn a_fresh_database_gets_the_full_schema(pool: PgPool) {
             "message_id",
             "sent_at",
             "loaded_at",
-            "masking_scheme"
+            "masking_scheme",
+            "masking_key_id",
+            "ip_prefix",
+            "extras"
         ]
     );
     assert!(columns.contains(&("app_version".into(), "character varying".into())));

@@ -42,6 +42,32 @@ fn redriven(first: &SqsMessage, new_id: &str) -> SqsMessage {
     message
 }
 
+/// Loads `records` as the release whose schema ended at migration 0005 did: planned by the
+/// core, inserted through 0004's `insert_login_batch` (no key id, no ip prefix).
+async fn load_as_the_0005_release(pool: &PgPool, records: &[SqsMessage]) -> i64 {
+    let plan = login_etl_core::batch::plan(records, &masker(), None).expect("plan");
+    let rows = login_etl::adapters::rows::LoginRows::from_accepted(&plan.contract.accepted).expect("rows");
+    let owned = |column: &[Option<&str>]| column.iter().map(|v| v.map(str::to_owned)).collect::<Vec<_>>();
+    sqlx::query_scalar(
+        "SELECT insert_login_batch($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                   $7::text[], $8::timestamptz[], $9::date[], $10::text, ARRAY[]::text[],
+                                   ARRAY[]::text[], ARRAY[]::bytea[], NULL::text)",
+    )
+    .bind(rows.message_id.iter().map(|v| v.to_string()).collect::<Vec<_>>())
+    .bind(rows.user_id.iter().map(|v| v.to_string()).collect::<Vec<_>>())
+    .bind(owned(&rows.device_type))
+    .bind(owned(&rows.masked_ip))
+    .bind(owned(&rows.masked_device_id))
+    .bind(owned(&rows.locale))
+    .bind(owned(&rows.app_version))
+    .bind(&rows.sent_at)
+    .bind(&rows.create_date)
+    .bind(rows.masking_mode.name())
+    .fetch_one(pool)
+    .await
+    .expect("the 0005 release's insert")
+}
+
 async fn partitions(pool: &PgPool) -> Vec<(String, i64)> {
     lifecycle::partition_row_counts(&store_for(pool)).await.expect("partition counts")
 }
@@ -79,10 +105,12 @@ async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgP
     let october = record_sent("m-oct", &login_body("u1", "10.0.0.1", "d1"), datetime!(2026-10-31 23:59:59 UTC));
     let november = record_sent("m-nov", &login_body("u2", "10.0.0.2", "d2"), datetime!(2026-11-01 00:00:00 UTC));
     let old = record_sent("m-old", &login_body("u3", "10.0.0.3", "d3"), datetime!(2024-02-29 12:00:00 UTC));
-    let loaded = handler_for(&pool).handle(&[october.clone(), november.clone(), old.clone()]).await.expect("handled");
-    assert_eq!(loaded.inserted, 3);
-    // Each row whole, every column, as text.
-    let every_row = "SELECT id, row_to_json(t)::text FROM user_logins AS t ORDER BY id";
+    let inserted = load_as_the_0005_release(&pool, &[october.clone(), november.clone(), old.clone()]).await;
+    assert_eq!(inserted, 3);
+    // Each row whole, every column, as text; the columns later migrations add (0008) compared
+    // apart.
+    let every_row =
+        "SELECT id, (to_jsonb(t) - 'masking_key_id' - 'ip_prefix' - 'extras')::text FROM user_logins AS t ORDER BY id";
     let before: Vec<(i64, String)> = sqlx::query_as(every_row).fetch_all(&pool).await.expect("rows before");
 
     store_for(&pool).migrate().await.expect("migrate to partitions");
@@ -90,6 +118,13 @@ async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgP
     let after: Vec<(i64, String)> = sqlx::query_as(every_row).fetch_all(&pool).await.expect("rows after");
     assert_eq!(before.len(), 6);
     assert_eq!(after, before, "every row kept, every column, ids included");
+    let added: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM user_logins WHERE masking_key_id IS NOT NULL OR ip_prefix IS NOT NULL OR extras IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("added columns");
+    assert_eq!(added, 0, "rows loaded before 0008 have no key id and no prefix");
     let partitioned: bool =
         sqlx::query_scalar("SELECT relkind = 'p' FROM pg_class WHERE oid = 'user_logins'::regclass")
             .fetch_one(&pool)
@@ -176,10 +211,19 @@ async fn retention_drops_whole_old_partitions_and_the_vault_rows_nobody_referenc
     let device = |v: &str| ("device_id".to_string(), masker.mask(login_etl_core::mask::MaskedField::DeviceId, v));
 
     let store = store_for(&pool);
+    // The preview (`retention --dry-run`) names what the run then drops, and changes nothing:
+    // these months still wait in the default partition, listed under the partitions they get.
+    let partitions_before = partitions(&pool).await;
+    let preview = lifecycle::preview_retention(&store, date!(2026 - 11 - 30), 1).await.expect("preview");
+    assert_eq!(partitions(&pool).await, partitions_before, "a preview creates and drops nothing");
+    assert_eq!(vault_values(&pool).await.len(), 7, "a preview removes no vault row");
+    assert_eq!((preview.cutoff, preview.vault_rows_would_be_removed), (date!(2026 - 10 - 01), 3));
+
     let report = lifecycle::apply_retention(&store, date!(2026 - 11 - 30), 1).await.expect("retention");
     assert_eq!(report.cutoff, date!(2026 - 10 - 01));
     let dropped: Vec<_> = report.dropped.iter().map(|d| (d.partition.as_str(), d.rows_dropped)).collect();
     assert_eq!(dropped, [("user_logins_2025_01", 2), ("user_logins_2025_02", 1)]);
+    assert_eq!(preview.would_drop, report.dropped, "the preview named exactly what was dropped");
     assert!(!exists(&pool, "user_logins_2025_01").await && !exists(&pool, "user_logins_2025_02").await);
     let kept: Vec<String> =
         sqlx::query_scalar("SELECT message_id::text FROM user_logins ORDER BY 1").fetch_all(&pool).await.expect("kept");
@@ -306,6 +350,21 @@ async fn the_cli_reports_what_retention_dropped_and_refuses_bad_arguments(pool: 
         .await
         .expect("handled");
     assert_eq!(loaded.inserted, 3);
+    let partitions_before = partitions(&pool).await;
+    let preview = cli_command_as(&pool, "postgres")
+        .args(["retention", "--keep-months", "1", "--dry-run"])
+        .output()
+        .expect("retention --dry-run");
+    assert!(preview.status.success(), "{}", String::from_utf8_lossy(&preview.stderr));
+    let text = String::from_utf8_lossy(&preview.stdout);
+    assert!(text.starts_with("dry run: nothing is dropped"), "{text}");
+    assert!(text.contains("would drop user_logins_2020_03 (2 rows)"), "{text}");
+    assert_eq!(
+        (row_count(&pool).await, partitions(&pool).await),
+        (3, partitions_before),
+        "the dry run changed nothing"
+    );
+
     let output = cli_command_as(&pool, "postgres")
         .args(["retention", "--keep-months", "1", "--json"])
         .output()

@@ -6,17 +6,18 @@ use anyhow::Context;
 
 use super::ValidateArgs;
 use login_etl_core::contract::{self, Verdict};
+use login_etl_core::policy::FieldPolicy;
 
 /// Exit status of `validate` when a body is invalid (the same as an error: a producer's CI
 /// fails either way, and the verdict lines say which it was).
 pub const EXIT_INVALID_BODIES: u8 = 1;
 
 /// One body of the input and where it was found, for the verdict line.
-struct Body {
+pub(crate) struct Body {
     /// `line 3`, or `Records[0] (messageId …)`.
-    at: String,
+    pub(crate) at: String,
     /// `None`: an SQS record without a body.
-    text: Option<String>,
+    pub(crate) text: Option<String>,
 }
 
 /// Reads bodies from `args.file` (or `stdin` for `-`) and prints each one's verdict by the
@@ -36,6 +37,13 @@ pub fn validate(args: &ValidateArgs, stdin: impl Read, out: &mut impl Write) -> 
         }
         return Ok(0);
     }
+    let policy = match &args.policy {
+        None => FieldPolicy::published(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            FieldPolicy::from_schema(&text).with_context(|| format!("the field policy {}", path.display()))?
+        }
+    };
     let input = read_input(args, stdin)?;
     let bodies = bodies_of(&input)?;
     anyhow::ensure!(
@@ -46,7 +54,7 @@ pub fn validate(args: &ValidateArgs, stdin: impl Read, out: &mut impl Write) -> 
         .iter()
         .map(|body| {
             let verdict = match &body.text {
-                Some(text) => contract::judge(text),
+                Some(text) => contract::judge_with(text, &policy.extras),
                 None => Verdict::Invalid(login_etl_core::message::RecordError::MissingBody),
             };
             (body, verdict)
@@ -88,14 +96,19 @@ pub fn validate(args: &ValidateArgs, stdin: impl Read, out: &mut impl Write) -> 
     Ok(if invalid == 0 { 0 } else { EXIT_INVALID_BODIES })
 }
 
-fn read_input(args: &ValidateArgs, mut stdin: impl Read) -> anyhow::Result<String> {
+fn read_input(args: &ValidateArgs, stdin: impl Read) -> anyhow::Result<String> {
+    read_bodies_file(&args.file, stdin)
+}
+
+/// The text of `file`, or of `stdin` when `file` is `-`.
+pub(crate) fn read_bodies_file(file: &std::path::Path, mut stdin: impl Read) -> anyhow::Result<String> {
     let mut input = String::new();
-    match args.file.to_str() {
+    match file.to_str() {
         Some("-") => {
             stdin.read_to_string(&mut input).context("reading the bodies from standard input")?;
         }
         _ => {
-            input = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+            input = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         }
     }
     Ok(input)
@@ -103,7 +116,7 @@ fn read_input(args: &ValidateArgs, mut stdin: impl Read) -> anyhow::Result<Strin
 
 /// The bodies of `input`: an SQS event's records when the whole input is a JSON object with a
 /// `Records` array, else each non-blank line.
-fn bodies_of(input: &str) -> anyhow::Result<Vec<Body>> {
+pub(crate) fn bodies_of(input: &str) -> anyhow::Result<Vec<Body>> {
     let is_event = serde_json::from_str::<serde_json::Value>(input)
         .is_ok_and(|document| document.get("Records").is_some_and(serde_json::Value::is_array));
     if is_event {
@@ -145,7 +158,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn run(input: &str, json: bool) -> (u8, String) {
-        let args = ValidateArgs { file: PathBuf::from("-"), schema: false, json };
+        let args = ValidateArgs { file: PathBuf::from("-"), schema: false, policy: None, json };
         let mut out = Vec::new();
         let code = validate(&args, input.as_bytes(), &mut out).expect("validate");
         (code, String::from_utf8(out).expect("utf-8"))
@@ -187,13 +200,13 @@ mod tests {
 
     #[test]
     fn an_empty_input_is_an_error_not_a_pass() {
-        let args = ValidateArgs { file: PathBuf::from("-"), schema: false, json: false };
+        let args = ValidateArgs { file: PathBuf::from("-"), schema: false, policy: None, json: false };
         assert!(validate(&args, "\n  \n".as_bytes(), &mut Vec::new()).is_err());
     }
 
     #[test]
     fn schema_prints_the_id_and_version() {
-        let args = ValidateArgs { file: PathBuf::from("-"), schema: true, json: false };
+        let args = ValidateArgs { file: PathBuf::from("-"), schema: true, policy: None, json: false };
         let mut out = Vec::new();
         assert_eq!(validate(&args, std::io::empty(), &mut out).expect("schema"), 0);
         let out = String::from_utf8(out).expect("utf-8");

@@ -26,6 +26,15 @@ impl Command {
     }
 }
 
+impl Command {
+    /// Whether the command may build an AWS client (queues, secrets, KMS): all but the two
+    /// that read no environment. Such a command refuses a blank endpoint variable up front,
+    /// since the SDK would panic on it ([`login_etl::adapters::aws::blank_endpoint`]).
+    pub fn may_call_aws(&self) -> bool {
+        !matches!(self, Command::Keygen(_) | Command::Validate(_))
+    }
+}
+
 /// `err` as one line for a person: its causes once each ([`login_etl::errors::causes`]), then
 /// the fix ([`login_etl::errors::fix`]). `role_hint` is the command's [`Command::database_role`].
 pub fn operator_message(err: &anyhow::Error, role_hint: &str) -> String {

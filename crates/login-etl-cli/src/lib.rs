@@ -69,7 +69,8 @@ pub enum Command {
          MASKING_KEY (stored as the masking key if that secret does not exist; else a random key)."
     ))]
     Setup(SetupArgs),
-    /// Send realistic login messages, a share of them malformed, 10 per SendMessageBatch.
+    /// Send realistic sample login messages (--count, a share of them malformed), or bodies of
+    /// your own (--body, --file), 10 per SendMessageBatch.
     #[command(after_help = format!("Environment: QUEUE_URL (default of --queue-url); {AWS_ENV}."))]
     Send(SendArgs),
     /// Poll a queue like Lambda's event source mapping: receive 10, run the handler, delete
@@ -114,7 +115,8 @@ pub enum Command {
     Partitions(PartitionsArgs),
     /// Keep the current month and the N whole months before it: detach and drop every older
     /// monthly partition of user_logins (no row-by-row DELETE), then remove vault rows no
-    /// remaining login references. Prints what it dropped. Run as the table's owner.
+    /// remaining login references. Prints what it dropped (--dry-run: what it would drop,
+    /// changing nothing). Run as the table's owner.
     #[command(after_help = format!("Environment: {DATABASE_ENV}; {AWS_ENV} (with DB_SECRET_ID)."))]
     Retention(RetentionArgs),
     /// Erase one person: delete their logins and the vault rows only they referenced, in one
@@ -188,23 +190,31 @@ pub struct RecoverArgs {
 }
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("bodies").required(true).args(["count", "body", "file"])))]
 pub struct SendArgs {
     /// URL of the queue to send to.
     #[arg(long, env = "QUEUE_URL")]
     pub queue_url: String,
-    /// How many messages to send (1–1,000,000).
+    /// How many sample messages to send (1–1,000,000).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub count: u64,
-    /// Share of malformed messages, 0.0 to 1.0.
-    #[arg(long, default_value_t = 0.0, value_parser = ratio)]
+    pub count: Option<u64>,
+    /// Send this one body as it is, e.g. '{"user_id":"u-1","ip":"10.0.0.1"}'.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Send the bodies of a file as they are: one per line, or an SQS event's Records[].body
+    /// (what `validate` reads); `-` reads standard input.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Share of malformed sample messages, 0.0 to 1.0 (with --count).
+    #[arg(long, default_value_t = 0.0, value_parser = ratio, conflicts_with_all = ["body", "file"])]
     pub bad_ratio: f64,
-    /// Share of the valid messages that also carry keys the function does not know
-    /// (os_version, schema_version), as a producer ahead of the contract sends; 0.0 to 1.0.
-    /// They are loaded and counted as UnknownFieldRecords.
-    #[arg(long, default_value_t = 0.0, value_parser = ratio)]
+    /// Share of the valid sample messages that also carry keys the function does not know
+    /// (os_version, schema_version), as a producer ahead of the contract sends; 0.0 to 1.0
+    /// (with --count). They are loaded and counted as UnknownFieldRecords.
+    #[arg(long, default_value_t = 0.0, value_parser = ratio, conflicts_with_all = ["body", "file"])]
     pub unknown_key_ratio: f64,
-    /// Seed for reproducible messages.
-    #[arg(long, default_value_t = 1)]
+    /// Seed for reproducible sample messages (with --count).
+    #[arg(long, default_value_t = 1, conflicts_with_all = ["body", "file"])]
     pub seed: u64,
     /// Print the result as one JSON object.
     #[arg(long)]
@@ -293,6 +303,10 @@ pub struct ValidateArgs {
     /// Print the contract's JSON Schema $id and version instead of validating.
     #[arg(long, conflicts_with = "file")]
     pub schema: bool,
+    /// Judge under this field policy (a JSON Schema with its annotations, as the function's
+    /// FIELD_POLICY_FILE) instead of the published one: its declared extras are checked too.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
     /// Print the verdicts as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -315,6 +329,9 @@ pub struct RetentionArgs {
     /// current month is always kept).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1200))]
     pub keep_months: u16,
+    /// Print what would be dropped (partitions, their rows, vault rows) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -385,11 +402,14 @@ pub async fn run(
             };
             setup(&args, &config, &clients, out).await?
         }
-        Command::Send(args) => send(&args, &open_queue(&args.queue_url).await?, out).await?,
+        Command::Send(args) => send(&args, &open_queue(&args.queue_url).await?, std::io::stdin().lock(), out).await?,
         Command::Drain(args) => {
             let mut config = config?;
             config.pool.max_connections = config.pool.max_connections.max(u32::from(args.concurrency));
             let handler = startup::build_handler(&config).await?;
+            // Before any message is taken: with the database away, each would fail as
+            // `store_failed` and be hidden for its backoff.
+            handler.loader().check_connection().await?;
             // `--sqs-retry-seconds` holds from the first call: SQS down at start-up is waited
             // for as it is mid-drain.
             let client = sqs_client().await;
@@ -423,6 +443,8 @@ pub async fn run(
         Command::Invoke(args) => {
             let config = config?;
             let mut handler = startup::build_handler(&config).await?;
+            // As `drain`: a database that does not answer fails the command, not the records.
+            handler.loader().check_connection().await?;
             if !args.change_visibility {
                 // The event file's receipt handles may name a real queue: touch none unasked.
                 handler = handler.with_backoff(None);

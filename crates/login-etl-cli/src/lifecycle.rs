@@ -34,8 +34,11 @@ pub async fn partitions(args: &PartitionsArgs, store: &Store, today: Date, out: 
 }
 
 /// Keeps `today`'s month and the `--keep-months` before it; prints what was dropped and how
-/// long it took.
+/// long it took. With `--dry-run`, prints what would be dropped and changes nothing.
 pub async fn retention(args: &RetentionArgs, store: &Store, today: Date, out: &mut impl Write) -> anyhow::Result<()> {
+    if args.dry_run {
+        return retention_preview(args, store, today, out).await;
+    }
     let started = std::time::Instant::now();
     let report = lifecycle::apply_retention(store, today, args.keep_months).await?;
     let seconds = started.elapsed().as_secs_f64();
@@ -54,6 +57,31 @@ pub async fn retention(args: &RetentionArgs, store: &Store, today: Date, out: &m
     }
     writeln!(out, "vault rows no longer referenced, removed: {}", report.vault_rows_removed)?;
     writeln!(out, "took {seconds:.3} s")?;
+    Ok(())
+}
+
+/// `retention --dry-run`: what would be dropped, changing nothing.
+async fn retention_preview(
+    args: &RetentionArgs,
+    store: &Store,
+    today: Date,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let preview = lifecycle::preview_retention(store, today, args.keep_months).await?;
+    if args.json {
+        let mut value = serde_json::to_value(&preview)?;
+        value["dry_run"] = serde_json::json!(true);
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    writeln!(out, "dry run: nothing is dropped; keeping months from {} on", preview.cutoff)?;
+    for partition in &preview.would_drop {
+        writeln!(out, "would drop {} ({} rows)", partition.partition, partition.rows_dropped)?;
+    }
+    if preview.would_drop.is_empty() {
+        writeln!(out, "no partition is older than that")?;
+    }
+    writeln!(out, "vault rows no longer referenced, would be removed: {}", preview.vault_rows_would_be_removed)?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 #![recursion_limit = "256"]
 
 use clap::Parser;
-use login_etl::config::Config;
+use login_etl::config::{Config, Environment};
 use login_etl::telemetry;
 use login_etl_cli::{self as cli, Cli};
 
@@ -24,6 +24,12 @@ async fn main() -> std::process::ExitCode {
     telemetry::init_human();
     let command = Cli::parse().command;
     let role_hint = command.database_role();
+    if command.may_call_aws()
+        && let Some(problem) = login_etl::adapters::aws::blank_endpoint(&Environment::capture())
+    {
+        eprintln!("error: {problem}");
+        return std::process::ExitCode::FAILURE;
+    }
     match cli::run(command, Config::from_env(), &mut std::io::stdout(), &mut std::io::stderr()).await {
         Ok(code) => std::process::ExitCode::from(code),
         Err(err) => {

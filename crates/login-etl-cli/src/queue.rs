@@ -1,15 +1,16 @@
 //! Commands over SQS: `setup`, `send`, `depth`, `redrive` and `drain`.
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::time::{Duration, Instant};
 
 use super::{DepthArgs, DrainArgs, EXIT_FAILING_MESSAGES_LEFT, RedriveArgs, SendArgs, SetupArgs};
-use crate::kms;
+use crate::{contract, kms};
 use login_etl::adapters::secrets::{self, SecretStore};
 use login_etl::adapters::sqs::{self, Queue};
 use login_etl::config::{Config, DatabaseSource, MaskingKeySource};
 use login_etl::drain::{self, DrainEnd, DrainOptions, DrainReport};
 use login_etl::handler::Handler;
+use login_etl_core::contract::Verdict;
 use login_etl_core::sample;
 
 /// What `setup` creates things with.
@@ -84,14 +85,32 @@ pub async fn setup(
     Ok(())
 }
 
-/// Sends `args.count` sample messages, `args.bad_ratio` of them malformed.
-pub async fn send(args: &SendArgs, queue: &Queue, out: &mut impl Write) -> anyhow::Result<()> {
-    let count = usize::try_from(args.count)?;
-    let messages = sample::sample_messages(count, args.bad_ratio, args.seed);
-    let messages = sample::with_unknown_keys(messages, args.unknown_key_ratio, args.seed);
-    let bad = messages.iter().filter(|m| m.expected_failure.is_some()).count();
-    let drifted = messages.iter().filter(|m| m.unknown_keys).count();
-    let bodies: Vec<String> = messages.into_iter().map(|m| m.body).collect();
+/// Sends `args.count` sample messages, `args.bad_ratio` of them malformed; or the one body of
+/// `--body`; or the bodies of `--file` (`-`: `stdin`), as `validate` reads them. Bodies of the
+/// user's own are sent as they are, valid or not: a malformed one is how a DLQ is tried out.
+pub async fn send(args: &SendArgs, queue: &Queue, stdin: impl Read, out: &mut impl Write) -> anyhow::Result<()> {
+    let (bodies, bad, drifted) = match (&args.body, &args.file, args.count) {
+        (Some(body), _, _) => own_bodies(vec![body.clone()]),
+        (None, Some(file), _) => {
+            let input = contract::read_bodies_file(file, stdin)?;
+            let bodies = contract::bodies_of(&input)?;
+            let texts: Vec<String> = bodies.into_iter().filter_map(|body| body.text).collect();
+            anyhow::ensure!(
+                !texts.is_empty(),
+                "no body in {}: give one JSON body per line, or an SQS event with a Records array",
+                file.display()
+            );
+            own_bodies(texts)
+        }
+        (None, None, count) => {
+            let count = usize::try_from(count.unwrap_or(1))?;
+            let messages = sample::sample_messages(count, args.bad_ratio, args.seed);
+            let messages = sample::with_unknown_keys(messages, args.unknown_key_ratio, args.seed);
+            let bad = messages.iter().filter(|m| m.expected_failure.is_some()).count();
+            let drifted = messages.iter().filter(|m| m.unknown_keys).count();
+            (messages.into_iter().map(|m| m.body).collect(), bad, drifted)
+        }
+    };
     let started = Instant::now();
     let ids = queue.send(&bodies).await?;
     let seconds = started.elapsed().as_secs_f64();
@@ -116,6 +135,17 @@ pub async fn send(args: &SendArgs, queue: &Queue, out: &mut impl Write) -> anyho
         )?;
     }
     Ok(())
+}
+
+/// The user's own bodies, counted by the function's own verdict (as `validate` gives it).
+fn own_bodies(bodies: Vec<String>) -> (Vec<String>, usize, usize) {
+    let verdicts: Vec<Verdict> = bodies.iter().map(|body| login_etl_core::contract::judge(body)).collect();
+    let bad = verdicts.iter().filter(|verdict| !verdict.is_valid()).count();
+    let drifted = verdicts
+        .iter()
+        .filter(|verdict| matches!(verdict, Verdict::Valid { unknown_keys } if !unknown_keys.is_empty()))
+        .count();
+    (bodies, bad, drifted)
 }
 
 /// Drains `queue` through `handler` until it is empty (or `stop` completes, with `--follow`).

@@ -23,8 +23,9 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::SqsMessage;
 use sqs_batch::{Envelope, Outcome, Plan, Rejection};
 
-use crate::mask::{MaskedField, Masker, MaskingMode};
+use crate::mask::{KeyId, MaskedField, Masker, MaskingMode};
 use crate::message::{LoginRecord, RecordError, UnknownKeys};
+use crate::policy::Treatment;
 use crate::vault::{BatchSealer, VaultError};
 
 /// Message attribute (String) a producer may set to name a login once, whatever SQS does: a
@@ -102,11 +103,19 @@ pub struct MaskedLogin {
     pub user_id: String,
     pub device_type: Option<String>,
     pub masked_ip: Option<String>,
+    /// The address's network (`203.0.113.0/24`) when the masker keeps one
+    /// ([`crate::mask::IpTreatment`]).
+    pub ip_prefix: Option<String>,
     pub masked_device_id: Option<String>,
     pub locale: Option<String>,
     pub app_version: Option<String>,
     /// The scheme that masked `masked_ip` and `masked_device_id`, stored with the row.
     pub masking_mode: MaskingMode,
+    /// The id of the key that masked them (`None` for the unkeyed scheme), stored with the row.
+    pub masking_key_id: Option<KeyId>,
+    /// The extras the field policy declares and stores, as one JSON object (kept ones as sent,
+    /// masked ones as their pseudonym) for the `extras` column; `None` when there are none.
+    pub extras: Option<String>,
     /// The originals this login brought to the vault: each distinct (field, masked value) of a
     /// batch is sealed once, by the first login that has it, so later ones carry none.
     pub sealed: Vec<SealedOriginal>,
@@ -164,9 +173,12 @@ impl<'a> LoginParser<'a> {
     /// it was part of is never stored.
     pub fn parse(&mut self, message: &SqsMessage) -> Result<MaskedLogin, RecordError> {
         let body = message.body.as_deref().ok_or(RecordError::MissingBody)?;
-        let login = LoginRecord::parse(body)?;
+        let mut login = LoginRecord::parse_with(body, self.masker.extras())?;
+        let extras = extras_json(self.masker, std::mem::take(&mut login.extras));
         self.unknown_keys.add(&login.unknown_keys);
-        let ip = login.ip.map(|ip| ip.to_string());
+        let ip_prefix = login.ip.and_then(|ip| self.masker.ip_prefix(ip));
+        // Without a pseudonym there is nothing to key a vault original by: none is sealed.
+        let ip = login.ip.filter(|_| self.masker.ip_treatment().keeps_mask()).map(|ip| ip.to_string());
         let masked_ip = ip.as_deref().map(|ip| self.masker.mask(MaskedField::Ip, ip));
         let masked_device_id = login.device_id.as_deref().map(|id| self.masker.mask(MaskedField::DeviceId, id));
         let mut sealed = Vec::new();
@@ -180,10 +192,13 @@ impl<'a> LoginParser<'a> {
             user_id: login.user_id,
             device_type: login.device_type,
             masked_ip,
+            ip_prefix,
             masked_device_id,
             locale: login.locale,
             app_version: login.app_version,
             masking_mode: self.masker.mode(),
+            masking_key_id: self.masker.key_id(),
+            extras,
             sealed,
         })
     }
@@ -208,6 +223,28 @@ impl<'a> LoginParser<'a> {
             None => Ok(self.unknown_keys),
         }
     }
+}
+
+/// The declared extras of one login as the `extras` column's JSON object: a kept one as sent,
+/// a masked one as its pseudonym, a dropped one left out. `None` when nothing is stored.
+fn extras_json(masker: &Masker, values: Vec<(usize, serde_json::Value)>) -> Option<String> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut object = serde_json::Map::new();
+    for (index, value) in values {
+        let Some(field) = masker.extras().get(index) else { continue };
+        let stored = match (field.treatment(), value) {
+            (Treatment::Kept, value) => value,
+            (Treatment::MaskedHmac, serde_json::Value::String(text)) => {
+                serde_json::Value::String(masker.mask_named(field.name(), &text))
+            }
+            // A masked extra is a string by its policy; dropped and truncated store nothing.
+            _ => continue,
+        };
+        object.insert(field.name().to_owned(), stored);
+    }
+    (!object.is_empty()).then(|| serde_json::Value::Object(object).to_string())
 }
 
 /// One event planned by the crate with login-etl's envelope and parse, plus the drift tally.

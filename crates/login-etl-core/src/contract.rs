@@ -1,13 +1,15 @@
 //! The message contract: the JSON Schema producers validate against, and each body's verdict
 //! by the function's own rules.
 //!
-//! The schema (`schema/login-event.schema.json`) is the published form of
-//! [`crate::message`]'s rules, not a second implementation: the function never consults it.
-//! `tests/it/contract.rs` feeds a generated corpus to both and fails on the first body they
-//! disagree on, so neither can change without the other. How the contract evolves:
-//! `docs/contract.md`.
+//! The schema (`schema/login-event.schema.json`) is the published form of the built-in fields'
+//! rules ([`crate::message`]'s code: `tests/it/contract.rs` feeds a generated corpus to both and
+//! fails on the first body they disagree on, so neither can change without the other), and the
+//! field policy's source: the function reads its annotations ([`crate::policy`]) for what is
+//! stored of each field, and every field beyond the built-in six from it alone. How the
+//! contract evolves: `docs/contract.md`.
 
 use crate::message::{LoginRecord, RecordError, UnknownKeys};
+use crate::policy::ExtraFields;
 
 /// The schema document, as published in the repository and embedded in `login-etl-cli`.
 pub const SCHEMA_JSON: &str = include_str!("../../../schema/login-event.schema.json");
@@ -35,10 +37,15 @@ impl Verdict {
     }
 }
 
-/// The function's verdict on a body: [`LoginRecord::parse`], the very rules the handler
-/// applies, with the record's values dropped.
+/// The function's verdict on a body under the published policy: [`LoginRecord::parse`], the
+/// very rules the handler applies, with the record's values dropped.
 pub fn judge(body: &str) -> Verdict {
-    match LoginRecord::parse(body) {
+    judge_with(body, &ExtraFields::NONE)
+}
+
+/// [`judge`] under a deployment's field policy (its declared `extras`).
+pub fn judge_with(body: &str, extras: &ExtraFields) -> Verdict {
+    match LoginRecord::parse_with(body, extras) {
         Ok(record) => Verdict::Valid { unknown_keys: record.unknown_keys },
         Err(err) => Verdict::Invalid(err),
     }

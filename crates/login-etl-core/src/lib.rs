@@ -4,6 +4,8 @@
 //! - [`message`]: one SQS body parsed and validated into a `LoginRecord`.
 //! - [`contract`]: the JSON Schema of the body that producers validate against, and a body's
 //!   verdict by the function's own rules.
+//! - [`policy`]: the field policy (what is stored of each field, and where), read from the
+//!   published schema's annotations or a deployment's own copy.
 //! - [`mask`]: keyed HMAC-SHA256 of the personal fields.
 //! - [`vault`]: sealing originals to the vault's public key (and opening them for recovery).
 //! - [`batch`]: login-etl's side of the partial-batch-failure contract, whose rules are the
@@ -17,5 +19,6 @@ pub mod contract;
 pub mod mask;
 pub mod message;
 pub mod metrics;
+pub mod policy;
 pub mod sample;
 pub mod vault;

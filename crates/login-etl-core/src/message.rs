@@ -11,6 +11,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::mask::MaskedField;
+use crate::policy::ExtraFields;
 
 /// A field of the login message that validation can reject. The personal fields are the
 /// masking module's [`MaskedField`]s, so the two never drift apart.
@@ -87,6 +88,10 @@ pub enum RecordError {
     InvalidIp,
     #[error("`app_version` is not a version string such as 2.3.0")]
     InvalidAppVersion,
+    /// A field the policy declares beyond the built-in six broke its declared type, limits or
+    /// `required` (the name is the policy's, never the body's).
+    #[error("`{0}` does not meet its declared type, limits or required (the field policy)")]
+    InvalidExtra(String),
 }
 
 impl RecordError {
@@ -104,6 +109,7 @@ impl RecordError {
             RecordError::ContainsNul(field) => format!("nul_in_{field}"),
             RecordError::InvalidIp => "invalid_ip".into(),
             RecordError::InvalidAppVersion => "invalid_app_version".into(),
+            RecordError::InvalidExtra(name) => format!("invalid_{name}"),
         }
     }
 }
@@ -121,6 +127,9 @@ pub struct LoginRecord {
     /// The keys of the body the function does not know (names only): a producer ahead of
     /// the contract. Their values were read only as far as checking they are JSON.
     pub unknown_keys: UnknownKeys,
+    /// The values of the declared extras present and not null, by their index in the policy's
+    /// [`ExtraFields`], already checked against their rules.
+    pub extras: Vec<(usize, Value)>,
 }
 
 /// Every key the function reads, in the order of the columns. The JSON Schema of the body
@@ -222,11 +231,15 @@ struct WireLogin {
     /// A known key appeared twice (`{"locale":null,"locale":"RU"}` too).
     repeated_key: bool,
     unknown_keys: UnknownKeys,
+    /// The declared extras present, by index (a repeat is a repeated known key).
+    extras: Vec<(usize, Option<Value>)>,
 }
 
-impl<'de> Deserialize<'de> for WireLogin {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(WireVisitor)
+impl<'de> serde::de::DeserializeSeed<'de> for WireVisitor<'_> {
+    type Value = WireLogin;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<WireLogin, D::Error> {
+        deserializer.deserialize_map(self)
     }
 }
 
@@ -255,9 +268,13 @@ impl<'de> Deserialize<'de> for WireKey {
     }
 }
 
-struct WireVisitor;
+/// Reads the body's keys: the built-in six by index, the policy's declared `extras` by theirs,
+/// and counts the others.
+struct WireVisitor<'p> {
+    extras: &'p ExtraFields,
+}
 
-impl<'de> Visitor<'de> for WireVisitor {
+impl<'de> Visitor<'de> for WireVisitor<'_> {
     type Value = WireLogin;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -275,10 +292,16 @@ impl<'de> Visitor<'de> for WireVisitor {
                     wire.repeated_key |= std::mem::replace(&mut seen[index], true);
                     wire.values[index] = map.next_value::<Option<Value>>()?;
                 }
-                WireKey::Unknown(name) => {
-                    wire.unknown_keys.add(&name);
-                    map.next_value::<JsonValueChecked>()?;
-                }
+                WireKey::Unknown(name) => match self.extras.position(&name) {
+                    Some(index) => {
+                        wire.repeated_key |= wire.extras.iter().any(|(seen, _)| *seen == index);
+                        wire.extras.push((index, map.next_value::<Option<Value>>()?));
+                    }
+                    None => {
+                        wire.unknown_keys.add(&name);
+                        map.next_value::<JsonValueChecked>()?;
+                    }
+                },
             }
         }
         Ok(wire)
@@ -332,9 +355,25 @@ impl<'de> Visitor<'de> for JsonValueChecked {
 }
 
 impl LoginRecord {
-    /// Parses and validates one message body.
+    /// Parses and validates one message body under the published policy (the built-in
+    /// fields, no extras).
     pub fn parse(body: &str) -> Result<Self, RecordError> {
-        let wire = parse_object(body)?;
+        LoginRecord::parse_with(body, &ExtraFields::NONE)
+    }
+
+    /// Parses and validates one message body, reading the `extras` a field policy declares.
+    pub fn parse_with(body: &str, extras: &ExtraFields) -> Result<Self, RecordError> {
+        let wire = parse_object(body, extras)?;
+        let mut present = Vec::with_capacity(wire.extras.len());
+        for (index, field) in extras.iter().enumerate() {
+            let value = wire.extras.iter().find(|(seen, _)| *seen == index).and_then(|(_, value)| value.as_ref());
+            if !field.accepts(value) {
+                return Err(RecordError::InvalidExtra(field.name().to_owned()));
+            }
+            if let Some(value) = value.filter(|value| !value.is_null()) {
+                present.push((index, value.clone()));
+            }
+        }
         let [user_id, device_type, locale, app_version, ip, device_id] = wire.values;
 
         let user_id = string_field(user_id, Field::UserId)?.ok_or(RecordError::Missing(Field::UserId))?;
@@ -356,7 +395,16 @@ impl LoginRecord {
             return Err(RecordError::Empty(Field::DEVICE_ID));
         }
 
-        Ok(LoginRecord { user_id, device_type, locale, app_version, ip, device_id, unknown_keys: wire.unknown_keys })
+        Ok(LoginRecord {
+            user_id,
+            device_type,
+            locale,
+            app_version,
+            ip,
+            device_id,
+            unknown_keys: wire.unknown_keys,
+            extras: present,
+        })
     }
 }
 
@@ -364,7 +412,7 @@ impl LoginRecord {
 ///
 /// serde would also accept a JSON array positionally for a struct, so the first token is
 /// checked before parsing. Error texts from serde are never kept: they can quote the input.
-fn parse_object(body: &str) -> Result<WireLogin, RecordError> {
+fn parse_object(body: &str, extras: &ExtraFields) -> Result<WireLogin, RecordError> {
     let starts_with_brace = body.trim_start().starts_with('{');
     if !starts_with_brace {
         return match serde_json::from_str::<JsonValueChecked>(body) {
@@ -372,7 +420,10 @@ fn parse_object(body: &str) -> Result<WireLogin, RecordError> {
             Err(err) => Err(malformed(&err)),
         };
     }
-    let wire = serde_json::from_str::<WireLogin>(body).map_err(|err| malformed(&err))?;
+    let mut deserializer = serde_json::Deserializer::from_str(body);
+    let wire = serde::de::DeserializeSeed::deserialize(WireVisitor { extras }, &mut deserializer)
+        .and_then(|wire| deserializer.end().map(|()| wire))
+        .map_err(|err| malformed(&err))?;
     if wire.repeated_key {
         return Err(RecordError::DuplicateKey);
     }
@@ -447,6 +498,7 @@ mod tests {
                 ip: None,
                 device_id: None,
                 unknown_keys: UnknownKeys::default(),
+                extras: Vec::new(),
             }
         );
     }

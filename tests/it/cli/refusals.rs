@@ -101,7 +101,8 @@ async fn aws_errors_give_the_code_and_message_or_what_to_set() {
     let line = error_line(&output);
     assert!(line.contains("The specified queue does not exist"), "{line}");
     assert_eq!(line.matches("NonExistentQueue").count(), 1, "{line}");
-    assert!(line.len() < 300, "{} characters: {line}", line.len());
+    assert!(line.contains("`login-etl-cli setup`"), "the fix is named: {line}");
+    assert!(line.len() < 400, "{} characters: {line}", line.len());
 
     // No endpoint answers: what to check.
     let nowhere = format!("http://127.0.0.1:{}", closed_port());
@@ -262,4 +263,58 @@ async fn a_file_that_is_not_an_event_names_the_path_and_the_problem(pool: PgPool
     let line = error_line(&cli_command(&pool).arg("invoke").arg(&not_json).output().expect("invoke"));
     assert!(line.contains("is not an SQS event") && line.contains("line 1 column"), "{line}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The SDK panics on an endpoint variable set to nothing ("URL was unset", exit 101): every
+/// command that may call AWS refuses it first, in one line naming it.
+#[tokio::test]
+async fn a_blank_endpoint_variable_is_one_line_naming_it_not_a_panic() {
+    for variable in login_etl::adapters::aws::ENDPOINT_VARIABLES {
+        let output = cli_without_database()
+            .env(variable, "")
+            .args(["depth", "--queue-url", &format!("{}/000000000000/q", localstack_endpoint())])
+            .output()
+            .expect("depth");
+        let line = error_line(&output);
+        assert!(line.starts_with(&format!("error: {variable} is set but empty")), "{line}");
+        assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+        assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
+    }
+    // `validate` reads no environment and calls nothing: a blank endpoint does not stop it.
+    let mut validate = cli_without_database()
+        .env("AWS_ENDPOINT_URL", " ")
+        .args(["validate", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("validate");
+    use std::io::Write as _;
+    validate.stdin.take().expect("stdin").write_all(b"{\"user_id\":\"u\"}\n").expect("write");
+    assert!(validate.wait_with_output().expect("wait").status.success());
+}
+
+/// `drain` and `invoke` check the database before they take a message: with it away they fail
+/// at once with its cause, and every message stays on the queue, visible, not failed as
+/// `store_failed` and hidden for a backoff.
+#[tokio::test]
+async fn drain_and_invoke_check_the_database_before_taking_a_message() {
+    let queue = queue_without_redrive("db-first").await;
+    let bodies: Vec<String> = (0..3).map(|i| login_body(&format!("u-{i}"), "10.0.0.1", "d")).collect();
+    queue.send(&bodies).await.expect("send");
+
+    let started = Instant::now();
+    let output = cli_without_database()
+        .args(["drain", "--wait-seconds", "0", "--queue-url", queue.url()])
+        .output()
+        .expect("drain");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    let line = error_line(&output);
+    assert!(line.contains("Connection refused") && line.contains("check the host and port of DATABASE_URL"), "{line}");
+    assert!(stdout(&output).is_empty(), "no drain summary: {}", stdout(&output));
+    let depth = queue.depth().await.expect("depth");
+    assert_eq!((depth.visible, depth.in_flight), (3, 0), "no message was taken: {depth:?}");
+
+    let output = cli_without_database().args(["invoke", "events/batch.json"]).output().expect("invoke");
+    let line = error_line(&output);
+    assert!(line.contains("Connection refused") && line.contains("check the host and port of DATABASE_URL"), "{line}");
+    assert!(stdout(&output).is_empty(), "no batch response, no metrics: {}", stdout(&output));
 }

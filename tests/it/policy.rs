@@ -1,0 +1,109 @@
+//! The field policy end to end: a producer's new field goes from the queue into the table by
+//! one property added to the policy source (the published JSON Schema, as the deployment's
+//! `FIELD_POLICY_FILE`), with no code, no migration and no rebuild: the same binary, before and
+//! after. docs/contract.md, "The field policy".
+
+use login_etl_core::contract::SCHEMA_JSON;
+use login_etl_test_support::*;
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+/// The published schema with one more property, written where a deployment keeps its policy.
+fn policy_file_with(properties: &[(&str, Value)]) -> std::path::PathBuf {
+    let mut schema: Value = serde_json::from_str(SCHEMA_JSON).expect("schema");
+    for (name, property) in properties {
+        schema["properties"][*name] = property.clone();
+    }
+    let path = std::env::temp_dir().join(format!("{}.schema.json", unique_name("policy")));
+    std::fs::write(&path, serde_json::to_string_pretty(&schema).expect("json")).expect("write policy");
+    path
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_producer_s_new_field_reaches_the_table_by_one_line_of_the_policy(pool: PgPool) {
+    let queue = queue_without_redrive("policy").await;
+    let body = |id: &str| {
+        format!(r#"{{"user_id":"{id}","ip":"203.0.113.7","os_version":"14.2","session_id":"sess-{id}","attempt":3}}"#)
+    };
+    let drain = |policy: Option<&std::path::Path>| {
+        let mut command = cli_command(&pool);
+        if let Some(path) = policy {
+            command.env("FIELD_POLICY_FILE", path);
+        }
+        command.args(["drain", "--json", "--wait-seconds", "0", "--queue-url", queue.url()]).output().expect("drain")
+    };
+
+    // Before: the published policy does not know os_version; the value is dropped, the name
+    // counted (UnknownFieldRecords).
+    queue.send(&[body("before")]).await.expect("send");
+    let before = json_stdout(&drain(None));
+    assert_eq!((before["inserted"].as_u64(), before["unknown_field_records"].as_u64()), (Some(1), Some(1)), "{before}");
+
+    // The change: three properties in the policy source (one line each in the schema's file),
+    // a kept one, a masked one and a dropped one. No migration: they land in `extras`.
+    let policy = policy_file_with(&[
+        (
+            "os_version",
+            serde_json::json!({"type": ["string", "null"], "maxLength": 16, "$ref": "#/$defs/noNul",
+                               "x-treatment": "kept", "x-landing": "extras"}),
+        ),
+        (
+            "session_id",
+            serde_json::json!({"type": ["string", "null"], "maxLength": 64, "$ref": "#/$defs/noNul",
+                               "x-treatment": "masked-hmac", "x-landing": "extras"}),
+        ),
+        ("attempt", serde_json::json!({"type": "integer", "x-treatment": "dropped", "x-landing": "none"})),
+    ]);
+    queue
+        .send(&[body("after"), r#"{"user_id":"bad","os_version":"a version far too long"}"#.into()])
+        .await
+        .expect("send");
+    let after = drain(Some(&policy));
+    assert_eq!(after.status.code(), Some(3), "the bad one is left failing on a queue without a DLQ: {after:?}");
+    let after = json_stdout(&after);
+    assert_eq!((after["inserted"].as_u64(), after["unknown_field_records"].as_u64()), (Some(1), Some(0)), "{after}");
+    assert_eq!(after["failed_messages_by_reason"]["invalid_os_version"], 1, "{after}");
+
+    let rows: Vec<(String, Option<Value>)> =
+        sqlx::query_as("SELECT user_id::text, extras FROM user_logins ORDER BY user_id")
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
+    let masked_session = masker().mask_named("session_id", "sess-after");
+    assert_eq!(
+        rows,
+        [
+            ("after".to_string(), Some(serde_json::json!({"os_version": "14.2", "session_id": masked_session}))),
+            ("before".to_string(), None),
+        ]
+    );
+
+    // `validate` judges by the same source: a producer's CI checks the new field's rules.
+    let mut validate = cli_without_database()
+        .args(["validate", "--json", "--policy"])
+        .arg(&policy)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("validate");
+    use std::io::Write as _;
+    let bodies = format!("{}\n{}\n", body("v1"), r#"{"user_id":"v2","os_version":14}"#);
+    validate.stdin.take().expect("stdin").write_all(bodies.as_bytes()).expect("write");
+    let verdicts = json_stdout(&validate.wait_with_output().expect("wait"));
+    assert_eq!((verdicts["valid"].as_u64(), verdicts["invalid"].as_u64()), (Some(1), Some(1)), "{verdicts}");
+    assert_eq!(verdicts["results"][1]["reason"], "invalid_os_version", "{verdicts}");
+
+    // A policy the release cannot honour stops the command before any message is taken.
+    let wrong = policy_file_with(&[(
+        "os_version",
+        serde_json::json!({"type": "string", "$ref": "#/$defs/noNul", "x-treatment": "kept", "x-landing": "column"}),
+    )]);
+    queue.send(&[body("never")]).await.expect("send");
+    let line = error_line(&drain(Some(&wrong)));
+    assert!(line.contains("FIELD_POLICY_FILE: `os_version`: x-landing column needs a migration"), "{line}");
+    let depth = queue.depth().await.expect("depth");
+    assert_eq!(depth.visible + depth.in_flight, 2, "the failing one and the untouched one: {depth:?}");
+    std::fs::remove_file(&policy).ok();
+    std::fs::remove_file(&wrong).ok();
+}
