@@ -8,8 +8,29 @@ use aws_lambda_events::sqs::SqsMessage;
 use crate::failure::FailureReason;
 
 /// The longest `messageId` or identity accepted, in characters. SQS's own ids are 36-character
-/// UUIDs; the bound keeps keys storable (a `varchar(128)` column) and log lines short.
+/// UUIDs, and SQS caps the ids it lets callers choose at 128 characters (a batch entry's `Id`, a
+/// FIFO `MessageDeduplicationId` and `MessageGroupId`), so 128 admits every id SQS makes and
+/// every key a producer could also have used as a deduplication id, while keeping store keys
+/// and log lines bounded.
 pub const MAX_ID_CHARS: usize = 128;
+
+/// What a failure on a FIFO queue does to the messages after it in the batch.
+///
+/// A FIFO queue promises order within a message group, so a failed message must hold back the
+/// later messages of its group: they go back to the queue behind it. What happens to the other
+/// groups is the choice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FifoPolicy {
+    /// The later messages of the failed message's group fail (`fifo_group_blocked`); other
+    /// groups go on. The default: one poison message holds up only its own group.
+    #[default]
+    BlockGroup,
+    /// Every later message of the batch fails (`fifo_batch_stopped`), whatever its group, and
+    /// the batch is processed one record at a time in event order. Powertools' default
+    /// (`SqsFifoPartialProcessor` without `skip_group_on_error`).
+    StopBatch,
+}
 
 /// The message attribute a producer sets to name a message once, whatever SQS does to it: a
 /// retried `SendMessage` or a dead-letter redrive gives the same message a new `messageId`.
@@ -19,27 +40,33 @@ pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "IdempotencyKey";
 /// The envelope rules of a queue: which attributes carry a message's identity and original
 /// sent time, which sent times are believable, and what to do with a `messageId` seen twice.
 ///
-/// The default reads the identity from [`IDEMPOTENCY_KEY_ATTRIBUTE`], takes the sent time
-/// from SQS's `SentTimestamp` whatever its value, and fails every copy of a repeated
-/// `messageId`. A tool that re-sends messages (a DLQ redrive of your own) can keep their first
-/// identity and time with [`Envelope::with_redrive_attributes`]:
+/// The default passes any event SQS or a test can make: it reads the identity from
+/// [`IDEMPOTENCY_KEY_ATTRIBUTE`] (else the `messageId`), reads `SentTimestamp` and
+/// `ApproximateReceiveCount` when present without requiring them, fails every copy of a
+/// repeated `messageId`, and blocks only the failed group of a FIFO batch. Each check beyond
+/// that is opt-in. A tool that re-sends messages (a DLQ redrive of your own) can keep their
+/// first identity and time with [`Envelope::with_redrive_attributes`]:
 ///
 /// ```
-/// use sqs_batch::Envelope;
+/// use sqs_batch::{Envelope, FifoPolicy};
 ///
-/// // login-etl's envelope.
 /// let envelope = Envelope::default()
-///     .with_redrive_attributes("LoginEtlOriginalMessageId", "LoginEtlOriginalSentTimestamp")
+///     .with_redrive_attributes("OriginalMessageId", "OriginalSentTimestamp")
 ///     .with_sent_range(946_684_800_000..4_102_444_800_000) // [2000, 2100) UTC
-///     .with_identical_copies_collapsed(true);
-/// assert_eq!(envelope.identity_attributes(), ["IdempotencyKey", "LoginEtlOriginalMessageId"]);
+///     .with_receive_count_required(true)
+///     .with_identical_copies_collapsed(true)
+///     .with_fifo_policy(FifoPolicy::StopBatch);
+/// assert_eq!(envelope.identity_attributes(), ["IdempotencyKey", "OriginalMessageId"]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     identity_attributes: Vec<String>,
     sent_timestamp_attribute: Option<String>,
+    sent_timestamp_required: bool,
     sent_range: Option<Range<i64>>,
+    receive_count_required: bool,
     collapse_identical_copies: bool,
+    fifo_policy: FifoPolicy,
 }
 
 impl Default for Envelope {
@@ -47,8 +74,11 @@ impl Default for Envelope {
         Envelope {
             identity_attributes: vec![IDEMPOTENCY_KEY_ATTRIBUTE.to_owned()],
             sent_timestamp_attribute: None,
+            sent_timestamp_required: false,
             sent_range: None,
+            receive_count_required: false,
             collapse_identical_copies: false,
+            fifo_policy: FifoPolicy::BlockGroup,
         }
     }
 }
@@ -74,11 +104,42 @@ impl Envelope {
         self
     }
 
+    /// Require a sent time: a message whose `SentTimestamp` (or original-sent attribute) is
+    /// missing or not epoch milliseconds fails `invalid_sent_timestamp`, and every accepted
+    /// record's [`sent_at_ms`](crate::Accepted::sent_at_ms) is `Some`. Off by default, since
+    /// hand-made and test events often carry no attributes.
+    pub fn with_sent_timestamp_required(mut self, required: bool) -> Self {
+        self.sent_timestamp_required = required;
+        self
+    }
+
     /// Refuse sent times (epoch ms) outside `range`: a broken clock or a forged attribute, and
-    /// dates no partition or report expects. Bounded by constants, since the rules read no clock.
+    /// dates no partition or report expects. Bounded by constants, since the rules read no
+    /// clock. Implies [`with_sent_timestamp_required`](Envelope::with_sent_timestamp_required):
+    /// a missing time cannot be shown to be in range.
     pub fn with_sent_range(mut self, range: Range<i64>) -> Self {
         self.sent_range = Some(range);
+        self.sent_timestamp_required = true;
         self
+    }
+
+    /// Require `ApproximateReceiveCount` to be a whole number, failing `invalid_receive_count`
+    /// otherwise. Off by default: a missing count reads as the first receive.
+    pub fn with_receive_count_required(mut self, required: bool) -> Self {
+        self.receive_count_required = required;
+        self
+    }
+
+    /// What a failure on a FIFO queue does to the rest of the batch (default
+    /// [`FifoPolicy::BlockGroup`]).
+    pub fn with_fifo_policy(mut self, policy: FifoPolicy) -> Self {
+        self.fifo_policy = policy;
+        self
+    }
+
+    /// The FIFO policy.
+    pub fn fifo_policy(&self) -> FifoPolicy {
+        self.fifo_policy
     }
 
     /// Treat copies of a `messageId` that are identical (body, `SentTimestamp` and message
@@ -105,7 +166,12 @@ impl Envelope {
         if !is_storable_id(message_id) {
             return Err(FailureReason::InvalidMessageId);
         }
-        Ok(Meta { identity: self.identity(message, message_id)?, sent_at_ms: self.sent_at_ms(message)? })
+        let identity = self.identity(message, message_id)?;
+        let sent_at_ms = self.sent_at_ms(message)?;
+        if self.receive_count_required && parsed_receive_count(message).is_none() {
+            return Err(FailureReason::InvalidReceiveCount);
+        }
+        Ok(Meta { identity, sent_at_ms })
     }
 
     fn identity<'m, E>(&self, message: &'m SqsMessage, message_id: &'m str) -> Result<&'m str, FailureReason<E>> {
@@ -121,7 +187,7 @@ impl Envelope {
         Ok(message_id)
     }
 
-    fn sent_at_ms<E>(&self, message: &SqsMessage) -> Result<i64, FailureReason<E>> {
+    fn sent_at_ms<E>(&self, message: &SqsMessage) -> Result<Option<i64>, FailureReason<E>> {
         let original = self
             .sent_timestamp_attribute
             .as_deref()
@@ -131,11 +197,13 @@ impl Envelope {
             Some(value) => value,
             None => message.attributes.get("SentTimestamp").map(String::as_str),
         }
-        .and_then(|millis| millis.parse::<i64>().ok())
-        .ok_or(FailureReason::InvalidSentTimestamp)?;
+        .and_then(|millis| millis.parse::<i64>().ok());
+        let Some(millis) = millis else {
+            return if self.sent_timestamp_required { Err(FailureReason::InvalidSentTimestamp) } else { Ok(None) };
+        };
         match &self.sent_range {
             Some(range) if !range.contains(&millis) => Err(FailureReason::SentTimestampOutOfRange),
-            _ => Ok(millis),
+            _ => Ok(Some(millis)),
         }
     }
 }
@@ -143,7 +211,7 @@ impl Envelope {
 /// What the envelope tells of a message that passes its rules.
 pub(crate) struct Meta<'m> {
     pub identity: &'m str,
-    pub sent_at_ms: i64,
+    pub sent_at_ms: Option<i64>,
 }
 
 fn is_storable_id(id: &str) -> bool {
@@ -165,7 +233,11 @@ pub(crate) fn fifo_group(message: &SqsMessage) -> Option<&str> {
 /// SQS's `ApproximateReceiveCount`, 1 when absent or unreadable (the message is at least on its
 /// first receive).
 pub(crate) fn receive_count(message: &SqsMessage) -> u32 {
-    message.attributes.get("ApproximateReceiveCount").and_then(|count| count.parse().ok()).unwrap_or(1)
+    parsed_receive_count(message).unwrap_or(1)
+}
+
+fn parsed_receive_count(message: &SqsMessage) -> Option<u32> {
+    message.attributes.get("ApproximateReceiveCount").and_then(|count| count.parse().ok())
 }
 
 /// Whether two records with one `messageId` carry the same message.

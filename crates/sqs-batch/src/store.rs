@@ -102,7 +102,7 @@ impl<R> MemoryStore<R> {
 
     /// The stored identities, in the order they were first written.
     pub fn identities(&self) -> Vec<String> {
-        self.lock().entries.iter().map(|entry| entry.identity.clone()).collect()
+        self.lock().entries.iter().map(|entry| entry.identity().to_owned()).collect()
     }
 
     // A panic while locked cannot leave `Inner` half-updated (each call mutates it only after
@@ -132,9 +132,9 @@ impl<R: Clone + Send + Sync> Store<R> for MemoryStore<R> {
         }
         let mut new = 0;
         for accepted in batch {
-            if !inner.by_identity.contains_key(&accepted.identity) {
+            if !inner.by_identity.contains_key(accepted.identity()) {
                 let index = inner.entries.len();
-                inner.by_identity.insert(accepted.identity.clone(), index);
+                inner.by_identity.insert(accepted.identity().to_owned(), index);
                 inner.entries.push(accepted.clone());
                 new += 1;
             }
