@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::SqsMessage;
 use futures_util::FutureExt;
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::future::join_all;
 use serde::de::DeserializeOwned;
 
 use crate::envelope::{Envelope, FifoPolicy};
@@ -182,35 +183,34 @@ impl Processor {
         let lanes = lanes(&accepted, fifo, self.envelope.fifo_policy());
         let stop_batch = self.envelope.fifo_policy() == FifoPolicy::StopBatch;
         let handler = &handler;
-        let mut lanes = lanes.into_iter().map(|lane| {
-            let records: Vec<(usize, Record)> = lane
-                .into_iter()
+        let lane_count = lanes.len();
+        // Lanes are handed out one at a time to `concurrency` workers, each running its lanes
+        // one after the other: a slot is refilled as soon as it frees, in the same poll.
+        let pending = Mutex::new(lanes.into_iter().map(|lane| -> Vec<(usize, Record)> {
+            lane.into_iter()
                 .map(|index| {
                     let accepted = &accepted[index];
                     let message = messages[accepted.position()].take().unwrap_or_default();
                     (index, record(message, accepted))
                 })
-                .collect();
-            run_lane(records, cutoff, handler, stop_batch)
+                .collect()
+        }));
+        let next_lane = || pending.lock().unwrap_or_else(PoisonError::into_inner).next();
+        let workers = (0..self.concurrency.min(lane_count)).map(|_| async {
+            let mut fates = Vec::new();
+            while let Some(lane) = next_lane() {
+                fates.extend(run_lane(lane, cutoff, handler, stop_batch).await);
+            }
+            fates
         });
 
         let mut results: Vec<Option<FailureReason<E>>> = Vec::with_capacity(accepted.len());
         results.resize_with(accepted.len(), || None);
         let mut succeeded = 0;
-        let mut running = FuturesUnordered::new();
-        loop {
-            while running.len() < self.concurrency {
-                match lanes.next() {
-                    Some(lane) => running.push(lane),
-                    None => break,
-                }
-            }
-            let Some(lane) = running.next().await else { break };
-            for (index, fate) in lane {
-                match fate {
-                    Ok(()) => succeeded += 1,
-                    Err(reason) => results[index] = Some(reason),
-                }
+        for (index, fate) in join_all(workers).await.into_iter().flatten() {
+            match fate {
+                Ok(()) => succeeded += 1,
+                Err(reason) => results[index] = Some(reason),
             }
         }
         let mut failed = rejected;
