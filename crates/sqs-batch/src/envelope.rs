@@ -252,3 +252,137 @@ pub(crate) fn same_message(a: &SqsMessage, b: &SqsMessage) -> bool {
         && a.attributes.get("SentTimestamp") == b.attributes.get("SentTimestamp")
         && attributes(a) == attributes(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_lambda_events::sqs::SqsMessageAttribute;
+
+    use super::*;
+    use crate::test_record::NotANumber;
+    use crate::testing::{SENT, fifo, message, received, with_attribute};
+
+    type Read = Result<(String, Option<i64>), &'static str>;
+
+    fn read(envelope: &Envelope, message: &SqsMessage) -> Read {
+        envelope
+            .read::<NotANumber>(message)
+            .map(|meta| (meta.identity.to_owned(), meta.sent_at_ms))
+            .map_err(|reason| match reason {
+                FailureReason::InvalidMessageId => "invalid_message_id",
+                FailureReason::InvalidIdentity => "invalid_idempotency_key",
+                FailureReason::InvalidSentTimestamp => "invalid_sent_timestamp",
+                FailureReason::SentTimestampOutOfRange => "sent_timestamp_out_of_range",
+                FailureReason::InvalidReceiveCount => "invalid_receive_count",
+                _ => "another reason",
+            })
+    }
+
+    fn bare(id: &str) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.to_owned());
+        message
+    }
+
+    #[test]
+    fn the_default_passes_a_message_with_no_attributes() {
+        assert_eq!(read(&Envelope::default(), &bare("m")), Ok(("m".into(), None)));
+        assert_eq!(read(&Envelope::default(), &message("m", "1")), Ok(("m".into(), Some(SENT))));
+        let mut unreadable = message("m", "1");
+        unreadable.attributes.insert("SentTimestamp".into(), "soon".into());
+        unreadable.attributes.insert("ApproximateReceiveCount".into(), "many".into());
+        assert_eq!(read(&Envelope::default(), &unreadable), Ok(("m".into(), None)), "no check unless asked");
+    }
+
+    #[test]
+    fn a_required_sent_time_must_be_epoch_milliseconds() {
+        let required = Envelope::default().with_sent_timestamp_required(true);
+        assert_eq!(read(&required, &bare("m")), Err("invalid_sent_timestamp"));
+        assert_eq!(read(&required, &message("m", "1")), Ok(("m".into(), Some(SENT))));
+        let ranged = Envelope::default().with_sent_range(0..SENT);
+        assert_eq!(read(&ranged, &bare("m")), Err("invalid_sent_timestamp"), "a range requires a time");
+        assert_eq!(read(&ranged, &message("m", "1")), Err("sent_timestamp_out_of_range"), "the end is excluded");
+        let ranged = Envelope::default().with_sent_range(SENT..SENT + 1);
+        assert_eq!(read(&ranged, &message("m", "1")), Ok(("m".into(), Some(SENT))), "the start is included");
+    }
+
+    #[test]
+    fn a_required_receive_count_must_be_a_whole_number() {
+        let required = Envelope::default().with_receive_count_required(true);
+        assert_eq!(read(&required, &message("m", "1")), Ok(("m".into(), Some(SENT))));
+        assert_eq!(read(&required, &bare("m")), Err("invalid_receive_count"));
+        let mut negative = message("m", "1");
+        negative.attributes.insert("ApproximateReceiveCount".into(), "-1".into());
+        assert_eq!(read(&required, &negative), Err("invalid_receive_count"));
+        assert_eq!(receive_count(&received(message("m", "1"), 7)), 7);
+        assert_eq!(receive_count(&bare("m")), 1, "absent reads as the first receive");
+        assert_eq!(receive_count(&negative), 1);
+    }
+
+    #[test]
+    fn ids_are_bounded_by_characters_and_free_of_control_characters() {
+        let envelope = Envelope::default();
+        let cases = [
+            ("", false),
+            ("m", true),
+            (&"m".repeat(MAX_ID_CHARS), true),
+            (&"é".repeat(MAX_ID_CHARS), true),
+            (&"m".repeat(MAX_ID_CHARS + 1), false),
+            ("tab\there", false),
+            ("del\u{7f}", false),
+            ("c1\u{85}", false),
+        ];
+        for (id, storable) in cases {
+            assert_eq!(is_storable_id(id), storable, "{id:?}");
+            let key = with_attribute(message("m", "1"), IDEMPOTENCY_KEY_ATTRIBUTE, id);
+            let want = if storable { Ok((id.to_owned(), Some(SENT))) } else { Err("invalid_idempotency_key") };
+            assert_eq!(read(&envelope, &key), want, "key {id:?}");
+        }
+        assert_eq!(read(&envelope, &message("bad\nid", "1")), Err("invalid_message_id"));
+    }
+
+    #[test]
+    fn an_attribute_without_a_string_value_is_an_invalid_identity() {
+        let mut number = SqsMessageAttribute::default();
+        number.data_type = Some("Number".into());
+        let mut keyed = message("m", "1");
+        keyed.message_attributes.insert(IDEMPOTENCY_KEY_ATTRIBUTE.into(), number);
+        assert_eq!(read(&Envelope::default(), &keyed), Err("invalid_idempotency_key"));
+        let other = Envelope::default().with_identity_attributes(["EventId"]);
+        assert_eq!(read(&other, &keyed), Ok(("m".into(), Some(SENT))), "only the configured names count");
+    }
+
+    #[test]
+    fn only_a_fifo_queue_has_groups() {
+        assert_eq!(fifo_group(&fifo("m", "g", "1")), Some("g"));
+        let mut fair = message("m", "1");
+        fair.attributes.insert("MessageGroupId".into(), "g".into());
+        assert_eq!(fifo_group(&fair), None);
+        let mut no_group = fifo("m", "g", "1");
+        no_group.attributes.remove("MessageGroupId");
+        assert_eq!(fifo_group(&no_group), None);
+    }
+
+    #[test]
+    fn identical_copies_agree_on_body_sent_time_and_message_attributes() {
+        let original = with_attribute(message("m", "1"), "Trace", "t-1");
+        assert!(same_message(&original, &original.clone()));
+        let mut other_body = original.clone();
+        other_body.body = Some("2".into());
+        let mut other_sent = original.clone();
+        other_sent.attributes.insert("SentTimestamp".into(), (SENT + 1).to_string());
+        let other_value = with_attribute(message("m", "1"), "Trace", "t-2");
+        let more = with_attribute(original.clone(), "Extra", "x");
+        let fewer = message("m", "1");
+        for (name, copy) in
+            [("body", other_body), ("sent", other_sent), ("value", other_value), ("more", more), ("fewer", fewer)]
+        {
+            assert!(!same_message(&original, &copy), "{name}");
+            assert!(!same_message(&copy, &original), "{name}, the other way");
+        }
+        // Receive counts and receipt handles differ between deliveries of one message.
+        let redelivered = received(original.clone(), 2);
+        let mut handle = redelivered.clone();
+        handle.receipt_handle = Some("another".into());
+        assert!(same_message(&original, &handle));
+    }
+}

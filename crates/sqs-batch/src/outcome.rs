@@ -423,6 +423,45 @@ mod tests {
         assert_eq!(store.calls(), 0);
     }
 
+    #[tokio::test]
+    async fn collapsed_identical_copies_count_as_duplicates() {
+        let store = MemoryStore::new();
+        let envelope = Envelope::default().with_identical_copies_collapsed(true);
+        let records = [message("a", "1"), message("a", "1"), message("a", "1"), message("b", "2")];
+        let outcome = process(&records, &envelope, parse, &store).await.expect("outcome");
+        assert_eq!((outcome.received(), outcome.succeeded(), outcome.duplicates()), (4, 2, 2));
+        assert!(outcome.failed().is_empty());
+        // Delivered again: both stored ones are duplicates too, beside the two copies.
+        let outcome = process(&records, &envelope, parse, &store).await.expect("outcome");
+        assert_eq!((outcome.succeeded(), outcome.duplicates()), (0, 4));
+        // A store failure: nothing is a duplicate, every accepted record fails, copies included
+        // once (the response names the id once).
+        store.fail_next(1);
+        let outcome = process(&records, &envelope, parse, &store).await.expect("outcome");
+        assert_eq!((outcome.succeeded(), outcome.duplicates()), (0, 0));
+        assert_eq!(failed_ids(&outcome.response()), ["a", "b"]);
+    }
+
+    #[test]
+    fn all_failed_can_fail_the_invocation() {
+        let failing = ResponsePolicy::default().fail_when_all_failed(true);
+        let outcome: TestOutcome = plan(&[message("a", "x"), message("b", "y")], &Envelope::default(), parse)
+            .expect("plan")
+            .stored(0);
+        assert!(outcome.all_failed());
+        assert!(matches!(outcome.clone().into_response(failing), Err(Unanswered::AllFailed { failed: 2 })));
+        assert_eq!(failed_ids(&outcome.into_response(ResponsePolicy::default()).expect("partial")), ["a", "b"]);
+
+        let one_good: TestOutcome =
+            plan(&[message("a", "1"), message("b", "y")], &Envelope::default(), parse).expect("plan").stored(1);
+        assert!(!one_good.all_failed());
+        assert_eq!(failed_ids(&one_good.into_response(failing).expect("partial")), ["b"]);
+        let only_duplicates: TestOutcome = plan(&[message("a", "1")], &Envelope::default(), parse).expect("plan").stored(0);
+        assert!(!only_duplicates.all_failed(), "a duplicate is handled");
+        let empty: TestOutcome = plan(&[], &Envelope::default(), parse).expect("plan").stored(0);
+        assert!(empty.into_response(failing).is_ok(), "an empty batch did not fail");
+    }
+
     #[test]
     fn processing_is_send_for_the_multi_threaded_runtime() {
         fn assert_send<T: Send>(_: &T) {}

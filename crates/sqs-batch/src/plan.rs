@@ -470,6 +470,36 @@ mod tests {
     }
 
     #[test]
+    fn stop_batch_fails_every_later_fifo_message_whatever_its_group() {
+        let envelope = Envelope::default().with_fifo_policy(FifoPolicy::StopBatch);
+        let records = [fifo("1", "g1", "1"), fifo("2", "g2", "bad"), fifo("3", "g1", "3"), fifo("4", "g3", "4")];
+        let plan = plan(&records, &envelope, parse).expect("plan");
+        assert_eq!(accepted_ids(&plan), ["1"]);
+        assert_eq!(
+            rejected_codes(&plan),
+            [
+                ("2", "malformed_body".into()),
+                ("3", "fifo_batch_stopped".into()),
+                ("4", "fifo_batch_stopped".into())
+            ]
+        );
+        // A standard queue is never stopped.
+        let plan = super::plan(&[message("1", "bad"), message("2", "2")], &envelope, parse).expect("plan");
+        assert_eq!(accepted_ids(&plan), ["2"]);
+    }
+
+    #[test]
+    fn a_hand_made_message_with_no_attributes_is_accepted_by_default() {
+        let mut bare = SqsMessage::default();
+        bare.message_id = Some("1".into());
+        bare.body = Some("7".into());
+        let plan = plan_default(&[bare]);
+        assert_eq!(accepted_ids(&plan), ["1"]);
+        let accepted = &plan.accepted()[0];
+        assert_eq!((accepted.sent_at_ms(), accepted.receive_count(), accepted.receipt_handle()), (None, 1, None));
+    }
+
+    #[test]
     fn standard_queues_do_not_block_groups() {
         // Fair queues put a MessageGroupId on standard queues, which promise no order.
         let mut bad = message("1", "bad");

@@ -142,3 +142,54 @@ impl<R: Clone + Send + Sync> Store<R> for MemoryStore<R> {
         Ok(new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::Envelope;
+    use crate::plan::plan;
+    use crate::test_record::{Number, parse};
+    use crate::testing::{message, with_attribute};
+
+    fn accepted(records: &[aws_lambda_events::sqs::SqsMessage]) -> Vec<Accepted<Number>> {
+        plan(records, &Envelope::default(), parse).expect("plan").accepted
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_the_first_delivery_of_each_identity() {
+        let store = MemoryStore::new();
+        assert!(store.is_empty());
+        let first = accepted(&[with_attribute(message("m-1", "1"), "IdempotencyKey", "k"), message("m-2", "2")]);
+        assert_eq!(store.store(&first).await, Ok(2));
+        let again = accepted(&[with_attribute(message("m-3", "3"), "IdempotencyKey", "k"), message("m-4", "4")]);
+        assert_eq!(store.store(&again).await, Ok(1), "k was stored");
+        assert_eq!(store.identities(), ["k", "m-2", "m-4"]);
+        assert_eq!((store.len(), store.calls()), (3, 2));
+        let kept = store.get("k").expect("stored");
+        assert_eq!((kept.message_id(), kept.record()), ("m-1", &Number(1)));
+        assert_eq!(store.get("m-3"), None, "a message id is not an identity here");
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_one_identity_twice_stores_it_once() {
+        let store = MemoryStore::new();
+        let batch = accepted(&[
+            with_attribute(message("m-1", "1"), "IdempotencyKey", "k"),
+            with_attribute(message("m-2", "1"), "IdempotencyKey", "k"),
+        ]);
+        assert_eq!(store.store(&batch).await, Ok(1));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn told_to_fail_it_fails_whole_that_many_calls_and_writes_nothing() {
+        let store = MemoryStore::new();
+        store.fail_next(2);
+        let batch = accepted(&[message("m-1", "1")]);
+        assert_eq!(store.store(&batch).await, Err(InjectedFailure));
+        assert_eq!(store.store(&batch).await, Err(InjectedFailure));
+        assert!(store.is_empty());
+        assert_eq!(store.store(&batch).await, Ok(1));
+        assert_eq!(store.calls(), 3);
+    }
+}
