@@ -264,17 +264,16 @@ mod tests {
     type Read = Result<(String, Option<i64>), &'static str>;
 
     fn read(envelope: &Envelope, message: &SqsMessage) -> Read {
-        envelope
-            .read::<NotANumber>(message)
-            .map(|meta| (meta.identity.to_owned(), meta.sent_at_ms))
-            .map_err(|reason| match reason {
+        envelope.read::<NotANumber>(message).map(|meta| (meta.identity.to_owned(), meta.sent_at_ms)).map_err(|reason| {
+            match reason {
                 FailureReason::InvalidMessageId => "invalid_message_id",
                 FailureReason::InvalidIdentity => "invalid_idempotency_key",
                 FailureReason::InvalidSentTimestamp => "invalid_sent_timestamp",
                 FailureReason::SentTimestampOutOfRange => "sent_timestamp_out_of_range",
                 FailureReason::InvalidReceiveCount => "invalid_receive_count",
                 _ => "another reason",
-            })
+            }
+        })
     }
 
     fn bare(id: &str) -> SqsMessage {

@@ -69,3 +69,23 @@ where
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_context_deadline_becomes_an_instant_and_zero_means_none() {
+        let mut context = Context::default();
+        assert_eq!(deadline(&context), None, "Context::default() has no deadline");
+        let in_three_seconds = SystemTime::now() + Duration::from_secs(3);
+        context.deadline =
+            u64::try_from(in_three_seconds.duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_millis())
+                .expect("fits");
+        let left = deadline(&context).expect("a deadline").saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_millis(2_500) && left <= Duration::from_secs(3), "{left:?}");
+        context.deadline = 1; // long past
+        let past = deadline(&context).expect("a deadline");
+        assert!(past <= Instant::now());
+    }
+}

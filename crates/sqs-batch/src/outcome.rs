@@ -445,9 +445,8 @@ mod tests {
     #[test]
     fn all_failed_can_fail_the_invocation() {
         let failing = ResponsePolicy::default().fail_when_all_failed(true);
-        let outcome: TestOutcome = plan(&[message("a", "x"), message("b", "y")], &Envelope::default(), parse)
-            .expect("plan")
-            .stored(0);
+        let outcome: TestOutcome =
+            plan(&[message("a", "x"), message("b", "y")], &Envelope::default(), parse).expect("plan").stored(0);
         assert!(outcome.all_failed());
         assert!(matches!(outcome.clone().into_response(failing), Err(Unanswered::AllFailed { failed: 2 })));
         assert_eq!(failed_ids(&outcome.into_response(ResponsePolicy::default()).expect("partial")), ["a", "b"]);
@@ -456,10 +455,46 @@ mod tests {
             plan(&[message("a", "1"), message("b", "y")], &Envelope::default(), parse).expect("plan").stored(1);
         assert!(!one_good.all_failed());
         assert_eq!(failed_ids(&one_good.into_response(failing).expect("partial")), ["b"]);
-        let only_duplicates: TestOutcome = plan(&[message("a", "1")], &Envelope::default(), parse).expect("plan").stored(0);
+        let only_duplicates: TestOutcome =
+            plan(&[message("a", "1")], &Envelope::default(), parse).expect("plan").stored(0);
         assert!(!only_duplicates.all_failed(), "a duplicate is handled");
         let empty: TestOutcome = plan(&[], &Envelope::default(), parse).expect("plan").stored(0);
         assert!(empty.into_response(failing).is_ok(), "an empty batch did not fail");
+    }
+
+    /// With the `tracing` feature: a line per failed record with its code and `messageId`, and
+    /// one summary line, never a body.
+    #[cfg(feature = "tracing")]
+    #[test]
+    fn tracing_names_each_failure_by_code_and_id_and_sums_up_the_batch() {
+        use std::io::Write;
+        use std::sync::{Arc, Mutex};
+
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl Write for Lines {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("not poisoned").extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).without_time().finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let records = [message("a", "1"), message("b", "secret-body"), message("c\nx", "3")];
+            let _: TestOutcome = plan(&records, &Envelope::default(), parse).expect("plan").stored(1);
+        });
+        let text = String::from_utf8(lines.0.lock().expect("not poisoned").clone()).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].contains("message_id=b") && lines[0].contains("code=malformed_body"), "{text}");
+        assert!(lines[1].contains(r"message_id=c\nx") && lines[1].contains("code=invalid_message_id"), "{text}");
+        assert!(lines[2].contains("received=3") && lines[2].contains("succeeded=1") && lines[2].contains("failed=2"));
+        assert!(!text.contains("secret-body"), "{text}");
     }
 
     #[test]

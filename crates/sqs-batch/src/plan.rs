@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn the_identity_is_the_first_identity_attribute_present_else_the_message_id() {
-        let login_etl = Envelope::default().with_redrive_attributes("OriginalMessageId", "OriginalSentTimestamp");
+        let redriving = Envelope::default().with_redrive_attributes("OriginalMessageId", "OriginalSentTimestamp");
         let custom = Envelope::default().with_identity_attributes(["EventId"]);
         let mut binary = SqsMessageAttribute::default();
         binary.data_type = Some("Binary".into());
@@ -334,22 +334,22 @@ mod tests {
 
         // (name, envelope, record, the identity or the failure code)
         let cases: [(&str, &Envelope, SqsMessage, Result<&str, &str>); 9] = [
-            ("no attribute", &login_etl, message("sqs-1", "1"), Ok("sqs-1")),
+            ("no attribute", &redriving, message("sqs-1", "1"), Ok("sqs-1")),
             (
                 "idempotency key",
-                &login_etl,
+                &redriving,
                 with_attribute(message("sqs-1", "1"), "IdempotencyKey", "key-7"),
                 Ok("key-7"),
             ),
             (
                 "redriven",
-                &login_etl,
+                &redriving,
                 with_attribute(message("sqs-1", "1"), "OriginalMessageId", "first-id"),
                 Ok("first-id"),
             ),
             (
                 "the producer's key wins over the redrive's",
-                &login_etl,
+                &redriving,
                 with_attribute(
                     with_attribute(message("sqs-1", "1"), "OriginalMessageId", "first-id"),
                     "IdempotencyKey",
@@ -366,17 +366,17 @@ mod tests {
             ),
             (
                 "an empty key",
-                &login_etl,
+                &redriving,
                 with_attribute(message("sqs-1", "1"), "IdempotencyKey", ""),
                 Err("invalid_idempotency_key"),
             ),
             (
                 "a key too long",
-                &login_etl,
+                &redriving,
                 with_attribute(message("sqs-1", "1"), "IdempotencyKey", &too_long),
                 Err("invalid_idempotency_key"),
             ),
-            ("a Binary key", &login_etl, binary_key, Err("invalid_idempotency_key")),
+            ("a Binary key", &redriving, binary_key, Err("invalid_idempotency_key")),
         ];
         for (name, envelope, record, want) in cases {
             let plan = plan(&[record], envelope, parse).expect("plan");
@@ -477,11 +477,7 @@ mod tests {
         assert_eq!(accepted_ids(&plan), ["1"]);
         assert_eq!(
             rejected_codes(&plan),
-            [
-                ("2", "malformed_body".into()),
-                ("3", "fifo_batch_stopped".into()),
-                ("4", "fifo_batch_stopped".into())
-            ]
+            [("2", "malformed_body".into()), ("3", "fifo_batch_stopped".into()), ("4", "fifo_batch_stopped".into())]
         );
         // A standard queue is never stopped.
         let plan = super::plan(&[message("1", "bad"), message("2", "2")], &envelope, parse).expect("plan");
