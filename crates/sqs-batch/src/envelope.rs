@@ -283,6 +283,17 @@ mod tests {
     }
 
     #[test]
+    fn identity_attributes_are_tried_in_their_order() {
+        assert_eq!(Envelope::default().identity_attributes(), [IDEMPOTENCY_KEY_ATTRIBUTE]);
+        let redrive = Envelope::default().with_redrive_attributes("OriginalId", "OriginalSent");
+        assert_eq!(redrive.identity_attributes(), [IDEMPOTENCY_KEY_ATTRIBUTE, "OriginalId"]);
+        let replaced = redrive.with_identity_attributes(["EventId", "OrderId"]);
+        assert_eq!(replaced.identity_attributes(), ["EventId", "OrderId"]);
+        assert_eq!(Envelope::default().fifo_policy(), FifoPolicy::BlockGroup);
+        assert_eq!(Envelope::default().with_fifo_policy(FifoPolicy::StopBatch).fifo_policy(), FifoPolicy::StopBatch);
+    }
+
+    #[test]
     fn the_default_passes_a_message_with_no_attributes() {
         assert_eq!(read(&Envelope::default(), &bare("m")), Ok(("m".into(), None)));
         assert_eq!(read(&Envelope::default(), &message("m", "1")), Ok(("m".into(), Some(SENT))));

@@ -273,6 +273,30 @@ mod tests {
     }
 
     #[test]
+    fn a_record_failure_carries_its_code_its_retryability_and_its_cause() {
+        use std::error::Error as _;
+        let permanent = RecordFailure::permanent("bad_order", "order 7 has no lines");
+        let retryable = RecordFailure::retryable("api_down", std::io::Error::other("503"));
+        assert_eq!((permanent.code().as_ref(), permanent.is_retryable()), ("bad_order", false));
+        assert_eq!((retryable.code().as_ref(), retryable.is_retryable()), ("api_down", true));
+        assert_eq!(permanent.to_string(), "bad_order: order 7 has no lines");
+        assert_eq!(retryable.source().map(ToString::to_string).as_deref(), Some("503"));
+        let json = RecordFailure::from(crate::json::MalformedJson::MissingBody);
+        assert_eq!((json.code().as_ref(), json.is_retryable()), ("malformed_json", false));
+    }
+
+    #[test]
+    fn a_failure_keeps_what_its_delivery_said() {
+        let message = crate::testing::received(crate::testing::message("m-1", "x"), 4);
+        let failed = Failed::new(&message, 3, FailureReason::<NotANumber>::StoreFailed);
+        assert_eq!(
+            (failed.message_id(), failed.position(), failed.receive_count(), failed.receipt_handle()),
+            ("m-1", 3, 4, Some("rh-m-1"))
+        );
+        assert_eq!(failed.reason(), &FailureReason::StoreFailed);
+    }
+
+    #[test]
     fn a_rejection_can_call_itself_retryable() {
         #[derive(Debug, thiserror::Error)]
         #[error("the schema registry did not answer")]

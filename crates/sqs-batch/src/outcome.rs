@@ -442,6 +442,18 @@ mod tests {
         assert_eq!(failed_ids(&outcome.response()), ["a", "b"]);
     }
 
+    #[tokio::test]
+    async fn the_parts_are_the_failures_and_the_store_error() {
+        let store = MemoryStore::new();
+        store.fail_next(1);
+        let outcome = run(&[message("a", "1"), message("bad", "x")], &store).await;
+        let retryable: Vec<_> = outcome.retryable_failures().map(|f| f.message_id().to_owned()).collect();
+        assert_eq!(retryable, ["a"], "the store's failure, not the bad body");
+        let (failed, store_error) = outcome.into_parts();
+        let ids: Vec<_> = failed.iter().map(|f| f.message_id()).collect();
+        assert_eq!((ids, store_error), (vec!["a", "bad"], Some(InjectedFailure)));
+    }
+
     #[test]
     fn all_failed_can_fail_the_invocation() {
         let failing = ResponsePolicy::default().fail_when_all_failed(true);
