@@ -195,7 +195,7 @@ impl<E, S> Outcome<E, S> {
         {
             return Err(Unanswered::StoreUnavailable { failed: self.store_failures().count(), source });
         }
-        if policy.fail_when_all_failed && self.received > 0 && self.all_failed() {
+        if policy.fail_when_all_failed && self.all_failed() {
             return Err(Unanswered::AllFailed { failed: self.failed.len() });
         }
         Ok(self.response())

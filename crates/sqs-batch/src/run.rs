@@ -498,6 +498,52 @@ mod tests {
         assert_eq!((outcome.succeeded(), outcome.duplicates(), calls.load(Ordering::SeqCst)), (2, 1, 2));
     }
 
+    #[tokio::test]
+    async fn a_record_holds_its_message_and_what_the_envelope_read() {
+        let seen = Mutex::new(Vec::new());
+        let first = crate::testing::received(message("m-1", "1"), 3);
+        let second = fifo("m-2", "g", "2");
+        let expected = [first.clone(), second.clone()];
+        let processor = Processor::new(Envelope::default().with_sent_timestamp_required(true));
+        let outcome = processor
+            .run(vec![first, second], None, |record: Record| {
+                let fields = (
+                    record.message_id().to_owned(),
+                    record.position(),
+                    record.receive_count(),
+                    record.sent_at_ms(),
+                    record.group().map(str::to_owned),
+                    record.message() == &expected[record.position()],
+                );
+                seen.lock().expect("not poisoned").push((fields, record.into_message()));
+                async { Ok::<(), RecordFailure>(()) }
+            })
+            .await
+            .expect("outcome");
+        assert_eq!(outcome.succeeded(), 2);
+        let mut seen = seen.into_inner().expect("not poisoned");
+        seen.sort_by_key(|(fields, _)| fields.1);
+        let sent = Some(crate::testing::SENT);
+        assert_eq!(seen[0].0, ("m-1".to_owned(), 0, 3, sent, None, true));
+        assert_eq!(seen[1].0, ("m-2".to_owned(), 1, 1, sent, Some("g".to_owned()), true));
+        assert_eq!((&seen[0].1, &seen[1].1), (&expected[0], &expected[1]), "into_message gives it back");
+    }
+
+    #[test]
+    fn a_processor_keeps_its_settings() {
+        let envelope = Envelope::default().with_fifo_policy(FifoPolicy::StopBatch);
+        let processor =
+            Processor::new(envelope.clone()).with_concurrency(7).with_deadline_margin(Duration::from_millis(1500));
+        assert_eq!(processor.envelope(), &envelope);
+        assert_eq!(processor.concurrency(), 7);
+        assert_eq!(processor.deadline_margin(), Duration::from_millis(1500));
+        assert_eq!(Processor::default().with_concurrency(0).concurrency(), 1, "at least one");
+        assert_eq!(
+            (Processor::default().concurrency(), Processor::default().deadline_margin()),
+            (DEFAULT_CONCURRENCY, DEFAULT_DEADLINE_MARGIN)
+        );
+    }
+
     #[test]
     fn running_is_send_for_the_multi_threaded_runtime() {
         fn assert_send<T: Send>(_: &T) {}

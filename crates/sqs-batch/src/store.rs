@@ -164,6 +164,7 @@ mod tests {
         let again = accepted(&[with_attribute(message("m-3", "3"), "IdempotencyKey", "k"), message("m-4", "4")]);
         assert_eq!(store.store(&again).await, Ok(1), "k was stored");
         assert_eq!(store.identities(), ["k", "m-2", "m-4"]);
+        assert!(!store.is_empty());
         assert_eq!((store.len(), store.calls()), (3, 2));
         let kept = store.get("k").expect("stored");
         assert_eq!((kept.message_id(), kept.record()), ("m-1", &Number(1)));
