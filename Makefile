@@ -17,7 +17,7 @@ export MASKING_KEY ?= 6c6f67696e2d65746c2064656d6f206b6579202d206e6f742061207365
 
 CLI := target/debug/login-etl-cli
 
-.PHONY: help up down db build migrate test test-rust test-pooler test-iam test-invoke lint bench demo invoke sqlx-prepare sam-validate sam-build clean
+.PHONY: help up down db build migrate test test-rust crate-check mutants test-pooler test-iam test-invoke lint bench demo invoke sqlx-prepare sam-validate sam-build clean
 .PHONY: docker-engine test-sam-local e2e sam-local lint-config fuzz tools lint-security audit security-tools lint-build
 
 help: ## List the targets
@@ -51,7 +51,7 @@ migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database i
 # install while cargo compiles, and the release arm64 build runs at the lowest priority
 # beside everything, taking the CPU the other steps leave while they wait on PostgreSQL and
 # LocalStack.
-TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine bg:sam-build lint-build test-rust test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local e2e sam-validate
+TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine bg:sam-build lint-build test-rust crate-check test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local e2e sam-validate
 
 # make test compiles each target once. `cargo clippy` is `cargo check` with clippy-driver as
 # the workspace's compiler wrapper; a check build compiles nothing the tests can run, so
@@ -69,6 +69,13 @@ test: ## Every test: lint, checkov, cargo-deny audit, unit, PostgreSQL + LocalSt
 test-rust: up ## Every crate's unit tests and doctests, and the integration tests (real PostgreSQL and LocalStack)
 	cargo test --workspace --lib --bins --tests --no-fail-fast
 	cargo test --workspace --doc
+
+crate-check: ## crates/sqs-batch as crates.io and docs.rs would take it: its docs (all features, warnings are errors) and `cargo package` (builds the packaged crate alone)
+	RUSTDOCFLAGS="-D warnings" cargo doc -p sqs-batch --no-deps --all-features
+	cargo package -p sqs-batch
+
+mutants: ## cargo-mutants over crates/sqs-batch (minutes; not in make test): every mutant must fail a test (score and survivors in crates/sqs-batch/README.md)
+	@scripts/mutants.sh
 
 test-pooler: up ## The function's database tests again, through PgBouncer in transaction mode (pool of 2)
 	LOGIN_ETL_TEST_PGBOUNCER=$(PGBOUNCER) cargo test --test it --no-fail-fast -- handler:: drain:: pooler:: vault:: concurrency:: --skip drain::outage:: --skip handler::memory::; \
@@ -118,6 +125,7 @@ bench: up ## Benchmarks (durable commits): core ns/record, handler per batch (di
 	cargo bench --bench lifecycle
 	cargo build --release --bin login-etl --example noop_function --example sqlx_peer_function
 	BENCH_PGBOUNCER=$(PGBOUNCER) cargo bench --bench runtime_api
+	cargo bench --bench per_record
 
 fuzz: ## cargo fuzz over the pure path for FUZZ_SECONDS (default 60); needs nightly
 	@scripts/fuzz.sh

@@ -65,7 +65,7 @@ fn copy_text(masker: &Masker, batches: usize, size: usize, tag: usize) -> anyhow
     for instance in 0..INSTANCES {
         for number in 0..batches {
             let plan = batch::plan(&records(instance + tag, number, size), masker, None)?;
-            let rows = &LoginRows::from_accepted(&plan.contract.accepted)?;
+            let rows = &LoginRows::from_accepted(plan.contract.accepted())?;
             for i in 0..rows.len() {
                 let field = |value: &Option<&str>| value.unwrap_or("\\N").to_owned();
                 text.push_str(&format!(

@@ -121,7 +121,7 @@ async fn database_time(client: &tokio_postgres::Client, masker: &Masker, prefix:
     let records =
         common::login_batch(prefix, size, |i| format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256));
     let plan = batch::plan(&records, masker, None).expect("plan");
-    let rows = LoginRows::from_accepted(&plan.contract.accepted).expect("rows");
+    let rows = LoginRows::from_accepted(plan.contract.accepted()).expect("rows");
     let started = Instant::now();
     let inserted = loader::execute(client, &rows).await.expect("insert");
     let took = started.elapsed();

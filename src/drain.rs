@@ -240,7 +240,7 @@ async fn settle(
 ) -> Result<(), QueueError> {
     let records: Vec<SqsMessage> = messages.into_iter().map(|message| queue.to_lambda_record(message)).collect();
     let outcome: BatchOutcome = handler.handle(&records).await?;
-    let failed: HashSet<&str> = outcome.failed.iter().map(|f| f.message_id.as_str()).collect();
+    let failed: HashSet<&str> = outcome.failed.iter().map(|f| f.message_id()).collect();
     let receipts: Vec<(String, String)> = records
         .iter()
         .filter_map(|record| {
@@ -265,8 +265,8 @@ async fn settle(
         totals.failing.remove(id);
     }
     for failure in &outcome.failed {
-        totals.failing.insert(failure.message_id.clone());
-        totals.failure_of.insert(failure.message_id.clone(), failure.reason.code().into_owned());
+        totals.failing.insert(failure.message_id().to_owned());
+        totals.failure_of.insert(failure.message_id().to_owned(), failure.reason().code().into_owned());
     }
     Ok(())
 }

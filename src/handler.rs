@@ -58,7 +58,7 @@ impl Handler {
         let started = Instant::now();
         let (outcome, unknown_keys) =
             process(records, &self.envelope, &self.masker, self.vault_key.as_ref(), &self.loader).await?;
-        if let Some(err) = &outcome.store_error {
+        if let Some(err) = outcome.store_error() {
             let fix = crate::errors::fix(err, "grant the database user the login_etl_loader role");
             tracing::error!(
                 error = %crate::errors::causes(err),
@@ -110,13 +110,13 @@ pub const FAILED_RECORD_LINES: usize = 10;
 fn log_failures(outcome: &BatchOutcome, backoff_on: bool) {
     for failure in outcome.failed.iter().take(FAILED_RECORD_LINES) {
         // An id that failed `invalid_message_id` may be long or hold control characters.
-        let message_id: String = failure.message_id.chars().take(128).collect::<String>().escape_debug().to_string();
+        let message_id: String = failure.message_id().chars().take(128).collect::<String>().escape_debug().to_string();
         tracing::info!(
             message_id = %message_id,
-            reason = %failure.reason.code(),
-            receive_count = failure.receive_count,
-            retryable = failure.reason.is_retryable(),
-            backs_off = backoff_on && matches!(failure.reason, FailureReason::StoreFailed),
+            reason = %failure.reason().code(),
+            receive_count = failure.receive_count(),
+            retryable = failure.reason().is_retryable(),
+            backs_off = backoff_on && matches!(failure.reason(), FailureReason::StoreFailed),
             "record failed"
         );
     }

@@ -15,10 +15,10 @@ static MASKER: LazyLock<Masker> =
 
 fn check(records: &[SqsMessage]) {
     let Ok(plan) = batch::plan(records, &MASKER, None) else { return };
-    let rows = login_etl::adapters::rows::LoginRows::from_accepted(&plan.contract.accepted).expect("in range");
-    assert_eq!(rows.len(), plan.contract.accepted.len());
-    let accepted: HashSet<&str> = plan.contract.accepted.iter().map(|a| a.message_id.as_str()).collect();
-    let rejected: HashSet<&str> = plan.contract.rejected.iter().map(|f| f.message_id.as_str()).collect();
+    let rows = login_etl::adapters::rows::LoginRows::from_accepted(plan.contract.accepted()).expect("in range");
+    assert_eq!(rows.len(), plan.contract.accepted().len());
+    let accepted: HashSet<&str> = plan.contract.accepted().iter().map(|a| a.message_id()).collect();
+    let rejected: HashSet<&str> = plan.contract.rejected().iter().map(|f| f.message_id()).collect();
     assert!(accepted.is_disjoint(&rejected), "a record both loaded and failed");
     // Identical later copies of an accepted message are duplicates, not failures: their id is
     // the accepted one's.

@@ -58,11 +58,11 @@ impl VaultRows<'_> {
     }
 }
 
-/// An accepted login's sent time is not a timestamp PostgreSQL columns take. The envelope's
-/// sent range (years 2000 to 2100) makes this unreachable; it is an error, not a panic, should
-/// the range ever be widened past what `time` represents.
+/// An accepted login's sent time is missing or not a timestamp PostgreSQL columns take. The
+/// envelope's sent range (years 2000 to 2100, which also requires a sent time) makes this
+/// unreachable; it is an error, not a panic, should the envelope ever be loosened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("record {position} has a sent time (epoch ms) no timestamp can hold")]
+#[error("record {position} has no sent time, or one (epoch ms) no timestamp can hold")]
 pub struct UnrepresentableSentTime {
     pub position: usize,
 }
@@ -84,16 +84,18 @@ impl<'a> LoginRows<'a> {
             app_version: Vec::with_capacity(n),
             sent_at: Vec::with_capacity(n),
             create_date: Vec::with_capacity(n),
-            masking_mode: batch.first().map(|accepted| accepted.record.masking_mode).unwrap_or_default(),
-            masking_key_id: batch.first().and_then(|accepted| accepted.record.masking_key_id),
+            masking_mode: batch.first().map(|accepted| accepted.record().masking_mode).unwrap_or_default(),
+            masking_key_id: batch.first().and_then(|accepted| accepted.record().masking_key_id),
             vault: None,
         };
         for accepted in batch {
-            let login = &accepted.record;
+            let login = accepted.record();
             debug_assert_eq!(login.masking_mode, rows.masking_mode, "one masker per batch");
             debug_assert_eq!(login.masking_key_id, rows.masking_key_id, "one masker per batch");
-            let sent_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(accepted.sent_at_ms) * 1_000_000)
-                .map_err(|_| UnrepresentableSentTime { position: accepted.position })?;
+            let unrepresentable = || UnrepresentableSentTime { position: accepted.position() };
+            let sent_at_ms = accepted.sent_at_ms().ok_or_else(unrepresentable)?;
+            let sent_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(sent_at_ms) * 1_000_000)
+                .map_err(|_| unrepresentable())?;
             for original in &login.sealed {
                 let vault =
                     rows.vault.get_or_insert_with(|| VaultRows { key_id: &original.key_id, ..VaultRows::default() });
@@ -101,7 +103,7 @@ impl<'a> LoginRows<'a> {
                 vault.masked_value.push(&original.masked_value);
                 vault.sealed.push(&original.sealed);
             }
-            rows.message_id.push(&accepted.identity);
+            rows.message_id.push(accepted.identity());
             rows.user_id.push(&login.user_id);
             rows.device_type.push(login.device_type.as_deref());
             rows.masked_ip.push(login.masked_ip.as_deref());
@@ -128,31 +130,12 @@ impl<'a> LoginRows<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_lambda_events::sqs::{SqsMessage, SqsMessageAttribute};
+    use aws_lambda_events::sqs::SqsMessage;
     use crypto_box::aead::OsRng;
     use login_etl_core::batch::{self, ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
     use login_etl_core::mask::{MaskedField, Masker, MaskingKey};
     use login_etl_core::vault::{BatchSealer, VaultSecretKey};
-
-    /// 2026-11-24T03:00:00Z.
-    const SENT_MILLIS: i64 = 1_795_489_200_000;
-
-    fn message(message_id: &str, body: &str) -> SqsMessage {
-        let mut message = SqsMessage::default();
-        message.message_id = Some(message_id.into());
-        message.body = Some(body.into());
-        message.attributes.insert("SentTimestamp".into(), SENT_MILLIS.to_string());
-        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
-        message
-    }
-
-    fn with_attribute(mut message: SqsMessage, name: &str, value: &str) -> SqsMessage {
-        let mut attribute = SqsMessageAttribute::default();
-        attribute.data_type = Some("String".into());
-        attribute.string_value = Some(value.into());
-        message.message_attributes.insert(name.into(), attribute);
-        message
-    }
+    use sqs_batch::testing::{message, with_attribute};
 
     fn masker() -> Masker {
         Masker::hmac(&MaskingKey::from_hex(&"11".repeat(32)).expect("key"))
@@ -163,7 +146,7 @@ mod tests {
     }
 
     fn rows(plan: &batch::LoginPlan) -> LoginRows<'_> {
-        LoginRows::from_accepted(&plan.contract.accepted).expect("rows")
+        LoginRows::from_accepted(plan.contract.accepted()).expect("rows")
     }
 
     const GOOD: &str = r#"{"user_id":"u1","ip":"10.0.0.1","device_id":"d-1","locale":null,"app_version":"0.96"}"#;
@@ -179,8 +162,9 @@ mod tests {
         assert_eq!(rows.masked_device_id[0], Some(masker.mask(MaskedField::DeviceId, "d-1").as_str()));
         assert_eq!(rows.locale[0], None);
         assert_eq!(rows.app_version[0], Some("0.96"));
-        assert_eq!(rows.create_date[0], time::macros::date!(2026 - 11 - 24));
-        assert_eq!(rows.sent_at[0], time::macros::datetime!(2026-11-24 03:00 UTC));
+        // sqs_batch::testing::SENT.
+        assert_eq!(rows.create_date[0], time::macros::date!(2026 - 11 - 23));
+        assert_eq!(rows.sent_at[0], time::macros::datetime!(2026-11-23 02:13:20 UTC));
         assert_eq!(rows.masking_mode, MaskingMode::Hmac);
         assert_eq!(rows.masking_key_id, masker.key_id());
         assert_eq!(rows.vault, None);
@@ -191,13 +175,13 @@ mod tests {
         let redriven = with_attribute(
             with_attribute(message("new-sqs-id", GOOD), ORIGINAL_MESSAGE_ID_ATTRIBUTE, "first-id"),
             ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE,
-            "1795400000000",
+            "1795000000000",
         );
         let plan = plan(&[redriven], None);
         let rows = rows(&plan);
         assert_eq!(rows.message_id, ["first-id"]);
-        assert_eq!(rows.sent_at[0], time::macros::datetime!(2026-11-23 02:13:20 UTC));
-        assert_eq!(rows.create_date[0], time::macros::date!(2026 - 11 - 23));
+        assert_eq!(rows.sent_at[0], time::macros::datetime!(2026-11-18 11:06:40 UTC));
+        assert_eq!(rows.create_date[0], time::macros::date!(2026 - 11 - 18));
     }
 
     #[test]

@@ -100,7 +100,7 @@ fn counts(outcome: &BatchOutcome, duration: Duration) -> InvocationCounts {
         inserted: outcome.inserted,
         duplicates: outcome.duplicates,
         failed: outcome.failed.len(),
-        failed_retryable: outcome.failed.iter().filter(|f| f.reason.is_retryable()).count(),
+        failed_retryable: outcome.failed.iter().filter(|f| f.reason().is_retryable()).count(),
         unknown_field_records: outcome.unknown_keys.records,
         failures_by_reason: outcome.failures_by_reason(),
         duration,

@@ -46,7 +46,7 @@ fn redriven(first: &SqsMessage, new_id: &str) -> SqsMessage {
 /// core, inserted through 0004's `insert_login_batch` (no key id, no ip prefix).
 async fn load_as_the_0005_release(pool: &PgPool, records: &[SqsMessage]) -> i64 {
     let plan = login_etl_core::batch::plan(records, &masker(), None).expect("plan");
-    let rows = login_etl::adapters::rows::LoginRows::from_accepted(&plan.contract.accepted).expect("rows");
+    let rows = login_etl::adapters::rows::LoginRows::from_accepted(plan.contract.accepted()).expect("rows");
     let owned = |column: &[Option<&str>]| column.iter().map(|v| v.map(str::to_owned)).collect::<Vec<_>>();
     sqlx::query_scalar(
         "SELECT insert_login_batch($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],

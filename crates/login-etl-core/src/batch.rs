@@ -310,13 +310,9 @@ pub struct BatchOutcome {
 impl BatchOutcome {
     /// The crate's outcome in login-etl's terms.
     pub fn new<S>(outcome: Outcome<RecordError, S>, unknown_keys: UnknownKeyTally) -> BatchOutcome {
-        BatchOutcome {
-            received: outcome.received,
-            inserted: outcome.stored as u64,
-            duplicates: outcome.duplicates as u64,
-            failed: outcome.failed,
-            unknown_keys,
-        }
+        let (received, inserted, duplicates) = (outcome.received(), outcome.succeeded(), outcome.duplicates());
+        let (failed, _store_error) = outcome.into_parts();
+        BatchOutcome { received, inserted: inserted as u64, duplicates: duplicates as u64, failed, unknown_keys }
     }
 
     /// Whether the batch's insert failed (the database was away, timed out or refused it):
@@ -328,14 +324,14 @@ impl BatchOutcome {
     /// The messages that failed only because the insert did: what the visibility backoff
     /// hides for longer, since their content is fine.
     pub fn store_failures(&self) -> impl Iterator<Item = &FailedMessage> {
-        self.failed.iter().filter(|failed| matches!(failed.reason, FailureReason::StoreFailed))
+        self.failed.iter().filter(|failed| matches!(failed.reason(), FailureReason::StoreFailed))
     }
 
     /// Failure counts keyed by [`sqs_batch::FailureReason::code`].
     pub fn failures_by_reason(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
         for failed in &self.failed {
-            *counts.entry(failed.reason.code().into_owned()).or_insert(0) += 1;
+            *counts.entry(failed.reason().code().into_owned()).or_insert(0) += 1;
         }
         counts
     }
@@ -348,29 +344,7 @@ mod tests {
     use super::*;
     use crate::mask::MaskingKey;
     use crate::message::Field;
-
-    /// 2026-11-24T03:00:00Z.
-    const SENT_MILLIS: i64 = 1_795_489_200_000;
-
-    /// A record as an SQS event source mapping delivers it from a standard queue.
-    fn message(message_id: &str, body: &str) -> SqsMessage {
-        let mut message = SqsMessage::default();
-        message.message_id = Some(message_id.into());
-        message.receipt_handle = Some(format!("rh-{message_id}"));
-        message.body = Some(body.into());
-        message.attributes.insert("SentTimestamp".into(), SENT_MILLIS.to_string());
-        message.attributes.insert("ApproximateReceiveCount".into(), "1".into());
-        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
-        message
-    }
-
-    /// [`message`] from a FIFO queue, in message group `group`.
-    fn fifo(message_id: &str, group: &str, body: &str) -> SqsMessage {
-        let mut message = message(message_id, body);
-        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue.fifo".into());
-        message.attributes.insert("MessageGroupId".into(), group.into());
-        message
-    }
+    use sqs_batch::testing::{SENT, fifo, message, with_attribute};
 
     fn masker() -> Masker {
         Masker::hmac(&MaskingKey::from_hex(&"11".repeat(32)).expect("key"))
@@ -380,11 +354,11 @@ mod tests {
 
     /// The identities the accepted records will be stored under (the table's `message_id`).
     fn identities(plan: &LoginPlan) -> Vec<&str> {
-        plan.contract.accepted.iter().map(|accepted| accepted.identity.as_str()).collect()
+        plan.contract.accepted().iter().map(|accepted| accepted.identity()).collect()
     }
 
     fn codes(plan: &LoginPlan) -> Vec<(String, String)> {
-        plan.contract.rejected.iter().map(|f| (f.message_id.clone(), f.reason.code().into_owned())).collect()
+        plan.contract.rejected().iter().map(|f| (f.message_id().to_owned(), f.reason().code().into_owned())).collect()
     }
 
     #[test]
@@ -404,24 +378,24 @@ mod tests {
     fn every_record_gets_exactly_one_fate() {
         let records = vec![message("a", GOOD), message("b", "not json"), message("c", r#"{"user_id":"u2"}"#)];
         let plan = plan(&records, &masker(), None).expect("plan");
-        assert_eq!(plan.contract.received, 3);
+        assert_eq!(plan.contract.received(), 3);
         assert_eq!(identities(&plan), ["a", "c"]);
-        assert_eq!(plan.contract.rejected.len(), 1);
-        assert_eq!(plan.contract.rejected[0].message_id, "b");
-        assert_eq!(plan.contract.rejected[0].reason.code(), "malformed_json");
+        assert_eq!(plan.contract.rejected().len(), 1);
+        assert_eq!(plan.contract.rejected()[0].message_id(), "b");
+        assert_eq!(plan.contract.rejected()[0].reason().code(), "malformed_json");
     }
 
     #[test]
     fn logins_are_masked_and_carry_their_sent_time() {
         let masker = masker();
         let plan = plan(&[message("a", GOOD)], &masker, None).expect("plan");
-        let accepted = &plan.contract.accepted[0];
-        let login = &accepted.record;
+        let accepted = &plan.contract.accepted()[0];
+        let login = &accepted.record();
         assert_eq!(login.masked_ip.as_deref(), Some(masker.mask(MaskedField::Ip, "10.0.0.1").as_str()));
         assert_eq!(login.masked_device_id.as_deref(), Some(masker.mask(MaskedField::DeviceId, "d-1").as_str()));
         assert_eq!(login.locale, None);
         assert_eq!(login.app_version.as_deref(), Some("0.96"));
-        assert_eq!(accepted.sent_at_ms, SENT_MILLIS);
+        assert_eq!(accepted.sent_at_ms(), Some(SENT));
         assert_eq!(login.masking_mode, MaskingMode::Hmac);
         assert!(login.sealed.is_empty(), "no vault, nothing sealed");
     }
@@ -437,7 +411,7 @@ mod tests {
             None,
         )
         .expect("plan");
-        assert_eq!(plan.contract.accepted[0].record.masked_ip, plan.contract.accepted[1].record.masked_ip);
+        assert_eq!(plan.contract.accepted()[0].record().masked_ip, plan.contract.accepted()[1].record().masked_ip);
     }
 
     #[test]
@@ -450,7 +424,7 @@ mod tests {
         bad_timestamp.attributes.insert("SentTimestamp".into(), "yesterday".into());
         let plan = plan(&[no_body, no_timestamp, bad_timestamp, message("d", GOOD)], &masker(), None).expect("plan");
         let codes: Vec<_> =
-            plan.contract.rejected.iter().map(|f| (f.message_id.as_str(), f.reason.code().into_owned())).collect();
+            plan.contract.rejected().iter().map(|f| (f.message_id(), f.reason().code().into_owned())).collect();
         assert_eq!(
             codes,
             [
@@ -490,20 +464,14 @@ mod tests {
         let plan = plan(&records, &masker(), None).expect("plan");
         assert_eq!(identities(&plan), ["1", "3", "5"]);
         assert_eq!(
-            plan.contract.rejected,
+            plan.contract
+                .rejected()
+                .iter()
+                .map(|f| (f.message_id(), f.position(), f.receive_count(), f.receipt_handle(), f.reason()))
+                .collect::<Vec<_>>(),
             [
-                FailedMessage {
-                    message_id: "2".into(),
-                    position: 1,
-                    receive_count: 1,
-                    reason: FailureReason::Rejected(RecordError::Missing(Field::UserId)),
-                },
-                FailedMessage {
-                    message_id: "4".into(),
-                    position: 3,
-                    receive_count: 1,
-                    reason: FailureReason::EarlierFailureInGroup
-                },
+                ("2", 1, 1, Some("rh-2"), &FailureReason::Rejected(RecordError::Missing(Field::UserId))),
+                ("4", 3, 1, Some("rh-4"), &FailureReason::EarlierFailureInGroup),
             ]
         );
     }
@@ -523,7 +491,7 @@ mod tests {
         let plan = plan(&[message("a", GOOD), message("b", GOOD), message("c", "[]")], &masker(), None).expect("plan");
         let outcome = plan.committed(1);
         assert_eq!((outcome.received, outcome.inserted, outcome.duplicates), (3, 1, 1));
-        let ids: Vec<_> = outcome.failed.iter().map(|f| f.message_id.clone()).collect();
+        let ids: Vec<_> = outcome.failed.iter().map(|f| f.message_id().to_owned()).collect();
         assert_eq!(ids, ["c"]);
         assert_eq!(outcome.failures_by_reason(), BTreeMap::from([("not_an_object".to_string(), 1)]));
     }
@@ -533,7 +501,7 @@ mod tests {
         let plan = plan(&[message("a", GOOD), message("b", "[]"), message("c", GOOD)], &masker(), None).expect("plan");
         let outcome = plan.into_store_failure();
         assert_eq!(outcome.inserted, 0);
-        let mut ids: Vec<_> = outcome.failed.iter().map(|f| f.message_id.clone()).collect();
+        let mut ids: Vec<_> = outcome.failed.iter().map(|f| f.message_id().to_owned()).collect();
         ids.sort();
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(
@@ -557,22 +525,14 @@ mod tests {
         ];
         let plan = plan(&records, &masker(), Some(&mut sealer)).expect("plan");
         let sealed: Vec<&SealedOriginal> =
-            plan.contract.accepted.iter().flat_map(|accepted| &accepted.record.sealed).collect();
+            plan.contract.accepted().iter().flat_map(|accepted| &accepted.record().sealed).collect();
         let fields: Vec<&str> = sealed.iter().map(|s| s.field.name()).collect();
         assert_eq!(fields, ["ip", "device_id", "device_id"]);
         assert!(sealed.iter().all(|s| *s.key_id == secret.public_key().key_id()));
         let opened: Vec<String> =
             sealed.iter().map(|s| secret.open(s.field, &s.masked_value, &s.sealed).expect("opens")).collect();
         assert_eq!(opened, ["10.0.0.1", "d-1", "d-2"]);
-        assert_eq!(Some(&sealed[0].masked_value), plan.contract.accepted[0].record.masked_ip.as_ref());
-    }
-
-    fn with_attribute(mut message: SqsMessage, name: &str, value: &str) -> SqsMessage {
-        let mut attribute = aws_lambda_events::sqs::SqsMessageAttribute::default();
-        attribute.data_type = Some("String".into());
-        attribute.string_value = Some(value.into());
-        message.message_attributes.insert(name.into(), attribute);
-        message
+        assert_eq!(Some(&sealed[0].masked_value), plan.contract.accepted()[0].record().masked_ip.as_ref());
     }
 
     #[test]
@@ -639,14 +599,14 @@ mod tests {
         let bad_key = with_attribute(message("sqs-4", GOOD), IDEMPOTENCY_KEY_ATTRIBUTE, "");
         let plan = plan(&[redriven, keyed, both, bad_key], &masker(), None).expect("plan");
         assert_eq!(identities(&plan), ["first-id", "producer-key-7", "producer-key-8"]);
-        let accepted: Vec<&str> = plan.contract.accepted.iter().map(|a| a.message_id.as_str()).collect();
+        let accepted: Vec<&str> = plan.contract.accepted().iter().map(|a| a.message_id()).collect();
         assert_eq!(accepted, ["new-sqs-id", "sqs-2", "sqs-3"], "failures are still named by SQS's id");
         // 2026-11-23T02:13:20Z, the first delivery's, not this one's.
-        assert_eq!(plan.contract.accepted[0].sent_at_ms, 1_795_400_000_000);
+        assert_eq!(plan.contract.accepted()[0].sent_at_ms(), Some(1_795_400_000_000));
         assert_eq!(codes(&plan), [("sqs-4".to_string(), "invalid_idempotency_key".to_string())]);
         // The crate reports a store failure's records in event order (login-etl used to list
         // the envelope and body failures first, then the store's).
-        let ids: Vec<_> = plan.into_store_failure().failed.into_iter().map(|f| f.message_id).collect();
+        let ids: Vec<_> = plan.into_store_failure().failed.iter().map(|f| f.message_id().to_owned()).collect();
         assert_eq!(ids, ["new-sqs-id", "sqs-2", "sqs-3", "sqs-4"]);
     }
 
@@ -685,7 +645,7 @@ mod tests {
         let err = plan(&records, &masker(), Some(&mut sealer)).expect_err("the event must fail");
         assert_eq!(err, EventError::Vault(VaultError::Encryption));
         // Without the vault the same event plans normally.
-        assert_eq!(plan(&records, &masker(), None).expect("plan").contract.accepted.len(), 1);
+        assert_eq!(plan(&records, &masker(), None).expect("plan").contract.accepted().len(), 1);
     }
 
     // Where the crate's rules differ from login-etl's former own, deliberately.

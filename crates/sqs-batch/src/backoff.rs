@@ -67,18 +67,18 @@ mod tests {
 
     #[test]
     fn the_delay_doubles_per_receive_and_stops_at_its_cap() {
-        let login_etl = Backoff::new(Duration::from_secs(180));
+        let three_minutes = Backoff::new(Duration::from_secs(180));
         let one_hour = Backoff::new(Duration::from_secs(180)).with_cap(Duration::from_secs(3600));
         let cases = [
-            ("receive count 0 is the first receive", login_etl, 0, 180),
-            ("the first receive waits the base", login_etl, 1, 180),
-            ("the second doubles", login_etl, 2, 360),
-            ("the eighth", login_etl, 8, 180 * 128),
-            ("the ninth reaches 12 h", login_etl, 9, 12 * HOUR),
-            ("far beyond stays at 12 h", login_etl, u32::MAX, 12 * HOUR),
+            ("receive count 0 is the first receive", three_minutes, 0, 180),
+            ("the first receive waits the base", three_minutes, 1, 180),
+            ("the second doubles", three_minutes, 2, 360),
+            ("the eighth", three_minutes, 8, 180 * 128),
+            ("the ninth reaches 12 h", three_minutes, 9, 12 * HOUR),
+            ("far beyond stays at 12 h", three_minutes, u32::MAX, 12 * HOUR),
             ("a lower cap", one_hour, 6, HOUR),
             ("under a lower cap", one_hour, 5, 2880),
-            ("a cap above SQS's is held to it", login_etl.with_cap(Duration::from_secs(48 * 3600)), 30, 12 * HOUR),
+            ("a cap above SQS's is held to it", three_minutes.with_cap(Duration::from_secs(48 * 3600)), 30, 12 * HOUR),
             ("a base above the cap", Backoff::new(Duration::from_secs(24 * 3600)), 1, 12 * HOUR),
             ("a zero base never hides", Backoff::new(Duration::ZERO), 10, 0),
             ("the largest base does not overflow", Backoff::new(Duration::MAX), u32::MAX, 12 * HOUR),

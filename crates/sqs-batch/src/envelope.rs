@@ -8,8 +8,29 @@ use aws_lambda_events::sqs::SqsMessage;
 use crate::failure::FailureReason;
 
 /// The longest `messageId` or identity accepted, in characters. SQS's own ids are 36-character
-/// UUIDs; the bound keeps keys storable (a `varchar(128)` column) and log lines short.
+/// UUIDs, and SQS caps the ids it lets callers choose at 128 characters (a batch entry's `Id`, a
+/// FIFO `MessageDeduplicationId` and `MessageGroupId`), so 128 admits every id SQS makes and
+/// every key a producer could also have used as a deduplication id, while keeping store keys
+/// and log lines bounded.
 pub const MAX_ID_CHARS: usize = 128;
+
+/// What a failure on a FIFO queue does to the messages after it in the batch.
+///
+/// A FIFO queue promises order within a message group, so a failed message must hold back the
+/// later messages of its group: they go back to the queue behind it. What happens to the other
+/// groups is the choice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FifoPolicy {
+    /// The later messages of the failed message's group fail (`fifo_group_blocked`); other
+    /// groups go on. The default: one poison message holds up only its own group.
+    #[default]
+    BlockGroup,
+    /// Every later message of the batch fails (`fifo_batch_stopped`), whatever its group, and
+    /// the batch is processed one record at a time in event order. Powertools' default
+    /// (`SqsFifoPartialProcessor` without `skip_group_on_error`).
+    StopBatch,
+}
 
 /// The message attribute a producer sets to name a message once, whatever SQS does to it: a
 /// retried `SendMessage` or a dead-letter redrive gives the same message a new `messageId`.
@@ -19,27 +40,33 @@ pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "IdempotencyKey";
 /// The envelope rules of a queue: which attributes carry a message's identity and original
 /// sent time, which sent times are believable, and what to do with a `messageId` seen twice.
 ///
-/// The default reads the identity from [`IDEMPOTENCY_KEY_ATTRIBUTE`], takes the sent time
-/// from SQS's `SentTimestamp` whatever its value, and fails every copy of a repeated
-/// `messageId`. A tool that re-sends messages (a DLQ redrive of your own) can keep their first
-/// identity and time with [`Envelope::with_redrive_attributes`]:
+/// The default passes any event SQS or a test can make: it reads the identity from
+/// [`IDEMPOTENCY_KEY_ATTRIBUTE`] (else the `messageId`), reads `SentTimestamp` and
+/// `ApproximateReceiveCount` when present without requiring them, fails every copy of a
+/// repeated `messageId`, and blocks only the failed group of a FIFO batch. Each check beyond
+/// that is opt-in. A tool that re-sends messages (a DLQ redrive of your own) can keep their
+/// first identity and time with [`Envelope::with_redrive_attributes`]:
 ///
 /// ```
-/// use sqs_batch::Envelope;
+/// use sqs_batch::{Envelope, FifoPolicy};
 ///
-/// // login-etl's envelope.
 /// let envelope = Envelope::default()
-///     .with_redrive_attributes("LoginEtlOriginalMessageId", "LoginEtlOriginalSentTimestamp")
+///     .with_redrive_attributes("OriginalMessageId", "OriginalSentTimestamp")
 ///     .with_sent_range(946_684_800_000..4_102_444_800_000) // [2000, 2100) UTC
-///     .with_identical_copies_collapsed(true);
-/// assert_eq!(envelope.identity_attributes(), ["IdempotencyKey", "LoginEtlOriginalMessageId"]);
+///     .with_receive_count_required(true)
+///     .with_identical_copies_collapsed(true)
+///     .with_fifo_policy(FifoPolicy::StopBatch);
+/// assert_eq!(envelope.identity_attributes(), ["IdempotencyKey", "OriginalMessageId"]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     identity_attributes: Vec<String>,
     sent_timestamp_attribute: Option<String>,
+    sent_timestamp_required: bool,
     sent_range: Option<Range<i64>>,
+    receive_count_required: bool,
     collapse_identical_copies: bool,
+    fifo_policy: FifoPolicy,
 }
 
 impl Default for Envelope {
@@ -47,8 +74,11 @@ impl Default for Envelope {
         Envelope {
             identity_attributes: vec![IDEMPOTENCY_KEY_ATTRIBUTE.to_owned()],
             sent_timestamp_attribute: None,
+            sent_timestamp_required: false,
             sent_range: None,
+            receive_count_required: false,
             collapse_identical_copies: false,
+            fifo_policy: FifoPolicy::BlockGroup,
         }
     }
 }
@@ -74,11 +104,42 @@ impl Envelope {
         self
     }
 
+    /// Require a sent time: a message whose `SentTimestamp` (or original-sent attribute) is
+    /// missing or not epoch milliseconds fails `invalid_sent_timestamp`, and every accepted
+    /// record's [`sent_at_ms`](crate::Accepted::sent_at_ms) is `Some`. Off by default, since
+    /// hand-made and test events often carry no attributes.
+    pub fn with_sent_timestamp_required(mut self, required: bool) -> Self {
+        self.sent_timestamp_required = required;
+        self
+    }
+
     /// Refuse sent times (epoch ms) outside `range`: a broken clock or a forged attribute, and
-    /// dates no partition or report expects. Bounded by constants, since the rules read no clock.
+    /// dates no partition or report expects. Bounded by constants, since the rules read no
+    /// clock. Implies [`with_sent_timestamp_required`](Envelope::with_sent_timestamp_required):
+    /// a missing time cannot be shown to be in range.
     pub fn with_sent_range(mut self, range: Range<i64>) -> Self {
         self.sent_range = Some(range);
+        self.sent_timestamp_required = true;
         self
+    }
+
+    /// Require `ApproximateReceiveCount` to be a whole number, failing `invalid_receive_count`
+    /// otherwise. Off by default: a missing count reads as the first receive.
+    pub fn with_receive_count_required(mut self, required: bool) -> Self {
+        self.receive_count_required = required;
+        self
+    }
+
+    /// What a failure on a FIFO queue does to the rest of the batch (default
+    /// [`FifoPolicy::BlockGroup`]).
+    pub fn with_fifo_policy(mut self, policy: FifoPolicy) -> Self {
+        self.fifo_policy = policy;
+        self
+    }
+
+    /// The FIFO policy.
+    pub fn fifo_policy(&self) -> FifoPolicy {
+        self.fifo_policy
     }
 
     /// Treat copies of a `messageId` that are identical (body, `SentTimestamp` and message
@@ -105,7 +166,12 @@ impl Envelope {
         if !is_storable_id(message_id) {
             return Err(FailureReason::InvalidMessageId);
         }
-        Ok(Meta { identity: self.identity(message, message_id)?, sent_at_ms: self.sent_at_ms(message)? })
+        let identity = self.identity(message, message_id)?;
+        let sent_at_ms = self.sent_at_ms(message)?;
+        if self.receive_count_required && parsed_receive_count(message).is_none() {
+            return Err(FailureReason::InvalidReceiveCount);
+        }
+        Ok(Meta { identity, sent_at_ms })
     }
 
     fn identity<'m, E>(&self, message: &'m SqsMessage, message_id: &'m str) -> Result<&'m str, FailureReason<E>> {
@@ -121,7 +187,7 @@ impl Envelope {
         Ok(message_id)
     }
 
-    fn sent_at_ms<E>(&self, message: &SqsMessage) -> Result<i64, FailureReason<E>> {
+    fn sent_at_ms<E>(&self, message: &SqsMessage) -> Result<Option<i64>, FailureReason<E>> {
         let original = self
             .sent_timestamp_attribute
             .as_deref()
@@ -131,11 +197,13 @@ impl Envelope {
             Some(value) => value,
             None => message.attributes.get("SentTimestamp").map(String::as_str),
         }
-        .and_then(|millis| millis.parse::<i64>().ok())
-        .ok_or(FailureReason::InvalidSentTimestamp)?;
+        .and_then(|millis| millis.parse::<i64>().ok());
+        let Some(millis) = millis else {
+            return if self.sent_timestamp_required { Err(FailureReason::InvalidSentTimestamp) } else { Ok(None) };
+        };
         match &self.sent_range {
             Some(range) if !range.contains(&millis) => Err(FailureReason::SentTimestampOutOfRange),
-            _ => Ok(millis),
+            _ => Ok(Some(millis)),
         }
     }
 }
@@ -143,7 +211,7 @@ impl Envelope {
 /// What the envelope tells of a message that passes its rules.
 pub(crate) struct Meta<'m> {
     pub identity: &'m str,
-    pub sent_at_ms: i64,
+    pub sent_at_ms: Option<i64>,
 }
 
 fn is_storable_id(id: &str) -> bool {
@@ -165,7 +233,11 @@ pub(crate) fn fifo_group(message: &SqsMessage) -> Option<&str> {
 /// SQS's `ApproximateReceiveCount`, 1 when absent or unreadable (the message is at least on its
 /// first receive).
 pub(crate) fn receive_count(message: &SqsMessage) -> u32 {
-    message.attributes.get("ApproximateReceiveCount").and_then(|count| count.parse().ok()).unwrap_or(1)
+    parsed_receive_count(message).unwrap_or(1)
+}
+
+fn parsed_receive_count(message: &SqsMessage) -> Option<u32> {
+    message.attributes.get("ApproximateReceiveCount").and_then(|count| count.parse().ok())
 }
 
 /// Whether two records with one `messageId` carry the same message.
@@ -179,4 +251,148 @@ pub(crate) fn same_message(a: &SqsMessage, b: &SqsMessage) -> bool {
     a.body == b.body
         && a.attributes.get("SentTimestamp") == b.attributes.get("SentTimestamp")
         && attributes(a) == attributes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lambda_events::sqs::SqsMessageAttribute;
+
+    use super::*;
+    use crate::test_record::NotANumber;
+    use crate::testing::{SENT, fifo, message, received, with_attribute};
+
+    type Read = Result<(String, Option<i64>), &'static str>;
+
+    fn read(envelope: &Envelope, message: &SqsMessage) -> Read {
+        envelope.read::<NotANumber>(message).map(|meta| (meta.identity.to_owned(), meta.sent_at_ms)).map_err(|reason| {
+            match reason {
+                FailureReason::InvalidMessageId => "invalid_message_id",
+                FailureReason::InvalidIdentity => "invalid_idempotency_key",
+                FailureReason::InvalidSentTimestamp => "invalid_sent_timestamp",
+                FailureReason::SentTimestampOutOfRange => "sent_timestamp_out_of_range",
+                FailureReason::InvalidReceiveCount => "invalid_receive_count",
+                _ => "another reason",
+            }
+        })
+    }
+
+    fn bare(id: &str) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.to_owned());
+        message
+    }
+
+    #[test]
+    fn identity_attributes_are_tried_in_their_order() {
+        assert_eq!(Envelope::default().identity_attributes(), [IDEMPOTENCY_KEY_ATTRIBUTE]);
+        let redrive = Envelope::default().with_redrive_attributes("OriginalId", "OriginalSent");
+        assert_eq!(redrive.identity_attributes(), [IDEMPOTENCY_KEY_ATTRIBUTE, "OriginalId"]);
+        let replaced = redrive.with_identity_attributes(["EventId", "OrderId"]);
+        assert_eq!(replaced.identity_attributes(), ["EventId", "OrderId"]);
+        assert_eq!(Envelope::default().fifo_policy(), FifoPolicy::BlockGroup);
+        assert_eq!(Envelope::default().with_fifo_policy(FifoPolicy::StopBatch).fifo_policy(), FifoPolicy::StopBatch);
+    }
+
+    #[test]
+    fn the_default_passes_a_message_with_no_attributes() {
+        assert_eq!(read(&Envelope::default(), &bare("m")), Ok(("m".into(), None)));
+        assert_eq!(read(&Envelope::default(), &message("m", "1")), Ok(("m".into(), Some(SENT))));
+        let mut unreadable = message("m", "1");
+        unreadable.attributes.insert("SentTimestamp".into(), "soon".into());
+        unreadable.attributes.insert("ApproximateReceiveCount".into(), "many".into());
+        assert_eq!(read(&Envelope::default(), &unreadable), Ok(("m".into(), None)), "no check unless asked");
+    }
+
+    #[test]
+    fn a_required_sent_time_must_be_epoch_milliseconds() {
+        let required = Envelope::default().with_sent_timestamp_required(true);
+        assert_eq!(read(&required, &bare("m")), Err("invalid_sent_timestamp"));
+        assert_eq!(read(&required, &message("m", "1")), Ok(("m".into(), Some(SENT))));
+        let ranged = Envelope::default().with_sent_range(0..SENT);
+        assert_eq!(read(&ranged, &bare("m")), Err("invalid_sent_timestamp"), "a range requires a time");
+        assert_eq!(read(&ranged, &message("m", "1")), Err("sent_timestamp_out_of_range"), "the end is excluded");
+        let ranged = Envelope::default().with_sent_range(SENT..SENT + 1);
+        assert_eq!(read(&ranged, &message("m", "1")), Ok(("m".into(), Some(SENT))), "the start is included");
+    }
+
+    #[test]
+    fn a_required_receive_count_must_be_a_whole_number() {
+        let required = Envelope::default().with_receive_count_required(true);
+        assert_eq!(read(&required, &message("m", "1")), Ok(("m".into(), Some(SENT))));
+        assert_eq!(read(&required, &bare("m")), Err("invalid_receive_count"));
+        let mut negative = message("m", "1");
+        negative.attributes.insert("ApproximateReceiveCount".into(), "-1".into());
+        assert_eq!(read(&required, &negative), Err("invalid_receive_count"));
+        assert_eq!(receive_count(&received(message("m", "1"), 7)), 7);
+        assert_eq!(receive_count(&bare("m")), 1, "absent reads as the first receive");
+        assert_eq!(receive_count(&negative), 1);
+    }
+
+    #[test]
+    fn ids_are_bounded_by_characters_and_free_of_control_characters() {
+        let envelope = Envelope::default();
+        let cases = [
+            ("", false),
+            ("m", true),
+            (&"m".repeat(MAX_ID_CHARS), true),
+            (&"é".repeat(MAX_ID_CHARS), true),
+            (&"m".repeat(MAX_ID_CHARS + 1), false),
+            ("tab\there", false),
+            ("del\u{7f}", false),
+            ("c1\u{85}", false),
+        ];
+        for (id, storable) in cases {
+            assert_eq!(is_storable_id(id), storable, "{id:?}");
+            let key = with_attribute(message("m", "1"), IDEMPOTENCY_KEY_ATTRIBUTE, id);
+            let want = if storable { Ok((id.to_owned(), Some(SENT))) } else { Err("invalid_idempotency_key") };
+            assert_eq!(read(&envelope, &key), want, "key {id:?}");
+        }
+        assert_eq!(read(&envelope, &message("bad\nid", "1")), Err("invalid_message_id"));
+    }
+
+    #[test]
+    fn an_attribute_without_a_string_value_is_an_invalid_identity() {
+        let mut number = SqsMessageAttribute::default();
+        number.data_type = Some("Number".into());
+        let mut keyed = message("m", "1");
+        keyed.message_attributes.insert(IDEMPOTENCY_KEY_ATTRIBUTE.into(), number);
+        assert_eq!(read(&Envelope::default(), &keyed), Err("invalid_idempotency_key"));
+        let other = Envelope::default().with_identity_attributes(["EventId"]);
+        assert_eq!(read(&other, &keyed), Ok(("m".into(), Some(SENT))), "only the configured names count");
+    }
+
+    #[test]
+    fn only_a_fifo_queue_has_groups() {
+        assert_eq!(fifo_group(&fifo("m", "g", "1")), Some("g"));
+        let mut fair = message("m", "1");
+        fair.attributes.insert("MessageGroupId".into(), "g".into());
+        assert_eq!(fifo_group(&fair), None);
+        let mut no_group = fifo("m", "g", "1");
+        no_group.attributes.remove("MessageGroupId");
+        assert_eq!(fifo_group(&no_group), None);
+    }
+
+    #[test]
+    fn identical_copies_agree_on_body_sent_time_and_message_attributes() {
+        let original = with_attribute(message("m", "1"), "Trace", "t-1");
+        assert!(same_message(&original, &original.clone()));
+        let mut other_body = original.clone();
+        other_body.body = Some("2".into());
+        let mut other_sent = original.clone();
+        other_sent.attributes.insert("SentTimestamp".into(), (SENT + 1).to_string());
+        let other_value = with_attribute(message("m", "1"), "Trace", "t-2");
+        let more = with_attribute(original.clone(), "Extra", "x");
+        let fewer = message("m", "1");
+        for (name, copy) in
+            [("body", other_body), ("sent", other_sent), ("value", other_value), ("more", more), ("fewer", fewer)]
+        {
+            assert!(!same_message(&original, &copy), "{name}");
+            assert!(!same_message(&copy, &original), "{name}, the other way");
+        }
+        // Receive counts and receipt handles differ between deliveries of one message.
+        let redelivered = received(original.clone(), 2);
+        let mut handle = redelivered.clone();
+        handle.receipt_handle = Some("another".into());
+        assert!(same_message(&original, &handle));
+    }
 }

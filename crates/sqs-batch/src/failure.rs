@@ -20,11 +20,13 @@ pub trait Rejection: std::error::Error {
 
 /// Why one message was reported in `batchItemFailures`.
 ///
-/// `E` is the record type's own [`Rejection`]; every other variant is a rule of the envelope or
-/// of the store, the same whatever the record type.
+/// `E` is the record type's own [`Rejection`] (or the per-record handler's error); every other
+/// variant is a rule of the envelope, of the store or of the run, the same whatever the record
+/// type. Variants may be added: match with a `_` arm and count by [`code`](FailureReason::code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FailureReason<E> {
-    /// The record type refused the message's content.
+    /// The record type (or the per-record handler) refused the message.
     #[error(transparent)]
     Rejected(E),
     /// SQS's `messageId` is over 128 characters or holds control characters: no store key or log
@@ -45,6 +47,10 @@ pub enum FailureReason<E> {
     /// not epoch milliseconds.
     #[error("the sent timestamp is missing or not epoch milliseconds")]
     InvalidSentTimestamp,
+    /// `ApproximateReceiveCount` is missing or not a whole number, and the
+    /// [`Envelope`](crate::Envelope) requires it.
+    #[error("the receive count is missing or not a whole number")]
+    InvalidReceiveCount,
     /// The sent time is outside the [`Envelope`](crate::Envelope)'s accepted range.
     #[error("the sent timestamp is outside the accepted range")]
     SentTimestampOutOfRange,
@@ -52,9 +58,20 @@ pub enum FailureReason<E> {
     /// one would break the group's order, so it goes back to the queue behind the failed one.
     #[error("earlier failure in group")]
     EarlierFailureInGroup,
+    /// An earlier message of this FIFO batch failed and the [`FifoPolicy`](crate::FifoPolicy)
+    /// is [`StopBatch`](crate::FifoPolicy::StopBatch): this one was not processed.
+    #[error("an earlier message of the FIFO batch failed, so the batch stopped")]
+    BatchStopped,
     /// The store failed the whole batch: nothing of it was written.
     #[error("the store failed the whole batch")]
     StoreFailed,
+    /// The per-record handler panicked on this message. Only this record fails.
+    #[error("the handler panicked")]
+    Panicked,
+    /// Lambda's deadline (less the caller's margin) came before this record was started, so it
+    /// was not, and the response could still be sent.
+    #[error("the invocation's deadline came before the record was started")]
+    DeadlineReached,
 }
 
 impl<E: Rejection> FailureReason<E> {
@@ -67,40 +84,156 @@ impl<E: Rejection> FailureReason<E> {
             FailureReason::RepeatedMessageId => "repeated_message_id",
             FailureReason::InvalidIdentity => "invalid_idempotency_key",
             FailureReason::InvalidSentTimestamp => "invalid_sent_timestamp",
+            FailureReason::InvalidReceiveCount => "invalid_receive_count",
             FailureReason::SentTimestampOutOfRange => "sent_timestamp_out_of_range",
             FailureReason::EarlierFailureInGroup => "fifo_group_blocked",
+            FailureReason::BatchStopped => "fifo_batch_stopped",
             FailureReason::StoreFailed => "store_failed",
+            FailureReason::Panicked => "handler_panicked",
+            FailureReason::DeadlineReached => "deadline_reached",
         })
     }
 
-    /// Whether redelivery can help: a store outage may pass and a blocked message is fine once
-    /// its group's earlier message succeeds, but a malformed message stays malformed.
+    /// Whether redelivery can help: a store outage may pass, a blocked or stopped message is
+    /// fine once the earlier one succeeds, a record the deadline cut off was never tried; but a
+    /// malformed message stays malformed, and a panic is a bug until fixed.
     pub fn is_retryable(&self) -> bool {
         match self {
             FailureReason::Rejected(rejection) => rejection.is_retryable(),
-            FailureReason::EarlierFailureInGroup | FailureReason::StoreFailed => true,
+            FailureReason::EarlierFailureInGroup
+            | FailureReason::BatchStopped
+            | FailureReason::StoreFailed
+            | FailureReason::DeadlineReached => true,
             _ => false,
         }
     }
 }
 
-/// A message that goes back to the queue, named in `batchItemFailures` by its `message_id`.
+/// A message that goes back to the queue, named in `batchItemFailures` by its `messageId`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failed<E> {
+    message_id: String,
+    position: usize,
+    receive_count: u32,
+    receipt_handle: Option<String>,
+    reason: FailureReason<E>,
+}
+
+impl<E> Failed<E> {
+    pub(crate) fn new(message: &aws_lambda_events::sqs::SqsMessage, position: usize, reason: FailureReason<E>) -> Self {
+        Failed {
+            message_id: message.message_id.clone().unwrap_or_default(),
+            position,
+            receive_count: crate::envelope::receive_count(message),
+            receipt_handle: message.receipt_handle.clone(),
+            reason,
+        }
+    }
+
+    pub(crate) fn of_accepted<R>(accepted: crate::Accepted<R>, reason: FailureReason<E>) -> Self {
+        Failed {
+            message_id: accepted.message_id().to_owned(),
+            position: accepted.position(),
+            receive_count: accepted.receive_count(),
+            receipt_handle: accepted.receipt_handle().map(str::to_owned),
+            reason,
+        }
+    }
+
     /// SQS's `messageId`, what Lambda's response names (never the identity).
-    pub message_id: String,
-    /// The message's index in the event's `Records`, e.g. to find its receipt handle.
-    pub position: usize,
+    pub fn message_id(&self) -> &str {
+        &self.message_id
+    }
+
+    /// The message's index in the event's `Records`.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
     /// SQS's `ApproximateReceiveCount` (1 when absent): what a [`Backoff`](crate::Backoff)
     /// reads.
-    pub receive_count: u32,
+    pub fn receive_count(&self) -> u32 {
+        self.receive_count
+    }
+
+    /// The receipt handle of this delivery, to change its visibility
+    /// (`ChangeMessageVisibility`); absent from hand-made events.
+    pub fn receipt_handle(&self) -> Option<&str> {
+        self.receipt_handle.as_deref()
+    }
+
     /// Why it failed.
-    pub reason: FailureReason<E>,
+    pub fn reason(&self) -> &FailureReason<E> {
+        &self.reason
+    }
+}
+
+/// A per-record handler's failure when it has no error type of its own: a stable code, whether
+/// waiting can help, and the cause (kept for `Display` and `source`, never logged by the crate).
+///
+/// ```
+/// use sqs_batch::{Rejection, RecordFailure};
+///
+/// let failure = RecordFailure::retryable("payment_api_down", "503 from the payment API");
+/// assert_eq!((failure.code().as_ref(), failure.is_retryable()), ("payment_api_down", true));
+/// ```
+#[derive(Debug)]
+pub struct RecordFailure {
+    code: Cow<'static, str>,
+    retryable: bool,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl RecordFailure {
+    /// A failure that will happen again on redelivery (a bad body, a refused request).
+    pub fn permanent(
+        code: impl Into<Cow<'static, str>>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        RecordFailure { code: code.into(), retryable: false, source: source.into() }
+    }
+
+    /// A failure that waiting may cure (a dependency down, a throttle).
+    pub fn retryable(
+        code: impl Into<Cow<'static, str>>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        RecordFailure { code: code.into(), retryable: true, source: source.into() }
+    }
+}
+
+impl std::fmt::Display for RecordFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.source)
+    }
+}
+
+impl std::error::Error for RecordFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
+
+impl Rejection for RecordFailure {
+    fn code(&self) -> Cow<'static, str> {
+        self.code.clone()
+    }
+
+    fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+impl From<crate::json::MalformedJson> for RecordFailure {
+    fn from(error: crate::json::MalformedJson) -> Self {
+        RecordFailure::permanent(error.code(), error)
+    }
 }
 
 /// The event cannot be answered record by record, so the invocation must fail and Lambda retry
 /// the whole batch, rather than lose a message silently.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EventError {
     /// A record has no (or an empty) `messageId`. Its failure could not be named in the
     /// response, and a response that leaves it out would tell Lambda it succeeded. Real SQS
@@ -115,11 +248,11 @@ pub enum EventError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::NotANumber;
+    use crate::test_record::NotANumber;
 
     #[test]
     fn reasons_have_stable_codes_and_say_whether_waiting_helps() {
-        let cases: [(FailureReason<NotANumber>, &str, bool); 9] = [
+        let cases: [(FailureReason<NotANumber>, &str, bool); 13] = [
             (FailureReason::Rejected(NotANumber::Malformed), "malformed_body", false),
             (FailureReason::Rejected(NotANumber::MissingBody), "missing_body", false),
             (FailureReason::InvalidMessageId, "invalid_message_id", false),
@@ -129,10 +262,38 @@ mod tests {
             (FailureReason::SentTimestampOutOfRange, "sent_timestamp_out_of_range", false),
             (FailureReason::EarlierFailureInGroup, "fifo_group_blocked", true),
             (FailureReason::StoreFailed, "store_failed", true),
+            (FailureReason::InvalidReceiveCount, "invalid_receive_count", false),
+            (FailureReason::BatchStopped, "fifo_batch_stopped", true),
+            (FailureReason::Panicked, "handler_panicked", false),
+            (FailureReason::DeadlineReached, "deadline_reached", true),
         ];
         for (reason, code, retryable) in cases {
             assert_eq!((reason.code().as_ref(), reason.is_retryable()), (code, retryable), "{reason:?}");
         }
+    }
+
+    #[test]
+    fn a_record_failure_carries_its_code_its_retryability_and_its_cause() {
+        use std::error::Error as _;
+        let permanent = RecordFailure::permanent("bad_order", "order 7 has no lines");
+        let retryable = RecordFailure::retryable("api_down", std::io::Error::other("503"));
+        assert_eq!((permanent.code().as_ref(), permanent.is_retryable()), ("bad_order", false));
+        assert_eq!((retryable.code().as_ref(), retryable.is_retryable()), ("api_down", true));
+        assert_eq!(permanent.to_string(), "bad_order: order 7 has no lines");
+        assert_eq!(retryable.source().map(ToString::to_string).as_deref(), Some("503"));
+        let json = RecordFailure::from(crate::json::MalformedJson::MissingBody);
+        assert_eq!((json.code().as_ref(), json.is_retryable()), ("malformed_json", false));
+    }
+
+    #[test]
+    fn a_failure_keeps_what_its_delivery_said() {
+        let message = crate::testing::received(crate::testing::message("m-1", "x"), 4);
+        let failed = Failed::new(&message, 3, FailureReason::<NotANumber>::StoreFailed);
+        assert_eq!(
+            (failed.message_id(), failed.position(), failed.receive_count(), failed.receipt_handle()),
+            ("m-1", 3, 4, Some("rh-m-1"))
+        );
+        assert_eq!(failed.reason(), &FailureReason::StoreFailed);
     }
 
     #[test]

@@ -1,38 +1,74 @@
-//! The SQS partial-batch-failure contract for AWS Lambda, over your record type and your store.
+//! SQS partial batch responses for AWS Lambda: a per-record async handler with bounded
+//! concurrency, FIFO order, caught panics and a deadline, or a bulk store, over your record type.
 //!
 //! A Lambda function fed by an SQS event source mapping gets up to 10 000 messages at once. With
 //! `ReportBatchItemFailures` on, it answers with the `messageId`s that failed, and only those
 //! return to the queue. Getting that answer right is a contract of its own, the same for every
 //! queue, and what AWS Powertools' batch utility gives other languages:
 //!
-//! - **Every record gets exactly one fate**: stored (or found already stored), or named in
+//! - **Every record gets exactly one fate**: handled (or a duplicate), or named in
 //!   `batchItemFailures`, each `messageId` once. Nothing is dropped silently.
 //! - **A message whose failure cannot be named fails the whole event** ([`EventError`]): leaving
 //!   a record with no `messageId` out of the response would tell Lambda it succeeded.
 //! - **Ids are checked, not trusted**: a `messageId` over 128 characters or with control
 //!   characters fails its record; one repeated in the event fails every copy, since the
 //!   response could not tell them apart.
-//! - **A redelivered message never makes a second entry.** Each accepted record carries an
-//!   *identity*, the key the store deduplicates on: a producer's `IdempotencyKey` attribute (or
-//!   the original id a redrive kept), else the `messageId`.
-//! - **FIFO order holds**: on a `.fifo` queue, once a message of a group fails, every later
-//!   message of that group in the batch fails too, and the other groups go on.
-//! - **The store is all or nothing**: when it fails, every accepted record fails with a
-//!   retryable reason, and the caller picks a partial response or a function error
-//!   ([`OnStoreFailure`]).
+//! - **A redelivered message is recognised.** Each accepted record carries an *identity*: a
+//!   producer's `IdempotencyKey` attribute (or the original id a redrive kept), else the
+//!   `messageId`.
+//! - **FIFO order holds**: on a `.fifo` queue a failed message blocks the rest of its group
+//!   (or, by choice, of the batch: [`FifoPolicy`]).
+//! - **A panic fails one record; the deadline fails none silently**: records not started before
+//!   Lambda's deadline (less a margin) fail as retryable, so the response is always sent.
 //!
-//! The rules are pure (no I/O, no clock); the only I/O is behind the [`Store`] port, and
-//! [`MemoryStore`] implements it for tests.
+//! # Per record
 //!
-//! # Example
+//! [`Processor::run`] calls your async handler once per accepted message, at most
+//! [`concurrency`](Processor::with_concurrency) at once:
 //!
-//! A function whose messages are numbers, with one bad body and one keyed redelivery:
+//! ```
+//! use sqs_batch::{Processor, Record, RecordFailure, ResponsePolicy};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Order { id: u64, total_cents: i64 }
+//!
+//! async fn charge(record: Record) -> Result<(), RecordFailure> {
+//!     let order: Order = record.json()?; // a bad body fails `malformed_json`
+//!     if order.total_cents < 0 {
+//!         return Err(RecordFailure::permanent("negative_total", format!("order {}", order.id)));
+//!     }
+//!     Ok(()) // call the payment API here, keyed by record.identity()
+//! }
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//!     let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(
+//!         r#"{"Records": [{"messageId": "m-1", "body": "{\"id\": 1, \"total_cents\": 250}"},
+//!                         {"messageId": "m-2", "body": "{\"id\": 2, \"total_cents\": -5}"},
+//!                         {"messageId": "m-3", "body": "not json"}]}"#,
+//!     )?;
+//!     let processor = Processor::default().with_concurrency(10);
+//!     let outcome = processor.run(event.records, None, charge).await?;
+//!     let response = outcome.into_response(ResponsePolicy::default())?;
+//!     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+//!     assert_eq!(failed, ["m-2", "m-3"]);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! With the `lambda` feature, [`lambda::service`] (not shown when the feature is off) makes that
+//! handler what `lambda_runtime::run` takes, with the invocation's deadline.
+//!
+//! # In bulk
+//!
+//! A function that writes a batch at once (one `INSERT … ON CONFLICT DO NOTHING`) parses each
+//! message with a synchronous step and hands the accepted records to its [`Store`] in one call:
 //!
 //! ```
 //! use std::borrow::Cow;
 //!
-//! use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-//! use sqs_batch::{Envelope, MemoryStore, OnStoreFailure, Rejection, process};
+//! use aws_lambda_events::sqs::SqsMessage;
+//! use sqs_batch::{Envelope, MemoryStore, Rejection, ResponsePolicy, process};
 //!
 //! /// The record type: a body holding one whole number.
 //! #[derive(Debug, Clone, PartialEq)]
@@ -40,87 +76,89 @@
 //!
 //! /// Why a body is not a reading. Its codes are what logs and metrics count.
 //! #[derive(Debug, thiserror::Error)]
-//! enum BadReading {
-//!     #[error("the message has no body")]
-//!     MissingBody,
-//!     #[error("the body is not a whole number")]
-//!     NotANumber,
-//! }
+//! #[error("the body is not a whole number")]
+//! struct NotANumber;
 //!
-//! impl Rejection for BadReading {
+//! impl Rejection for NotANumber {
 //!     fn code(&self) -> Cow<'static, str> {
-//!         match self {
-//!             BadReading::MissingBody => "missing_body".into(),
-//!             BadReading::NotANumber => "not_a_number".into(),
-//!         }
+//!         "not_a_number".into()
 //!     }
 //! }
 //!
-//! fn parse(message: &SqsMessage) -> Result<Reading, BadReading> {
-//!     let body = message.body.as_deref().ok_or(BadReading::MissingBody)?;
-//!     body.trim().parse().map(Reading).map_err(|_| BadReading::NotANumber)
+//! fn parse(message: &SqsMessage) -> Result<Reading, NotANumber> {
+//!     let body = message.body.as_deref().ok_or(NotANumber)?;
+//!     body.trim().parse().map(Reading).map_err(|_| NotANumber)
 //! }
 //!
 //! #[tokio::main(flavor = "current_thread")]
 //! async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//!     // What lambda_runtime hands a function as `LambdaEvent<SqsEvent>`.
-//!     let event: SqsEvent = serde_json::from_str(
+//!     let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(
 //!         r#"{"Records": [
-//!             {"messageId": "m-1", "body": "21", "attributes": {"SentTimestamp": "1795400000000"},
+//!             {"messageId": "m-1", "body": "21",
 //!              "messageAttributes": {"IdempotencyKey": {"stringValue": "reading-7", "dataType": "String"}}},
-//!             {"messageId": "m-2", "body": "twenty", "attributes": {"SentTimestamp": "1795400000000"}},
-//!             {"messageId": "m-3", "body": "21", "attributes": {"SentTimestamp": "1795400000000"},
+//!             {"messageId": "m-2", "body": "twenty"},
+//!             {"messageId": "m-3", "body": "21",
 //!              "messageAttributes": {"IdempotencyKey": {"stringValue": "reading-7", "dataType": "String"}}}
 //!         ]}"#,
 //!     )?;
-//!
-//!     // Built once per instance and shared by every invocation, in a real function.
-//!     let envelope = Envelope::default();
-//!     let store = MemoryStore::new();
-//!
-//!     // The whole handler: `?` on an EventError or a store outage fails the invocation.
-//!     let outcome = process(&event.records, &envelope, parse, &store).await?;
-//!     assert_eq!((outcome.stored, outcome.duplicates), (1, 1), "m-3 re-sent reading-7");
+//!     let store = MemoryStore::new(); // a connection pool in a real function
+//!     let outcome = process(&event.records, &Envelope::default(), parse, &store).await?;
+//!     assert_eq!((outcome.succeeded(), outcome.duplicates()), (1, 1), "m-3 re-sent reading-7");
 //!     assert_eq!(outcome.failures_by_code().get("not_a_number"), Some(&1));
-//!     let response = outcome.into_response(OnStoreFailure::FailInvocation)?;
-//!
-//!     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-//!     assert_eq!(failed, ["m-2"]);
+//!     let response = outcome.into_response(ResponsePolicy::default().fail_on_store_failure(true))?;
+//!     assert_eq!(response.batch_item_failures[0].item_identifier, "m-2");
 //!     assert_eq!(store.identities(), ["reading-7"]);
 //!     Ok(())
 //! }
 //! ```
 //!
-//! In a function, that body is the handler given to `lambda_runtime::service_fn`, with the
-//! envelope and the store (a connection pool) built once in `main`.
-//!
 //! # Layout
 //!
-//! - [`Envelope`]: the rules read from the SQS envelope (identity and sent-time attributes,
-//!   believable sent times, repeated ids).
-//! - [`plan`]: applies them and the record type's parse to an event, giving a [`Plan`] of
-//!   [`Accepted`] records and [`Failed`] messages.
-//! - [`Store`]: the port accepted records are written through; [`MemoryStore`] for tests.
-//! - [`process`]: plan → store → [`Outcome`] → `SqsBatchResponse` ([`Outcome::into_response`]).
+//! - [`Envelope`]: the rules read from the SQS envelope (identity attributes, opt-in sent-time
+//!   and receive-count checks, repeated ids, [`FifoPolicy`]).
+//! - [`Processor`]: the per-record path; [`Record`] is what the handler gets.
+//! - [`plan`](plan()) → [`Store`] ([`process`]): the bulk path; [`MemoryStore`] for tests.
+//! - [`Outcome`]: the fate of every record, from either path; [`ResponsePolicy`] turns it into
+//!   the `SqsBatchResponse` or a function error.
 //! - [`FailureReason`]: why a message failed, with a stable [`code`](FailureReason::code);
-//!   the record type's own reasons pass through as [`Rejection`]s.
-//! - [`Backoff`]: how long to hide a message the store failed, by receive count.
+//!   your own reasons pass through as [`Rejection`]s ([`RecordFailure`], [`MalformedJson`]).
+//! - [`Backoff`]: how long to hide a message that failed for a passing reason, by receive
+//!   count; the `sqs` feature's `visibility` module applies it.
+//!
+//! # Features
+//!
+//! - `lambda`: the `lambda` module, a handler as a `lambda_runtime` service.
+//! - `tracing`: one event per batch and one per failed record (code and `messageId` only).
+//! - `sqs`: the `visibility` module, `ChangeMessageVisibilityBatch` with [`Backoff`]'s schedule.
+//! - `testing`: the `testing` module, builders of messages and events.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backoff;
 mod envelope;
 mod failure;
+mod json;
 mod outcome;
 mod plan;
+mod run;
 mod store;
 
+#[cfg(feature = "lambda")]
+pub mod lambda;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+#[cfg(feature = "sqs")]
+pub mod visibility;
+
 #[cfg(test)]
-mod testing;
+mod test_record;
 
 pub use backoff::{Backoff, MAX_VISIBILITY_TIMEOUT};
-pub use envelope::{Envelope, IDEMPOTENCY_KEY_ATTRIBUTE, MAX_ID_CHARS};
-pub use failure::{EventError, Failed, FailureReason, Rejection};
-pub use outcome::{OnStoreFailure, Outcome, StoreUnavailable, batch_response, process};
+pub use envelope::{Envelope, FifoPolicy, IDEMPOTENCY_KEY_ATTRIBUTE, MAX_ID_CHARS};
+pub use failure::{EventError, Failed, FailureReason, RecordFailure, Rejection};
+pub use json::{MalformedJson, json};
+pub use outcome::{Outcome, ResponsePolicy, Unanswered, batch_response, process};
 pub use plan::{Accepted, Plan, plan};
+pub use run::{DEFAULT_CONCURRENCY, DEFAULT_DEADLINE_MARGIN, Processor, Record};
 pub use store::{InjectedFailure, MemoryStore, Store};

@@ -4,30 +4,73 @@ use std::collections::{HashMap, HashSet};
 
 use aws_lambda_events::sqs::SqsMessage;
 
-use crate::envelope::{self, Envelope};
+use crate::envelope::{self, Envelope, FifoPolicy, Meta};
 use crate::failure::{EventError, Failed, FailureReason};
 
 /// A message that passed the envelope rules and parsed: what a [`Store`](crate::Store) writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted<R> {
+    record: R,
+    identity: String,
+    message_id: String,
+    position: usize,
+    receive_count: u32,
+    sent_at_ms: Option<i64>,
+    group: Option<String>,
+    receipt_handle: Option<String>,
+}
+
+impl<R> Accepted<R> {
     /// The parsed record.
-    pub record: R,
+    pub fn record(&self) -> &R {
+        &self.record
+    }
+
+    /// The parsed record, by value.
+    pub fn into_record(self) -> R {
+        self.record
+    }
+
     /// The key the store must deduplicate on, so that a redelivered or redriven message never
     /// makes a second entry: the first identity attribute present (see [`Envelope`]), else the
     /// `messageId`. At most [`MAX_ID_CHARS`](crate::MAX_ID_CHARS) characters, no control
     /// characters.
-    pub identity: String,
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
     /// SQS's `messageId` of this delivery: what a failure is reported by.
-    pub message_id: String,
+    pub fn message_id(&self) -> &str {
+        &self.message_id
+    }
+
     /// The message's index in the event's `Records`.
-    pub position: usize,
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
     /// SQS's `ApproximateReceiveCount` (1 when absent).
-    pub receive_count: u32,
+    pub fn receive_count(&self) -> u32 {
+        self.receive_count
+    }
+
     /// When the message was first sent, epoch milliseconds: SQS's `SentTimestamp`, or the
-    /// original-sent attribute a redrive kept. The same on every delivery, unlike the wall clock.
-    pub sent_at_ms: i64,
+    /// original-sent attribute a redrive kept. The same on every delivery, unlike the wall
+    /// clock. Always `Some` when the envelope requires a sent time
+    /// ([`Envelope::with_sent_timestamp_required`], [`Envelope::with_sent_range`]).
+    pub fn sent_at_ms(&self) -> Option<i64> {
+        self.sent_at_ms
+    }
+
     /// The FIFO message group, on a FIFO queue.
-    pub group: Option<String>,
+    pub fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
+    /// The receipt handle of this delivery; absent from hand-made events.
+    pub fn receipt_handle(&self) -> Option<&str> {
+        self.receipt_handle.as_deref()
+    }
 }
 
 /// What one event turns into before anything is written: every record is either accepted,
@@ -35,22 +78,43 @@ pub struct Accepted<R> {
 /// [`Envelope::with_identical_copies_collapsed`]). `R` is the record type, `E` its rejection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan<R, E> {
+    pub(crate) received: usize,
+    pub(crate) accepted: Vec<Accepted<R>>,
+    pub(crate) rejected: Vec<Failed<E>>,
+    pub(crate) copies_skipped: usize,
+    pub(crate) fifo: bool,
+}
+
+impl<R, E> Plan<R, E> {
     /// How many records the event held.
-    pub received: usize,
+    pub fn received(&self) -> usize {
+        self.received
+    }
+
     /// The records to store, in event order.
-    pub accepted: Vec<Accepted<R>>,
+    pub fn accepted(&self) -> &[Accepted<R>] {
+        &self.accepted
+    }
+
     /// The messages that failed before the store, in event order, each `messageId` once.
-    pub rejected: Vec<Failed<E>>,
+    pub fn rejected(&self) -> &[Failed<E>] {
+        &self.rejected
+    }
+
     /// Later identical copies of a message in the batch: duplicates, not failures.
-    pub copies_skipped: usize,
+    pub fn copies_skipped(&self) -> usize {
+        self.copies_skipped
+    }
 }
 
 /// Applies the envelope rules to every record of an event and parses those that pass.
 ///
-/// In order, per record: a repeated `messageId` fails; a FIFO group that already lost a message
-/// blocks the rest of it; then the `messageId`, the identity and the sent time are checked, and
-/// only then is `parse` called, so it never sees a message the envelope refuses. A failure on a
-/// FIFO queue blocks the later messages of its group, whatever its reason.
+/// In order, per record: a repeated `messageId` fails; on a FIFO queue, a group that already
+/// lost a message blocks the rest of it (or, with [`FifoPolicy::StopBatch`], any earlier failure
+/// stops the batch); then the `messageId`, the identity, the sent time and the receive count
+/// are checked, and only then is `parse` called, so it never sees a message the envelope
+/// refuses. A failure on a FIFO queue blocks the later messages of its group, whatever its
+/// reason.
 ///
 /// Two passes over the records with hash sets and maps: linear in the batch size.
 ///
@@ -62,6 +126,16 @@ pub fn plan<R, E>(
     records: &[SqsMessage],
     envelope: &Envelope,
     mut parse: impl FnMut(&SqsMessage) -> Result<R, E>,
+) -> Result<Plan<R, E>, EventError> {
+    plan_with_meta(records, envelope, |message, _| parse(message))
+}
+
+/// [`plan`] whose parse step also sees what the envelope read (the per-record path keeps the
+/// message itself).
+pub(crate) fn plan_with_meta<'m, R, E>(
+    records: &'m [SqsMessage],
+    envelope: &Envelope,
+    mut parse: impl FnMut(&'m SqsMessage, &Meta<'m>) -> Result<R, E>,
 ) -> Result<Plan<R, E>, EventError> {
     // First pass: every record needs an id, and each id one fate.
     let mut first_copy: HashMap<&str, usize> = HashMap::with_capacity(records.len());
@@ -89,32 +163,38 @@ pub fn plan<R, E>(
     // An id can be both: copies 1 and 2 identical, copy 3 different. Then none is trusted.
     later_copies.retain(|&position| !repeated.contains(records[position].message_id.as_deref().unwrap_or_default()));
 
+    let stop_batch = envelope.fifo_policy() == FifoPolicy::StopBatch;
     let mut accepted = Vec::with_capacity(records.len());
     let mut rejected = Vec::new();
     let mut repeated_reported: HashSet<&str> = HashSet::new();
     let mut blocked_groups: HashSet<&str> = HashSet::new();
+    let mut stopped = false;
+    let mut fifo = false;
     for (position, record) in records.iter().enumerate() {
         if later_copies.contains(&position) {
             continue;
         }
         let message_id = record.message_id.as_deref().unwrap_or_default();
         let group = envelope::fifo_group(record);
-        let receive_count = envelope::receive_count(record);
+        fifo |= group.is_some();
         let fate = if repeated.contains(message_id) {
             Err(FailureReason::RepeatedMessageId)
+        } else if group.is_some() && stopped {
+            Err(FailureReason::BatchStopped)
         } else if group.is_some_and(|group| blocked_groups.contains(group)) {
             Err(FailureReason::EarlierFailureInGroup)
         } else {
             envelope.read(record).and_then(|meta| {
-                let record = parse(record).map_err(FailureReason::Rejected)?;
+                let parsed = parse(record, &meta).map_err(FailureReason::Rejected)?;
                 Ok(Accepted {
-                    record,
+                    record: parsed,
                     identity: meta.identity.to_owned(),
                     message_id: message_id.to_owned(),
                     position,
-                    receive_count,
+                    receive_count: envelope::receive_count(record),
                     sent_at_ms: meta.sent_at_ms,
                     group: group.map(str::to_owned),
+                    receipt_handle: record.receipt_handle.clone(),
                 })
             })
         };
@@ -123,17 +203,18 @@ pub fn plan<R, E>(
             Err(reason) => {
                 if let Some(group) = group {
                     blocked_groups.insert(group);
+                    stopped |= stop_batch;
                 }
                 // Every copy of a repeated id failed; the response names the id once.
                 let first_report =
                     !matches!(reason, FailureReason::RepeatedMessageId) || repeated_reported.insert(message_id);
                 if first_report {
-                    rejected.push(Failed { message_id: message_id.to_owned(), position, receive_count, reason });
+                    rejected.push(Failed::new(record, position, reason));
                 }
             }
         }
     }
-    Ok(Plan { received: records.len(), accepted, rejected, copies_skipped: later_copies.len() })
+    Ok(Plan { received: records.len(), accepted, rejected, copies_skipped: later_copies.len(), fifo })
 }
 
 #[cfg(test)]
@@ -145,18 +226,19 @@ mod tests {
     use super::*;
     use crate::envelope::MAX_ID_CHARS;
     use crate::failure::Rejection;
-    use crate::testing::{NotANumber, SENT, fifo, message, parse, with_attribute};
+    use crate::test_record::{NotANumber, parse};
+    use crate::testing::{SENT, fifo, message, with_attribute};
 
-    fn plan_default(records: &[SqsMessage]) -> Plan<crate::testing::Number, NotANumber> {
+    fn plan_default(records: &[SqsMessage]) -> Plan<crate::test_record::Number, NotANumber> {
         plan(records, &Envelope::default(), parse).expect("every record has a messageId")
     }
 
     fn accepted_ids<R, E>(plan: &Plan<R, E>) -> Vec<&str> {
-        plan.accepted.iter().map(|a| a.message_id.as_str()).collect()
+        plan.accepted().iter().map(|a| a.message_id()).collect()
     }
 
     fn rejected_codes<R, E: Rejection>(plan: &Plan<R, E>) -> Vec<(&str, String)> {
-        plan.rejected.iter().map(|f| (f.message_id.as_str(), f.reason.code().into_owned())).collect()
+        plan.rejected().iter().map(|f| (f.message_id(), f.reason().code().into_owned())).collect()
     }
 
     #[test]
@@ -164,11 +246,11 @@ mod tests {
         let mut no_body = message("c", "");
         no_body.body = None;
         let plan = plan_default(&[message("a", "1"), message("b", "not a number"), no_body, message("d", "4")]);
-        assert_eq!(plan.received, 4);
+        assert_eq!(plan.received(), 4);
         assert_eq!(accepted_ids(&plan), ["a", "d"]);
         assert_eq!(rejected_codes(&plan), [("b", "malformed_body".into()), ("c", "missing_body".into())]);
-        assert_eq!(plan.accepted[1].record, crate::testing::Number(4));
-        assert_eq!(plan.accepted[1].position, 3);
+        assert_eq!(plan.accepted()[1].record(), &crate::test_record::Number(4));
+        assert_eq!(plan.accepted()[1].position(), 3);
     }
 
     #[test]
@@ -176,10 +258,10 @@ mod tests {
         let mut record = fifo("m-1", "g", "7");
         record.attributes.insert("ApproximateReceiveCount".into(), "3".into());
         let plan = plan_default(&[record]);
-        let accepted = &plan.accepted[0];
-        assert_eq!(accepted.identity, "m-1");
-        assert_eq!(accepted.receive_count, 3);
-        assert_eq!(accepted.sent_at_ms, SENT);
+        let accepted = &plan.accepted()[0];
+        assert_eq!(accepted.identity(), "m-1");
+        assert_eq!(accepted.receive_count(), 3);
+        assert_eq!(accepted.sent_at_ms(), Some(SENT));
         assert_eq!(accepted.group.as_deref(), Some("g"));
     }
 
@@ -231,18 +313,18 @@ mod tests {
         let collapsing = Envelope::default().with_identical_copies_collapsed(true);
         let collapsed = plan(&records, &collapsing, parse).expect("plan");
         assert_eq!(accepted_ids(&collapsed), ["twice"]);
-        assert_eq!((collapsed.rejected.len(), collapsed.copies_skipped), (0, 1));
+        assert_eq!((collapsed.rejected().len(), collapsed.copies_skipped()), (0, 1));
 
         // Two identical copies and a third that differs: no copy can be trusted.
         let records = [message("twice", "1"), message("twice", "1"), message("twice", "2")];
         let mixed = plan(&records, &collapsing, parse).expect("plan");
         assert_eq!(rejected_codes(&mixed), [("twice", "repeated_message_id".into())]);
-        assert_eq!((mixed.accepted.len(), mixed.copies_skipped), (0, 0));
+        assert_eq!((mixed.accepted().len(), mixed.copies_skipped()), (0, 0));
     }
 
     #[test]
     fn the_identity_is_the_first_identity_attribute_present_else_the_message_id() {
-        let login_etl = Envelope::default().with_redrive_attributes("OriginalMessageId", "OriginalSentTimestamp");
+        let redriving = Envelope::default().with_redrive_attributes("OriginalMessageId", "OriginalSentTimestamp");
         let custom = Envelope::default().with_identity_attributes(["EventId"]);
         let mut binary = SqsMessageAttribute::default();
         binary.data_type = Some("Binary".into());
@@ -252,22 +334,22 @@ mod tests {
 
         // (name, envelope, record, the identity or the failure code)
         let cases: [(&str, &Envelope, SqsMessage, Result<&str, &str>); 9] = [
-            ("no attribute", &login_etl, message("sqs-1", "1"), Ok("sqs-1")),
+            ("no attribute", &redriving, message("sqs-1", "1"), Ok("sqs-1")),
             (
                 "idempotency key",
-                &login_etl,
+                &redriving,
                 with_attribute(message("sqs-1", "1"), "IdempotencyKey", "key-7"),
                 Ok("key-7"),
             ),
             (
                 "redriven",
-                &login_etl,
+                &redriving,
                 with_attribute(message("sqs-1", "1"), "OriginalMessageId", "first-id"),
                 Ok("first-id"),
             ),
             (
                 "the producer's key wins over the redrive's",
-                &login_etl,
+                &redriving,
                 with_attribute(
                     with_attribute(message("sqs-1", "1"), "OriginalMessageId", "first-id"),
                     "IdempotencyKey",
@@ -284,23 +366,23 @@ mod tests {
             ),
             (
                 "an empty key",
-                &login_etl,
+                &redriving,
                 with_attribute(message("sqs-1", "1"), "IdempotencyKey", ""),
                 Err("invalid_idempotency_key"),
             ),
             (
                 "a key too long",
-                &login_etl,
+                &redriving,
                 with_attribute(message("sqs-1", "1"), "IdempotencyKey", &too_long),
                 Err("invalid_idempotency_key"),
             ),
-            ("a Binary key", &login_etl, binary_key, Err("invalid_idempotency_key")),
+            ("a Binary key", &redriving, binary_key, Err("invalid_idempotency_key")),
         ];
         for (name, envelope, record, want) in cases {
             let plan = plan(&[record], envelope, parse).expect("plan");
-            let got = match (plan.accepted.first(), plan.rejected.first()) {
-                (Some(accepted), None) => Ok(accepted.identity.clone()),
-                (None, Some(failed)) => Err(failed.reason.code().into_owned()),
+            let got = match (plan.accepted().first(), plan.rejected().first()) {
+                (Some(accepted), None) => Ok(accepted.identity().to_owned()),
+                (None, Some(failed)) => Err(failed.reason().code().into_owned()),
                 _ => panic!("{name}: one record, one fate"),
             };
             assert_eq!(got, want.map(str::to_owned).map_err(str::to_owned), "{name}");
@@ -340,9 +422,9 @@ mod tests {
         ];
         for (name, record, want) in cases {
             let plan = plan(&[record], &envelope, parse).expect("plan");
-            let got = match (plan.accepted.first(), plan.rejected.first()) {
-                (Some(accepted), None) => Ok(accepted.sent_at_ms),
-                (None, Some(failed)) => Err(failed.reason.code().into_owned()),
+            let got = match (plan.accepted().first(), plan.rejected().first()) {
+                (Some(accepted), None) => Ok(accepted.sent_at_ms().expect("a range requires a sent time")),
+                (None, Some(failed)) => Err(failed.reason().code().into_owned()),
                 _ => panic!("{name}: one record, one fate"),
             };
             assert_eq!(got, want.map_err(str::to_owned), "{name}");
@@ -367,7 +449,7 @@ mod tests {
             rejected_codes(&plan),
             [("2", "malformed_body".into()), ("4", "fifo_group_blocked".into()), ("6", "fifo_group_blocked".into())]
         );
-        assert_eq!(plan.rejected[1].reason.to_string(), "earlier failure in group");
+        assert_eq!(plan.rejected()[1].reason().to_string(), "earlier failure in group");
     }
 
     #[test]
@@ -379,12 +461,38 @@ mod tests {
         ];
         for (name, first) in cases {
             let plan = plan_default(&[first, fifo("2", "g", "2")]);
-            assert!(plan.accepted.is_empty(), "{name}");
-            assert_eq!(plan.rejected[1].reason.code(), "fifo_group_blocked", "{name}");
+            assert!(plan.accepted().is_empty(), "{name}");
+            assert_eq!(plan.rejected()[1].reason().code(), "fifo_group_blocked", "{name}");
         }
         // A repeated id too, though it is named once.
         let plan = plan_default(&[fifo("1", "g", "1"), fifo("1", "g", "2"), fifo("3", "g", "3")]);
         assert_eq!(rejected_codes(&plan), [("1", "repeated_message_id".into()), ("3", "fifo_group_blocked".into())]);
+    }
+
+    #[test]
+    fn stop_batch_fails_every_later_fifo_message_whatever_its_group() {
+        let envelope = Envelope::default().with_fifo_policy(FifoPolicy::StopBatch);
+        let records = [fifo("1", "g1", "1"), fifo("2", "g2", "bad"), fifo("3", "g1", "3"), fifo("4", "g3", "4")];
+        let plan = plan(&records, &envelope, parse).expect("plan");
+        assert_eq!(accepted_ids(&plan), ["1"]);
+        assert_eq!(
+            rejected_codes(&plan),
+            [("2", "malformed_body".into()), ("3", "fifo_batch_stopped".into()), ("4", "fifo_batch_stopped".into())]
+        );
+        // A standard queue is never stopped.
+        let plan = super::plan(&[message("1", "bad"), message("2", "2")], &envelope, parse).expect("plan");
+        assert_eq!(accepted_ids(&plan), ["2"]);
+    }
+
+    #[test]
+    fn a_hand_made_message_with_no_attributes_is_accepted_by_default() {
+        let mut bare = SqsMessage::default();
+        bare.message_id = Some("1".into());
+        bare.body = Some("7".into());
+        let plan = plan_default(&[bare]);
+        assert_eq!(accepted_ids(&plan), ["1"]);
+        let accepted = &plan.accepted()[0];
+        assert_eq!((accepted.sent_at_ms(), accepted.receive_count(), accepted.receipt_handle()), (None, 1, None));
     }
 
     #[test]
@@ -396,7 +504,7 @@ mod tests {
         good.attributes.insert("MessageGroupId".into(), "g".into());
         let plan = plan_default(&[bad, good]);
         assert_eq!(accepted_ids(&plan), ["2"]);
-        assert_eq!(plan.accepted[0].group, None);
+        assert_eq!(plan.accepted()[0].group, None);
     }
 
     #[test]

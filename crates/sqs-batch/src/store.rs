@@ -102,7 +102,7 @@ impl<R> MemoryStore<R> {
 
     /// The stored identities, in the order they were first written.
     pub fn identities(&self) -> Vec<String> {
-        self.lock().entries.iter().map(|entry| entry.identity.clone()).collect()
+        self.lock().entries.iter().map(|entry| entry.identity().to_owned()).collect()
     }
 
     // A panic while locked cannot leave `Inner` half-updated (each call mutates it only after
@@ -132,13 +132,65 @@ impl<R: Clone + Send + Sync> Store<R> for MemoryStore<R> {
         }
         let mut new = 0;
         for accepted in batch {
-            if !inner.by_identity.contains_key(&accepted.identity) {
+            if !inner.by_identity.contains_key(accepted.identity()) {
                 let index = inner.entries.len();
-                inner.by_identity.insert(accepted.identity.clone(), index);
+                inner.by_identity.insert(accepted.identity().to_owned(), index);
                 inner.entries.push(accepted.clone());
                 new += 1;
             }
         }
         Ok(new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::Envelope;
+    use crate::plan::plan;
+    use crate::test_record::{Number, parse};
+    use crate::testing::{message, with_attribute};
+
+    fn accepted(records: &[aws_lambda_events::sqs::SqsMessage]) -> Vec<Accepted<Number>> {
+        plan(records, &Envelope::default(), parse).expect("plan").accepted
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_the_first_delivery_of_each_identity() {
+        let store = MemoryStore::new();
+        assert!(store.is_empty());
+        let first = accepted(&[with_attribute(message("m-1", "1"), "IdempotencyKey", "k"), message("m-2", "2")]);
+        assert_eq!(store.store(&first).await, Ok(2));
+        let again = accepted(&[with_attribute(message("m-3", "3"), "IdempotencyKey", "k"), message("m-4", "4")]);
+        assert_eq!(store.store(&again).await, Ok(1), "k was stored");
+        assert_eq!(store.identities(), ["k", "m-2", "m-4"]);
+        assert!(!store.is_empty());
+        assert_eq!((store.len(), store.calls()), (3, 2));
+        let kept = store.get("k").expect("stored");
+        assert_eq!((kept.message_id(), kept.record()), ("m-1", &Number(1)));
+        assert_eq!(store.get("m-3"), None, "a message id is not an identity here");
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_one_identity_twice_stores_it_once() {
+        let store = MemoryStore::new();
+        let batch = accepted(&[
+            with_attribute(message("m-1", "1"), "IdempotencyKey", "k"),
+            with_attribute(message("m-2", "1"), "IdempotencyKey", "k"),
+        ]);
+        assert_eq!(store.store(&batch).await, Ok(1));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn told_to_fail_it_fails_whole_that_many_calls_and_writes_nothing() {
+        let store = MemoryStore::new();
+        store.fail_next(2);
+        let batch = accepted(&[message("m-1", "1")]);
+        assert_eq!(store.store(&batch).await, Err(InjectedFailure));
+        assert_eq!(store.store(&batch).await, Err(InjectedFailure));
+        assert!(store.is_empty());
+        assert_eq!(store.store(&batch).await, Ok(1));
+        assert_eq!(store.calls(), 3);
     }
 }

@@ -37,15 +37,11 @@ pub fn masker() -> Masker {
     Masker::hmac(&MaskingKey::from_hex(TEST_KEY_HEX).expect("test key"))
 }
 
-/// A record as an SQS event source mapping delivers it from the standard queue `login-queue`.
+/// A record as an SQS event source mapping delivers it from the standard queue `login-queue`:
+/// the `sqs-batch` builder's message, sent at [`SENT_MILLIS`].
 pub fn sqs_message(message_id: &str, body: &str) -> SqsMessage {
-    let mut message = SqsMessage::default();
-    message.message_id = Some(message_id.into());
-    message.receipt_handle = Some(format!("rh-{message_id}"));
-    message.body = Some(body.into());
+    let mut message = sqs_batch::testing::message(message_id, body);
     message.attributes.insert("SentTimestamp".into(), SENT_MILLIS.to_string());
-    message.attributes.insert("ApproximateReceiveCount".into(), "1".into());
-    message.event_source = Some("aws:sqs".into());
     message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue".into());
     message.aws_region = Some("us-east-1".into());
     message
@@ -53,18 +49,15 @@ pub fn sqs_message(message_id: &str, body: &str) -> SqsMessage {
 
 /// [`sqs_message`] from the FIFO queue `login-queue.fifo`, in message group `group`.
 pub fn fifo_message(message_id: &str, group: &str, body: &str) -> SqsMessage {
-    let mut message = sqs_message(message_id, body);
+    let mut message = sqs_batch::testing::fifo(message_id, group, body);
+    message.attributes.insert("SentTimestamp".into(), SENT_MILLIS.to_string());
     message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:login-queue.fifo".into());
-    message.attributes.insert("MessageGroupId".into(), group.into());
+    message.aws_region = Some("us-east-1".into());
     message
 }
 
 /// An event of `records`.
-pub fn event(records: Vec<SqsMessage>) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = records;
-    event
-}
+pub use sqs_batch::testing::event;
 
 /// A valid login body.
 pub fn login_body(user_id: &str, ip: &str, device_id: &str) -> String {

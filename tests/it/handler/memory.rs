@@ -4,21 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use aws_lambda_events::sqs::{SqsMessage, SqsMessageAttribute};
+use aws_lambda_events::sqs::SqsMessage;
 use login_etl::handler::process;
 use login_etl::lambda::response::{batch_response, respond};
 use login_etl_core::batch::{self, BatchOutcome, EventError, MaskedLogin};
 use login_etl_core::mask::MaskedField;
 use login_etl_test_support::{fifo_message, masker, sqs_message};
+use sqs_batch::testing::with_attribute;
 use sqs_batch::{InjectedFailure, MemoryStore};
-
-fn with_attribute(mut message: SqsMessage, name: &str, value: &str) -> SqsMessage {
-    let mut attribute = SqsMessageAttribute::default();
-    attribute.data_type = Some("String".into());
-    attribute.string_value = Some(value.into());
-    message.message_attributes.insert(name.into(), attribute);
-    message
-}
 
 fn login(user_id: &str, ip: &str) -> String {
     serde_json::json!({"user_id": user_id, "ip": ip, "device_id": "d-1", "app_version": "2.3.0"}).to_string()
@@ -28,7 +21,7 @@ fn login(user_id: &str, ip: &str) -> String {
 async fn handle(records: &[SqsMessage], store: &MemoryStore<MaskedLogin>) -> (BatchOutcome, bool) {
     let (outcome, unknown_keys) =
         process(records, &batch::envelope(), &masker(), None, store).await.expect("every record has a messageId");
-    let store_failed = outcome.store_error == Some(InjectedFailure);
+    let store_failed = outcome.store_error() == Some(&InjectedFailure);
     (BatchOutcome::new(outcome, unknown_keys), store_failed)
 }
 
@@ -62,7 +55,7 @@ async fn a_mixed_batch_stores_the_good_and_names_exactly_the_bad() {
         ])
     );
     assert_eq!(store.identities(), ["good-1", "nulls"]);
-    let stored = store.get("good-1").expect("stored").record;
+    let stored = store.get("good-1").expect("stored").into_record();
     assert_eq!(stored.masked_ip, Some(masker().mask(MaskedField::Ip, "199.172.111.135")));
     assert!(!format!("{stored:?}").contains("199.172.111.135"), "no original reaches the store");
     assert_eq!(respond(&outcome).expect("a partial response").batch_item_failures.len(), 4);
@@ -105,7 +98,11 @@ async fn a_redelivered_or_redriven_login_makes_no_second_entry() {
     let (third, _) = handle(&[keyed("k-2")], &store).await;
     assert_eq!((third.inserted, third.duplicates), (0, 1));
     assert_eq!(store.len(), 6);
-    assert_eq!(store.get("key-7").map(|entry| entry.message_id), Some("k-1".into()), "the first delivery is kept");
+    assert_eq!(
+        store.get("key-7").map(|entry| entry.message_id().to_owned()),
+        Some("k-1".into()),
+        "the first delivery is kept"
+    );
 }
 
 #[tokio::test]
@@ -125,7 +122,7 @@ async fn a_whole_batch_store_failure_fails_every_record_and_loses_nothing() {
         outcome.failures_by_reason(),
         BTreeMap::from([("not_an_object".to_string(), 1), ("store_failed".to_string(), 2)])
     );
-    assert!(outcome.store_failures().all(|failed| failed.reason.is_retryable()));
+    assert!(outcome.store_failures().all(|failed| failed.reason().is_retryable()));
     assert!(store.is_empty());
     // Lambda gets a function error, so the event source mapping backs off.
     assert!(respond(&outcome).is_err());
