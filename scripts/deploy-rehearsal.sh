@@ -206,11 +206,14 @@ sql() {
 started=$EPOCHREALTIME
 install_tools
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(sql)
+[ ${#parts[@]} -gt 0 ] || parts=(sql policies)
 for part in "${parts[@]}"; do
   case $part in
     sql) sql ;;
-    policies) "$root/scripts/deploy_rehearsal_policies.sh" ;;
+    policies)
+      "$root/scripts/tools.sh" install >/dev/null
+      "$("$root/scripts/tools.sh" path)/python" "$root/scripts/deploy_rehearsal_policies.py"
+      ;;
     cli) "$root/scripts/deploy_rehearsal_cli.sh" ;;
     *) fail "unknown part $part (sql, policies, cli)" ;;
   esac
