@@ -9,6 +9,8 @@ JSON docs/security.md tells people to attach, as AWS evaluates them.
 2. The AWS calls the code makes: every `.send()` of an AWS SDK client in src/ and
    crates/*/src, and the token signer's rds-db:connect. Each must be in CALLS below (an IAM
    action and who makes it on what) or in LOCAL_ONLY; a new call in neither fails the check.
+   With these parameters (the template's defaults otherwise) no function reserves
+   concurrency: a new account's quota refuses any reservation.
 3. Each principal the guide names asks for each call it makes: the function, the maintenance
    function, an operator, a producer in this account and one in another, a masking-key reader.
    The expected answer is Allowed. Then the opposite: principals the guide does not name (an
@@ -319,6 +321,12 @@ def main():
     questions = []
     for setting, parameters in PARAMETER_SETS.items():
         stack = transformed(parameters)
+        # A new account's concurrency quota (often 10, of which Lambda keeps 100 unreserved:
+        # none to give) refuses any reservation, and the stack rolls back.
+        for name, spec in stack.resources.items():
+            if spec["Type"] == "AWS::Lambda::Function":
+                reserved = spec["Properties"].get("ReservedConcurrentExecutions")
+                check(reserved is None, f"[{setting}] {name} reserves concurrency ({reserved}) by default")
         questions += stack_questions(setting, stack, parameters, asked_actions)
     for (service, operation), action in CALLS.items():
         check(action in asked_actions, f"{service} {operation} ({action}): no principal asks for it")
