@@ -87,7 +87,7 @@ test-sam-local: up ## sam local invoke in SAM's Lambda container (AWS's emulator
 e2e: up ## template.yaml deployed into LocalStack (CloudFormation), 1,000 messages through LocalStack's own event source mapping to the function in containers; the stacks' resources checked as created (docs/development.md)
 	@scripts/e2e.sh
 
-deploy-rehearsal: ## docs/deploy.md executed under AWS's and RDS's rules: its SQL on PostgreSQL 15 and 17 with an RDS-like master user, the policies in an offline IAM evaluator, its aws commands against LocalStack (docs/deploy.md, "Rehearsed here")
+deploy-rehearsal: up ## docs/deploy.md executed under AWS's and RDS's rules: its SQL on PostgreSQL 15 and 17 with an RDS-like master user, the policies in an offline IAM evaluator, its aws commands against LocalStack (docs/deploy.md, "Rehearsed here")
 	@scripts/deploy-rehearsal.sh
 
 lint-config: ## docker-compose.yml against the Compose spec schema, .github/workflows with actionlint, samconfig.toml confirms change sets and sets no DbSecretArn (offline)

