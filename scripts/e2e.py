@@ -445,6 +445,56 @@ def run(stack, cli):
     return emitted
 
 
+SMOKE_TEST_WAIT = """
+# The guide's `sleep 60` waits for the queue to drain: here it ends as soon as it has.
+sleep() {
+  local deadline=$((SECONDS + ${1%%[!0-9]*}))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    [ "$(login-etl-cli depth --json | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["visible"] + d["in_flight"] + d["delayed"])')" = 0 ] && return 0
+    command sleep 1
+  done
+}
+"""
+
+
+def smoke_test(stack, cli):
+    """docs/deploy.md's smoke test, its block as written, against `stack`: only its first line
+    (`stack=login-etl`) names this stack instead. The pinned AWS CLI (.venv/localstack) with
+    LocalStack's endpoint; login-etl-cli on PATH; DATABASE_URL the e2e database."""
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    match = re.search(r"<!-- deploy-rehearsal: smoke-test -->\s*```sh\n(.*?)```", guide, re.S)
+    if not match:
+        check(False, "docs/deploy.md has no block marked <!-- deploy-rehearsal: smoke-test -->")
+        return
+    block, named = re.subn(r"^stack=login-etl\b.*$", f"stack={stack['name']}", match.group(1), count=1, flags=re.M)
+    check(named == 1, "the smoke test's first line sets stack=login-etl")
+    aws = ROOT / ".venv" / "localstack" / "bin" / "aws"
+    preamble = (
+        "set -euo pipefail\n"
+        f'aws() {{ "{aws}" --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }}\n'
+        + SMOKE_TEST_WAIT
+    )
+    before, _ = rows()
+    env = {**os.environ, "PATH": f"{Path(cli).resolve().parent}:{os.environ['PATH']}", "AWS_PAGER": ""}
+    started = time.monotonic()
+    done = subprocess.run(["bash", "-c", preamble + block], env=env, capture_output=True, text=True, timeout=180)
+    after, _ = rows()
+    out = done.stdout
+    print(out.rstrip())
+    print(f"  ({time.monotonic() - started:.1f} s)")
+    check(done.returncode == 0, f"the smoke test ran to its end (exit {done.returncode}: {done.stderr.strip()[-300:]})")
+    depths = re.findall(r"^\S+ visible=(\d+) in_flight=(\d+) delayed=(\d+)$", out, re.M)
+    check(len(depths) == 2 and all(d == ("0", "0", "0") for d in depths), f"step 2 and 5: the queue and the DLQ empty ({depths})")
+    check(after - before == 3, f"step 4: 3 more rows ({before} -> {after})")
+    batches = out.count("batch processed")
+    check(1 <= batches <= 3, f"step 3: the batches' log lines ({batches})")
+    # LocalStack ignores describe-alarms' --state-value (it lists every alarm of the prefix),
+    # so the alarms it printed are asked for their state.
+    listed = json.loads(out[out.rindex("["):]) if "[" in out else None
+    firing = [a["AlarmName"] for a in client("cloudwatch").describe_alarms(AlarmNames=listed or ["-"])["MetricAlarms"] if a["StateValue"] == "ALARM"]
+    check(listed is not None and not firing, f"step 5: no alarm firing ({firing}; LocalStack listed {len(listed or [])} of any state)")
+
+
 def main():
     bootstrap, cli = sys.argv[1], sys.argv[2]
     db_secret = os.environ["E2E_DB_SECRET_ARN"]
@@ -491,6 +541,10 @@ def main():
     emitted = run(default, cli)
     print("\n== The alarms, against the metrics the function emitted")
     check_alarms(default, function, emitted)
+    if "pollers" in stacks:
+        # A stack that has had no message yet, as after a first deploy.
+        print(f"\n== docs/deploy.md's smoke test against {stacks['pollers'][1]['name']}")
+        smoke_test(stacks["pollers"][1], cli)
     if os.environ.get("E2E_KEEP_STACKS") != "1":
         cloudformation = client("cloudformation")
         for _, stack in stacks.values():
