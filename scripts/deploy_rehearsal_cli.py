@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "deploy.md"
 AWS = ROOT / ".venv" / "localstack" / "bin" / "aws"
+REGION = "eu-central-1"
 
 PLACEHOLDERS = {
     "<role>": "login-etl-rehearsal-oncall",
@@ -105,9 +106,11 @@ def main():
     with zipfile.ZipFile(work / "rds-ca.zip", "w") as archive:
         archive.writestr("global-bundle.pem", "-----BEGIN CERTIFICATE-----\nrehearsal\n-----END CERTIFICATE-----\n")
     (work / "vault.key").write_text("ab" * 32 + "\n")
-    env = {**os.environ, "AWS_PAGER": "", "AWS_DEFAULT_REGION": os.environ.get("AWS_REGION", "us-east-1")}
-    # Every call goes to LocalStack, whatever the command or the CLI's endpoint rules say.
-    preamble = f'aws() {{ "{AWS}" --endpoint-url "{endpoint}" "$@"; }}\n'
+    env = {**os.environ, "AWS_PAGER": ""}
+    # Every call goes to LocalStack, whatever the command or the CLI's endpoint rules say, and
+    # in a region of its own: the guide's secret names (login-etl/db) are also what
+    # `login-etl-cli setup` makes for make demo in us-east-1, which this must not overwrite.
+    preamble = f'aws() {{ "{AWS}" --endpoint-url "{endpoint}" --region {REGION} "$@"; }}\n'
 
     def shell(script):
         return subprocess.run(["bash", "-c", preamble + script], cwd=work, env=env, capture_output=True, text=True)
@@ -157,6 +160,9 @@ def main():
                 continue
             cannot += 1
             print(f"  sent {key} ({source}): the CLI accepts it; LocalStack cannot answer: {reason}")
+    for name in re.findall(r"create-secret --name (\S+)", " ".join(c for c, _ in commands)):
+        shell(f"aws secretsmanager delete-secret --secret-id {name} --force-delete-without-recovery >/dev/null 2>&1")
+    shell(f"aws iam delete-role --role-name {PLACEHOLDERS['<role>']} >/dev/null 2>&1")
     for failure in failures:
         print(f"  FAIL {failure}", file=sys.stderr)
     print(f"deploy-rehearsal: cli: {len(commands)} aws commands from docs/deploy.md: {answered} answered by LocalStack, {cannot} sent but not answerable there")
