@@ -35,6 +35,9 @@ PLACEHOLDERS = {
     "<instance-id>": "i-0123456789abcdef0",
     "<endpoint>": "login-etl.abcdefghijkl.us-east-1.rds.amazonaws.com",
     "<id>": "login-etl-db",
+    "<vpc-id>": "vpc-0a1b2c3d4e5f67890",
+    "<route-table-id>": "rtb-0a1b2c3d4e5f67890",
+    "<region>": REGION,
     "…": "rehearsal-password",
 }
 
@@ -47,6 +50,7 @@ COMMANDS = {
     "aws lambda publish-layer-version": "answers",
     "aws lambda get-account-settings": "answers",
     "aws ec2 authorize-security-group-ingress": ("EC2 is not among the make up LocalStack's services", "not enabled"),
+    "aws ec2 create-vpc-endpoint": ("EC2 is not among the make up LocalStack's services", "not enabled"),
     "aws ssm start-session": ("LocalStack does not implement SSM StartSession", "not been implemented"),
     "aws rds modify-db-instance": ("RDS is not in LocalStack's community edition", "not yet been emulated"),
     "aws rds describe-db-instances": ("RDS is not in LocalStack's community edition", "not yet been emulated"),

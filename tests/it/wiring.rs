@@ -55,8 +55,8 @@ const SET_BY_LAMBDA: [&str; 27] = [
     "TZ",
 ];
 
-/// Values a deployer gives: the parameters without a default, and a retention that makes the
-/// maintenance function exist (`HasMaintenance`).
+/// Values a deployer gives: the parameters without a default, the owner's secret that makes the
+/// maintenance function exist (`HasMaintenanceSecret`), and a retention that schedules it.
 const DEPLOY_PARAMETERS: [(&str, &str); 3] = [
     ("DbSecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:login-etl/db-AbCdEf"),
     ("MaintenanceDbSecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:login-etl/owner-AbCdEf"),
