@@ -18,7 +18,7 @@ export MASKING_KEY ?= 6c6f67696e2d65746c2064656d6f206b6579202d206e6f742061207365
 CLI := target/debug/login-etl-cli
 
 .PHONY: help up down db build migrate test test-rust crate-check mutants test-pooler test-iam test-invoke lint bench demo invoke sqlx-prepare sam-validate sam-build clean
-.PHONY: docker-engine test-sam-local e2e sam-local lint-config fuzz tools lint-security audit security-tools lint-build
+.PHONY: deploy-rehearsal docker-engine test-sam-local e2e sam-local lint-config fuzz tools lint-security audit security-tools lint-build
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -51,7 +51,7 @@ migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database i
 # install while cargo compiles, and the release arm64 build runs at the lowest priority
 # beside everything, taking the CPU the other steps leave while they wait on PostgreSQL and
 # LocalStack.
-TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine bg:sam-build lint-build test-rust crate-check test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local e2e sam-validate
+TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine bg:sam-build lint-build bg:deploy-rehearsal test-rust crate-check test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local e2e sam-validate
 
 # make test compiles each target once. `cargo clippy` is `cargo check` with clippy-driver as
 # the workspace's compiler wrapper; a check build compiles nothing the tests can run, so
@@ -93,6 +93,9 @@ test-sam-local: up ## sam local invoke in SAM's Lambda container (AWS's emulator
 
 e2e: up ## template.yaml deployed into LocalStack (CloudFormation), 1,000 messages through LocalStack's own event source mapping to the function in containers; the stacks' resources checked as created (docs/development.md)
 	@scripts/e2e.sh
+
+deploy-rehearsal: up ## docs/deploy.md executed under AWS's and RDS's rules: its SQL on PostgreSQL 15 and 17 with an RDS-like master user, the policies in an offline IAM evaluator, its aws commands against LocalStack (docs/deploy.md, "Rehearsed here")
+	@scripts/deploy-rehearsal.sh
 
 lint-config: ## docker-compose.yml against the Compose spec schema, .github/workflows with actionlint, samconfig.toml confirms change sets and sets no DbSecretArn (offline)
 	@scripts/lint-config.sh

@@ -7,7 +7,7 @@ resolved (a function with both VpcConfig and CapacityProviderConfig, say).
 
 Checks, per mode: SAM accepts the template; on Managed Instances the function has a
 CapacityProviderConfig and no VpcConfig, at least 2048 MB and no reserved concurrency; on
-classic Lambda the reverse; with provisioned pollers the SQS mapping has a
+classic Lambda the reverse (reserved concurrency only with ReserveConcurrency=true); with provisioned pollers the SQS mapping has a
 ProvisionedPollerConfig and no ScalingConfig, otherwise the reverse.
 
 Usage: .venv/tools/bin/python scripts/check_template_modes.py [template.yaml]
@@ -24,12 +24,14 @@ CONDITIONS = {
     "OnManagedInstances": lambda p: p["ComputeMode"] == "ManagedInstances",
     "ProvisionedPollers": lambda p: p["SqsPollerMode"] == "Provisioned",
     "HasVpc": lambda p: "".join(p["SubnetIds"]) != "",
+    "ReservesConcurrency": lambda p: p["ReserveConcurrency"] == "true",
 }
 
 MODES = [
     {"ComputeMode": "Lambda", "SqsPollerMode": "OnDemand", "SubnetIds": []},
     {"ComputeMode": "Lambda", "SqsPollerMode": "OnDemand", "SubnetIds": ["subnet-1"]},
     {"ComputeMode": "Lambda", "SqsPollerMode": "Provisioned", "SubnetIds": ["subnet-1"]},
+    {"ComputeMode": "Lambda", "SqsPollerMode": "Provisioned", "SubnetIds": ["subnet-1"], "ReserveConcurrency": "true"},
     {"ComputeMode": "ManagedInstances", "SqsPollerMode": "OnDemand", "SubnetIds": ["subnet-1"]},
     {"ComputeMode": "ManagedInstances", "SqsPollerMode": "Provisioned", "SubnetIds": ["subnet-1"]},
 ]
@@ -74,6 +76,7 @@ def main():
             if resource["Type"] == "AWS::Serverless::Function":
                 resource["Properties"]["CodeUri"] = "s3://bucket/bootstrap.zip"
         label = f"{mode['ComputeMode']}/{mode['SqsPollerMode']}/{'vpc' if mode['SubnetIds'] else 'no-vpc'}"
+        label += "/reserved" if conditions["ReservesConcurrency"] else ""
         try:
             output = transform(document, {k: v for k, v in parameters.items() if v is not None}, NoManagedPolicies())
         except Exception as err:  # the translator's own report of what it refused
@@ -90,7 +93,7 @@ def main():
         checks = [
             ("CapacityProviderConfig" in function) == managed,
             ("VpcConfig" in function) == (not managed and conditions["HasVpc"]),
-            ("ReservedConcurrentExecutions" in function) == (not managed),
+            ("ReservedConcurrentExecutions" in function) == (not managed and conditions["ReservesConcurrency"]),
             not managed or function["MemorySize"] == {"Ref": "ManagedInstancesMemorySize"},
             not managed or any(r["Type"] == "AWS::Lambda::CapacityProvider" for r in resources.values()),
             ("ProvisionedPollerConfig" in mapping) == conditions["ProvisionedPollers"],

@@ -148,6 +148,13 @@ def stack_template(parameters, code_uri):
     for resource in resolved["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = code_uri
+    # LocalStack's change sets check every Ref before SAM's transform runs, and refuse SAM's
+    # `!Ref <function>.Version` ("Unresolved resource dependencies"), which AWS's SAM resolves.
+    # The code's version is then the uploaded code's name: the updates below change the owner's
+    # secret instead.
+    migration = resolved["Resources"].get("SchemaMigration", {}).get("Properties", {})
+    if migration.get("CodeVersion") == {"Ref": "MaintenanceFunction.Version"}:
+        migration["CodeVersion"] = code_uri
     return json.dumps(resolved)
 
 
@@ -332,14 +339,161 @@ def check_mode(mode, stack, parameters):
         maintenance = stack["outputs"].get("MaintenanceFunctionArn", "").rsplit(":", 1)[-1]
         check(bool(maintenance), "retention: the maintenance function exists")
         schedules = client("scheduler").list_schedules()["Schedules"]
-        mine = [s for s in schedules if s["Target"]["Arn"].endswith(f":{maintenance}")]
+        # SAM targets the alias AutoPublishAlias makes (`live`).
+        mine = [s for s in schedules if s["Target"]["Arn"].endswith((f":{maintenance}", f":{maintenance}:live"))]
         check(len(mine) == 1, "retention: one EventBridge Scheduler schedule targets it")
+        check(all(s.get("State") == "ENABLED" for s in mine), f"retention: the schedule is enabled ({[s.get('State') for s in mine]})")
         if mine:
             schedule = client("scheduler").get_schedule(Name=mine[0]["Name"], GroupName=mine[0].get("GroupName", "default"))
             check(schedule["ScheduleExpression"] == "cron(17 3 * * ? *)", f"retention: on MaintenanceSchedule ({schedule['ScheduleExpression']})")
             check(schedule["Target"].get("DeadLetterConfig", {}).get("Arn", "").endswith(":" + stack["outputs"]["MaintenanceDeadLetterQueueUrl"].rsplit("/", 1)[-1]), "retention: its dead letters go to the maintenance DLQ")
         env = lam.get_function_configuration(FunctionName=maintenance)["Environment"]["Variables"]
         check(env.get("LOGIN_ETL_TASK") == "maintenance" and env.get("RETENTION_KEEP_MONTHS") == parameters["RetentionKeepMonths"], "retention: the maintenance task and its months")
+
+
+# --- migrate through the stack (SchemaMigration, docs/deploy.md step 4) -------------------
+
+
+def psql(database, sql):
+    url = urllib.parse.urlparse(os.environ["DATABASE_URL"])
+    return subprocess.run(
+        ["psql", "-At", "-v", "ON_ERROR_STOP=1", "-h", url.hostname, "-p", str(url.port or 5432), "-U", url.username or "postgres",
+         database, "-c", sql],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+
+
+def fresh_database(database):
+    psql("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    psql("postgres", f"CREATE DATABASE {database}")
+
+
+def owner_secret(name, database):
+    """A secret in the RDS format for the maintenance function: the e2e database's, with
+    `database` as its dbname (the host is the one the function's containers reach)."""
+    sm = client("secretsmanager")
+    value = json.loads(sm.get_secret_value(SecretId=os.environ["E2E_DB_SECRET_ARN"])["SecretString"])
+    value["dbname"] = database
+    # The server trusts local connections and ignores it; the answers must never show it.
+    value["password"] = OWNER_PASSWORD
+    try:
+        return sm.create_secret(Name=name, SecretString=json.dumps(value))["ARN"]
+    except sm.exceptions.ResourceExistsException:
+        sm.put_secret_value(SecretId=name, SecretString=json.dumps(value))
+        return sm.describe_secret(SecretId=name)["ARN"]
+
+
+def migrations_applied(database):
+    """Successful migrations recorded in `database`, and whether user_logins exists."""
+    out = psql(database, "select (select count(*) from _sqlx_migrations where success), to_regclass('public.user_logins') is not null"
+               if psql(database, "select to_regclass('public._sqlx_migrations') is not null") == "t" else "select 0, false")
+    count, table = out.split("|")
+    return int(count), table == "t"
+
+
+MIGRATIONS = len(list((ROOT / "migrations").glob("*.sql")))
+OWNER_PASSWORD = "e2e-owner-password-never-shown"
+
+
+def schema_databases():
+    """The retention stack's databases, none migrated: created by the stack (A), after an
+    update that points it at B, and C, which does not exist (a migrate that fails)."""
+    base = urllib.parse.urlparse(os.environ["DATABASE_URL"]).path.lstrip("/")
+    names = {key: f"{base}_schema_{key.lower()}" for key in "ABC"}
+    for key in "AB":
+        fresh_database(names[key])
+    psql("postgres", f"DROP DATABASE IF EXISTS {names['C']} WITH (FORCE)")
+    secrets = {key: owner_secret(f"{PREFIX}/login-etl/owner-{key}", name) for key, name in names.items()}
+    return names, secrets
+
+
+def update(name, parameters, code_uri):
+    """`aws cloudformation deploy` of an existing stack (a change set, executed); its final status."""
+    cloudformation = client("cloudformation")
+    change_set = f"{name}-{int(time.time())}"
+    cloudformation.create_change_set(
+        StackName=name,
+        ChangeSetName=change_set,
+        ChangeSetType="UPDATE",
+        TemplateBody=stack_template(parameters, code_uri),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    cloudformation.get_waiter("change_set_create_complete").wait(StackName=name, ChangeSetName=change_set, WaiterConfig={"Delay": 1})
+    cloudformation.execute_change_set(StackName=name, ChangeSetName=change_set)
+    cloudformation.get_waiter("stack_update_complete").wait(StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    return cloudformation.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
+
+
+def custom_resource_request(stack, request_type, key):
+    """CloudFormation's request for SchemaMigration, as AWS sends it, with a ResponseURL that
+    LocalStack's S3 serves: a presigned PUT, as AWS's is. LocalStack's community edition has
+    no custom resources (`No resource provider found for "Custom::LoginEtlSchema"`: it creates
+    the resource as an empty stand-in and invokes nothing), so this sends CloudFormation's
+    request itself, to the stack's maintenance function, and reads the answer from S3."""
+    url = client("s3").generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=900)
+    request = {
+        "RequestType": request_type,
+        "ServiceToken": stack["outputs"]["MaintenanceFunctionArn"],
+        "ResponseURL": url,
+        "StackId": next(iter(r["StackId"] for r in stack["resources"])),
+        "RequestId": f"e2e-{request_type.lower()}-{RUN}",
+        "LogicalResourceId": "SchemaMigration",
+        "ResourceType": "Custom::LoginEtlSchema",
+        "ResourceProperties": {"ServiceToken": stack["outputs"]["MaintenanceFunctionArn"]},
+    }
+    if request_type != "Create":
+        request["PhysicalResourceId"] = "login-etl-schema"
+    return request
+
+
+def invoke_custom_resource(stack, request_type):
+    """The answer the maintenance function PUT to the request's ResponseURL (None without one),
+    and its invocation's error, if any."""
+    key = f"cfn-responses/{RUN}-{request_type.lower()}-{time.monotonic_ns()}"
+    request = custom_resource_request(stack, request_type, key)
+    out = client("lambda").invoke(FunctionName=stack["outputs"]["MaintenanceFunctionArn"], Payload=json.dumps(request).encode())
+    error = out.get("FunctionError")
+    if error:
+        error = f"{error}: {out['Payload'].read().decode()[:300]}"
+    try:
+        answer = json.loads(client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    except Exception as err:
+        return None, error or f"no answer at the ResponseURL ({err})"
+    for field in ("StackId", "RequestId", "LogicalResourceId"):
+        if answer.get(field) != request[field]:
+            return answer, f"the answer's {field} is {answer.get(field)!r}, the request's {request[field]!r}"
+    return answer, error
+
+
+def schema_migration(stack, parameters, code_uri, names, secrets):
+    """The stack's maintenance function answers CloudFormation's requests: Create migrates the
+    owner's database (A); after an update of the stack that points it at B, Update migrates B;
+    pointed at C, which does not exist, Update answers FAILED with migrate's reason and no
+    password; Delete answers SUCCESS and leaves B's schema. Returns the checks, (ok, what),
+    for the main thread to print."""
+    results = []
+    answer, error = invoke_custom_resource(stack, "Create")
+    count, table = migrations_applied(names["A"])
+    results.append((answer is not None and answer["Status"] == "SUCCESS" and not error and answer["PhysicalResourceId"] == "login-etl-schema" and count == MIGRATIONS and table,
+                    f"schema: Create migrated {names['A']} ({count}/{MIGRATIONS} migrations, user_logins {'exists' if table else 'missing'}) and answered {answer and answer['Status']} ({answer and answer['Reason']!r}) with a PUT to LocalStack's presigned S3 URL" + (f"; {error}" if error else "")))
+    status = update(stack["name"], {**parameters, "MaintenanceDbSecretArn": secrets["B"]}, code_uri)
+    answer, error = invoke_custom_resource(stack, "Update")
+    count, table = migrations_applied(names["B"])
+    results.append((status == "UPDATE_COMPLETE" and answer is not None and answer["Status"] == "SUCCESS" and not error and count == MIGRATIONS and table,
+                    f"schema: after an update (MaintenanceDbSecretArn -> {names['B']}: {status}), Update migrated it ({count}/{MIGRATIONS}) and answered {answer and answer['Status']}" + (f"; {error}" if error else "")))
+    status = update(stack["name"], {**parameters, "MaintenanceDbSecretArn": secrets["C"]}, code_uri)
+    answer, error = invoke_custom_resource(stack, "Update")
+    reason = (answer or {}).get("Reason", "")
+    results.append((answer is not None and answer["Status"] == "FAILED" and "migrate failed" in reason and names["C"] in reason and OWNER_PASSWORD not in reason and not error,
+                    f"schema: pointed at {names['C']}, which does not exist, Update answered {answer and answer['Status']}: {reason!r} (no password in it); the invocation itself succeeded" + (f"; {error}" if error else "")))
+    update(stack["name"], {**parameters, "MaintenanceDbSecretArn": secrets["B"]}, code_uri)
+    before = psql(names["B"], "select count(*), max(installed_on) from _sqlx_migrations")
+    answer, error = invoke_custom_resource(stack, "Delete")
+    after = psql(names["B"], "select count(*), max(installed_on) from _sqlx_migrations")
+    results.append((answer is not None and answer["Status"] == "SUCCESS" and answer["PhysicalResourceId"] == "login-etl-schema" and before == after and not error,
+                    f"schema: Delete answered {answer and answer['Status']} ({answer and answer['Reason']!r}) and left {names['B']}'s schema as it was" + (f"; {error}" if error else "")))
+    return results
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -445,6 +599,56 @@ def run(stack, cli):
     return emitted
 
 
+SMOKE_TEST_WAIT = """
+# The guide's `sleep 60` waits for the queue to drain: here it ends as soon as it has.
+sleep() {
+  local deadline=$((SECONDS + ${1%%[!0-9]*}))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    [ "$(login-etl-cli depth --json | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["visible"] + d["in_flight"] + d["delayed"])')" = 0 ] && return 0
+    command sleep 1
+  done
+}
+"""
+
+
+def smoke_test(stack, cli):
+    """docs/deploy.md's smoke test, its block as written, against `stack`: only its first line
+    (`stack=login-etl`) names this stack instead. The pinned AWS CLI (.venv/localstack) with
+    LocalStack's endpoint; login-etl-cli on PATH; DATABASE_URL the e2e database."""
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    match = re.search(r"<!-- deploy-rehearsal: smoke-test -->\s*```sh\n(.*?)```", guide, re.S)
+    if not match:
+        check(False, "docs/deploy.md has no block marked <!-- deploy-rehearsal: smoke-test -->")
+        return
+    block, named = re.subn(r"^stack=login-etl\b.*$", f"stack={stack['name']}", match.group(1), count=1, flags=re.M)
+    check(named == 1, "the smoke test's first line sets stack=login-etl")
+    aws = ROOT / ".venv" / "localstack" / "bin" / "aws"
+    preamble = (
+        "set -euo pipefail\n"
+        f'aws() {{ "{aws}" --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }}\n'
+        + SMOKE_TEST_WAIT
+    )
+    before, _ = rows()
+    env = {**os.environ, "PATH": f"{Path(cli).resolve().parent}:{os.environ['PATH']}", "AWS_PAGER": ""}
+    started = time.monotonic()
+    done = subprocess.run(["bash", "-c", preamble + block], env=env, capture_output=True, text=True, timeout=180)
+    after, _ = rows()
+    out = done.stdout
+    print(out.rstrip())
+    print(f"  ({time.monotonic() - started:.1f} s)")
+    check(done.returncode == 0, f"the smoke test ran to its end (exit {done.returncode}: {done.stderr.strip()[-300:]})")
+    depths = re.findall(r"^\S+ visible=(\d+) in_flight=(\d+) delayed=(\d+)$", out, re.M)
+    check(len(depths) == 2 and all(d == ("0", "0", "0") for d in depths), f"step 2 and 5: the queue and the DLQ empty ({depths})")
+    check(after - before == 3, f"step 4: 3 more rows ({before} -> {after})")
+    batches = out.count("batch processed")
+    check(1 <= batches <= 3, f"step 3: the batches' log lines ({batches})")
+    # LocalStack ignores describe-alarms' --state-value (it lists every alarm of the prefix),
+    # so the alarms it printed are asked for their state.
+    listed = json.loads(out[out.rindex("["):]) if "[" in out else None
+    firing = [a["AlarmName"] for a in client("cloudwatch").describe_alarms(AlarmNames=listed or ["-"])["MetricAlarms"] if a["StateValue"] == "ALARM"]
+    check(listed is not None and not firing, f"step 5: no alarm firing ({firing}; LocalStack listed {len(listed or [])} of any state)")
+
+
 def main():
     bootstrap, cli = sys.argv[1], sys.argv[2]
     db_secret = os.environ["E2E_DB_SECRET_ARN"]
@@ -458,7 +662,8 @@ def main():
     for mode, extra in MODES.items():
         parameters = {**RUN_PARAMETERS, "DbSecretArn": db_secret, **extra}
         if mode == "retention":
-            parameters["MaintenanceDbSecretArn"] = db_secret
+            names, secrets = schema_databases()
+            parameters["MaintenanceDbSecretArn"] = secrets["A"]
         try:
             change_sets[mode] = (parameters, create_change_set(f"{PREFIX}-{RUN}-{mode}", parameters, code_uri))
         except Exception as err:
@@ -488,9 +693,25 @@ def main():
         if mode in stacks:
             print(f"\n== Stack {stacks[mode][1]['name']}, as created")
             check_mode(mode, stacks[mode][1], stacks[mode][0])
-    emitted = run(default, cli)
-    print("\n== The alarms, against the metrics the function emitted")
-    check_alarms(default, function, emitted)
+    schema = None
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        if "retention" in stacks:
+            # Beside the run: the retention stack's updates and delete (about a minute).
+            schema = pool.submit(schema_migration, stacks["retention"][1], stacks["retention"][0], code_uri, names, secrets)
+        emitted = run(default, cli)
+        print("\n== The alarms, against the metrics the function emitted")
+        check_alarms(default, function, emitted)
+        if "pollers" in stacks:
+            # A stack that has had no message yet, as after a first deploy.
+            print(f"\n== docs/deploy.md's smoke test against {stacks['pollers'][1]['name']}")
+            smoke_test(stacks["pollers"][1], cli)
+        if schema is not None:
+            print(f"\n== The stack's migrate (SchemaMigration's requests to the maintenance function) in {stacks['retention'][1]['name']}")
+            try:
+                for ok, what in schema.result():
+                    check(ok, what)
+            except Exception as err:
+                check(False, f"schema: {err}")
     if os.environ.get("E2E_KEEP_STACKS") != "1":
         cloudformation = client("cloudformation")
         for _, stack in stacks.values():

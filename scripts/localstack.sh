@@ -40,10 +40,15 @@ ready() {
 install() {
   # LocalStack needs Python >= 3.12 (3.12.1 was seen to start it without its runtime components;
   # 3.13 works: uv-sync.sh takes pyenv's newest when none is on PATH).
+  # One sync at a time: make deploy-rehearsal syncs it too, for its pinned AWS CLI.
+  mkdir -p "$run"
+  exec 7>"$run/localstack-venv.lock"
+  flock 7
   "$root/scripts/uv-sync.sh" localstack "$venv" 3.12 || {
     echo "localstack.sh: no LocalStack venv; or use Docker: docker compose up -d" >&2
     exit 1
   }
+  exec 7>&- # released, and not inherited by the LocalStack started next
 }
 
 start() {

@@ -21,11 +21,11 @@ scratch=login_etl_sam_local_test
 
 # The binaries of the test build (what `make test-rust` builds): one build of the code, not two.
 cargo test --quiet --no-run --lib --bins --tests
-export SAM_LOCAL_BOOTSTRAP=target/debug/login-etl
+export SAM_LOCAL_BOOTSTRAP=${CARGO_TARGET_DIR:-target}/debug/login-etl
 # SAM asks STS for the account id; LocalStack answers at once where AWS cannot be reached.
 export AWS_ENDPOINT_URL_STS=${AWS_ENDPOINT_URL_STS:-${AWS_ENDPOINT_URL:-http://127.0.0.1:4566}}
 PGOPTIONS="-c client_min_messages=warning" psql -q -X "$server/postgres" -c "DROP DATABASE IF EXISTS $scratch WITH (FORCE)"
-DATABASE_URL=$server/$scratch target/debug/login-etl-cli migrate 2>/dev/null
+DATABASE_URL=$server/$scratch "${CARGO_TARGET_DIR:-target}/debug/login-etl-cli" migrate 2>/dev/null
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"; psql -q -X "$server/postgres" -c "DROP DATABASE IF EXISTS $scratch WITH (FORCE)" >/dev/null 2>&1 || true' EXIT

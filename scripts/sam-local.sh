@@ -58,10 +58,10 @@ bootstrap=${SAM_LOCAL_BOOTSTRAP:-}
 if [ -z "$bootstrap" ]; then
   if docker image inspect "$base" >/dev/null 2>&1 && ! stand_in; then
     cargo lambda build --bin login-etl "--$([ $arch = x86_64 ] && echo x86-64 || echo arm64)" >&2
-    bootstrap=target/lambda/login-etl/bootstrap
+    bootstrap=${CARGO_TARGET_DIR:-target}/lambda/login-etl/bootstrap
   else
     cargo build --bin login-etl >&2
-    bootstrap=target/debug/login-etl
+    bootstrap=${CARGO_TARGET_DIR:-target}/debug/login-etl
   fi
 fi
 if ! docker image inspect "$base" >/dev/null 2>&1; then

@@ -40,6 +40,23 @@ case ${1:-} in
     sam build --no-cached "${overrides[@]}"
     bootstrap=.aws-sam/build/LoginEtlFunction/bootstrap
     file "$bootstrap" 2>/dev/null || true
+    # `sam deploy` deploys .aws-sam/build/template.yaml with its parameters' defaults: after
+    # the x86_64 fallback that default would still say arm64, and the function would fail at
+    # init. So the built template's Architecture default is the bootstrap's own (its ELF
+    # e_machine: 183 aarch64, 62 x86-64), and this fails if the two ever disagree.
+    machine=$(od -An -tu2 -j18 -N2 "$bootstrap" | tr -d ' ')
+    case $machine in 183) built_arch=arm64 ;; 62) built_arch=x86_64 ;; *) echo "sam.sh: bootstrap e_machine $machine?" >&2; exit 1 ;; esac
+    python - "$built_arch" <<'PY'
+import sys
+from samcli.yamlhelper import yaml_dump, yaml_parse
+path, arch = ".aws-sam/build/template.yaml", sys.argv[1]
+template = yaml_parse(open(path).read())
+if template["Parameters"]["Architecture"].get("Default") != arch:
+    template["Parameters"]["Architecture"]["Default"] = arch
+    open(path, "w").write(yaml_dump(template))
+    print(f"sam.sh: .aws-sam/build/template.yaml deploys Architecture={arch} by default (the bootstrap's)", file=sys.stderr)
+PY
+    echo "sam.sh: the bootstrap is $built_arch, and so is the built template's Architecture default"
     zipped=$(mktemp -d)/bootstrap.zip
     (cd "$(dirname "$bootstrap")" && zip -9 -q "$zipped" bootstrap)
     echo "bootstrap: $(stat -c %s "$bootstrap") bytes, $(stat -c %s "$zipped") bytes zipped (zip -9)"

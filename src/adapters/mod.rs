@@ -7,9 +7,11 @@
 //!   (sqlx sessions for operator commands: migrations, reports, the vault), [`lifecycle`]
 //!   (monthly partitions, retention, erasure: operator commands too).
 //! - AWS: [`aws`] (SDK configuration), [`secrets`] (Secrets Manager), [`sqs`] (the queue
-//!   client, provisioning, redrive), [`visibility`] (backoff of failed messages).
+//!   client, provisioning, redrive), [`visibility`] (backoff of failed messages),
+//!   [`cfn_response`] (the maintenance function's answer to CloudFormation).
 
 pub mod aws;
+pub mod cfn_response;
 pub mod database;
 pub mod iam;
 pub mod lifecycle;

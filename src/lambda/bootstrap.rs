@@ -144,12 +144,13 @@ async fn load_logins(config: Config, log: &LogSettings) -> Result<(), Stop> {
     runtime::run(function).await.map_err(Stop::Runtime)
 }
 
-/// The scheduled maintenance function (`LOGIN_ETL_TASK=maintenance`): the same bootstrap with
-/// the table owner's database secret, partitions ahead and retention on each scheduled event.
+/// The maintenance function (`LOGIN_ETL_TASK=maintenance`): the same bootstrap with the table
+/// owner's database secret: partitions ahead and retention on each scheduled event, `migrate`
+/// on CloudFormation's requests. It connects on its first event, not at start-up: a secret it
+/// cannot read must become CloudFormation's FAILED answer, never an init error that leaves
+/// the stack waiting for one.
 async fn maintenance(config: &Config) -> Result<(), Stop> {
-    let store =
-        startup::connect_store(config).await.map_err(|err| Stop::Startup(format!("{:#}", anyhow::Error::from(err))))?;
-    runtime::run_maintenance(store, config.lifecycle.retention_keep_months).await.map_err(Stop::Runtime)
+    runtime::run_maintenance(config, config.lifecycle.retention_keep_months).await.map_err(Stop::Runtime)
 }
 
 /// A start-up failure: one clear log line, reported to the Runtime API's init-error endpoint

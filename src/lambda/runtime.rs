@@ -5,11 +5,18 @@ use std::sync::Arc;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use login_etl_core::deploy_hook::{CustomResourceRequest, MaintenanceEvent, SchemaAction};
+use tokio::sync::OnceCell;
+
 use super::event::parse_event;
 use super::function::{Function, Request};
 use super::in_flight::CountInFlight;
-use crate::adapters::lifecycle;
 use crate::adapters::store::Store;
+use crate::adapters::{cfn_response, lifecycle};
+use crate::config::Config;
+use crate::startup;
 
 /// Serves invocations until the runtime stops: each one goes to [`Function::invoke`], metrics
 /// to stdout. Requires `FunctionResponseTypes: [ReportBatchItemFailures]` on the event source
@@ -40,28 +47,108 @@ pub async fn run(function: Arc<Function>) -> Result<(), lambda_runtime::Error> {
         .await
 }
 
-/// The runtime loop of the scheduled maintenance function (`LOGIN_ETL_TASK=maintenance`):
-/// whatever the event (EventBridge's scheduled event), one [`lifecycle::scheduled_maintenance`]
-/// run over `store`, its report logged and returned. A failure fails the invocation, so the
-/// function's Errors metric shows it and the next schedule tries again.
+/// The runtime loop of the maintenance function (`LOGIN_ETL_TASK=maintenance`). Each event is
+/// one of two ([`MaintenanceEvent`]):
+///
+/// - EventBridge Scheduler's (or any other without `RequestType`): one
+///   [`lifecycle::scheduled_maintenance`] run, its report logged and returned. A failure fails
+///   the invocation, so the function's Errors metric shows it and the next schedule tries again.
+/// - CloudFormation's request for the `SchemaMigration` custom resource: `migrate` on Create
+///   and Update, nothing on Delete, and the answer PUT to its `ResponseURL` before the
+///   function's deadline, FAILED with the reason when the migration failed or ran out of time.
+///   The invocation succeeds once the answer is sent (Lambda's retries of a failed
+///   asynchronous invocation would only migrate again and answer twice).
+///
+/// The store is built on the first event that needs it, and again after a failure: a secret
+/// that cannot be read is a FAILED answer, not an init error nobody answers.
 ///
 /// Sequential on purpose (`lambda_runtime::run`, not `run_concurrent`): one schedule fires it
 /// once a day, template.yaml gives it no capacity provider, and two runs at once would only
 /// contend for the same DDL locks (CREATE/DETACH PARTITION) to do the same work twice.
-pub async fn run_maintenance(store: Store, keep_months: Option<u16>) -> Result<(), lambda_runtime::Error> {
-    let store = &store;
-    lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| async move {
-        let today = time::OffsetDateTime::now_utc().date();
-        let report = lifecycle::scheduled_maintenance(store, today, keep_months).await?;
-        let dropped: Vec<&str> =
-            report.retention.iter().flat_map(|r| r.dropped.iter().map(|d| d.partition.as_str())).collect();
-        tracing::info!(
-            created = report.created.len(),
-            dropped = ?dropped,
-            vault_rows_removed = report.retention.as_ref().map_or(0, |r| r.vault_rows_removed),
-            "maintenance done"
-        );
-        Ok::<_, lambda_runtime::Error>(report)
+pub async fn run_maintenance(config: &Config, keep_months: Option<u16>) -> Result<(), lambda_runtime::Error> {
+    let store: &OnceCell<Store> = &OnceCell::new();
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
+        match MaintenanceEvent::parse(event.payload.get().as_bytes()).inspect_err(|err| tracing::error!("{err}"))? {
+            MaintenanceEvent::Scheduled => {
+                let store = store.get_or_try_init(|| startup::connect_store(config)).await?;
+                let report = scheduled_maintenance(store, keep_months).await?;
+                Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
+            }
+            MaintenanceEvent::CustomResource(request) => {
+                let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+                answer_custom_resource(
+                    &request,
+                    || async {
+                        let store = store.get_or_try_init(|| startup::connect_store(config)).await?;
+                        store.migrate().await?;
+                        Ok(())
+                    },
+                    deadline,
+                )
+                .await?;
+                Ok(serde_json::Value::Null)
+            }
+        }
     }))
     .await
+}
+
+/// Partitions ahead and retention, logged.
+async fn scheduled_maintenance(
+    store: &Store,
+    keep_months: Option<u16>,
+) -> Result<lifecycle::MaintenanceReport, lambda_runtime::Error> {
+    let today = time::OffsetDateTime::now_utc().date();
+    let report = lifecycle::scheduled_maintenance(store, today, keep_months).await?;
+    let dropped: Vec<&str> =
+        report.retention.iter().flat_map(|r| r.dropped.iter().map(|d| d.partition.as_str())).collect();
+    tracing::info!(
+        created = report.created.len(),
+        dropped = ?dropped,
+        vault_rows_removed = report.retention.as_ref().map_or(0, |r| r.vault_rows_removed),
+        "maintenance done"
+    );
+    Ok(report)
+}
+
+/// What is left for the answer itself when the migration runs out of time: the PUT's
+/// attempts (cfn_response) within Lambda's deadline.
+const ANSWER_MARGIN: Duration = Duration::from_secs(45);
+
+/// Runs `migrate` as `request` asks (Create and Update; Delete leaves the data alone), within
+/// `deadline` less [`ANSWER_MARGIN`], and answers CloudFormation. The reason of a failure is
+/// the error chain, which names secrets by id and users by name, never a password.
+pub async fn answer_custom_resource<F, Fut>(
+    request: &CustomResourceRequest,
+    migrate: F,
+    deadline: SystemTime,
+) -> Result<(), cfn_response::ResponseError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let outcome = match request.action() {
+        SchemaAction::LeaveAlone => Ok("nothing to do: the schema and its data outlive the stack".to_owned()),
+        SchemaAction::Migrate => {
+            let budget = deadline.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(ANSWER_MARGIN);
+            match tokio::time::timeout(budget, migrate()).await {
+                Ok(Ok(())) => Ok("migrations applied".to_owned()),
+                Ok(Err(err)) => Err(format!("login-etl migrate failed: {err:#}")),
+                Err(_) => Err(format!(
+                    "login-etl migrate did not finish within {} s (the maintenance function's timeout less {} s \
+                     for this answer); it was cancelled and its transaction rolled back",
+                    budget.as_secs(),
+                    ANSWER_MARGIN.as_secs()
+                )),
+            }
+        }
+    };
+    match &outcome {
+        Ok(reason) => tracing::info!(request = ?request.request_type, "{reason}"),
+        Err(reason) => tracing::error!(request = ?request.request_type, "{reason}"),
+    }
+    let answer = request.answer(outcome.as_deref().map_err(String::as_str));
+    cfn_response::put(&request.response_url, answer.to_body()).await?;
+    tracing::info!(status = ?answer.status, "answered CloudFormation");
+    Ok(())
 }

@@ -55,8 +55,8 @@ const SET_BY_LAMBDA: [&str; 27] = [
     "TZ",
 ];
 
-/// Values a deployer gives: the parameters without a default, and a retention that makes the
-/// maintenance function exist (`HasMaintenance`).
+/// Values a deployer gives: the parameters without a default, the owner's secret that makes the
+/// maintenance function exist (`HasMaintenanceSecret`), and a retention that schedules it.
 const DEPLOY_PARAMETERS: [(&str, &str); 3] = [
     ("DbSecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:login-etl/db-AbCdEf"),
     ("MaintenanceDbSecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:login-etl/owner-AbCdEf"),
@@ -113,6 +113,28 @@ fn an_undocumented_or_misattributed_variable_is_named() {
     );
 }
 
+/// The pairs that only work together are checked per mode: each half missing is named.
+#[test]
+fn a_tls_mode_without_its_bundle_or_layer_is_named() {
+    let bundle = "          DB_CA_BUNDLE: !If [VerifyRdsDirectly, /opt/global-bundle.pem, \"\"]\n";
+    assert!(TEMPLATE.contains(bundle), "the template's DB_CA_BUNDLE line moved; update this test");
+    let without_bundle = TEMPLATE.replace(bundle, "          DB_CA_BUNDLE: \"\"\n");
+    let problems = wiring_problems(&without_bundle, CONFIGURATION_DOC).join("\n");
+    assert!(problems.contains("sets DB_SSL_MODE=verify-full without DB_CA_BUNDLE"), "{problems}");
+
+    let mode = "          DB_SSL_MODE: !If [VerifyRdsDirectly, verify-full, \"\"]\n";
+    assert!(TEMPLATE.contains(mode), "the template's DB_SSL_MODE line moved; update this test");
+    let without_mode = TEMPLATE.replace(mode, "          DB_SSL_MODE: \"\"\n");
+    let problems = wiring_problems(&without_mode, CONFIGURATION_DOC).join("\n");
+    assert!(problems.contains("without a verifying DB_SSL_MODE: the certificate is not checked"), "{problems}");
+
+    let layers = "      Layers: [!If [VerifyRdsDirectly, !Ref DbCaBundleLayerArn, !Ref AWS::NoValue]]\n";
+    assert!(TEMPLATE.contains(layers), "the template's Layers line moved; update this test");
+    let without_layer = TEMPLATE.replace(layers, "");
+    let problems = wiring_problems(&without_layer, CONFIGURATION_DOC).join("\n");
+    assert!(problems.contains("under /opt, and has no layer to put it there"), "{problems}");
+}
+
 /// template.yaml with `lines` added to LoginEtlFunction's variables.
 fn with_function_variable(lines: &str) -> String {
     let anchor = "          MASKING_MODE: !Ref MaskingMode\n";
@@ -128,7 +150,8 @@ fn wiring_problems(template: &str, doc: &str) -> Vec<String> {
     // Every variable any function's template environment sets, in some assignment.
     let mut set_by_template = BTreeSet::new();
     for function in template.functions() {
-        for (assignment, variables) in template.environments(&function) {
+        for (assignment, variables, layers) in template.environments(&function) {
+            problems.extend(tls_pair_problems(&function, &assignment, &variables, layers));
             for name in variables.keys() {
                 set_by_template.insert(name.clone());
                 if SET_BY_LAMBDA.contains(&name.as_str()) {
@@ -166,6 +189,36 @@ fn wiring_problems(template: &str, doc: &str) -> Vec<String> {
         if let Some(problem) = problem {
             problems.push(format!("{name}: {problem}"));
         }
+    }
+    problems
+}
+
+/// Variables that only work together (issue 27, stop 10): `DB_SSL_MODE` applies to the
+/// connection straight to RDS (the secret's host), whose certificate chains to Amazon's RDS
+/// CAs, in no built-in root store. So a verifying `DB_SSL_MODE` needs `DB_CA_BUNDLE` (without
+/// it every connection fails `UnknownIssuer`), a `DB_CA_BUNDLE` without one is never used
+/// (the connection is silently unverified), and a bundle under `/opt` needs a layer to hold it.
+fn tls_pair_problems(
+    function: &str,
+    assignment: &str,
+    variables: &BTreeMap<String, String>,
+    layers: usize,
+) -> Vec<String> {
+    let set = |name: &str| variables.get(name).map(String::as_str).filter(|value| !value.is_empty());
+    let verifying = matches!(set("DB_SSL_MODE"), Some("verify-full" | "verify-ca"));
+    let mut problems = Vec::new();
+    match (verifying, set("DB_CA_BUNDLE")) {
+        (true, None) => problems.push(format!(
+            "{function} ({assignment}) sets DB_SSL_MODE={} without DB_CA_BUNDLE: RDS's certificate would verify against nothing",
+            set("DB_SSL_MODE").unwrap_or_default()
+        )),
+        (false, Some(bundle)) => problems.push(format!(
+            "{function} ({assignment}) sets DB_CA_BUNDLE={bundle} without a verifying DB_SSL_MODE: the certificate is not checked"
+        )),
+        (_, Some(bundle)) if bundle.starts_with("/opt/") && layers == 0 => problems.push(format!(
+            "{function} ({assignment}) sets DB_CA_BUNDLE={bundle}, under /opt, and has no layer to put it there"
+        )),
+        _ => {}
     }
     problems
 }
@@ -225,13 +278,15 @@ impl Template {
     }
 
     /// The function's variables (Globals' then its own) under every assignment of the
-    /// conditions they depend on, each with its assignment's description.
-    fn environments(&self, function: &str) -> Vec<(String, BTreeMap<String, String>)> {
+    /// conditions they and its `Layers` depend on, each with its assignment's description and
+    /// how many layers the function then has.
+    fn environments(&self, function: &str) -> Vec<(String, BTreeMap<String, String>, usize)> {
         let own = &self.resources()[function]["Properties"]["Environment"];
         let global = &self.0["Globals"]["Function"]["Environment"];
+        let layers = &self.resources()[function]["Properties"]["Layers"];
         let mut conditions = BTreeSet::new();
-        for environment in [global, own] {
-            conditions_in(environment, &mut conditions);
+        for node in [global, own, layers] {
+            conditions_in(node, &mut conditions);
         }
         let conditions: Vec<String> = conditions.into_iter().collect();
         (0..1u32 << conditions.len())
@@ -249,7 +304,11 @@ impl Template {
                 }
                 let described: Vec<String> = decided.iter().map(|(name, value)| format!("{name}={value}")).collect();
                 let described = if described.is_empty() { "every mode".to_owned() } else { described.join(", ") };
-                (described, variables)
+                let layer_count = match self.evaluate(layers, &decided, function) {
+                    Some(Json::Array(items)) => items.len(),
+                    _ => 0,
+                };
+                (described, variables, layer_count)
             })
             .collect()
     }

@@ -12,10 +12,13 @@
 //!   `sqs-batch` crate's: the queue's envelope, the parse step (validate, mask, seal) that
 //!   turns a message into a `MaskedLogin`, and the `BatchOutcome` that logs and metrics read.
 //! - [`metrics`]: the EMF documents an outcome is reported as.
+//! - [`deploy_hook`]: the stack's schema migration as a CloudFormation custom resource: the
+//!   maintenance function's event told apart, and the answer CloudFormation is sent.
 //! - [`sample`]: realistic (and deliberately broken) login messages from a seed.
 
 pub mod batch;
 pub mod contract;
+pub mod deploy_hook;
 pub mod mask;
 pub mod message;
 pub mod metrics;

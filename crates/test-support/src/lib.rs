@@ -465,7 +465,12 @@ impl TestCluster {
                 "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off{}",
                 self.port,
                 self.dir.display(),
-                if self.tls { " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key" } else { "" }
+                // log_connections: a TLS test reads which sessions the server authorized.
+                if self.tls {
+                    " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c log_connections=on"
+                } else {
+                    ""
+                }
             ));
         Self::run(pg_ctl, "pg_ctl start");
     }
@@ -479,6 +484,13 @@ impl TestCluster {
 
     pub fn url(&self, dbname: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{dbname}?sslmode=disable", self.port)
+    }
+
+    /// How many sessions the server has authorized so far (a TLS cluster logs its
+    /// connections): a client that refused the server's certificate never gets one.
+    pub fn sessions_authorized(&self) -> usize {
+        assert!(self.tls, "only a TLS cluster logs its connections");
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default().matches("connection authorized").count()
     }
 }
 
