@@ -495,7 +495,8 @@ mod tests {
         }
         let lines = Lines::default();
         let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).without_time().finish();
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).without_time().finish();
         tracing::subscriber::with_default(subscriber, || {
             let records = [message("a", "1"), message("b", "secret-body"), message("c\nx", "3")];
             let _: TestOutcome = plan(&records, &Envelope::default(), parse).expect("plan").stored(1);
