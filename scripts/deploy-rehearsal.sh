@@ -188,12 +188,16 @@ rehearse_sql() { # VERSION BIN_DIR PORT
   denied fraud_team "insert logins" "INSERT INTO user_logins (user_id) VALUES ('x')"
   denied fraud_team "delete logins" "DELETE FROM user_logins"
   denied fraud_team "delete vault rows" "DELETE FROM pii_vault.sealed_values"
-  local load_call # the loader's function, called with NULLs of its own argument types
-  load_call=$(psql_as login_etl_owner login_etl -tAc "SELECT format('SELECT public.insert_login_batch(%s)',
-    string_agg('NULL::' || format_type(t, NULL), ', ')) FROM pg_proc, unnest(proargtypes::oid[]) AS t
-    WHERE proname = 'insert_login_batch'")
-  denied fraud_team "load batches" "$load_call"
-  denied privacy_desk "load batches" "$load_call"
+  local load_call overloads=0 # each overload of the loader's function, called with NULLs of its own argument types
+  while read -r load_call; do
+    denied fraud_team "load batches" "$load_call" </dev/null
+    denied privacy_desk "load batches" "$load_call" </dev/null
+    overloads=$((overloads + 1))
+  done < <(psql_as login_etl_owner login_etl -tAc "SELECT format('SELECT public.insert_login_batch(%s)',
+    (SELECT string_agg('NULL::' || format_type(t, NULL), ', ' ORDER BY n)
+       FROM unnest(proargtypes::oid[]) WITH ORDINALITY AS a(t, n)))
+    FROM pg_proc WHERE proname = 'insert_login_batch'")
+  [ "$overloads" -gt 0 ] || fail "PostgreSQL $version: no insert_login_batch to call"
   denied privacy_desk "insert logins" "INSERT INTO user_logins (user_id) VALUES ('x')"
   denied privacy_desk "write the vault" "INSERT INTO pii_vault.sealed_values DEFAULT VALUES"
   denied privacy_desk "truncate logins" "TRUNCATE user_logins"
