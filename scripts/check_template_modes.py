@@ -8,7 +8,9 @@ resolved (a function with both VpcConfig and CapacityProviderConfig, say).
 Checks, per mode: SAM accepts the template; on Managed Instances the function has a
 CapacityProviderConfig and no VpcConfig, at least 2048 MB and no reserved concurrency; on
 classic Lambda the reverse (reserved concurrency only with ReserveConcurrency=true); with provisioned pollers the SQS mapping has a
-ProvisionedPollerConfig and no ScalingConfig, otherwise the reverse.
+ProvisionedPollerConfig and no ScalingConfig, otherwise the reverse; with ExistingQueueArn the
+mapping reads that queue, the stack creates no LoginQueue and no queue policy (which would
+replace the team's), and still its dead-letter queue.
 
 Usage: .venv/tools/bin/python scripts/check_template_modes.py [template.yaml]
 """
@@ -25,6 +27,14 @@ CONDITIONS = {
     "ProvisionedPollers": lambda p: p["SqsPollerMode"] == "Provisioned",
     "HasVpc": lambda p: "".join(p["SubnetIds"]) != "",
     "ReservesConcurrency": lambda p: p["ReserveConcurrency"] == "true",
+    "UsesExistingQueue": lambda p: p["ExistingQueueArn"] != "",
+    "CreatesQueue": lambda p: p["ExistingQueueArn"] == "",
+    "HasExistingQueueKey": lambda p: p["ExistingQueueKmsKeyArn"] != "",
+}
+
+EXISTING_QUEUE = {
+    "ExistingQueueArn": "arn:aws:sqs:us-east-1:111122223333:checkout-logins",
+    "ExistingQueueKmsKeyArn": "arn:aws:kms:us-east-1:111122223333:key/0b0c0d0e-1111-2222-3333-444455556666",
 }
 
 MODES = [
@@ -34,6 +44,7 @@ MODES = [
     {"ComputeMode": "Lambda", "SqsPollerMode": "Provisioned", "SubnetIds": ["subnet-1"], "ReserveConcurrency": "true"},
     {"ComputeMode": "ManagedInstances", "SqsPollerMode": "OnDemand", "SubnetIds": ["subnet-1"]},
     {"ComputeMode": "ManagedInstances", "SqsPollerMode": "Provisioned", "SubnetIds": ["subnet-1"]},
+    {"ComputeMode": "Lambda", "SqsPollerMode": "OnDemand", "SubnetIds": ["subnet-1"], **EXISTING_QUEUE},
 ]
 
 NO_VALUE = object()
@@ -77,6 +88,7 @@ def main():
                 resource["Properties"]["CodeUri"] = "s3://bucket/bootstrap.zip"
         label = f"{mode['ComputeMode']}/{mode['SqsPollerMode']}/{'vpc' if mode['SubnetIds'] else 'no-vpc'}"
         label += "/reserved" if conditions["ReservesConcurrency"] else ""
+        label += "/existing-queue" if conditions["UsesExistingQueue"] else ""
         try:
             output = transform(document, {k: v for k, v in parameters.items() if v is not None}, NoManagedPolicies())
         except Exception as err:  # the translator's own report of what it refused
@@ -84,11 +96,14 @@ def main():
             continue
         resources = output["Resources"]
         function = resources["LoginEtlFunction"]["Properties"]
-        mapping = next(
-            r["Properties"]
-            for r in resources.values()
-            if r["Type"] == "AWS::Lambda::EventSourceMapping" and "LoginQueue" in str(r["Properties"]["EventSourceArn"])
-        )
+        # SAM names the mapping after the function and its event (Events: LoginQueue).
+        mapping = resources["LoginEtlFunctionLoginQueue"]["Properties"]
+        existing = conditions["UsesExistingQueue"]
+        queue_policies = [r for r in resources.values() if r["Type"] == "AWS::SQS::QueuePolicy"]
+
+        def created(resource):
+            spec = resources.get(resource) if isinstance(resource, str) else resource
+            return spec is not None and (spec.get("Condition") is None or conditions.get(spec["Condition"], True))
         managed = conditions["OnManagedInstances"]
         checks = [
             ("CapacityProviderConfig" in function) == managed,
@@ -98,11 +113,18 @@ def main():
             not managed or any(r["Type"] == "AWS::Lambda::CapacityProvider" for r in resources.values()),
             ("ProvisionedPollerConfig" in mapping) == conditions["ProvisionedPollers"],
             ("ScalingConfig" in mapping) == (not conditions["ProvisionedPollers"]),
+            mapping["EventSourceArn"] == ({"Ref": "ExistingQueueArn"} if existing else {"Fn::GetAtt": ["LoginQueue", "Arn"]}),
+            # CloudFormation, not SAM, drops a resource whose condition is false.
+            created("LoginQueue") != existing,
+            created("LoginDeadLetterQueue"),
+            not existing or not any("LoginQueue" in str(p["Properties"]["Queues"]) for p in queue_policies if created(p)),
         ]
         if not all(checks):
-            failures.append(f"{label}: unexpected function or mapping properties: {checks}")
+            failures.append(f"{label}: unexpected function or mapping properties: {checks}; mapping reads {mapping['EventSourceArn']}")
         else:
-            print(f"check_template_modes: {label}: SAM accepts it; scaling controls as expected")
+            print(f"check_template_modes: {label}: SAM accepts it; scaling controls and queue as expected")
+            if existing:
+                print(f"  mapping {mapping['EventSourceArn']}")
     for failure in failures:
         print(f"check_template_modes: {failure}", file=sys.stderr)
     sys.exit(1 if failures else 0)

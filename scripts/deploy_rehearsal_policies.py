@@ -2,7 +2,8 @@
 """make deploy-rehearsal, policies: the template's IAM, key and queue policies, and the policy
 JSON docs/security.md tells people to attach, as AWS evaluates them.
 
-1. template.yaml, with real parameters (two sets: IAM straight to RDS, and RDS Proxy), resolved
+1. template.yaml, with real parameters (four sets: IAM straight to RDS, RDS Proxy, and a queue
+   the team already has with its own key, in this account and in another), resolved
    as AWS::LanguageExtensions does (scripts/e2e.py's resolver), then through SAM's own transform
    (samtranslator, pinned in .venv/tools), then every intrinsic resolved to the physical names
    and ARNs CloudFormation would give (a stack id, queue URLs, key ids: made up, shaped as AWS's).
@@ -19,6 +20,10 @@ JSON docs/security.md tells people to attach, as AWS evaluates them.
 4. The questions go to @cloud-copilot/iam-simulate (tools/deploy-rehearsal/simulate.mjs), an
    offline evaluator of identity, resource and KMS key policies with conditions and
    cross-account rules. It is AGPL-3.0: a test tool only, never shipped.
+5. With an existing queue (ExistingQueueArn, ExistingQueueKmsKeyArn) the queue's policy and its
+   key's policy are the team's: the evaluator gets the statements docs/security.md tells the
+   team to add ("A queue you already have"), beside a key policy that delegates nothing else,
+   and asks that the function receives, deletes and decrypts, and that nobody unnamed does.
 
 Usage: deploy_rehearsal_policies.py (run by scripts/deploy-rehearsal.sh policies).
 """
@@ -57,6 +62,9 @@ FOREIGN_ADMINISTRATOR = f"arn:aws:iam::{OTHER_ACCOUNT}:role/administrator"
 DB_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:login-etl/db-AbCdEf"
 DB_SECRET_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0b0c0d0e-1111-2222-3333-444455556666"
 OWNER_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:login-etl/db-owner-GhIjKl"
+# The account of a team's queue in another account: neither the stack's nor OTHER_ACCOUNT, whose
+# administrator stands for "anyone in another account" and must be denied.
+QUEUE_ACCOUNT = "777788889999"
 
 COMMON = {
     "DbSecretArn": DB_SECRET,
@@ -74,6 +82,18 @@ COMMON = {
 PARAMETER_SETS = {
     "IAM straight to RDS": {**COMMON, "DbResourceId": "db-ABCDEFGHIJKLMNOPQRSTUVWXY0", "DbInstanceIdentifier": "login-etl-db"},
     "RDS Proxy": {**COMMON, "UseRdsProxy": "true", "DbInstanceIdentifier": "login-etl-db"},
+    "existing queue in this account with its own key": {
+        **COMMON,
+        "DbResourceId": "db-ABCDEFGHIJKLMNOPQRSTUVWXY0",
+        "ExistingQueueArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:checkout-logins",
+        "ExistingQueueKmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d",
+    },
+    "existing queue in another account with its key": {
+        **COMMON,
+        "DbResourceId": "db-ABCDEFGHIJKLMNOPQRSTUVWXY0",
+        "ExistingQueueArn": f"arn:aws:sqs:{REGION}:{QUEUE_ACCOUNT}:checkout-logins",
+        "ExistingQueueKmsKeyArn": f"arn:aws:kms:{REGION}:{QUEUE_ACCOUNT}:key/6b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9e",
+    },
 }
 
 # The code's AWS calls: (service, SDK operation) -> the IAM action. Who makes each, on what, is
@@ -323,6 +343,19 @@ def account_of(arn):
     return arn.split(":")[4]
 
 
+def teams_key_policy(key, documented_statement):
+    """The key policy of a team's queue key: administration by its account, no cryptography
+    for anyone (so no IAM policy alone grants it), and the statement the guide has them add."""
+    administration = {
+        "Sid": "AdministrationByTheAccount",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account_of(key)}:root"},
+        "Action": ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:EnableKey", "kms:DisableKey"],
+        "Resource": "*",
+    }
+    return {"Version": "2012-10-17", "Statement": [administration, documented_statement]}
+
+
 def main():
     found = code_calls()
     unknown = sorted(found - set(CALLS) - LOCAL_ONLY)
@@ -370,17 +403,26 @@ def simulate(questions):
 
 def stack_questions(setting, stack, parameters, asked_actions):
     res = stack.resources
-    queue, dlq = stack.get_att("LoginQueue", "Arn"), stack.get_att("LoginDeadLetterQueue", "Arn")
+    existing_queue = parameters.get("ExistingQueueArn", "")
+    check(("LoginQueue" in res) != bool(existing_queue), f"[{setting}] LoginQueue is created exactly when no ExistingQueueArn is given")
+    queue = existing_queue or stack.get_att("LoginQueue", "Arn")
+    dlq = stack.get_att("LoginDeadLetterQueue", "Arn")
     raw_key = stack.get_att("RawDataKey", "Arn")
+    queue_key = parameters.get("ExistingQueueKmsKeyArn") or raw_key
     masking_key = stack.ref("MaskingKeySecret")
     outputs = {
         "QueueArn": queue,
         "DeadLetterQueueArn": dlq,
         "RawDataKeyArn": raw_key,
         "MaskingKeySecretArn": masking_key,
+        "AccountId": ACCOUNT,
         "region": REGION,
     }
     resource_policies = {raw_key: stack.value(res["RawDataKey"]["Properties"]["KeyPolicy"])}
+    if existing_queue:
+        # The team's: its queue policy and its key's policy, with what the guide has them add.
+        resource_policies[queue] = documented_policy("existing-queue-policy", outputs)
+        resource_policies[queue_key] = teams_key_policy(queue_key, documented_policy("existing-queue-key-statement", outputs))
     for name, spec in res.items():
         if spec["Type"] == "AWS::SQS::QueuePolicy":
             document = drop_no_value(stack.value(spec["Properties"]["PolicyDocument"]))
@@ -394,7 +436,7 @@ def stack_questions(setting, stack, parameters, asked_actions):
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*", "Resource": "*"}],
     }
-    queues_by_key = {queue: raw_key, dlq: raw_key}
+    queues_by_key = {queue: queue_key, dlq: raw_key}
     function_role = stack.get_att("LoginEtlRole", "Arn")
     principals = {
         "the function": (function_role, stack.role_policies("LoginEtlRole")),
@@ -439,6 +481,11 @@ def stack_questions(setting, stack, parameters, asked_actions):
         "a producer (another account)": [("sqs:GetQueueAttributes", queue, "send"), ("sqs:SendMessage", queue, "send")],
         "a masking-key reader": [("secretsmanager:GetSecretValue", masking_key, "recover")],
     }
+    if existing_queue:
+        # Sending to the team's queue is the team's business (its producers, its key): operators
+        # keep the stack's dead-letter queue, producers are not asked here.
+        steps["an operator"] = [step for step in steps["an operator"] if step[1] != queue]
+        del steps["a producer (same account)"], steps["a producer (another account)"]
     if parameters.get("DbResourceId"):
         steps["the function"].append(
             ("rds-db:connect", f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{parameters['DbResourceId']}/login_loader", "IAM token")
@@ -464,7 +511,7 @@ def stack_questions(setting, stack, parameters, asked_actions):
                     "request": {
                         "principal": principal,
                         "action": action,
-                        "resource": {"resource": resource, "accountId": ACCOUNT},
+                        "resource": {"resource": resource, "accountId": account_of(resource) or ACCOUNT},
                         "contextVariables": variables,
                     },
                     "identityPolicies": policies,
@@ -511,6 +558,17 @@ def stack_questions(setting, stack, parameters, asked_actions):
     ask("anyone in another account (not named)", "sqs:SendMessage", queue, "ImplicitlyDenied", "sending without being a producer")
     ask("anyone in another account (not named)", "sqs:ReceiveMessage", queue, "ImplicitlyDenied", "receiving")
     ask("a producer (another account)", "sqs:ReceiveMessage", queue, "ImplicitlyDenied", "a producer never receives")
+    if existing_queue:
+        # The team's key and queue: the function through SQS only; nobody the guide's statements
+        # do not name, whatever their own IAM policies allow.
+        for who in ("an administrator (not named)", "anyone in another account (not named)", "an operator"):
+            kms(who, "kms:Decrypt", queue_key, "sqs", "ImplicitlyDenied", "the team's queue key, not named in its key policy")
+        kms("the function", "kms:Decrypt", queue_key, "kms", "ImplicitlyDenied", "the team's queue key directly, not through SQS")
+        kms("the function", "kms:GenerateDataKey", queue_key, "sqs", "ImplicitlyDenied", "the function never sends to the team's queue")
+        ask("the function", "sqs:SendMessage", queue, "ImplicitlyDenied", "the function never sends to the team's queue")
+        # The stack's key no longer covers any queue the function reads.
+        kms("the function", "kms:Decrypt", raw_key, "sqs", "ImplicitlyDenied", "the raw-data key through SQS: it reads no stack queue")
+        ask("anyone in another account (not named)", "sqs:DeleteMessage", queue, "ImplicitlyDenied", "deleting from the team's queue")
     return questions
 
 

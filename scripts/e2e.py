@@ -59,7 +59,12 @@ MODES = {
     "default": {},
     "pollers": {"SqsPollerMode": "Provisioned", "MinimumPollers": "1", "MaximumPollers": "2"},
     "retention": {"RetentionKeepMonths": "3"},
+    # A queue the team already has, under its own key, made before the stack (team_queue):
+    # ExistingQueueArn and ExistingQueueKmsKeyArn are filled in then.
+    "existing-queue": {},
 }
+# Messages sent to the existing queue, after the main run (its rows are counted on their own).
+EXISTING_QUEUE_COUNT = 20
 
 client = lambda service: boto3.client(service, region_name=REGION)  # noqa: E731
 failures = []
@@ -349,6 +354,56 @@ def check_mode(mode, stack, parameters):
             check(schedule["Target"].get("DeadLetterConfig", {}).get("Arn", "").endswith(":" + stack["outputs"]["MaintenanceDeadLetterQueueUrl"].rsplit("/", 1)[-1]), "retention: its dead letters go to the maintenance DLQ")
         env = lam.get_function_configuration(FunctionName=maintenance)["Environment"]["Variables"]
         check(env.get("LOGIN_ETL_TASK") == "maintenance" and env.get("RETENTION_KEEP_MONTHS") == parameters["RetentionKeepMonths"], "retention: the maintenance task and its months")
+
+
+# --- a queue the team already has (docs/deploy.md, "Using a queue you already have") --------
+
+
+def team_queue():
+    """The team's queue, made outside any stack: SSE-KMS under a key of its own, the run's
+    visibility timeout. Returns (url, arn, key arn)."""
+    key = client("kms").create_key(Description=f"{PREFIX}-{RUN}: a team's own queue key")["KeyMetadata"]["Arn"]
+    url = client("sqs").create_queue(
+        QueueName=f"{PREFIX}-{RUN}-team-logins",
+        Attributes={"KmsMasterKeyId": key, "VisibilityTimeout": RUN_PARAMETERS["VisibilityTimeout"]},
+    )["QueueUrl"]
+    arn = client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn, key
+
+
+def check_existing_queue(stack, parameters, url, cli):
+    """The stack reads the team's queue: no queue of its own, the mapping, the age alarm and
+    the outputs on the team's; the guide's step 3 (the team's redrive policy to the stack's
+    DLQ); then messages the team's producers send are loaded through LocalStack's mapping."""
+    outputs, lam, sqs = stack["outputs"], client("lambda"), client("sqs")
+    arn, name = parameters["ExistingQueueArn"], parameters["ExistingQueueArn"].rsplit(":", 1)[-1]
+    logical = {r["LogicalResourceId"] for r in stack["resources"]}
+    check("LoginQueue" not in logical and "LoginQueueRequiresTls" not in logical, "existing queue: the stack made no queue and no queue policy of its own")
+    check("LoginDeadLetterQueue" in logical, "existing queue: the stack made its dead-letter queue")
+    function = outputs["FunctionArn"].rsplit(":", 1)[-1]
+    mappings = lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
+    check([m["EventSourceArn"] for m in mappings] == [arn], f"existing queue: the one mapping reads the team's queue ({[m['EventSourceArn'] for m in mappings]})")
+    check(outputs.get("QueueArn") == arn and outputs.get("QueueUrl", "").endswith(f"/{arn.split(':')[4]}/{name}"), "existing queue: the outputs name the team's queue")
+    alarms = client("cloudwatch").describe_alarms(
+        AlarmNames=[physical(stack, r["LogicalResourceId"]) for r in stack["resources"] if r["ResourceType"] == "AWS::CloudWatch::Alarm"]
+    )["MetricAlarms"]
+    age = [{d["Name"]: d["Value"] for d in a["Dimensions"]} for a in alarms if a["MetricName"] == "ApproximateAgeOfOldestMessage"]
+    check(age == [{"QueueName": name}], f"existing queue: the age alarm watches the team's queue ({age})")
+    sqs.set_queue_attributes(
+        QueueUrl=url,
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": outputs["DeadLetterQueueArn"], "maxReceiveCount": RUN_PARAMETERS["MaxReceiveCount"]})},
+    )
+    before, _ = rows()
+    subprocess.run([cli, "send", "--queue-url", url, "--count", str(EXISTING_QUEUE_COUNT), "--bad-ratio", "0", "--seed", "28"], check=True, capture_output=True)
+    started = time.monotonic()
+    while time.monotonic() - started < 60:
+        loaded = rows()[0] - before
+        if loaded >= EXISTING_QUEUE_COUNT and sum(depth(url)) == 0:
+            break
+        time.sleep(1)
+    loaded, left = rows()[0] - before, depth(url)
+    check(loaded == EXISTING_QUEUE_COUNT and sum(left) == 0,
+          f"existing queue: {EXISTING_QUEUE_COUNT} messages sent to the team's queue, {loaded} rows loaded, queue {left} ({time.monotonic() - started:.1f} s)")
 
 
 # --- migrate through the stack (SchemaMigration, docs/deploy.md step 4) -------------------
@@ -659,11 +714,14 @@ def main():
     code_uri = upload_code(bootstrap)
     stacks = {}
     change_sets = {}
+    team_queue_url = None
     for mode, extra in MODES.items():
         parameters = {**RUN_PARAMETERS, "DbSecretArn": db_secret, **extra}
         if mode == "retention":
             names, secrets = schema_databases()
             parameters["MaintenanceDbSecretArn"] = secrets["A"]
+        if mode == "existing-queue":
+            team_queue_url, parameters["ExistingQueueArn"], parameters["ExistingQueueKmsKeyArn"] = team_queue()
         try:
             change_sets[mode] = (parameters, create_change_set(f"{PREFIX}-{RUN}-{mode}", parameters, code_uri))
         except Exception as err:
@@ -712,10 +770,16 @@ def main():
                     check(ok, what)
             except Exception as err:
                 check(False, f"schema: {err}")
+    if "existing-queue" in stacks:
+        # After the run and the smoke test, which count every row of the database.
+        print(f"\n== Stack {stacks['existing-queue'][1]['name']}, reading a queue the team already has")
+        check_existing_queue(stacks["existing-queue"][1], stacks["existing-queue"][0], team_queue_url, cli)
     if os.environ.get("E2E_KEEP_STACKS") != "1":
         cloudformation = client("cloudformation")
         for _, stack in stacks.values():
             cloudformation.delete_stack(StackName=stack["name"])
+        if team_queue_url:
+            client("sqs").delete_queue(QueueUrl=team_queue_url)
     print(f"\ne2e: {'FAILED: ' + '; '.join(failures) if failures else 'all checks passed'} ({time.monotonic() - started:.0f} s)")
     sys.exit(1 if failures else 0)
 
