@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use login_etl_core::deploy_hook::{CustomResourceRequest, MaintenanceEvent, SchemaAction};
+use login_etl_core::deploy_hook::{CustomResourceRequest, MaintenanceEvent, SchemaAction, reason_from_chain};
 use tokio::sync::OnceCell;
 
 use super::event::parse_event;
@@ -133,7 +133,10 @@ where
             let budget = deadline.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(ANSWER_MARGIN);
             match tokio::time::timeout(budget, migrate()).await {
                 Ok(Ok(())) => Ok("migrations applied".to_owned()),
-                Ok(Err(err)) => Err(format!("login-etl migrate failed: {err:#}")),
+                Ok(Err(err)) => {
+                    let causes: Vec<String> = err.chain().map(ToString::to_string).collect();
+                    Err(format!("login-etl migrate failed: {}", reason_from_chain(causes.iter().map(String::as_str))))
+                }
                 Err(_) => Err(format!(
                     "login-etl migrate did not finish within {} s (the maintenance function's timeout less {} s \
                      for this answer); it was cancelled and its transaction rolled back",
