@@ -483,13 +483,19 @@ def schema_migration(stack, parameters, code_uri, names, secrets):
     reason = (answer or {}).get("Reason", "")
     results.append((answer is not None and answer["Status"] == "FAILED" and "migrate failed" in reason and names["C"] in reason and OWNER_PASSWORD not in reason and not error,
                     f"schema: pointed at {names['C']}, which does not exist, Update answered {answer and answer['Status']}: {reason!r} (no password in it); the invocation itself succeeded" + (f"; {error}" if error else "")))
+    missing = secrets["B"].rsplit(":", 1)[0] + ":e2e/login-etl/no-such-owner-secret-AbCdEf"
+    point_at(stack, missing)
+    answer, error = invoke_custom_resource(stack, "Update")
+    reason = (answer or {}).get("Reason", "")
+    results.append((answer is not None and answer["Status"] == "FAILED" and "no-such-owner-secret" in reason and not error,
+                    f"schema: with an owner's secret it cannot read, the function still starts and answers {answer and answer['Status']}: {reason!r}" + (f"; {error}" if error else "")))
     point_at(stack, secrets["B"])
     before = psql(names["B"], "select count(*), max(installed_on) from _sqlx_migrations")
     answer, error = invoke_custom_resource(stack, "Delete")
     after = psql(names["B"], "select count(*), max(installed_on) from _sqlx_migrations")
     results.append((answer is not None and answer["Status"] == "SUCCESS" and answer["PhysicalResourceId"] == "login-etl-schema" and before == after and not error,
                     f"schema: Delete answered {answer and answer['Status']} ({answer and answer['Reason']!r}) and left {names['B']}'s schema as it was" + (f"; {error}" if error else "")))
-    print(f"  (the four requests and their checks: {time.monotonic() - started:.0f} s, beside the run)")
+    print(f"  (the five requests and their checks: {time.monotonic() - started:.0f} s, beside the run)")
     return results
 
 
