@@ -74,6 +74,10 @@ COMMON = {
 PARAMETER_SETS = {
     "IAM straight to RDS": {**COMMON, "DbResourceId": "db-ABCDEFGHIJKLMNOPQRSTUVWXY0", "DbInstanceIdentifier": "login-etl-db"},
     "RDS Proxy": {**COMMON, "UseRdsProxy": "true", "DbInstanceIdentifier": "login-etl-db"},
+    # Aurora: IAM authentication names the cluster's resource id (cluster-...), and the proxy
+    # targets the cluster.
+    "IAM straight to Aurora": {**COMMON, "DbResourceId": "cluster-ABCDEFGHIJKLMNOPQRSTUVWXY0", "DbClusterIdentifier": "login-etl-aurora"},
+    "RDS Proxy to Aurora": {**COMMON, "UseRdsProxy": "true", "DbClusterIdentifier": "login-etl-aurora"},
 }
 
 # The code's AWS calls: (service, SDK operation) -> the IAM action. Who makes each, on what, is
@@ -340,6 +344,14 @@ def main():
                 reserved = spec["Properties"].get("ReservedConcurrentExecutions")
                 check(reserved is None, f"[{setting}] {name} reserves concurrency ({reserved}) by default")
         questions += stack_questions(setting, stack, parameters, asked_actions)
+        # The proxy's target: an RDS instance, or an Aurora cluster (DBClusterIdentifiers).
+        for name, spec in stack.resources.items():
+            if spec["Type"] == "AWS::RDS::DBProxyTargetGroup":
+                props = stack.value(spec["Properties"])
+                want = ({"DBClusterIdentifiers": [parameters["DbClusterIdentifier"]]} if parameters.get("DbClusterIdentifier")
+                        else {"DBInstanceIdentifiers": [parameters["DbInstanceIdentifier"]]})
+                got = {k: props[k] for k in ("DBClusterIdentifiers", "DBInstanceIdentifiers") if k in props}
+                check(got == want, f"[{setting}] {name} targets {got}, expected {want}")
     for (service, operation), action in CALLS.items():
         check(action in asked_actions, f"{service} {operation} ({action}): no principal asks for it")
     answers = simulate(questions)
