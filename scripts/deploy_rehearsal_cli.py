@@ -35,6 +35,7 @@ PLACEHOLDERS = {
     "<instance-id>": "i-0123456789abcdef0",
     "<endpoint>": "login-etl.abcdefghijkl.us-east-1.rds.amazonaws.com",
     "<id>": "login-etl-db",
+    "<cluster-id>": "login-etl-aurora",
     "<vpc-id>": "vpc-0a1b2c3d4e5f67890",
     "<route-table-id>": "rtb-0a1b2c3d4e5f67890",
     "<region>": REGION,
@@ -54,6 +55,8 @@ COMMANDS = {
     "aws ssm start-session": ("LocalStack does not implement SSM StartSession", "not been implemented"),
     "aws rds modify-db-instance": ("RDS is not in LocalStack's community edition", "not yet been emulated"),
     "aws rds describe-db-instances": ("RDS is not in LocalStack's community edition", "not yet been emulated"),
+    "aws rds modify-db-cluster": ("RDS is not in LocalStack's community edition", "not yet been emulated"),
+    "aws rds describe-db-clusters": ("RDS is not in LocalStack's community edition", "not yet been emulated"),
 }
 
 

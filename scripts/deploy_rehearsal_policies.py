@@ -94,6 +94,10 @@ PARAMETER_SETS = {
         "ExistingQueueArn": f"arn:aws:sqs:{REGION}:{QUEUE_ACCOUNT}:checkout-logins",
         "ExistingQueueKmsKeyArn": f"arn:aws:kms:{REGION}:{QUEUE_ACCOUNT}:key/6b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9e",
     },
+    # Aurora: IAM authentication names the cluster's resource id (cluster-...), and the proxy
+    # targets the cluster.
+    "IAM straight to Aurora": {**COMMON, "DbResourceId": "cluster-ABCDEFGHIJKLMNOPQRSTUVWXY0", "DbClusterIdentifier": "login-etl-aurora"},
+    "RDS Proxy to Aurora": {**COMMON, "UseRdsProxy": "true", "DbClusterIdentifier": "login-etl-aurora"},
 }
 
 # The code's AWS calls: (service, SDK operation) -> the IAM action. Who makes each, on what, is
@@ -373,6 +377,14 @@ def main():
                 reserved = spec["Properties"].get("ReservedConcurrentExecutions")
                 check(reserved is None, f"[{setting}] {name} reserves concurrency ({reserved}) by default")
         questions += stack_questions(setting, stack, parameters, asked_actions)
+        # The proxy's target: an RDS instance, or an Aurora cluster (DBClusterIdentifiers).
+        for name, spec in stack.resources.items():
+            if spec["Type"] == "AWS::RDS::DBProxyTargetGroup":
+                props = stack.value(spec["Properties"])
+                want = ({"DBClusterIdentifiers": [parameters["DbClusterIdentifier"]]} if parameters.get("DbClusterIdentifier")
+                        else {"DBInstanceIdentifiers": [parameters["DbInstanceIdentifier"]]})
+                got = {k: props[k] for k in ("DBClusterIdentifiers", "DBInstanceIdentifiers") if k in props}
+                check(got == want, f"[{setting}] {name} targets {got}, expected {want}")
     for (service, operation), action in CALLS.items():
         check(action in asked_actions, f"{service} {operation} ({action}): no principal asks for it")
     answers = simulate(questions)

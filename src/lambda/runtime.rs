@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use login_etl_core::deploy_hook::{CustomResourceRequest, MaintenanceEvent, SchemaAction};
+use login_etl_core::deploy_hook::{CustomResourceRequest, MaintenanceEvent, SchemaAction, reason_from_chain};
 use tokio::sync::OnceCell;
 
 use super::event::parse_event;
@@ -127,22 +127,7 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let outcome = match request.action() {
-        SchemaAction::LeaveAlone => Ok("nothing to do: the schema and its data outlive the stack".to_owned()),
-        SchemaAction::Migrate => {
-            let budget = deadline.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(ANSWER_MARGIN);
-            match tokio::time::timeout(budget, migrate()).await {
-                Ok(Ok(())) => Ok("migrations applied".to_owned()),
-                Ok(Err(err)) => Err(format!("login-etl migrate failed: {err:#}")),
-                Err(_) => Err(format!(
-                    "login-etl migrate did not finish within {} s (the maintenance function's timeout less {} s \
-                     for this answer); it was cancelled and its transaction rolled back",
-                    budget.as_secs(),
-                    ANSWER_MARGIN.as_secs()
-                )),
-            }
-        }
-    };
+    let outcome = schema_outcome(request, migrate, deadline).await;
     match &outcome {
         Ok(reason) => tracing::info!(request = ?request.request_type, "{reason}"),
         Err(reason) => tracing::error!(request = ?request.request_type, "{reason}"),
@@ -151,4 +136,76 @@ where
     cfn_response::put(&request.response_url, answer.to_body()).await?;
     tracing::info!(status = ?answer.status, "answered CloudFormation");
     Ok(())
+}
+
+/// What `request` asks done, within `deadline` less [`ANSWER_MARGIN`]: `Ok` with the reason
+/// for SUCCESS, `Err` with the reason for FAILED (a migration cut short by the deadline is
+/// cancelled: its connection closes and the server rolls its transaction back).
+async fn schema_outcome<F, Fut>(
+    request: &CustomResourceRequest,
+    migrate: F,
+    deadline: SystemTime,
+) -> Result<String, String>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    match request.action() {
+        SchemaAction::LeaveAlone => Ok("nothing to do: the schema and its data outlive the stack".to_owned()),
+        SchemaAction::Migrate => {
+            let budget = deadline.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(ANSWER_MARGIN);
+            match tokio::time::timeout(budget, migrate()).await {
+                Ok(Ok(())) => Ok("migrations applied".to_owned()),
+                Ok(Err(err)) => {
+                    let causes: Vec<String> = err.chain().map(ToString::to_string).collect();
+                    Err(format!("login-etl migrate failed: {}", reason_from_chain(causes.iter().map(String::as_str))))
+                }
+                Err(_) => Err(format!(
+                    "login-etl migrate did not finish within {} s (the maintenance function's timeout less {} s \
+                     for this answer); it was cancelled and its transaction rolled back",
+                    budget.as_secs(),
+                    ANSWER_MARGIN.as_secs()
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use login_etl_core::deploy_hook::MaintenanceEvent;
+
+    fn request(request_type: &str) -> CustomResourceRequest {
+        let event = serde_json::json!({
+            "RequestType": request_type, "ResponseURL": "https://example.invalid/r", "StackId": "s",
+            "RequestId": "r", "LogicalResourceId": "SchemaMigration", "PhysicalResourceId": "login-etl-schema",
+        });
+        match MaintenanceEvent::parse(event.to_string().as_bytes()) {
+            Ok(MaintenanceEvent::CustomResource(request)) => request,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_migration_that_outlives_the_deadline_is_cancelled_and_answered_failed_in_time() {
+        let deadline = SystemTime::now() + ANSWER_MARGIN + Duration::from_millis(300);
+        let started = std::time::Instant::now();
+        let outcome = schema_outcome(&request("Update"), std::future::pending, deadline).await;
+        let reason = outcome.expect_err("cut short");
+        assert!(reason.contains("did not finish"), "{reason}");
+        assert!(started.elapsed() < Duration::from_secs(5), "answered after {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn delete_never_runs_the_migration_and_a_failure_is_the_reason() {
+        let far = SystemTime::now() + Duration::from_secs(900);
+        let outcome = schema_outcome(&request("Delete"), || async { panic!("Delete must not migrate") }, far).await;
+        assert!(outcome.is_ok(), "{outcome:?}");
+        let failed =
+            schema_outcome(&request("Create"), || async { Err(anyhow::anyhow!("no route to host")) }, far).await;
+        assert_eq!(failed, Err("login-etl migrate failed: no route to host".to_owned()));
+        let applied = schema_outcome(&request("Update"), || async { Ok(()) }, far).await;
+        assert_eq!(applied, Ok("migrations applied".to_owned()));
+    }
 }

@@ -147,6 +147,22 @@ impl CustomResourceResponse {
     }
 }
 
+/// An error and its causes as one reason, each cause once: drivers often repeat their
+/// source's text in their own (`…: database "x" does not exist: database "x" does not exist`).
+pub fn reason_from_chain<'a>(chain: impl IntoIterator<Item = &'a str>) -> String {
+    let mut reason = String::new();
+    for cause in chain {
+        if cause.is_empty() || reason.contains(cause) {
+            continue;
+        }
+        if !reason.is_empty() {
+            reason.push_str(": ");
+        }
+        reason.push_str(cause);
+    }
+    reason
+}
+
 /// `text` cut to at most `max` bytes on a character boundary, marked when cut.
 fn truncated(text: &str, max: usize) -> String {
     if text.len() <= max {
@@ -226,6 +242,20 @@ mod tests {
         assert_eq!(failed.status, Status::Failed);
         assert!(failed.reason.contains("password authentication failed"), "{}", failed.reason);
         assert_eq!(failed.physical_resource_id, "an-older-id");
+    }
+
+    #[test]
+    fn a_cause_already_told_is_not_repeated() {
+        let chain = [
+            "applying the migrations failed",
+            "while executing migrations: error returned from database: database \"c\" does not exist",
+            "error returned from database: database \"c\" does not exist",
+            "database \"c\" does not exist",
+        ];
+        assert_eq!(
+            reason_from_chain(chain),
+            "applying the migrations failed: while executing migrations: error returned from database: database \"c\" does not exist"
+        );
     }
 
     #[test]
