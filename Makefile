@@ -51,7 +51,7 @@ migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database i
 # install while cargo compiles, and the release arm64 build runs at the lowest priority
 # beside everything, taking the CPU the other steps leave while they wait on PostgreSQL and
 # LocalStack.
-TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine bg:sam-build lint-build bg:deploy-rehearsal test-rust crate-check test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local e2e sam-validate
+TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine bg:sam-build lint-build bg:deploy-rehearsal test-rust bg:crate-check test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local e2e sam-validate
 
 # make test compiles each target once. `cargo clippy` is `cargo check` with clippy-driver as
 # the workspace's compiler wrapper; a check build compiles nothing the tests can run, so
@@ -70,9 +70,13 @@ test-rust: up ## Every crate's unit tests and doctests, and the integration test
 	cargo test --workspace --lib --bins --tests --no-fail-fast
 	cargo test --workspace --doc
 
-crate-check: ## crates/sqs-batch as crates.io and docs.rs would take it: its docs (all features, warnings are errors) and `cargo package` (builds the packaged crate alone)
-	RUSTDOCFLAGS="-D warnings" cargo doc -p sqs-batch --no-deps --all-features
-	cargo package -p sqs-batch
+# In its own target dir (make test runs it in the background beside the integration steps,
+# whose cargo holds the shared one): the crate alone, with its own feature set.
+crate-check: ## crates/sqs-batch as crates.io and docs.rs take it: docs (all features, warnings are errors), `cargo package` (the packaged crate built alone), its tests with the `tracing` feature
+	export CARGO_TARGET_DIR="$${CARGO_TARGET_DIR:-target}/crate-check"; \
+	  RUSTDOCFLAGS="-D warnings" cargo doc -p sqs-batch --no-deps --all-features && \
+	  cargo package -p sqs-batch && \
+	  cargo test -p sqs-batch --features tracing,testing --lib
 
 mutants: ## cargo-mutants over crates/sqs-batch (minutes; not in make test): every mutant must fail a test (score and survivors in crates/sqs-batch/README.md)
 	@scripts/mutants.sh
@@ -119,7 +123,7 @@ lint-build: ## make test's lint: rustfmt, then every target built with clippy's 
 	@[ -n "$${RUSTC_WORKSPACE_WRAPPER:-}" ] || { echo "lint-build: a step of make test, which sets CLIPPY_WRAPPER; alone, run make lint" >&2; exit 2; }
 	cargo test --workspace --no-run --all-targets --quiet
 
-bench: up ## Benchmarks (durable commits): core ns/record, handler per batch (direct and through PgBouncer, before/after partitions), fleet through PgBouncer, drain, cold start, retention and erase on 2M rows, the release bootstrap under a Runtime API beside its floor and a peer, and 1-8 invocations per environment
+bench: up ## Benchmarks (durable commits): core ns/record, handler per batch (direct and through PgBouncer, before/after partitions), fleet through PgBouncer, drain, cold start, retention and erase on 2M rows, the release bootstrap under a Runtime API beside its floor and a peer, and 1-8 invocations per environment; sqs-batch's per-record path (10,000 records)
 	cargo bench --bench core
 	BENCH_PGBOUNCER=$(PGBOUNCER) cargo bench --bench handler
 	BENCH_PGBOUNCER=$(PGBOUNCER) cargo bench --bench pooler
