@@ -171,7 +171,9 @@ async fn a_producer_s_new_field_reaches_a_column_of_its_own_by_the_policy_and_a_
     assert_eq!(after["inserted"].as_u64(), Some(2), "{after}");
     assert_eq!(after["failed_messages_by_reason"]["invalid_os_version"], 1, "{after}");
 
-    let rows: Vec<(String, Option<String>, Option<String>, Option<Value>)> = sqlx::query_as(
+    /// user_id, os_version, session_pseudonym, extras.
+    type Row = (String, Option<String>, Option<String>, Option<Value>);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT user_id::text, os_version::text, session_pseudonym::text, extras FROM user_logins ORDER BY user_id",
     )
     .fetch_all(&pool)
