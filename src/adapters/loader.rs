@@ -7,7 +7,7 @@
 //!   Bind, Describe, Execute and Sync in one write (tokio-postgres's `query_typed`): the server
 //!   answers after Sync, so the pooler never sees a gap in which to switch server connections.
 //!   (sqlx parses and executes in two round trips, which is why the hot path does not use it.)
-//!   The statement only calls `insert_login_batch` (migrations/0004, 0008), so what the server parses
+//!   The statement only calls `insert_login_batch` (migrations/0004, 0008, 0009), so what the server parses
 //!   per batch is one function call, and the INSERT's plan is cached server-side by PL/pgSQL.
 //! - **No startup parameters a pooler refuses**: no `options`, no `extra_float_digits`; only
 //!   `client_encoding` and `application_name`, which PgBouncer and RDS Proxy track.
@@ -491,7 +491,7 @@ pub async fn execute(client: &tokio_postgres::Client, rows: &LoginRows<'_>) -> R
     let vault = rows.vault.as_ref().unwrap_or(&no_vault);
     // One short string per batch, not per row.
     let masking_key_id = rows.masking_key_id.map(|id| id.to_string());
-    let params: [(&(dyn ToSql + Sync), Type); 17] = [
+    let params: [(&(dyn ToSql + Sync), Type); 18] = [
         (&rows.message_id, Type::TEXT_ARRAY),
         (&rows.user_id, Type::TEXT_ARRAY),
         (&rows.device_type, Type::TEXT_ARRAY),
@@ -509,6 +509,7 @@ pub async fn execute(client: &tokio_postgres::Client, rows: &LoginRows<'_>) -> R
         (&masking_key_id, Type::TEXT),
         (&rows.ip_prefix, Type::TEXT_ARRAY),
         (&rows.extras, Type::TEXT_ARRAY),
+        (&rows.columns, Type::TEXT_ARRAY),
     ];
     let row = client.query_typed(INSERT_BATCH, &params).await?;
     let inserted: i64 = match row.first() {
@@ -547,6 +548,7 @@ fn checked(rows: &LoginRows<'_>, vault: &VaultRows<'_>) {
         rows.masking_key_id.map(|id| id.to_string()),
         &nullable(&rows.ip_prefix) as &[Option<String>],
         &nullable(&rows.extras) as &[Option<String>],
+        &nullable(&rows.columns) as &[Option<String>],
     );
 }
 

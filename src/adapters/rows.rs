@@ -24,6 +24,9 @@ pub struct LoginRows<'a> {
     pub ip_prefix: Vec<Option<&'a str>>,
     /// The declared extras, a JSON object per row (NULL when none), for the `extras` column.
     pub extras: Vec<Option<&'a str>>,
+    /// The fields the policy lands in columns of their own, a JSON object per row keyed by
+    /// column name (NULL when none), which `insert_login_batch` spreads into the columns.
+    pub columns: Vec<Option<&'a str>>,
     pub masked_device_id: Vec<Option<&'a str>>,
     pub locale: Vec<Option<&'a str>>,
     pub app_version: Vec<Option<&'a str>>,
@@ -79,6 +82,7 @@ impl<'a> LoginRows<'a> {
             masked_ip: Vec::with_capacity(n),
             ip_prefix: Vec::with_capacity(n),
             extras: Vec::with_capacity(n),
+            columns: Vec::with_capacity(n),
             masked_device_id: Vec::with_capacity(n),
             locale: Vec::with_capacity(n),
             app_version: Vec::with_capacity(n),
@@ -109,6 +113,7 @@ impl<'a> LoginRows<'a> {
             rows.masked_ip.push(login.masked_ip.as_deref());
             rows.ip_prefix.push(login.ip_prefix.as_deref());
             rows.extras.push(login.extras.as_deref());
+            rows.columns.push(login.columns.as_deref());
             rows.masked_device_id.push(login.masked_device_id.as_deref());
             rows.locale.push(login.locale.as_deref());
             rows.app_version.push(login.app_version.as_deref());

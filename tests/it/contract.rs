@@ -77,12 +77,12 @@ fn agree(function: &Verdict, schema: &SchemaVerdict) -> bool {
 
 /// A deployment's policy: the published schema with declared extras, each one property. The
 /// schema validator and the function (reading the same document as its field policy) agree on
-/// their rules as on the built-in fields'.
+/// their rules as on the built-in fields', wherever each lands (a column of its own or `extras`).
 #[test]
 fn a_policy_s_declared_extras_are_judged_alike_by_the_schema_and_the_function() {
     let mut schema: Value = serde_json::from_str(SCHEMA_JSON).expect("schema");
     schema["properties"]["os_version"] = serde_json::json!({"type": ["string", "null"], "maxLength": 8, "$ref": "#/$defs/noNul",
-                           "x-treatment": "kept", "x-landing": "extras"});
+                           "x-treatment": "kept", "x-landing": {"column": "os_version"}});
     schema["properties"]["session_id"] = serde_json::json!({"type": "string", "maxLength": 64, "$ref": "#/$defs/noNul",
                            "x-treatment": "masked-hmac", "x-landing": "extras"});
     schema["properties"]["attempt"] =

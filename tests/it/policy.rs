@@ -101,9 +101,100 @@ async fn a_producer_s_new_field_reaches_the_table_by_one_line_of_the_policy(pool
     )]);
     queue.send(&[body("never")]).await.expect("send");
     let line = error_line(&drain(Some(&wrong)));
-    assert!(line.contains("FIELD_POLICY_FILE: `os_version`: x-landing column needs a migration"), "{line}");
+    assert!(line.contains("FIELD_POLICY_FILE: `os_version`: x-landing column names its column"), "{line}");
     let depth = queue.depth().await.expect("depth");
     assert_eq!(depth.visible + depth.in_flight, 2, "the failing one and the untouched one: {depth:?}");
+    std::fs::remove_file(&policy).ok();
+    std::fs::remove_file(&wrong).ok();
+}
+
+/// The deployment's own migration for the column test: what an owner runs with `psql -f`.
+const OS_VERSION_COLUMN_MIGRATION: &str = include_str!("policy/0100_os_version_column.sql");
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_producer_s_new_field_reaches_a_column_of_its_own_by_the_policy_and_a_migration(pool: PgPool) {
+    let early_queue = queue_without_redrive("policy-early").await;
+    let queue = queue_without_redrive("policy-column").await;
+    let body = |id: &str, os: &str| format!(r#"{{"user_id":"{id}","os_version":"{os}","session_id":"sess-{id}"}}"#);
+    let drain_from = |policy: &std::path::Path, url: &str| {
+        cli_command(&pool)
+            .env("FIELD_POLICY_FILE", policy)
+            .args(["drain", "--json", "--wait-seconds", "0", "--queue-url", url])
+            .output()
+            .expect("drain")
+    };
+    let drain = |policy: &std::path::Path| drain_from(policy, queue.url());
+    // The change: os_version kept in a column of its own, session_id masked into another, one
+    // property each; the same binary as before.
+    let policy = policy_file_with(&[
+        (
+            "os_version",
+            serde_json::json!({"type": ["string", "null"], "maxLength": 16, "$ref": "#/$defs/noNul",
+                               "x-treatment": "kept", "x-landing": {"column": "os_version"}}),
+        ),
+        (
+            "session_id",
+            serde_json::json!({"type": ["string", "null"], "maxLength": 64, "$ref": "#/$defs/noNul",
+                               "x-treatment": "masked-hmac", "x-landing": {"column": "session_pseudonym"}}),
+        ),
+    ]);
+
+    // The policy ahead of its migration: the batch fails as a whole, naming the missing column,
+    // and its messages stay on the queue (nothing is lost, nothing half-stored).
+    early_queue.send(&[body("early", "14.1")]).await.expect("send");
+    let early = drain_from(&policy, early_queue.url());
+    assert_ne!(early.status.code(), Some(0), "{early:?}");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM user_logins").fetch_one(&pool).await.expect("count");
+    assert_eq!(stored, 0);
+    let stderr = String::from_utf8_lossy(&early.stderr);
+    assert!(!stderr.contains("14.1") && !stderr.contains("sess-early"), "no value is logged: {stderr}");
+    let depth = early_queue.depth().await.expect("depth");
+    assert_eq!(depth.visible + depth.in_flight, 1, "the message is kept: {depth:?}");
+
+    // The migration (the owner's), then the same policy: values land in their columns.
+    sqlx::raw_sql(OS_VERSION_COLUMN_MIGRATION).execute(&pool).await.expect("the deployment's migration");
+    sqlx::raw_sql("ALTER TABLE public.user_logins ADD COLUMN session_pseudonym varchar(64)")
+        .execute(&pool)
+        .await
+        .expect("the second column");
+    queue
+        .send(&[
+            body("a", "14.2"),
+            r#"{"user_id":"b","os_version":null}"#.into(),
+            body("bad", "a version far too long"),
+        ])
+        .await
+        .expect("send");
+    let after = drain(&policy);
+    assert_eq!(after.status.code(), Some(3), "the bad one is left failing on a queue without a DLQ: {after:?}");
+    let after = json_stdout(&after);
+    assert_eq!(after["inserted"].as_u64(), Some(2), "{after}");
+    assert_eq!(after["failed_messages_by_reason"]["invalid_os_version"], 1, "{after}");
+
+    /// user_id, os_version, session_pseudonym, extras.
+    type Row = (String, Option<String>, Option<String>, Option<Value>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT user_id::text, os_version::text, session_pseudonym::text, extras FROM user_logins ORDER BY user_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rows");
+    assert_eq!(
+        rows,
+        [
+            ("a".to_string(), Some("14.2".to_string()), Some(masker().mask_named("session_id", "sess-a")), None),
+            ("b".to_string(), None, None, None),
+        ]
+    );
+
+    // A policy naming one of the function's own columns is refused before a message is taken.
+    let wrong = policy_file_with(&[(
+        "os_version",
+        serde_json::json!({"type": "string", "$ref": "#/$defs/noNul", "x-treatment": "kept",
+                           "x-landing": {"column": "user_id"}}),
+    )]);
+    let line = error_line(&drain(&wrong));
+    assert!(line.contains("`os_version`: column user_id is the function's own"), "{line}");
     std::fs::remove_file(&policy).ok();
     std::fs::remove_file(&wrong).ok();
 }

@@ -25,7 +25,7 @@ use sqs_batch::{Envelope, Outcome, Plan, Rejection};
 
 use crate::mask::{KeyId, MaskedField, Masker, MaskingMode};
 use crate::message::{LoginRecord, RecordError, UnknownKeys};
-use crate::policy::Treatment;
+use crate::policy::{Landing, Treatment};
 use crate::vault::{BatchSealer, VaultError};
 
 /// Message attribute (String) a producer may set to name a login once, whatever SQS does: a
@@ -116,6 +116,9 @@ pub struct MaskedLogin {
     /// The extras the field policy declares and stores, as one JSON object (kept ones as sent,
     /// masked ones as their pseudonym) for the `extras` column; `None` when there are none.
     pub extras: Option<String>,
+    /// The extras the policy lands in columns of their own (`x-landing: {"column": …}`), as one
+    /// JSON object keyed by column name, stored as `extras` is; `None` when there are none.
+    pub columns: Option<String>,
     /// The originals this login brought to the vault: each distinct (field, masked value) of a
     /// batch is sealed once, by the first login that has it, so later ones carry none.
     pub sealed: Vec<SealedOriginal>,
@@ -174,7 +177,7 @@ impl<'a> LoginParser<'a> {
     pub fn parse(&mut self, message: &SqsMessage) -> Result<MaskedLogin, RecordError> {
         let body = message.body.as_deref().ok_or(RecordError::MissingBody)?;
         let mut login = LoginRecord::parse_with(body, self.masker.extras())?;
-        let extras = extras_json(self.masker, std::mem::take(&mut login.extras));
+        let StoredExtras { extras, columns } = stored_extras(self.masker, std::mem::take(&mut login.extras));
         self.unknown_keys.add(&login.unknown_keys);
         let ip_prefix = login.ip.and_then(|ip| self.masker.ip_prefix(ip));
         // Without a pseudonym there is nothing to key a vault original by: none is sealed.
@@ -199,6 +202,7 @@ impl<'a> LoginParser<'a> {
             masking_mode: self.masker.mode(),
             masking_key_id: self.masker.key_id(),
             extras,
+            columns,
             sealed,
         })
     }
@@ -225,13 +229,21 @@ impl<'a> LoginParser<'a> {
     }
 }
 
-/// The declared extras of one login as the `extras` column's JSON object: a kept one as sent,
-/// a masked one as its pseudonym, a dropped one left out. `None` when nothing is stored.
-fn extras_json(masker: &Masker, values: Vec<(usize, serde_json::Value)>) -> Option<String> {
+/// What one login stores of its declared extras: the `extras` column's JSON object and the
+/// own-column fields' object (keyed by column name), each `None` when empty.
+struct StoredExtras {
+    extras: Option<String>,
+    columns: Option<String>,
+}
+
+/// The declared extras of one login as stored: a kept one as sent, a masked one as its
+/// pseudonym, a dropped one left out; each where its policy lands it.
+fn stored_extras(masker: &Masker, values: Vec<(usize, serde_json::Value)>) -> StoredExtras {
     if values.is_empty() {
-        return None;
+        return StoredExtras { extras: None, columns: None };
     }
-    let mut object = serde_json::Map::new();
+    let mut extras = serde_json::Map::new();
+    let mut columns = serde_json::Map::new();
     for (index, value) in values {
         let Some(field) = masker.extras().get(index) else { continue };
         let stored = match (field.treatment(), value) {
@@ -242,9 +254,16 @@ fn extras_json(masker: &Masker, values: Vec<(usize, serde_json::Value)>) -> Opti
             // A masked extra is a string by its policy; dropped and truncated store nothing.
             _ => continue,
         };
-        object.insert(field.name().to_owned(), stored);
+        match field.landing() {
+            Landing::Extras => extras.insert(field.name().to_owned(), stored),
+            Landing::Column(column) => columns.insert(column.clone(), stored),
+            Landing::Nowhere => continue,
+        };
     }
-    (!object.is_empty()).then(|| serde_json::Value::Object(object).to_string())
+    let text = |object: serde_json::Map<String, serde_json::Value>| {
+        (!object.is_empty()).then(|| serde_json::Value::Object(object).to_string())
+    };
+    StoredExtras { extras: text(extras), columns: text(columns) }
 }
 
 /// One event planned by the crate with login-etl's envelope and parse, plus the drift tally.
@@ -372,6 +391,30 @@ mod tests {
                 .with_sent_range(946_684_800_000..4_102_444_800_000)
                 .with_identical_copies_collapsed(true)
         );
+    }
+
+    #[test]
+    fn declared_extras_land_where_the_policy_says() {
+        let mut schema: serde_json::Value = serde_json::from_str(crate::contract::SCHEMA_JSON).expect("schema");
+        schema["properties"]["os_version"] = serde_json::json!({"type": "string", "$ref": "#/$defs/noNul",
+            "x-treatment": "kept", "x-landing": {"column": "os_version"}});
+        schema["properties"]["session_id"] = serde_json::json!({"type": "string", "$ref": "#/$defs/noNul",
+            "x-treatment": "masked-hmac", "x-landing": {"column": "session_pseudonym"}});
+        schema["properties"]["country"] = serde_json::json!({"type": "string", "$ref": "#/$defs/noNul",
+            "x-treatment": "kept", "x-landing": "extras"});
+        let policy = crate::policy::FieldPolicy::from_schema(&schema.to_string()).expect("policy");
+        let masker = masker().with_policy(&policy);
+        let body = r#"{"user_id":"u","os_version":"14.2","session_id":"s-1","country":"NL"}"#;
+        let plan = plan(&[message("a", body), message("b", r#"{"user_id":"u"}"#)], &masker, None).expect("plan");
+        let [with, without] = plan.contract.accepted() else { panic!("two accepted") };
+        let columns: serde_json::Value =
+            serde_json::from_str(with.record().columns.as_deref().expect("columns")).expect("json");
+        assert_eq!(
+            columns,
+            serde_json::json!({"os_version": "14.2", "session_pseudonym": masker.mask_named("session_id", "s-1")})
+        );
+        assert_eq!(with.record().extras.as_deref(), Some(r#"{"country":"NL"}"#));
+        assert_eq!((without.record().extras.as_deref(), without.record().columns.as_deref()), (None, None));
     }
 
     #[test]

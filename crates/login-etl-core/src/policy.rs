@@ -12,9 +12,11 @@
 //! - **Declared extras**: any other property. Its type (`string`, `number`, `integer`,
 //!   `boolean`, each optionally with `null`), `maxLength` and `required` are the schema's own
 //!   keywords; `x-treatment` is `kept`, `masked-hmac` (strings: keyed HMAC, as `device_id`) or
-//!   `dropped` (validated, not stored); `x-landing` is `extras`. Adding such a field to the
-//!   schema is one property: no code, no migration, no rebuild (`FIELD_POLICY_FILE` points the
-//!   function at the edited file).
+//!   `dropped` (validated, not stored); `x-landing` is `extras` (a key of the JSONB `extras`
+//!   column), `{"column": "<name>"}` (a column of its own, which the deployment's migration adds;
+//!   `insert_login_batch`, migrations/0009, writes it) or `none` (dropped). Adding such a field
+//!   to the schema is one property (plus that migration for a column): no code, no rebuild
+//!   (`FIELD_POLICY_FILE` points the function at the edited file).
 //!
 //! Keys the policy does not declare follow `x-unknown-keys`, which is `drop-and-count`: the
 //! value is not stored, the name is counted and logged (`UnknownFieldRecords`).
@@ -50,6 +52,38 @@ impl Treatment {
     }
 }
 
+/// Where a declared extra lands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Landing {
+    /// A key of the row's JSONB `extras` column (`"x-landing": "extras"`).
+    Extras,
+    /// A column of its own (`"x-landing": {"column": "os_version"}`), which the deployment's
+    /// own migration adds; `insert_login_batch` (migrations/0009) writes it.
+    Column(String),
+    /// Not stored (`"x-landing": "none"`, with `x-treatment: dropped`).
+    Nowhere,
+}
+
+/// The columns the function fills itself, which a policy may not name as a field's column
+/// (migrations/0009 refuses them as well).
+pub const OWN_COLUMNS: [&str; 15] = [
+    "id",
+    "message_id",
+    "user_id",
+    "device_type",
+    "masked_ip",
+    "masked_device_id",
+    "locale",
+    "app_version",
+    "sent_at",
+    "create_date",
+    "masking_scheme",
+    "masking_key_id",
+    "ip_prefix",
+    "extras",
+    "loaded_at",
+];
+
 /// A JSON type an extra field may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum JsonType {
@@ -68,6 +102,7 @@ pub struct ExtraField {
     max_chars: Option<usize>,
     required: bool,
     treatment: Treatment,
+    landing: Landing,
     /// `invalid_<name>`, made once: the reason code of every rule the field breaks.
     code: String,
 }
@@ -79,6 +114,10 @@ impl ExtraField {
 
     pub fn treatment(&self) -> Treatment {
         self.treatment
+    }
+
+    pub fn landing(&self) -> &Landing {
+        &self.landing
     }
 
     /// Whether `value` (`None`: missing) meets the field's rules.
@@ -203,18 +242,35 @@ impl FieldPolicy {
             }
             let treatment = Treatment::parse(treatment_text)
                 .ok_or_else(|| field(name, "x-treatment must be kept, masked-hmac or dropped"))?;
-            match (treatment, landing) {
-                (Treatment::Kept | Treatment::MaskedHmac, "extras") | (Treatment::Dropped, "none") => {}
+            let landing = match (treatment, property.get("x-landing")) {
                 (Treatment::Truncated, _) => return Err(field(name, "only ip can be truncated")),
+                (Treatment::Dropped, Some(Value::String(none))) if none == "none" => Landing::Nowhere,
                 (Treatment::Dropped, _) => return Err(field(name, "a dropped field has x-landing none")),
-                (_, "column") => {
+                (_, Some(Value::String(extras))) if extras == "extras" => Landing::Extras,
+                (_, Some(Value::Object(target))) if target.len() == 1 => {
+                    let column = target.get("column").and_then(Value::as_str).ok_or_else(|| {
+                        field(name, "x-landing must be extras or {\"column\": \"<name>\"} (or none when dropped)")
+                    })?;
+                    column_name(name, column)?;
+                    if extras.iter().any(|other: &ExtraField| other.landing == Landing::Column(column.to_owned())) {
+                        return Err(field(name, &format!("column {column} is already another field's")));
+                    }
+                    Landing::Column(column.to_owned())
+                }
+                (_, Some(Value::String(column))) if column == "column" => {
                     return Err(field(
                         name,
-                        "x-landing column needs a migration and a release that writes the column; declare extras",
+                        "x-landing column names its column: {\"column\": \"<name>\"}, added by the deployment's \
+                         migration (docs/contract.md, \"The field policy\")",
                     ));
                 }
-                _ => return Err(field(name, "x-landing must be extras (or none when dropped)")),
-            }
+                _ => {
+                    return Err(field(
+                        name,
+                        "x-landing must be extras or {\"column\": \"<name>\"} (or none when dropped)",
+                    ));
+                }
+            };
             let types = json_types(property)
                 .ok_or_else(|| field(name, "type must be string, number, integer or boolean, optionally with null"))?;
             if types.contains(&JsonType::String) && !refuses_nul(property) {
@@ -243,6 +299,7 @@ impl FieldPolicy {
                 max_chars,
                 required: required.contains(&name.as_str()),
                 treatment,
+                landing,
             });
         }
         Ok(FieldPolicy { extras: ExtraFields { fields: extras } })
@@ -253,6 +310,21 @@ impl FieldPolicy {
         // The published schema is tested to load (below): this cannot fail.
         FieldPolicy::from_schema(crate::contract::SCHEMA_JSON).unwrap_or_default()
     }
+}
+
+/// A column a policy may name: a plain lower-case SQL identifier (no quoting needed, at most
+/// PostgreSQL's 63 bytes) that is not one of [`OWN_COLUMNS`].
+fn column_name(name: &str, column: &str) -> Result<(), PolicyError> {
+    let plain = column.len() <= 63
+        && column.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && column.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !plain {
+        return Err(field(name, "a column name is lower-case letters, digits and _, starting with a letter or _"));
+    }
+    if OWN_COLUMNS.contains(&column) {
+        return Err(field(name, &format!("column {column} is the function's own; name a column of the field's")));
+    }
+    Ok(())
 }
 
 fn field(name: &str, problem: &str) -> PolicyError {
@@ -318,10 +390,40 @@ mod tests {
     }
 
     #[test]
+    fn an_extra_with_a_column_of_its_own_is_one_property() {
+        let text = with_property(
+            "os_version",
+            serde_json::json!({"type": ["string", "null"], "maxLength": 16, "$ref": "#/$defs/noNul",
+                               "x-treatment": "kept", "x-landing": {"column": "os_version"}}),
+        );
+        let policy = FieldPolicy::from_schema(&text).expect("policy");
+        let os = policy.extras.get(policy.extras.position("os_version").expect("declared")).expect("field");
+        assert_eq!(os.landing(), &Landing::Column("os_version".into()));
+        // Two fields cannot share one column.
+        let mut schema: Value = serde_json::from_str(&text).expect("schema");
+        schema["properties"]["os_build"] = serde_json::json!({"type": "integer", "x-treatment": "kept",
+                                                              "x-landing": {"column": "os_version"}});
+        let err = FieldPolicy::from_schema(&schema.to_string()).expect_err("refused");
+        assert!(
+            matches!(&err, PolicyError::Field { field, .. } if field == "os_version" || field == "os_build"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn policies_that_the_release_cannot_honour_are_refused_by_name() {
         let refused = [
             ("ip", serde_json::json!({"type": "string", "x-treatment": "kept", "x-landing": "column"})),
             ("os_version", serde_json::json!({"type": "string", "x-treatment": "kept", "x-landing": "column"})),
+            (
+                "os_version",
+                serde_json::json!({"type": "integer", "x-treatment": "kept", "x-landing": {"column": "Os"}}),
+            ),
+            (
+                "os_version",
+                serde_json::json!({"type": "integer", "x-treatment": "kept", "x-landing": {"column": "user_id"}}),
+            ),
+            ("os_version", serde_json::json!({"type": "integer", "x-treatment": "kept", "x-landing": {"table": "x"}})),
             ("os_version", serde_json::json!({"type": "string", "x-treatment": "truncated", "x-landing": "extras"})),
             ("os_version", serde_json::json!({"type": "object", "x-treatment": "kept", "x-landing": "extras"})),
             ("os_version", serde_json::json!({"type": "integer", "x-treatment": "masked-hmac", "x-landing": "extras"})),
