@@ -505,24 +505,33 @@ impl Drop for TestCluster {
 
 /// The `login-etl-cli` binary, built now (once per test process) so that it is current: it is
 /// another package's binary, which Cargo does not hand to this package's tests
-/// (`CARGO_BIN_EXE_*` names only a package's own). `cargo build` of a built binary takes a
-/// fraction of a second; its JSON messages name the executable.
+/// (`CARGO_BIN_EXE_*` names only a package's own).
+///
+/// The build selects what `cargo test --workspace` selects (every member, its tests and bins),
+/// so it resolves the same features and finds the binary that build made already: a check of
+/// fingerprints, about a second. `cargo build -p login-etl-cli` alone would resolve the CLI's
+/// features without the other members' dev-dependencies and compile much of the dependency
+/// tree a second time, in the middle of the test run. Its JSON messages name the executable.
 pub fn cli_binary() -> &'static std::path::Path {
     static BINARY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BINARY.get_or_init(|| {
         let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml");
         let output = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--message-format=json", "-p", "login-etl-cli", "--bin", "login-etl-cli"])
+            .args(["build", "--quiet", "--message-format=json", "--workspace", "--bins", "--tests"])
             .arg("--manifest-path")
             .arg(manifest)
             .stderr(std::process::Stdio::inherit())
             .output()
-            .expect("cargo build -p login-etl-cli runs");
-        assert!(output.status.success(), "cargo build -p login-etl-cli failed");
+            .expect("cargo build --workspace --bins --tests runs");
+        assert!(output.status.success(), "cargo build --workspace --bins --tests failed");
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|message| message["target"]["name"] == "login-etl-cli")
+            .filter(|message| {
+                message["target"]["name"] == "login-etl-cli"
+                    && message["target"]["kind"][0] == "bin"
+                    && message["profile"]["test"] == false
+            })
             .find_map(|message| message["executable"].as_str().map(std::path::PathBuf::from))
             .expect("cargo build names the login-etl-cli executable")
     })
