@@ -48,9 +48,9 @@ migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database i
 
 # The steps of `make test`, in order; scripts/steps.sh times each and prints seconds per step.
 # `bg:step` runs in the background beside the steps after it: the services and the pinned tools
-# install while cargo compiles, and the release arm64 build runs at the lowest priority
-# beside everything, taking the CPU the other steps leave while they wait on PostgreSQL and
-# LocalStack.
+# install while cargo compiles, and the arm64 `sam build` runs at the lowest priority beside
+# everything, taking the CPU the other steps leave while they wait on PostgreSQL and LocalStack
+# (in the dev profile: SAM_BUILD_CHECK=debug, see scripts/sam.sh).
 TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine bg:sam-build lint-build bg:deploy-rehearsal test-rust bg:crate-check test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local e2e sam-validate
 
 # make test compiles each target once. `cargo clippy` is `cargo check` with clippy-driver as
@@ -63,7 +63,7 @@ CLIPPY_WRAPPER := RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-
   CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
 test: ## Every test: lint, checkov, cargo-deny audit, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, sam local invoke in SAM's container, the template deployed into LocalStack (e2e), SAM lint + build; prints seconds per step
-	@$(CLIPPY_WRAPPER) SAM_BUILD_NICE=19 scripts/steps.sh $(TEST_STEPS)
+	@$(CLIPPY_WRAPPER) SAM_BUILD_NICE=19 SAM_BUILD_CHECK=debug scripts/steps.sh $(TEST_STEPS)
 	@echo "make test: all checks passed"
 
 test-rust: up ## Every crate's unit tests and doctests, and the integration tests (real PostgreSQL and LocalStack)
@@ -151,7 +151,7 @@ sam-validate: ## sam validate --lint
 
 # make test runs the release build at nice 19, beside the steps that need the CPU first.
 SAM_BUILD_NICE ?= 0
-sam-build: ## sam build (cargo-lambda, arm64) and the bootstrap's size, plain and zipped
+sam-build: ## sam build (cargo-lambda, arm64, release) and the bootstrap's size, plain and zipped (make test builds the same in the dev profile: SAM_BUILD_CHECK=debug)
 	@nice -n $(SAM_BUILD_NICE) scripts/sam.sh build
 
 sam-local: up migrate ## sam local invoke -e events/batch.json --env-vars env.json in SAM's container (starts a Docker engine if none answers; docs/development.md)

@@ -55,7 +55,10 @@ finish() { # EXIT-STATUS: wait for the background targets, print their output an
   echo
   echo "make test: seconds per step (wall clock, and CPU seconds)"
   for i in "${!names[@]}"; do printf '  %-30s %7s s %8s CPU-s\n' "${names[$i]}" "${seconds[$i]}" "${cpu[$i]}"; done
-  printf '  %-30s %7s s %8s CPU-s\n' "total (wall clock)" "$(since "$total_start")" "$(times | awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); printf "%.1f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }')"
+  # `times` in this shell (not in a command substitution, whose children are its own): the CPU
+  # of every step this script waited for, foreground and background.
+  times >.run/steps/times
+  printf '  %-30s %7s s %8s CPU-s\n' "total (wall clock)" "$(since "$total_start")" "$(awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); printf "%.1f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' .run/steps/times)"
   exit "$status"
 }
 
