@@ -7,7 +7,7 @@
 //!
 //! "Every mode": a function's environment is evaluated under every assignment of the
 //! conditions its `Environment` depends on (today `UseRdsProxy`), a superset of the modes
-//! `scripts/check_template_modes.py` resolves (those conditions decide no variable).
+//! `tools/python/check_template_modes.py` resolves (those conditions decide no variable).
 
 use std::collections::{BTreeMap, BTreeSet};
 
