@@ -229,7 +229,7 @@ for part in "${parts[@]}"; do
     sql) sql ;;
     policies)
       "$root/scripts/tools.sh" install >/dev/null
-      "$("$root/scripts/tools.sh" path)/python" "$root/scripts/deploy_rehearsal_policies.py"
+      "$("$root/scripts/tools.sh" path)/python" "$root/tools/python/deploy_rehearsal_policies.py"
       ;;
     cli)
       "$root/scripts/tools.sh" install >/dev/null
@@ -240,7 +240,7 @@ for part in "${parts[@]}"; do
         flock 7
         "$root/scripts/uv-sync.sh" localstack "$root/.venv/localstack" 3.12 >/dev/null
       )
-      "$("$root/scripts/tools.sh" path)/python" "$root/scripts/deploy_rehearsal_cli.py"
+      "$("$root/scripts/tools.sh" path)/python" "$root/tools/python/deploy_rehearsal_cli.py"
       ;;
     *) fail "unknown part $part (sql, policies, cli)" ;;
   esac

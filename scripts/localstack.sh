@@ -84,7 +84,7 @@ start() {
       LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC=0.1 LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC=1
     # tools/stand-ins/localstack-lambda-docker.py is LocalStack's own main, with stand-ins for what its
     # Lambda service downloads, each used only when the download fails (tools/stand-ins/README.md).
-    setsid nohup "$venv/bin/python" "$root/stand-ins/localstack-lambda-docker.py" >"$log" 2>&1 </dev/null &
+    setsid nohup "$venv/bin/python" "$root/tools/stand-ins/localstack-lambda-docker.py" >"$log" 2>&1 </dev/null &
     echo $! >"$pidfile"
   )
   for _ in $(seq 1 120); do
