@@ -13,7 +13,7 @@
 //! - `proxy`: a TCP proxy that can cut the database off ([`SwitchableProxy`]);
 //! - `ca` and `cluster`: a private CA ([`TestCa`]) and a PostgreSQL cluster of a test's own
 //!   ([`TestCluster`]), for TLS and outage tests;
-//! - [`bench`]: the benchmarks' databases; [`runtime_api`]: a Lambda Runtime API that serves
+//! - [`bench`](mod@bench): the benchmarks' databases; [`runtime_api`]: a Lambda Runtime API that serves
 //!   several invocations at once.
 
 pub mod bench;
