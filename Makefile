@@ -87,7 +87,7 @@ test-pooler: up ## The function's database tests again, through PgBouncer in tra
 
 test-iam: ## boto3 still makes the IAM token src/adapters/iam.rs's known-answer test expects
 	@scripts/tools.sh install
-	"$$(scripts/tools.sh path)/python" scripts/iam-token-known-answer.py --check tests/data/iam-token-known-answer.txt
+	"$$(scripts/tools.sh path)/python" tools/python/iam-token-known-answer.py --check tests/data/iam-token-known-answer.txt
 
 test-invoke: up ## events/*.json through cargo lambda watch + invoke, checked
 	@scripts/lambda-invoke-test.sh

@@ -3,10 +3,10 @@
 //!
 //! 1. **Per batch, beside its floor and a peer**, for 10 and 10,000 records: the function's
 //!    median from handing the event out to receiving the answer; the floor, a do-nothing Rust
-//!    function under the same harness (examples/noop_function.rs: the runtime parses the
+//!    function under the same harness (benches/fixtures/noop_function.rs: the runtime parses the
 //!    event, the answer is empty) plus the database's own time for the same rows (the
 //!    function's very statement on a bare tokio-postgres client, no pool, no handler); their
-//!    ratio; and the peer, what a team would write instead (examples/sqlx_peer_function.rs:
+//!    ratio; and the peer, what a team would write instead (benches/fixtures/sqlx_peer_function.rs:
 //!    sqlx, one INSERT per row in a transaction), under the same harness. All from one run,
 //!    in interleaved rounds (each round runs every kind in turn), so drift on a shared machine
 //!    touches them alike.

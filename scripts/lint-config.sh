@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/tools.sh install
 bin=$(scripts/tools.sh path)
-"$bin/python" scripts/check_schema.py tools/schemas/compose-spec.json docker-compose.yml
-"$bin/python" scripts/check_schema.py tools/schemas/github-workflows.json .github/workflows/*.yml
+"$bin/python" tools/python/check_schema.py tools/schemas/compose-spec.json docker-compose.yml
+"$bin/python" tools/python/check_schema.py tools/schemas/github-workflows.json .github/workflows/*.yml
 # -shellcheck= -pyflakes=: only actionlint's own checks, whatever else is on PATH.
 "$bin/actionlint" -shellcheck= -pyflakes= .github/workflows/*.yml
 # samconfig.toml cannot deploy a placeholder: every environment confirms its change set and

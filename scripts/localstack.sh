@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # LocalStack in host mode, for machines without a Docker engine (ours, and CI).
 # Usage: scripts/localstack.sh start|stop|restart|status|docker
-#   start   sync .venv/localstack with uv.lock (pyproject.toml's `localstack` group, Python
+#   start   sync .venv/localstack with its pins (tools/python's `localstack` group, Python
 #           >= 3.12: scripts/uv-sync.sh finds one on PATH or in pyenv), start LocalStack in
 #           the background (pid .run/localstack.pid, log .run/localstack.log) and wait
 #           until SQS, Secrets Manager and KMS answer. Does
@@ -82,9 +82,9 @@ start() {
       LAMBDA_RUNTIME_IMAGE_MAPPING="{\"provided.al2023\": \"public.ecr.aws/lambda/provided:al2023-$arch\"}" \
       MAIN_CONTAINER_NAME=e2e-login-etl-localstack-$port LOGIN_ETL_LAMBDA_INIT=$run/lambda-init \
       LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC=0.1 LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC=1
-    # stand-ins/localstack-lambda-docker.py is LocalStack's own main, with stand-ins for what its
-    # Lambda service downloads, each used only when the download fails (stand-ins/README.md).
-    setsid nohup "$venv/bin/python" "$root/stand-ins/localstack-lambda-docker.py" >"$log" 2>&1 </dev/null &
+    # tools/stand-ins/localstack-lambda-docker.py is LocalStack's own main, with stand-ins for what its
+    # Lambda service downloads, each used only when the download fails (tools/stand-ins/README.md).
+    setsid nohup "$venv/bin/python" "$root/tools/stand-ins/localstack-lambda-docker.py" >"$log" 2>&1 </dev/null &
     echo $! >"$pidfile"
   )
   for _ in $(seq 1 120); do

@@ -11,7 +11,7 @@
 #   - --parameter-overrides ApplicationLogLevel=WARN drops INFO lines and keeps the EMF line.
 # A start-up failure is not run here: SAM's emulator closes as soon as the bootstrap reports
 # its init error, and SAM then waits 20 s and says only that it could not connect
-# (docs/development.md); tests/it/oncall.rs checks the function's side of it.
+# (docs/development.md); tests/it/function.rs checks the function's side of it.
 # The one change to env.json: DATABASE_URL names a scratch database, so login_etl is untouched.
 set -euo pipefail
 cd "$(dirname "$0")/.."

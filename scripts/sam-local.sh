@@ -15,10 +15,10 @@
 #   AWS's base image, `cargo lambda build` for Linux on the host's architecture; with the
 #   offline stand-in image (whose libraries are this host's), `cargo build`.
 # - The base image: public.ecr.aws/lambda/provided:al2023-ARCH, pulled; where it cannot be
-#   pulled, the stand-in built offline (stand-ins/lambda-base-image.sh), said in one line.
+#   pulled, the stand-in built offline (tools/stand-ins/lambda-base-image.sh), said in one line.
 # - The network: on an engine with a bridge network, SAM's own container networking, and
 #   host.docker.internal is the host gateway (the services must listen there, as docker
-#   compose's do); on an engine without one, stand-ins/docker-host-network.py puts SAM's
+#   compose's do); on an engine without one, tools/stand-ins/docker-host-network.py puts SAM's
 #   container in the host's network, where host.docker.internal is 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,11 +65,11 @@ if [ -z "$bootstrap" ]; then
   fi
 fi
 if ! docker image inspect "$base" >/dev/null 2>&1; then
-  echo "sam-local.sh: $base cannot be pulled here; using a stand-in built offline (stand-ins/lambda-base-image.sh)" >&2
-  stand-ins/lambda-base-image.sh "$base" "$bootstrap" >&2
+  echo "sam-local.sh: $base cannot be pulled here; using a stand-in built offline (tools/stand-ins/lambda-base-image.sh)" >&2
+  tools/stand-ins/lambda-base-image.sh "$base" "$bootstrap" >&2
   docker image rm "$rapid" >/dev/null 2>&1 || true
 elif stand_in; then
-  echo "sam-local.sh: $base cannot be pulled here; using the stand-in built offline (stand-ins/lambda-base-image.sh)" >&2
+  echo "sam-local.sh: $base cannot be pulled here; using the stand-in built offline (tools/stand-ins/lambda-base-image.sh)" >&2
 fi
 
 # What `sam build` would leave: the template with the function's code in a folder of its own.
@@ -94,7 +94,7 @@ else
   host=127.0.0.1
   socket=$PWD/.run/docker-host-network.sock
   if ! { [ -f $proxy_pidfile ] && kill -0 "$(cat $proxy_pidfile)" 2>/dev/null; }; then
-    setsid nohup python3 stand-ins/docker-host-network.py "$socket" >.run/docker-host-network.log 2>&1 </dev/null &
+    setsid nohup python3 tools/stand-ins/docker-host-network.py "$socket" >.run/docker-host-network.log 2>&1 </dev/null &
     echo $! >$proxy_pidfile
     for _ in $(seq 1 50); do [ -S "$socket" ] && break; sleep 0.1; done
   fi

@@ -16,7 +16,7 @@ case ${1:-} in
   validate)
     sam validate --lint --template template.yaml
     # Each scaling mode as CloudFormation resolves it (LanguageExtensions, then SAM).
-    python scripts/check_template_modes.py template.yaml 2> >(grep -v "unpublished metrics" >&2)
+    python tools/python/check_template_modes.py template.yaml 2> >(grep -v "unpublished metrics" >&2)
     ;;
   build)
     overrides=()

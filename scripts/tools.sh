@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's pinned tools (aws-sam-cli, cargo-lambda, actionlint, boto3, PyYAML) in .venv/tools:
-# pyproject.toml's `tools` group as uv.lock pins it, with the machine's Python (>= 3.11).
-# Usage: scripts/tools.sh install   sync the venv with uv.lock (nothing to do when it is current)
+# tools/python's `tools` group as its uv.lock pins it, with the machine's Python (>= 3.11).
+# Usage: scripts/tools.sh install   sync the venv with its pins (nothing to do when it is current)
 #        scripts/tools.sh path      print the venv's bin directory (for PATH)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

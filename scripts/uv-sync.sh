@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Syncs one dependency group of pyproject.toml into its own venv, exactly as uv.lock pins it,
-# with the pinned uv (pyproject.toml's [tool.uv] required-version, installed into .venv/uv).
+# Syncs one dependency group of the Python tooling's project (tools/python: pyproject.toml) into
+# its own venv, exactly as tools/python/uv.lock pins it, with the pinned uv (pyproject.toml's
+# [tool.uv] required-version, installed into .venv/uv).
 # Usage: scripts/uv-sync.sh GROUP VENV MIN_PYTHON   e.g. uv-sync.sh localstack .venv/localstack 3.12
 #        scripts/uv-sync.sh uv                      print the pinned uv (installing it if needed)
 #
 # `uv sync --locked` leaves a current venv alone (in well under a second), installs or removes
 # only what differs otherwise, and refuses a uv.lock that no longer matches pyproject.toml
-# (after changing a pin: .venv/uv/bin/uv lock, and commit both). The caller holds its own lock
-# (tools.sh, checkov.sh, deny.sh; localstack.sh under services.sh's), so two steps of
-# `make test` never sync the same venv at once; different venvs sync side by side, from one
-# download cache (.venv/.uv-cache).
+# (after changing a pin: .venv/uv/bin/uv lock --project tools/python, and commit both). The
+# caller holds its own lock (tools.sh, checkov.sh, deny.sh; localstack.sh under services.sh's),
+# so two steps of `make test` never sync the same venv at once; different venvs sync side by
+# side, from one download cache (.venv/.uv-cache).
 #
 # The Python: the one VENV was made from while it is >= MIN_PYTHON (and within pyproject.toml's
 # requires-python), else the first such that uv finds on PATH, else the newest such among
@@ -23,18 +24,19 @@
 # the same pins in seconds, and Python compiles a module's bytecode when it is first imported.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+project=$root/tools/python
 uv_venv=$root/.venv/uv
 export UV_CACHE_DIR=$root/.venv/.uv-cache UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
 
 # pyproject.toml's `key = "value"` line (the first one).
-setting() { sed -n "s/^$1 = \"\(.*\)\"\$/\1/p" "$root/pyproject.toml" | head -n 1; }
+setting() { sed -n "s/^$1 = \"\(.*\)\"\$/\1/p" "$project/pyproject.toml" | head -n 1; }
 
 # Prints the pinned uv, installing it (with pip, one wheel) when missing or another version.
 uv_binary() {
   local version
   version=$(setting required-version)
   version=${version#==}
-  [ -n "$version" ] || { echo "uv-sync.sh: no [tool.uv] required-version = \"==X.Y.Z\" in pyproject.toml" >&2; exit 1; }
+  [ -n "$version" ] || { echo "uv-sync.sh: no [tool.uv] required-version = \"==X.Y.Z\" in tools/python/pyproject.toml" >&2; exit 1; }
   mkdir -p "$root/.venv"
   exec 7>"$root/.venv/.uv.lock"
   flock 7
@@ -78,12 +80,13 @@ sync() {
   }
   # --no-default-groups --group: this group only; --locked: exactly uv.lock, which must be
   # current; the venv keeps nothing else (uv sync is exact).
-  if ! out=$(cd "$root" && UV_PROJECT_ENVIRONMENT=$venv "$uv" sync --locked --no-default-groups \
+  if ! out=$(cd "$project" && UV_PROJECT_ENVIRONMENT=$venv "$uv" sync --locked --no-default-groups \
     --group "$group" --python "$python" 2>&1); then
     echo "$out" >&2
     echo "uv-sync.sh: could not sync the '$group' group into ${venv#"$root"/}" >&2
     if grep -q -- '--locked' <<<"$out"; then
-      echo "  pyproject.toml changed: run .venv/uv/bin/uv lock (the pinned uv) and commit uv.lock with it" >&2
+      echo "  tools/python/pyproject.toml changed: run .venv/uv/bin/uv lock --project tools/python (the pinned uv)" >&2
+      echo "  and commit tools/python/uv.lock with it" >&2
     fi
     exit 1
   fi

@@ -108,7 +108,7 @@ mod tests {
         (base.to_owned(), params)
     }
 
-    /// The expected value was printed by boto3 (`scripts/iam-token-known-answer.py`, which
+    /// The expected value was printed by boto3 (`tools/python/iam-token-known-answer.py`, which
     /// `make test` runs to confirm it still holds) for exactly these inputs: same host, port,
     /// parameters and signature.
     #[test]

@@ -67,6 +67,50 @@ async fn drain_exits_3_when_failing_messages_are_stuck_without_a_redrive_policy(
     assert_eq!(summary["failed_by_reason"]["malformed_json"].as_u64().map(|n| n >= 1), Some(true), "{summary}");
 }
 
+/// Records that carry keys the function does not know are loaded, and `drain` counts them in
+/// its summary and its `--json` (`UnknownFieldRecords`), naming the keys, never their values.
+#[sqlx::test(migrations = "./migrations")]
+async fn drain_counts_records_with_unknown_keys_in_its_summary_and_json(pool: PgPool) {
+    let bodies = |run: &str| {
+        vec![
+            format!(r#"{{"user_id":"{run}-1","os_version":"secret-14.2"}}"#),
+            format!(r#"{{"user_id":"{run}-2","os_version":"secret-15","schema_version":2}}"#),
+            login_body(&format!("{run}-3"), "10.0.0.1", "d-3"),
+            format!(r#"{{"user_id":"","os_version":"secret-16"}}"#),
+        ]
+    };
+    let handler = handler_for(&pool);
+    let drain = |queue: &Queue, json: bool| {
+        let args = cli::DrainArgs {
+            queue_url: queue.url().to_owned(),
+            concurrency: 1,
+            wait_seconds: 0,
+            follow: false,
+            sqs_retry_seconds: 10,
+            json,
+        };
+        let (handler, queue) = (&handler, queue.clone());
+        async move {
+            let (mut out, mut notes) = (Vec::new(), Vec::new());
+            cli::drain(&args, handler, &queue, std::future::pending(), &mut out, &mut notes).await.expect("drain");
+            String::from_utf8(out).expect("UTF-8")
+        }
+    };
+
+    let json = drain(&queue_without_dlq(&bodies("json")).await, true).await;
+    let summary: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON object");
+    assert_eq!(summary["inserted"], 3, "{summary}");
+    assert_eq!(summary["unknown_field_records"], 2, "only loaded records count: {summary}");
+    assert_eq!(summary["unknown_keys"], serde_json::json!(["os_version", "schema_version"]), "{summary}");
+
+    let text = drain(&queue_without_dlq(&bodies("text")).await, false).await;
+    let line = text.lines().find(|l| l.trim_start().starts_with("unknown keys")).expect("an unknown-keys line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words.get(2), Some(&"2"), "{line}");
+    assert!(line.contains("(os_version, schema_version)") && line.contains("UnknownFieldRecords"), "{line}");
+    assert!(!format!("{json}{text}").contains("secret-"), "a value in the summary: {json}{text}");
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn json_results_and_no_ansi_codes_on_a_pipe(pool: PgPool) {
     let queue = queue_without_dlq(&[login_body("u-2", "10.0.0.3", "d-2")]).await;

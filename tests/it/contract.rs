@@ -166,23 +166,14 @@ fn the_schema_and_the_function_agree_on_every_body_of_the_corpus() {
     assert!(valid >= 1_000 && invalid >= 1_000, "{valid} valid, {invalid} invalid");
 }
 
-/// What JSON Schema cannot say: a known key repeated. The function refuses it, whatever the
-/// values; a validator sees only the last value (serde_json, like most parsers, keeps it).
+/// What JSON Schema cannot say: a known key repeated. A validator sees only the last value
+/// (serde_json, like most parsers, keeps it) and accepts the body. That the function refuses
+/// it, for every known key however spelt, and that the schema's description says so, the
+/// core's `contract` tests check.
 #[test]
-fn a_repeated_known_key_is_the_function_s_alone_and_the_schema_says_so() {
-    let validator = validator();
-    for key in KNOWN_KEYS {
-        let body = format!(r#"{{"user_id":"u","{key}":null,"{key}":null}}"#);
-        assert_eq!(contract::judge(&body), Verdict::Invalid(RecordError::DuplicateKey), "{body}");
-        let escaped = format!(r#"{{"user_id":"u","{key}":null,"{}":null}}"#, key.replacen('_', "\\u005f", 1));
-        if escaped.contains("\\u005f") {
-            assert_eq!(contract::judge(&escaped), Verdict::Invalid(RecordError::DuplicateKey), "{escaped}");
-        }
-    }
+fn a_repeated_known_key_is_beyond_the_schema() {
     let body = r#"{"user_id":"u","locale":"RU","locale":"DE"}"#;
-    assert!(matches!(schema_verdict(&validator, body), SchemaVerdict::Errors(e) if e.is_empty()));
-    let schema: Value = serde_json::from_str(SCHEMA_JSON).expect("json");
-    assert!(schema["description"].as_str().is_some_and(|d| d.contains("repeated")));
+    assert!(matches!(schema_verdict(&validator(), body), SchemaVerdict::Errors(e) if e.is_empty()));
 }
 
 // --- the corpus -------------------------------------------------------------------------------
@@ -266,7 +257,7 @@ const IPS: [&str; 52] = [
     "1.2.3.4\u{0}",
 ];
 
-const VERSIONS: [&str; 30] = [
+const VERSIONS: [&str; 33] = [
     "2.3.0",
     "0.96",
     "7",
@@ -291,6 +282,9 @@ const VERSIONS: [&str; 30] = [
     "2.3\n",
     "2.3.0_1",
     "2.3.0-beta 1",
+    "2.3.0-build_5",
+    "2.3.0+build_5",
+    "2.3.0-build.5_",
     "١.٢",
     "２.３",
     "2.3.0-ß",
@@ -619,6 +613,4 @@ fn validate_is_a_producer_s_ci_step() {
     let (code, out) = run(&["validate", "--schema"], "");
     assert_eq!(code, Some(0));
     assert!(out.contains(contract::SCHEMA_ID) && out.contains(contract::SCHEMA_VERSION), "{out}");
-    let schema: Value = serde_json::from_str(SCHEMA_JSON).expect("json");
-    assert_eq!(schema["$id"], contract::SCHEMA_ID);
 }

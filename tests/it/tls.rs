@@ -1,10 +1,10 @@
 //! `login-etl-cli migrate` under `sslmode=verify-full` against a server whose certificate
-//! chains to a private CA, as RDS's does (issue 21): a PostgreSQL cluster of the test's own
-//! that accepts TLS connections only, and a CA made with the openssl CLI. Before the fix
-//! `migrate` first asked sqlx whether the database existed over the raw URL, trusting only
-//! built-in roots, and failed with DB_CA_BUNDLE set.
+//! chains to a private CA, as RDS's does: a PostgreSQL cluster of the test's own
+//! that accepts TLS connections only, and a CA made with the openssl CLI. Every connection of
+//! `migrate` counts, its first one too (whether the database exists): asked through sqlx over
+//! the raw URL, trusting only built-in roots, it fails with DB_CA_BUNDLE set.
 //!
-//! Every connection that is meant to verify is proven to, one at a time (issue 27): a proxy
+//! Every connection that is meant to verify is proven to, one at a time: a proxy
 //! hands the Nth connection a command opens to an impostor (a server whose certificate
 //! another CA signed) and every other one to the genuine server. Checking only the whole
 //! command would let one connection stop verifying while another's failure hides it.

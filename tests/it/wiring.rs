@@ -1,4 +1,4 @@
-//! `template.yaml`'s wiring against the code (issue 21): every variable the template sets on a
+//! `template.yaml`'s wiring against the code: every variable the template sets on a
 //! function is one the code reads, every function's environment gives the bootstrap what it
 //! needs to start, and `docs/configuration.md` lists every variable the code reads with who
 //! sets it in AWS. The names come from the code (`config::VARIABLES`,
@@ -7,7 +7,7 @@
 //!
 //! "Every mode": a function's environment is evaluated under every assignment of the
 //! conditions its `Environment` depends on (today `UseRdsProxy`), a superset of the modes
-//! `scripts/check_template_modes.py` resolves (those conditions decide no variable).
+//! `tools/python/check_template_modes.py` resolves (those conditions decide no variable).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -193,7 +193,7 @@ fn wiring_problems(template: &str, doc: &str) -> Vec<String> {
     problems
 }
 
-/// Variables that only work together (issue 27, stop 10): `DB_SSL_MODE` applies to the
+/// Variables that only work together: `DB_SSL_MODE` applies to the
 /// connection straight to RDS (the secret's host), whose certificate chains to Amazon's RDS
 /// CAs, in no built-in root store. So a verifying `DB_SSL_MODE` needs `DB_CA_BUNDLE` (without
 /// it every connection fails `UnknownIssuer`), a `DB_CA_BUNDLE` without one is never used

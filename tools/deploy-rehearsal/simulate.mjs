@@ -1,6 +1,6 @@
 // make deploy-rehearsal, policies: evaluates each simulation read from stdin (a JSON array of
 // @cloud-copilot/iam-simulate Simulation objects) and prints a JSON array of
-// {result, errors}. scripts/deploy_rehearsal_policies.py asks the questions and checks the
+// {result, errors}. tools/python/deploy_rehearsal_policies.py asks the questions and checks the
 // answers. iam-simulate is AGPL-3.0: a test tool here, never shipped.
 import { runSimulation } from '@cloud-copilot/iam-simulate'
 

@@ -84,6 +84,20 @@ mod tests {
         assert!(description.contains("repeated"), "the schema names what it cannot say");
     }
 
+    /// A known key repeated is refused whatever the values, also when one of the two is spelt
+    /// by its escape (`user\u005fid`): what the schema cannot say (it says so in prose above).
+    #[test]
+    fn every_known_key_repeated_is_refused_however_it_is_spelt() {
+        for key in KNOWN_KEYS {
+            let body = format!(r#"{{"user_id":"u","{key}":null,"{key}":null}}"#);
+            assert_eq!(judge(&body), Verdict::Invalid(RecordError::DuplicateKey), "{body}");
+            let escaped = format!(r#"{{"user_id":"u","{key}":null,"{}":null}}"#, key.replacen('_', "\\u005f", 1));
+            if escaped.contains("\\u005f") {
+                assert_eq!(judge(&escaped), Verdict::Invalid(RecordError::DuplicateKey), "{escaped}");
+            }
+        }
+    }
+
     #[test]
     fn verdicts_are_the_function_s() {
         assert!(judge(r#"{"user_id":"u"}"#).is_valid());

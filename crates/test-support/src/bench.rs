@@ -1,6 +1,6 @@
 //! Set-up of the benchmarks that need services: a fresh database per benchmark, the loader's
-//! target (optionally through PgBouncer). Benchmarks take it as `use crate::bench
-//! as common;`.
+//! target (optionally through PgBouncer). Benchmarks take it as
+//! `use login_etl_test_support::bench as common;`.
 
 use login_etl::adapters::database::DbTarget;
 use login_etl::adapters::store::Store;

@@ -9,13 +9,9 @@ use login_etl::handler::process;
 use login_etl::lambda::response::{batch_response, respond};
 use login_etl_core::batch::{self, BatchOutcome, EventError, MaskedLogin};
 use login_etl_core::mask::MaskedField;
-use login_etl_test_support::{fifo_message, masker, sqs_message};
+use login_etl_test_support::{fifo_message, login_body, masker, sqs_message};
 use sqs_batch::testing::with_attribute;
 use sqs_batch::{InjectedFailure, MemoryStore};
-
-fn login(user_id: &str, ip: &str) -> String {
-    serde_json::json!({"user_id": user_id, "ip": ip, "device_id": "d-1", "app_version": "2.3.0"}).to_string()
-}
 
 /// One invocation as the handler runs it, with `store` in the loader's place.
 async fn handle(records: &[SqsMessage], store: &MemoryStore<MaskedLogin>) -> (BatchOutcome, bool) {
@@ -34,12 +30,12 @@ async fn a_mixed_batch_stores_the_good_and_names_exactly_the_bad() {
     let store = MemoryStore::new();
     let oversize_locale = serde_json::json!({"user_id": "u-long", "locale": "x".repeat(33)}).to_string();
     let records = [
-        sqs_message("good-1", &login("u-1", "199.172.111.135")),
+        sqs_message("good-1", &login_body("u-1", "199.172.111.135", "d-1")),
         sqs_message("malformed", "{\"user_id\": "),
         sqs_message("nulls", r#"{"user_id":"u-2","ip":null,"device_id":null}"#),
         sqs_message("oversize", &oversize_locale),
         sqs_message("no-user", r#"{"ip":"10.0.0.2"}"#),
-        sqs_message("bad-ip", &login("u-3", "300.1.1.1")),
+        sqs_message("bad-ip", &login_body("u-3", "300.1.1.1", "d-1")),
     ];
     let (outcome, store_failed) = handle(&records, &store).await;
     assert!(!store_failed);
@@ -65,11 +61,11 @@ async fn a_mixed_batch_stores_the_good_and_names_exactly_the_bad() {
 async fn a_fifo_failure_holds_back_the_rest_of_its_group_only() {
     let store = MemoryStore::new();
     let records = [
-        fifo_message("a1", "alice", &login("alice", "10.0.0.1")),
+        fifo_message("a1", "alice", &login_body("alice", "10.0.0.1", "d-1")),
         fifo_message("a2", "alice", "not json"),
-        fifo_message("b1", "bob", &login("bob", "10.0.0.1")),
-        fifo_message("a3", "alice", &login("alice", "10.0.0.1")),
-        fifo_message("b2", "bob", &login("bob", "10.0.0.1")),
+        fifo_message("b1", "bob", &login_body("bob", "10.0.0.1", "d-1")),
+        fifo_message("a3", "alice", &login_body("alice", "10.0.0.1", "d-1")),
+        fifo_message("b2", "bob", &login_body("bob", "10.0.0.1", "d-1")),
     ];
     let (outcome, _) = handle(&records, &store).await;
     assert_eq!(failure_ids(&outcome), ["a2", "a3"]);
@@ -81,7 +77,7 @@ async fn a_fifo_failure_holds_back_the_rest_of_its_group_only() {
 async fn a_redelivered_or_redriven_login_makes_no_second_entry() {
     let store = MemoryStore::new();
     let records: Vec<_> =
-        (0..5).map(|i| sqs_message(&format!("m-{i}"), &login(&format!("u-{i}"), "10.0.0.1"))).collect();
+        (0..5).map(|i| sqs_message(&format!("m-{i}"), &login_body(&format!("u-{i}"), "10.0.0.1", "d-1"))).collect();
     let (first, _) = handle(&records, &store).await;
     assert_eq!((first.inserted, first.duplicates), (5, 0));
 
@@ -89,8 +85,13 @@ async fn a_redelivered_or_redriven_login_makes_no_second_entry() {
     // redrive of m-1 under a new id, and a producer's retry under a new id with its key.
     let mut again = records.clone();
     again.push(records[0].clone());
-    again.push(with_attribute(sqs_message("m-9", &login("u-1", "10.0.0.1")), "LoginEtlOriginalMessageId", "m-1"));
-    let keyed = |id: &str| with_attribute(sqs_message(id, &login("k", "10.0.0.1")), "IdempotencyKey", "key-7");
+    again.push(with_attribute(
+        sqs_message("m-9", &login_body("u-1", "10.0.0.1", "d-1")),
+        "LoginEtlOriginalMessageId",
+        "m-1",
+    ));
+    let keyed =
+        |id: &str| with_attribute(sqs_message(id, &login_body("k", "10.0.0.1", "d-1")), "IdempotencyKey", "key-7");
     again.push(keyed("k-1"));
     let (second, _) = handle(&again, &store).await;
     assert_eq!((second.inserted, second.duplicates), (1, 7));
@@ -110,9 +111,9 @@ async fn a_whole_batch_store_failure_fails_every_record_and_loses_nothing() {
     let store = MemoryStore::new();
     store.fail_next(1);
     let records = [
-        sqs_message("ok-1", &login("u-1", "10.0.0.1")),
+        sqs_message("ok-1", &login_body("u-1", "10.0.0.1", "d-1")),
         sqs_message("bad", "[]"),
-        sqs_message("ok-2", &login("u-2", "10.0.0.3")),
+        sqs_message("ok-2", &login_body("u-2", "10.0.0.3", "d-1")),
     ];
     let (outcome, store_failed) = handle(&records, &store).await;
     assert!(store_failed && outcome.store_failed());
@@ -135,11 +136,16 @@ async fn a_whole_batch_store_failure_fails_every_record_and_loses_nothing() {
 #[tokio::test]
 async fn an_event_that_cannot_be_answered_record_by_record_fails_before_the_store() {
     let store = MemoryStore::new();
-    let mut anonymous = sqs_message("x", &login("u", "10.0.0.1"));
+    let mut anonymous = sqs_message("x", &login_body("u", "10.0.0.1", "d-1"));
     anonymous.message_id = None;
-    let result =
-        process(&[sqs_message("a", &login("u", "10.0.0.1")), anonymous], &batch::envelope(), &masker(), None, &store)
-            .await;
+    let result = process(
+        &[sqs_message("a", &login_body("u", "10.0.0.1", "d-1")), anonymous],
+        &batch::envelope(),
+        &masker(),
+        None,
+        &store,
+    )
+    .await;
     assert!(matches!(result, Err(EventError::Unanswerable(sqs_batch::EventError::MissingMessageId { position: 1 }))));
     assert_eq!(store.calls(), 0);
 }

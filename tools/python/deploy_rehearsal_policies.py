@@ -4,7 +4,7 @@ JSON docs/security.md tells people to attach, as AWS evaluates them.
 
 1. template.yaml, with real parameters (four sets: IAM straight to RDS, RDS Proxy, and a queue
    the team already has with its own key, in this account and in another), resolved
-   as AWS::LanguageExtensions does (scripts/e2e.py's resolver), then through SAM's own transform
+   as AWS::LanguageExtensions does (tools/python/e2e.py's resolver), then through SAM's own transform
    (samtranslator, pinned in .venv/tools), then every intrinsic resolved to the physical names
    and ARNs CloudFormation would give (a stack id, queue URLs, key ids: made up, shaped as AWS's).
 2. The AWS calls the code makes: every `.send()` of an AWS SDK client in src/ and
@@ -39,8 +39,8 @@ from pathlib import Path
 import yaml
 from samtranslator.translator.transform import transform
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from e2e import Loader, condition_value, resolve_ifs  # noqa: E402
 
 logging.getLogger("samtranslator").setLevel(logging.ERROR)  # its metrics warning, not ours

@@ -14,7 +14,7 @@
 # image's environment (LAMBDA_TASK_ROOT, LAMBDA_RUNTIME_DIR, PATH, LD_LIBRARY_PATH, ...).
 # It is labelled org.login-etl.stand-in, so it is never mistaken for the real image.
 #
-# Usage: stand-ins/lambda-base-image.sh IMAGE BOOTSTRAP
+# Usage: tools/stand-ins/lambda-base-image.sh IMAGE BOOTSTRAP
 set -euo pipefail
 image=$1 bootstrap=$2
 root=$(mktemp -d)
@@ -42,6 +42,6 @@ tar -C "$root" -c . | docker import \
   --change 'ENV LAMBDA_TASK_ROOT=/var/task' \
   --change 'ENV LAMBDA_RUNTIME_DIR=/var/runtime' \
   --change 'WORKDIR /var/task' \
-  --change 'LABEL org.login-etl.stand-in="provided:al2023 built offline by stand-ins/lambda-base-image.sh"' \
+  --change 'LABEL org.login-etl.stand-in="provided:al2023 built offline by tools/stand-ins/lambda-base-image.sh"' \
   - "$image" >/dev/null
 echo "lambda-base-image.sh: built $image offline ($(docker image inspect -f '{{.Size}}' "$image") bytes)"

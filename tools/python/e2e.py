@@ -37,7 +37,7 @@ from pathlib import Path
 import boto3
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REGION = os.environ.get("AWS_REGION", "us-east-1")
 PREFIX = os.environ.get("E2E_STACK_PREFIX", "e2e")
 COUNT = int(os.environ.get("E2E_COUNT", "1000"))
@@ -247,10 +247,10 @@ def upload_code(bootstrap):
 
 
 def code_variables():
-    """The names Config and LogSettings read, from their own lists (src/config.rs,
+    """The names Config and LogSettings read, from their own lists (src/config/mod.rs,
     src/telemetry.rs), which their unit tests hold to what the readers read."""
     names = set()
-    for path, const in (("src/config.rs", "VARIABLES"), ("src/telemetry.rs", "VARIABLES")):
+    for path, const in (("src/config/mod.rs", "VARIABLES"), ("src/telemetry.rs", "VARIABLES")):
         text = (ROOT / path).read_text()
         match = re.search(rf"const {const}: \[&(?:'static )?str; \d+\] = \[(.*?)\];", text, re.S)
         names.update(re.findall(r'"([A-Z0-9_]+)"', match.group(1)))

@@ -24,7 +24,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "deploy.md"
 AWS = ROOT / ".venv" / "localstack" / "bin" / "aws"
 REGION = "eu-central-1"

@@ -5,7 +5,7 @@
 //! whose entry point is its customised AWS Runtime Interface Emulator
 //! (github.com/localstack/lambda-runtime-init, release v0.1.41-pre for LocalStack 2026.3.0),
 //! downloaded from GitHub when the first function is created. When it is used: only when that
-//! download fails (`stand-ins/localstack-lambda-docker.py` tries it first and says in one line
+//! download fails (`tools/stand-ins/localstack-lambda-docker.py` tries it first and says in one line
 //! which init it uses); with network access LocalStack's own init runs and this is not built
 //! into any container.
 //!

@@ -2,7 +2,7 @@
 """Prints the RDS IAM auth token boto3 makes for the fixed inputs of src/adapters/iam.rs's known-answer
 test, so that test's expected value (tests/data/iam-token-known-answer.txt) can be re-derived.
 
-Usage: scripts/iam-token-known-answer.py [--check FILE]   (needs boto3: make test-iam runs it with
+Usage: tools/python/iam-token-known-answer.py [--check FILE]   (needs boto3: make test-iam runs it with
 the pinned tools venv's Python). --check exits 1 when FILE holds a different token.
 """
 import contextlib

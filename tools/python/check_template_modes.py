@@ -12,7 +12,7 @@ ProvisionedPollerConfig and no ScalingConfig, otherwise the reverse; with Existi
 mapping reads that queue, the stack creates no LoginQueue and no queue policy (which would
 replace the team's), and still its dead-letter queue.
 
-Usage: .venv/tools/bin/python scripts/check_template_modes.py [template.yaml]
+Usage: .venv/tools/bin/python tools/python/check_template_modes.py [template.yaml]
 """
 import copy
 import os

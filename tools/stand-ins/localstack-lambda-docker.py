@@ -6,12 +6,12 @@ What they replace, and when each is used:
 
 - **The runtime init** (LocalStack's Lambda Runtime Interface Emulator, downloaded from GitHub
   when the first function is created): when that download fails (offline, as on the project's
-  CI machine), the stand-in `stand-ins/lambda-init` built by `scripts/e2e.sh` at
+  CI machine), the stand-in `tools/stand-ins/lambda-init` built by `scripts/e2e.sh` at
   `LOGIN_ETL_LAMBDA_INIT` is used instead, and one line in LocalStack's log says so. With
   network access the download succeeds and LocalStack's own init runs.
 - **The runtime image pull** (LocalStack pulls `LAMBDA_RUNTIME_IMAGE_MAPPING`'s image at every
   CreateFunction, and refuses the function when the pull fails, even if the image is present):
-  when the pull fails and the image is present (the stand-in `stand-ins/lambda-base-image.sh`
+  when the pull fails and the image is present (the stand-in `tools/stand-ins/lambda-base-image.sh`
   built offline, or an image pulled earlier), the present one is used, said in one line. With
   network access the pull succeeds.
 - **The container's address in the host's network** (`LAMBDA_DOCKER_NETWORK=host`, the only
@@ -23,11 +23,11 @@ What they replace, and when each is used:
   one environment at a time can start). On any other network nothing is changed.
 
 These patch LocalStack's private code (`localstack.services.lambda_.invocation`), written
-against `localstack-core` 2026.3.0: the version pinned in `pyproject.toml` (its `localstack` group).
+against `localstack-core` 2026.3.0: the version pinned in `tools/python/pyproject.toml` (its `localstack` group).
 Another version is refused at start (`PINNED` below; `scripts/e2e.sh --check-pin` tests that the
 pin and this file agree).
 
-Usage: python stand-ins/localstack-lambda-docker.py   (LocalStack's own environment variables)
+Usage: python tools/stand-ins/localstack-lambda-docker.py   (LocalStack's own environment variables)
 """
 import logging
 import os
@@ -109,7 +109,7 @@ def main():
         sys.exit(
             f"localstack-lambda-docker.py: written against localstack-core {PINNED}, found {installed}; "
             "check its patches against the new version's docker_runtime_executor.py and "
-            "executor_endpoint.py, then update PINNED and pyproject.toml (with uv lock) together"
+            "executor_endpoint.py, then update PINNED and tools/python/pyproject.toml (with uv lock) together"
         )
     patch()
     from localstack.runtime.main import main as localstack_main
