@@ -239,8 +239,8 @@ async fn settle(
     sqs_retry: Duration,
 ) -> Result<(), QueueError> {
     let records: Vec<SqsMessage> = messages.into_iter().map(|message| queue.to_lambda_record(message)).collect();
-    let outcome: BatchOutcome = handler.handle(&records).await?;
-    let failed: HashSet<&str> = outcome.failed.iter().map(|f| f.message_id()).collect();
+    let BatchOutcome { records: outcome, unknown_keys } = handler.handle(&records).await?;
+    let failed: HashSet<&str> = outcome.failed().iter().map(|f| f.message_id()).collect();
     let receipts: Vec<(String, String)> = records
         .iter()
         .filter_map(|record| {
@@ -252,19 +252,19 @@ async fn settle(
     let deleted = retrying(sqs_retry, || queue.delete(&receipts)).await?;
 
     let mut totals = lock(totals);
-    totals.received += outcome.received as u64;
-    totals.inserted += outcome.inserted;
-    totals.duplicates += outcome.duplicates;
-    totals.unknown_field_records += outcome.unknown_keys.records as u64;
-    totals.unknown_keys.merge(&outcome.unknown_keys.keys);
+    totals.received += outcome.received() as u64;
+    totals.inserted += outcome.succeeded() as u64;
+    totals.duplicates += outcome.duplicates() as u64;
+    totals.unknown_field_records += unknown_keys.records as u64;
+    totals.unknown_keys.merge(&unknown_keys.keys);
     totals.deleted += deleted as u64;
-    for (reason, count) in outcome.failures_by_reason() {
-        *totals.failed_by_reason.entry(reason).or_insert(0) += count as u64;
+    for (code, count) in outcome.failures_by_code() {
+        *totals.failed_by_reason.entry(code.into_owned()).or_insert(0) += count as u64;
     }
     for (id, _) in &receipts {
         totals.failing.remove(id);
     }
-    for failure in &outcome.failed {
+    for failure in outcome.failed() {
         totals.failing.insert(failure.message_id().to_owned());
         totals.failure_of.insert(failure.message_id().to_owned(), failure.reason().code().into_owned());
     }

@@ -259,7 +259,7 @@ async fn sigterm_lets_in_flight_batches_finish_or_return_to_the_queue_and_closes
     let took = terminated.elapsed();
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_millis(1500), "exit {took:?} after SIGTERM: past Lambda's shutdown window");
-    assert!(took >= login_etl::lambda::shutdown::SHUTDOWN_GRACE, "it waited the grace for the batch ({took:?})");
+    assert!(took >= login_etl::SHUTDOWN_GRACE, "it waited the grace for the batch ({took:?})");
     assert!(api.invocation(&abandoned).expect("abandoned").answered.is_none(), "an abandoned batch gives no answer");
     let lines = function.stdout.json();
     assert!(

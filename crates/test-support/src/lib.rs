@@ -17,13 +17,13 @@ use sqlx::postgres::PgConnectOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use login_etl::adapters::database::DbTarget;
-use login_etl::adapters::loader::Loader;
-use login_etl::adapters::sqs::Queue;
-use login_etl::adapters::store::Store;
-use login_etl::config::PoolSettings;
-use login_etl::config::SslMode;
-use login_etl::handler::Handler;
+use login_etl::DbTarget;
+use login_etl::Handler;
+use login_etl::Loader;
+use login_etl::OperatorDb;
+use login_etl::PoolSettings;
+use login_etl::Queue;
+use login_etl::SslMode;
 use login_etl_core::mask::{Masker, MaskingKey};
 
 /// The tests' masking key (hex of "Login-ETL test key - not a secre").
@@ -237,9 +237,9 @@ pub fn handler_for_pool_size(pool: &PgPool, connections: u32) -> Handler {
     handler_with_settings(loader_target(pool), &settings)
 }
 
-/// The operators' store over the same database (migrations, reports, vault reads).
-pub fn store_for(pool: &PgPool) -> Store {
-    Store::connect_lazy((*pool.connect_options()).clone(), 2)
+/// The operators' pool ([`OperatorDb`]) over the same database (migrations, reports, vault reads).
+pub fn operator_db_for(pool: &PgPool) -> OperatorDb {
+    OperatorDb::connect_lazy((*pool.connect_options()).clone(), 2)
 }
 
 pub fn load_event(path: &str) -> SqsEvent {

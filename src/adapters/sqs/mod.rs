@@ -45,7 +45,7 @@ pub enum QueueError {
     #[error("SQS {operation} returned no {field}")]
     Incomplete { operation: &'static str, field: &'static str },
     #[error("the handler refused a whole batch")]
-    Event(#[from] login_etl_core::batch::EventError),
+    Event(#[from] sqs_batch::EventError),
     #[error(
         "refusing to redrive: {dlq} is not the dead-letter queue of {target} ({target_has}); nothing was moved. \
          Give --dlq-url the dead-letter queue and --queue-url the queue whose redrive policy names it"
@@ -298,7 +298,7 @@ where
         match call().await {
             Err(err @ QueueError::Sqs { .. }) if started.elapsed() < budget => {
                 let wait = pause.min(budget.saturating_sub(started.elapsed()));
-                tracing::warn!(error = %crate::errors::causes(&err), retry_in_ms = wait.as_millis() as u64, "SQS call failed; retrying");
+                tracing::warn!(error = %crate::errors::error_chain(&err), retry_in_ms = wait.as_millis() as u64, "SQS call failed; retrying");
                 tokio::time::sleep(wait).await;
                 pause = (pause * 2).min(Duration::from_secs(8));
             }
