@@ -34,7 +34,7 @@ fn records(instance: usize, number: usize, size: usize) -> Vec<SqsMessage> {
 
 /// Runs `batches` batches of `size` records from each of [`INSTANCES`] handlers at once;
 /// returns (failed batches, rows inserted, seconds).
-async fn fleet(handlers: &[Handler], batches: usize, size: usize, tag: usize) -> (usize, u64, f64) {
+async fn fleet(handlers: &[Handler], batches: usize, size: usize, tag: usize) -> (usize, usize, f64) {
     let started = Instant::now();
     let runs = handlers.iter().enumerate().map(|(instance, handler)| async move {
         let (mut failed, mut inserted) = (0, 0);

@@ -57,7 +57,7 @@
 //!   [`SHUTDOWN_GRACE`].
 //! - The local event source mapping: [`drain`], [`drain_until`], [`DrainOptions`],
 //!   [`DrainReport`], [`DrainEnd`].
-//! - PostgreSQL: [`DbTarget`] (where to connect); the function's [`Loader`] (the store) with
+//! - PostgreSQL: [`DbTarget`] (where to connect); the function's [`Loader`] (the store; [`LoadError`]) with
 //!   [`LoginRows`] and [`insert_rows`] (its statement); the operators' [`OperatorDb`]
 //!   ([`OperatorDbError`], [`VaultLookup`]) and the data lifecycle on it:
 //!   [`maintain_partitions`], [`partition_row_counts`], [`apply_retention`],
@@ -84,7 +84,7 @@ pub use crate::adapters::lifecycle::{
     DEFAULT_MONTHS_AHEAD, apply_retention, erase_user, maintain_partitions, partition_row_counts, preview_retention,
     scheduled_maintenance,
 };
-pub use crate::adapters::loader::{Loader, insert_rows};
+pub use crate::adapters::loader::{LoadError, Loader, insert_rows};
 pub use crate::adapters::operator_db::{OperatorDb, OperatorDbError, VaultLookup};
 pub use crate::adapters::rows::LoginRows;
 pub use crate::adapters::secrets::{SecretStore, database_secret_json};

@@ -160,7 +160,7 @@ async fn report_in_process_shows_masked_values_only(pool: PgPool) {
     handler_for(&pool).handle(&records).await.expect("loaded");
     let mut out = Vec::new();
     let args = cli::ReportArgs { limit: 5, json: true };
-    cli::report(&args, &store_for(&pool), &mut out).await.expect("report");
+    cli::report(&args, &operator_db_for(&pool), &mut out).await.expect("report");
     let report: serde_json::Value = serde_json::from_slice(&out).expect("one JSON object");
     assert_eq!(report["total_rows"], 1);
     assert_eq!(report["latest"][0]["user_id"], "user-r1");

@@ -16,7 +16,7 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 
-pub use provision::{KMS_DATA_KEY_REUSE_SECONDS, ensure_queue_with_dlq};
+pub use provision::ensure_queue_with_dlq;
 pub use redrive::redrive;
 
 /// SQS's limit for ReceiveMessage, SendMessageBatch and DeleteMessageBatch.
