@@ -5,7 +5,7 @@
 //! them by level) or plain text, chosen by `AWS_LAMBDA_LOG_FORMAT`, filtered by
 //! `AWS_LAMBDA_LOG_LEVEL`. Every line written while an invocation runs carries that
 //! invocation's `requestId` (and `xrayTraceId` when tracing is on, and `coldStart`), taken
-//! from the spans the runtime and [`crate::lambda`] open around each invocation, so a batch's
+//! from the spans the runtime and `lambda` open around each invocation, so a batch's
 //! lines can be found with one Logs Insights filter.
 
 use std::fmt::Write as _;

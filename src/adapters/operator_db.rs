@@ -1,9 +1,9 @@
 //! PostgreSQL for operators ([`OperatorDb`]): reports and vault reads over sqlx sessions, and
-//! the pool that migrations and the data lifecycle ([`crate::adapters::lifecycle`]) run on.
+//! the pool that migrations and the data lifecycle (`lifecycle`) run on.
 //!
 //! These commands take advisory locks (migrations) and may rely on session state, so they
 //! connect to the server itself, never through a transaction-mode pooler. The function's own
-//! insert path is [`crate::adapters::loader`], which is pooler-safe.
+//! insert path is `loader`, which is pooler-safe.
 
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ pub enum OperatorDbError {
 }
 
 /// The `user_logins` table behind an sqlx pool, for operator commands. Not the function's
-/// store (that is [`crate::adapters::loader::Loader`], the `sqs_batch::Store` port's adapter).
+/// store (that is `loader::Loader`, the `sqs_batch::Store` port's adapter).
 #[derive(Debug, Clone)]
 pub struct OperatorDb {
     pool: PgPool,

@@ -1,6 +1,6 @@
 //! The SQS client for running outside Lambda: a [`Queue`] receives, sends and deletes in
 //! batches of 10 and turns a received message into the record Lambda would deliver. The local
-//! event source mapping built on it is [`crate::drain`]; queue set-up is [`provision`],
+//! event source mapping built on it is `drain`; queue set-up is [`provision`],
 //! dead-letter redrive is [`redrive`](redrive::redrive).
 
 mod provision;
