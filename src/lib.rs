@@ -53,12 +53,12 @@
 //!   `sqs_batch::Store`, e.g. `MemoryStore`).
 //! - The Lambda function: [`run_function`] with [`answer_arguments`] and
 //!   [`unset_blank_sdk_variables`] (what `src/main.rs` runs), [`Function`] and [`Request`] (one
-//!   invocation), [`parse_event`] ([`NotAnSqsEvent`]), [`respond`] ([`RESPONSE_POLICY`]),
-//!   [`SHUTDOWN_GRACE`].
+//!   invocation), [`parse_event`] ([`NotAnSqsEvent`]), [`respond`] (the partial response, or a
+//!   function error when the store failed), [`SHUTDOWN_GRACE`].
 //! - The local event source mapping: [`drain`], [`drain_until`], [`DrainOptions`],
 //!   [`DrainReport`], [`DrainEnd`].
-//! - PostgreSQL: [`DbTarget`] (where to connect); the function's [`Loader`] (the store; [`LoadError`]) with
-//!   [`LoginRows`] and [`insert_rows`] (its statement); the operators' [`OperatorDb`]
+//! - PostgreSQL: [`DbTarget`] (where to connect); the function's [`Loader`] (the store,
+//!   [`LoadError`]) with [`LoginRows`] and [`insert_rows`] (its statement); the operators' [`OperatorDb`]
 //!   ([`OperatorDbError`], [`VaultLookup`]) and the data lifecycle on it:
 //!   [`maintain_partitions`], [`partition_row_counts`], [`apply_retention`],
 //!   [`preview_retention`], [`erase_user`], [`scheduled_maintenance`],
@@ -99,7 +99,7 @@ pub use crate::errors::{RDS_CA_BUNDLE_URL, error_chain, fix_for};
 pub use crate::handler::{Handler, process};
 pub use crate::lambda::bootstrap::{answer_arguments, run_function, unset_blank_sdk_variables};
 pub use crate::lambda::event::{NotAnSqsEvent, parse_event};
-pub use crate::lambda::response::{RESPONSE_POLICY, respond};
+pub use crate::lambda::response::respond;
 pub use crate::lambda::shutdown::SHUTDOWN_GRACE;
 pub use crate::lambda::{Function, Request};
 pub use crate::startup::{

@@ -13,9 +13,9 @@ use sqs_batch::ResponsePolicy;
 /// failures do not), so an outage is not hammered by every instance, and the function's Errors
 /// alarm sees it. Each message's visibility was already extended by the handler, so a function
 /// error loses nothing.
-pub const RESPONSE_POLICY: ResponsePolicy = ResponsePolicy::partial().fail_on_store_failure(true);
+const RESPONSE_POLICY: ResponsePolicy = ResponsePolicy::partial().fail_on_store_failure(true);
 
-/// The outcome as [`RESPONSE_POLICY`] answers it: the partial batch response naming exactly the
+/// The outcome as `RESPONSE_POLICY` answers it: the partial batch response naming exactly the
 /// failed records, or the function error.
 pub fn respond<S>(outcome: BatchOutcome<S>) -> Result<SqsBatchResponse, lambda_runtime::Error>
 where
