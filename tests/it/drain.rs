@@ -84,18 +84,18 @@ async fn a_mixed_queue_drains_to_exact_accounting(pool: PgPool) {
     assert_eq!(report.inserted as usize, 120 - expected_bad);
     assert_eq!(report.deleted as usize, 120 - expected_bad);
     // Each bad message was delivered maxReceiveCount times before the redrive took it.
-    let failed: u64 = report.failed_by_reason.values().sum();
+    let failed: u64 = report.failures_by_code.values().sum();
     assert_eq!(failed as usize, expected_bad * MAX_RECEIVE_COUNT as usize);
     // And the failure codes are the ones the generator meant.
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     for code in messages.iter().filter_map(|m| m.expected_failure) {
         *expected.entry(code.to_string()).or_default() += u64::from(MAX_RECEIVE_COUNT);
     }
-    assert_eq!(report.failed_by_reason, expected);
+    assert_eq!(report.failures_by_code, expected);
     // Per message, each bad message counts once.
     let per_message: BTreeMap<String, u64> =
         expected.into_iter().map(|(code, deliveries)| (code, deliveries / u64::from(MAX_RECEIVE_COUNT))).collect();
-    assert_eq!(report.failed_messages_by_reason, per_message);
+    assert_eq!(report.failed_messages_by_code, per_message);
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -149,7 +149,7 @@ async fn four_pollers_give_the_same_result_as_one(pool: PgPool) {
             users.sort();
             users
         };
-        results.push((report.inserted, report.duplicates, report.failed_by_reason.clone(), dead.len(), user_ids));
+        results.push((report.inserted, report.duplicates, report.failures_by_code.clone(), dead.len(), user_ids));
     }
     assert_eq!(results[0], results[1]);
 }
@@ -213,7 +213,7 @@ async fn messages_dead_lettered_during_an_outage_are_replayed_from_the_dlq(pool:
     let outage = login_etl::drain(&queue, &handler_with_target(down), &options(1)).await.expect("drain");
     assert_eq!(outage.end, DrainEnd::Empty);
     assert_eq!(outage.inserted, 0);
-    assert_eq!(outage.failed_by_reason.get("store_failed").copied(), Some(30 * u64::from(MAX_RECEIVE_COUNT)));
+    assert_eq!(outage.failures_by_code.get("store_failed").copied(), Some(30 * u64::from(MAX_RECEIVE_COUNT)));
     assert_eq!(row_count(&pool).await, 0);
 
     // After the fix, draining the DLQ (which has no redrive policy of its own) loads them all.

@@ -207,8 +207,8 @@ fn drain_json(queue: &Queue, report: &DrainReport) -> serde_json::Value {
         "inserted": report.inserted,
         "duplicates": report.duplicates,
         "deleted": report.deleted,
-        "failed_by_reason": report.failed_by_reason,
-        "failed_messages_by_reason": report.failed_messages_by_reason,
+        "failed_by_reason": report.failures_by_code,
+        "failed_messages_by_reason": report.failed_messages_by_code,
         "unknown_field_records": report.unknown_field_records,
         "unknown_keys": report.unknown_keys.names(),
         "seconds": report.elapsed.as_secs_f64(),
@@ -231,18 +231,18 @@ fn write_drain_report(out: &mut impl Write, queue: &Queue, report: &DrainReport)
     writeln!(out, "  inserted    {:>8}", report.inserted)?;
     writeln!(out, "  duplicates  {:>8}  (already loaded, deleted without a second row)", report.duplicates)?;
     writeln!(out, "  deleted     {:>8}", report.deleted)?;
-    let failed: u64 = report.failed_by_reason.values().sum();
-    let failed_messages: u64 = report.failed_messages_by_reason.values().sum();
+    let failed: u64 = report.failures_by_code.values().sum();
+    let failed_messages: u64 = report.failed_messages_by_code.values().sum();
     writeln!(
         out,
         "  failed      {failed:>8}  deliveries of {failed_messages} messages (left to the visibility timeout and \
          the redrive)"
     )?;
-    if !report.failed_by_reason.is_empty() {
+    if !report.failures_by_code.is_empty() {
         writeln!(out, "    {:<28} {:>10} {:>10}", "reason", "deliveries", "messages")?;
     }
-    for (reason, count) in &report.failed_by_reason {
-        let messages = report.failed_messages_by_reason.get(reason).copied().unwrap_or(0);
+    for (reason, count) in &report.failures_by_code {
+        let messages = report.failed_messages_by_code.get(reason).copied().unwrap_or(0);
         writeln!(out, "    {reason:<28} {count:>10} {messages:>10}")?;
     }
     if report.unknown_field_records > 0 {

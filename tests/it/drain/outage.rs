@@ -69,7 +69,7 @@ async fn a_forty_second_outage_dead_letters_nothing_valid() {
     let report = tokio::time::timeout(Duration::from_secs(300), drain).await.expect("the drain ends").expect("task");
     let report = report.expect("drain");
     assert_eq!(report.end, DrainEnd::Empty);
-    assert!(report.failed_by_reason.get("store_failed").copied().unwrap_or(0) > 0, "the outage was felt: {report:?}");
+    assert!(report.failures_by_code.get("store_failed").copied().unwrap_or(0) > 0, "the outage was felt: {report:?}");
 
     let db = OperatorDb::connect_lazy(DbTarget::from_url(&cluster.url("logins")).expect("url").sqlx_options(), 1);
     let (rows, distinct): (i64, i64) = sqlx::query_as("SELECT count(*), count(DISTINCT message_id) FROM user_logins")
