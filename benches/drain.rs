@@ -9,11 +9,7 @@ use login_etl_test_support::bench as common;
 
 use std::time::Instant;
 
-use login_etl::DrainOptions;
-use login_etl::Handler;
-use login_etl::Loader;
-use login_etl::PoolSettings;
-use login_etl::Queue;
+use login_etl::{DrainOptions, Handler, Loader, PoolSettings, Queue};
 use login_etl_core::mask::{Masker, MaskingKey};
 use login_etl_core::sample;
 

@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::SqsMessage;
 use crypto_box::aead::OsRng;
-use login_etl::Handler;
-use login_etl::Loader;
-use login_etl::PoolSettings;
+use login_etl::{Handler, Loader, PoolSettings};
 use login_etl_core::mask::{Masker, MaskingKey};
 use login_etl_core::vault::VaultSecretKey;
 

@@ -15,10 +15,7 @@ use login_etl_test_support::bench as common;
 use std::time::Instant;
 
 use aws_lambda_events::sqs::SqsMessage;
-use login_etl::Handler;
-use login_etl::Loader;
-use login_etl::LoginRows;
-use login_etl::PoolSettings;
+use login_etl::{Handler, Loader, LoginRows, PoolSettings};
 use login_etl_core::batch;
 use login_etl_core::mask::{Masker, MaskingKey};
 use sqlx::Connection;

@@ -6,8 +6,7 @@ mod outage;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use login_etl::Queue;
-use login_etl::{DrainEnd, DrainOptions};
+use login_etl::{DrainEnd, DrainOptions, Queue};
 use login_etl_core::sample;
 use login_etl_test_support::*;
 

@@ -4,10 +4,8 @@
 
 use aws_lambda_events::sqs::{SqsMessage, SqsMessageAttribute};
 use crypto_box::aead::OsRng;
-use login_etl::DbTarget;
+use login_etl::{DbTarget, Handler, OperatorDb, OperatorDbError};
 
-use login_etl::Handler;
-use login_etl::{OperatorDb, OperatorDbError};
 use login_etl_core::batch::{ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
 use login_etl_core::vault::VaultSecretKey;
 use login_etl_test_support::*;

@@ -7,8 +7,7 @@
 //! - Masking an analyst can use: `MASKING_IP=masked+prefix` keeps the address's network
 //!   (`ip_prefix`, /24 and /48 by default) beside its pseudonym, `prefix` instead of it.
 
-use login_etl::Handler;
-use login_etl::Loader;
+use login_etl::{Handler, Loader};
 use login_etl_core::mask::{IpPrefixLengths, IpTreatment, MaskedField, Masker, MaskingKey};
 use login_etl_core::vault::VaultSecretKey;
 use login_etl_test_support::*;

@@ -3,9 +3,7 @@
 
 use std::collections::HashMap;
 
-use login_etl::Config;
-use login_etl::SecretStore;
-use login_etl::StartupError;
+use login_etl::{Config, SecretStore, StartupError};
 use login_etl_core::mask::MaskedField;
 use login_etl_test_support::*;
 use sqlx::PgPool;

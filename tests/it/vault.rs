@@ -2,9 +2,7 @@
 //! atomicity with the batch, and the CLI's recover/keygen.
 
 use crypto_box::aead::OsRng;
-use login_etl::DbTarget;
-use login_etl::Handler;
-use login_etl::{OperatorDb, VaultLookup};
+use login_etl::{DbTarget, Handler, OperatorDb, VaultLookup};
 use login_etl_core::mask::MaskedField;
 use login_etl_core::vault::{VaultError, VaultSecretKey};
 use login_etl_test_support::*;

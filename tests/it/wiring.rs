@@ -11,9 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use login_etl::Config;
-use login_etl::LogSettings;
-use login_etl::RUNTIME_ENV;
+use login_etl::{Config, LogSettings, RUNTIME_ENV};
 use serde_json::{Value as Json, json};
 
 const TEMPLATE: &str = include_str!("../../template.yaml");

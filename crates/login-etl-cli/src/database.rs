@@ -3,8 +3,7 @@
 use std::io::Write;
 
 use super::ReportArgs;
-use login_etl::OperatorDb;
-use login_etl::{Config, DatabaseSource};
+use login_etl::{Config, DatabaseSource, OperatorDb};
 
 /// Applies `migrations/` to the configured database; with `DATABASE_URL` the database is
 /// created first if it does not exist, over a connection secured as the migration's own

@@ -20,9 +20,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use login_etl::Function;
-use login_etl::Queue;
-use login_etl::{Config, ConfigError};
+use login_etl::{Config, ConfigError, Function, Queue};
 
 pub use database::{migrate, report};
 pub use errors::{RDS_CA_BUNDLE_URL, operator_message};

@@ -5,11 +5,9 @@ use std::time::{Duration, Instant};
 
 use super::{DepthArgs, DrainArgs, EXIT_FAILING_MESSAGES_LEFT, RedriveArgs, SendArgs, SetupArgs};
 use crate::{kms, schema};
-use login_etl::Handler;
-use login_etl::Queue;
-use login_etl::SecretStore;
-use login_etl::{Config, DatabaseSource, MaskingKeySource};
-use login_etl::{DrainEnd, DrainOptions, DrainReport};
+use login_etl::{
+    Config, DatabaseSource, DrainEnd, DrainOptions, DrainReport, Handler, MaskingKeySource, Queue, SecretStore,
+};
 use login_etl_core::sample;
 use login_etl_core::schema::Verdict;
 

@@ -6,8 +6,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use anyhow::Context;
 
 use super::{KeygenArgs, RecoverArgs};
-use login_etl::SecretStore;
-use login_etl::{OperatorDb, VaultLookup};
+use login_etl::{OperatorDb, SecretStore, VaultLookup};
 use login_etl_core::mask::{MaskedField, Masker};
 use login_etl_core::vault::VaultSecretKey;
 

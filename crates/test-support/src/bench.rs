@@ -2,8 +2,7 @@
 //! target (optionally through PgBouncer). Benchmarks take it as `use crate::bench
 //! as common;`.
 
-use login_etl::DbTarget;
-use login_etl::OperatorDb;
+use login_etl::{DbTarget, OperatorDb};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 

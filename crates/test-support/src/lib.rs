@@ -17,13 +17,7 @@ use sqlx::postgres::PgConnectOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use login_etl::DbTarget;
-use login_etl::Handler;
-use login_etl::Loader;
-use login_etl::OperatorDb;
-use login_etl::PoolSettings;
-use login_etl::Queue;
-use login_etl::SslMode;
+use login_etl::{DbTarget, Handler, Loader, OperatorDb, PoolSettings, Queue, SslMode};
 use login_etl_core::mask::{Masker, MaskingKey};
 
 /// The tests' masking key (hex of "Login-ETL test key - not a secre").

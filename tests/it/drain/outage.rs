@@ -4,11 +4,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use login_etl::DbTarget;
-use login_etl::OperatorDb;
-use login_etl::Queue;
-use login_etl::VisibilityBackoff;
-use login_etl::{DrainEnd, DrainOptions};
+use login_etl::{DbTarget, DrainEnd, DrainOptions, OperatorDb, Queue, VisibilityBackoff};
 use login_etl_test_support::*;
 
 const VISIBILITY_SECONDS: u32 = 2;
