@@ -9,11 +9,7 @@ use login_etl_test_support::bench as common;
 
 use std::time::Instant;
 
-use login_etl::adapters::loader::Loader;
-use login_etl::adapters::sqs::Queue;
-use login_etl::config::PoolSettings;
-use login_etl::drain::{self, DrainOptions};
-use login_etl::handler::Handler;
+use login_etl::{DrainOptions, Handler, Loader, PoolSettings, Queue};
 use login_etl_core::mask::{Masker, MaskingKey};
 use login_etl_core::sample;
 
@@ -77,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
     for concurrency in [1usize, 4] {
         let queue = filled_queue(&client, &format!("bench-drain-k{concurrency}-{run_id}"), &bodies).await?;
         let options = DrainOptions { concurrency, wait_seconds: 0, follow: false, ..DrainOptions::default() };
-        let report = drain::drain(&queue, &handler, &options).await?;
+        let report = login_etl::drain(&queue, &handler, &options).await?;
         assert_eq!(report.inserted as usize, MESSAGES, "every message loaded");
         println!(
             "drain (handler + PG)     K={concurrency}  {:>6} msgs  {:>6.2} s  {:>7.0} msg/s",

@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::SqsMessage;
 use crypto_box::aead::OsRng;
-use login_etl::adapters::loader::Loader;
-use login_etl::config::PoolSettings;
-use login_etl::handler::Handler;
+use login_etl::{Handler, Loader, PoolSettings};
 use login_etl_core::mask::{Masker, MaskingKey};
 use login_etl_core::vault::VaultSecretKey;
 
@@ -52,7 +50,12 @@ async fn measure(handlers: &[Handler], size: usize, runs: usize, first_run: usiz
             let started = Instant::now();
             let outcome = handler.handle(&records).await.expect("handled");
             times.push(started.elapsed());
-            assert_eq!(outcome.inserted as usize, size, "every row must be new: {:?}", outcome.failures_by_reason());
+            assert_eq!(
+                outcome.records.succeeded(),
+                size,
+                "every row must be new: {:?}",
+                outcome.records.failures_by_code()
+            );
         }
     }
     for times in &mut times {

@@ -9,8 +9,7 @@
 
 use std::time::Instant;
 
-use login_etl::adapters::lifecycle;
-use login_etl::adapters::store::Store;
+use login_etl::OperatorDb;
 use login_etl_test_support::bench as common;
 use time::macros::date;
 
@@ -21,11 +20,11 @@ async fn main() -> anyhow::Result<()> {
     let rows: i64 = std::env::var("BENCH_LIFECYCLE_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let (database, mut admin_conn) = common::fresh_database(BENCH_DB).await?;
     common::migrate(&database).await?;
-    let store = Store::connect_lazy(database.clone(), 1);
+    let db = OperatorDb::connect_lazy(database.clone(), 1);
     let today = date!(2026 - 11 - 30);
     // Partitions from 2026-01 on, and the month to drop.
-    lifecycle::maintain_partitions(&store, date!(2026 - 01 - 01), 11).await?;
-    lifecycle::maintain_partitions(&store, date!(2025 - 01 - 01), 0).await?;
+    login_etl::maintain_partitions(&db, date!(2026 - 01 - 01), 11).await?;
+    login_etl::maintain_partitions(&db, date!(2025 - 01 - 01), 0).await?;
 
     // Two months of logins as the loader writes them: ~50,000 users, 100,000 devices and
     // 100,000 ips a month; half of the old month's devices and ips appear in the kept month.
@@ -45,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
         .bind(first_id)
         .bind(rows)
         .bind(first_value)
-        .execute(store.pool())
+        .execute(db.pool())
         .await?;
     }
     sqlx::query(
@@ -54,15 +53,15 @@ async fn main() -> anyhow::Result<()> {
                 '\\x00'::bytea, 'bench'
          FROM generate_series(0, 149999) AS g, (VALUES ('ip'), ('device_id')) AS f(field)",
     )
-    .execute(store.pool())
+    .execute(db.pool())
     .await?;
-    sqlx::query("VACUUM ANALYZE user_logins").execute(store.pool()).await.ok();
-    sqlx::query("ANALYZE pii_vault.sealed_values").execute(store.pool()).await?;
+    sqlx::query("VACUUM ANALYZE user_logins").execute(db.pool()).await.ok();
+    sqlx::query("ANALYZE pii_vault.sealed_values").execute(db.pool()).await?;
     println!("lifecycle benchmark: {} rows per month, loaded in {:.1} s", rows, started.elapsed().as_secs_f64());
 
     // Erase first, on the full table: one person's rows across both months.
     let started = Instant::now();
-    let erased = lifecycle::erase_user(&store, "user-4242").await?;
+    let erased = login_etl::erase_user(&db, "user-4242").await?;
     println!(
         "erase one user (of ~50,000) on {} rows: {:>8.1} ms  ({} rows, {} vault rows)",
         2 * rows,
@@ -72,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
-    let report = lifecycle::apply_retention(&store, today, 12).await?;
+    let report = login_etl::apply_retention(&db, today, 12).await?;
     let total = started.elapsed();
     let dropped: Vec<_> = report.dropped.iter().map(|d| format!("{} ({} rows)", d.partition, d.rows_dropped)).collect();
     println!(
@@ -83,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // The drop alone, on a second month of the same size, without the vault sweep.
-    lifecycle::maintain_partitions(&store, date!(2025 - 02 - 01), 0).await?;
+    login_etl::maintain_partitions(&db, date!(2025 - 02 - 01), 0).await?;
     sqlx::query(
         "INSERT INTO user_logins (message_id, user_id, create_date, masked_ip, masked_device_id)
          SELECT 'again-' || g, 'user-' || (g % 50000), '2025-02-01'::date + (g % 28)::int,
@@ -91,16 +90,16 @@ async fn main() -> anyhow::Result<()> {
          FROM generate_series(1, $1) AS g",
     )
     .bind(rows)
-    .execute(store.pool())
+    .execute(db.pool())
     .await?;
     let started = Instant::now();
     let dropped: Vec<(String, i64)> =
         sqlx::query_as("SELECT partition_name, rows_dropped FROM login_etl_drop_partitions_before('2025-10-01')")
-            .fetch_all(store.pool())
+            .fetch_all(db.pool())
             .await?;
     println!("detach + drop alone: {:>8.1} ms for {dropped:?}", started.elapsed().as_secs_f64() * 1e3);
 
-    store.pool().close().await;
+    db.pool().close().await;
     common::drop_database(&mut admin_conn, BENCH_DB).await?;
     Ok(())
 }

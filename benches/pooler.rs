@@ -15,10 +15,7 @@ use login_etl_test_support::bench as common;
 use std::time::Instant;
 
 use aws_lambda_events::sqs::SqsMessage;
-use login_etl::adapters::loader::Loader;
-use login_etl::adapters::rows::LoginRows;
-use login_etl::config::PoolSettings;
-use login_etl::handler::Handler;
+use login_etl::{Handler, Loader, LoginRows, PoolSettings};
 use login_etl_core::batch;
 use login_etl_core::mask::{Masker, MaskingKey};
 use sqlx::Connection;
@@ -34,14 +31,14 @@ fn records(instance: usize, number: usize, size: usize) -> Vec<SqsMessage> {
 
 /// Runs `batches` batches of `size` records from each of [`INSTANCES`] handlers at once;
 /// returns (failed batches, rows inserted, seconds).
-async fn fleet(handlers: &[Handler], batches: usize, size: usize, tag: usize) -> (usize, u64, f64) {
+async fn fleet(handlers: &[Handler], batches: usize, size: usize, tag: usize) -> (usize, usize, f64) {
     let started = Instant::now();
     let runs = handlers.iter().enumerate().map(|(instance, handler)| async move {
         let (mut failed, mut inserted) = (0, 0);
         for number in 0..batches {
             let outcome = handler.handle(&records(instance + tag, number, size)).await.expect("handled");
-            failed += usize::from(!outcome.failed.is_empty());
-            inserted += outcome.inserted;
+            failed += usize::from(!outcome.records.failed().is_empty());
+            inserted += outcome.records.succeeded();
         }
         (failed, inserted)
     });
@@ -52,7 +49,7 @@ async fn fleet(handlers: &[Handler], batches: usize, size: usize, tag: usize) ->
     (failed, inserted, seconds)
 }
 
-fn handlers(target: &login_etl::adapters::database::DbTarget, masker: &Masker) -> anyhow::Result<Vec<Handler>> {
+fn handlers(target: &login_etl::DbTarget, masker: &Masker) -> anyhow::Result<Vec<Handler>> {
     (0..INSTANCES)
         .map(|_| Ok(Handler::new(masker.clone(), Loader::new(target.clone(), &PoolSettings::default(), None)?)))
         .collect()

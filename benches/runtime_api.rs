@@ -24,8 +24,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use login_etl::adapters::loader;
-use login_etl::adapters::rows::LoginRows;
+use login_etl::LoginRows;
 use login_etl_core::batch;
 use login_etl_core::mask::{Masker, MaskingKey};
 use login_etl_test_support::runtime_api::{Answer, Bootstrap, RuntimeApi};
@@ -123,7 +122,7 @@ async fn database_time(client: &tokio_postgres::Client, masker: &Masker, prefix:
     let plan = batch::plan(&records, masker, None).expect("plan");
     let rows = LoginRows::from_accepted(plan.contract.accepted()).expect("rows");
     let started = Instant::now();
-    let inserted = loader::execute(client, &rows).await.expect("insert");
+    let inserted = login_etl::insert_rows(client, &rows).await.expect("insert");
     let took = started.elapsed();
     assert_eq!(inserted as usize, size);
     took

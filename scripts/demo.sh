@@ -48,7 +48,7 @@ sent=$($cli send --json --queue-url "$queue_url" --count "$count" --bad-ratio "$
 malformed=$(json_field malformed <<<"$sent")
 drifted=$(json_field with_unknown_keys <<<"$sent")
 echo "sent $count messages, $malformed of them malformed, $drifted with keys the function does not know"
-echo "(os_version, schema_version: a producer ahead of the contract, schema/login-event.schema.json)"
+echo "(os_version, schema_version: a producer ahead of the schema, schema/login-event.schema.json)"
 
 step "Draining with $concurrency pollers (the same handler Lambda runs; failures wait for the redrive)"
 # The function reads its database and masking key from Secrets Manager, as in AWS.
@@ -72,7 +72,7 @@ echo "sent           $count messages ($malformed malformed)"
 echo "loaded         $((rows_after - rows_before)) new rows"
 echo "dead-lettered  $((dead_after - dead_before)) messages"
 echo "unknown keys   ${unknown_records:-0} loaded records carried keys the function does not know (UnknownFieldRecords;"
-echo "               names only in the log, values never stored: docs/contract.md)"
+echo "               names only in the log, values never stored: docs/schema.md)"
 if [ "$rows_before" -gt 0 ] || [ "$dead_before" -gt 0 ] || [ "$queued_before" -gt 0 ]; then
   echo "already there before this run: $rows_before rows in user_logins, $dead_before dead letters in the DLQ,"
   echo "$queued_before messages on the queue (earlier runs: the demo reuses $queue_name and its database)."

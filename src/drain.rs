@@ -66,11 +66,13 @@ pub struct DrainReport {
     pub inserted: u64,
     pub duplicates: u64,
     pub deleted: u64,
-    /// Failed deliveries by reason: a message that fails on each of its receives counts once
-    /// per receive (`maxReceiveCount` times before SQS dead-letters it).
-    pub failed_by_reason: BTreeMap<String, u64>,
-    /// Distinct messages that failed at least once, by reason (of their latest failure).
-    pub failed_messages_by_reason: BTreeMap<String, u64>,
+    /// Failed deliveries by reason code (`failed_by_reason` in `drain --json`): a message that
+    /// fails on each of its receives counts once per receive (`maxReceiveCount` times before SQS
+    /// dead-letters it).
+    pub failures_by_code: BTreeMap<String, u64>,
+    /// Distinct messages that failed at least once, by the reason code of their latest failure
+    /// (`failed_messages_by_reason` in `drain --json`).
+    pub failed_messages_by_code: BTreeMap<String, u64>,
     /// Valid deliveries that carried keys the function does not know (`UnknownFieldRecords`
     /// summed), and those keys' names, bounded as a batch's are.
     pub unknown_field_records: u64,
@@ -92,7 +94,7 @@ struct Totals {
     inserted: u64,
     duplicates: u64,
     deleted: u64,
-    failed_by_reason: BTreeMap<String, u64>,
+    failures_by_code: BTreeMap<String, u64>,
     unknown_field_records: u64,
     unknown_keys: UnknownKeys,
     /// The reason of each message's latest failure, by message id.
@@ -162,7 +164,7 @@ pub async fn drain_until(
                     DrainProgress {
                         received: t.received,
                         inserted: t.inserted,
-                        failed: t.failed_by_reason.values().sum(),
+                        failed: t.failures_by_code.values().sum(),
                         elapsed: started.elapsed(),
                     }
                 };
@@ -178,8 +180,8 @@ pub async fn drain_until(
         inserted: totals.inserted,
         duplicates: totals.duplicates,
         deleted: totals.deleted,
-        failed_by_reason: totals.failed_by_reason.clone(),
-        failed_messages_by_reason: totals.failure_of.values().fold(BTreeMap::new(), |mut counts, reason| {
+        failures_by_code: totals.failures_by_code.clone(),
+        failed_messages_by_code: totals.failure_of.values().fold(BTreeMap::new(), |mut counts, reason| {
             *counts.entry(reason.clone()).or_insert(0) += 1;
             counts
         }),
@@ -239,8 +241,8 @@ async fn settle(
     sqs_retry: Duration,
 ) -> Result<(), QueueError> {
     let records: Vec<SqsMessage> = messages.into_iter().map(|message| queue.to_lambda_record(message)).collect();
-    let outcome: BatchOutcome = handler.handle(&records).await?;
-    let failed: HashSet<&str> = outcome.failed.iter().map(|f| f.message_id()).collect();
+    let BatchOutcome { records: outcome, unknown_keys } = handler.handle(&records).await?;
+    let failed: HashSet<&str> = outcome.failed().iter().map(|f| f.message_id()).collect();
     let receipts: Vec<(String, String)> = records
         .iter()
         .filter_map(|record| {
@@ -252,19 +254,19 @@ async fn settle(
     let deleted = retrying(sqs_retry, || queue.delete(&receipts)).await?;
 
     let mut totals = lock(totals);
-    totals.received += outcome.received as u64;
-    totals.inserted += outcome.inserted;
-    totals.duplicates += outcome.duplicates;
-    totals.unknown_field_records += outcome.unknown_keys.records as u64;
-    totals.unknown_keys.merge(&outcome.unknown_keys.keys);
+    totals.received += outcome.received() as u64;
+    totals.inserted += outcome.succeeded() as u64;
+    totals.duplicates += outcome.duplicates() as u64;
+    totals.unknown_field_records += unknown_keys.records as u64;
+    totals.unknown_keys.merge(&unknown_keys.keys);
     totals.deleted += deleted as u64;
-    for (reason, count) in outcome.failures_by_reason() {
-        *totals.failed_by_reason.entry(reason).or_insert(0) += count as u64;
+    for (code, count) in outcome.failures_by_code() {
+        *totals.failures_by_code.entry(code.into_owned()).or_insert(0) += count as u64;
     }
     for (id, _) in &receipts {
         totals.failing.remove(id);
     }
-    for failure in &outcome.failed {
+    for failure in outcome.failed() {
         totals.failing.insert(failure.message_id().to_owned());
         totals.failure_of.insert(failure.message_id().to_owned(), failure.reason().code().into_owned());
     }

@@ -10,7 +10,7 @@ use std::error::Error;
 
 /// `err` and its sources joined with `: `, leaving out a cause whose text the line already holds
 /// and the SDK's generic wrappers ("dispatch failure", "other") that say nothing.
-pub fn causes(err: &(dyn Error + 'static)) -> String {
+pub fn error_chain(err: &(dyn Error + 'static)) -> String {
     let mut line = String::new();
     let mut next = Some(err);
     while let Some(err) = next {
@@ -33,9 +33,9 @@ pub const RDS_CA_BUNDLE_URL: &str = "https://truststore.pki.rds.amazonaws.com/gl
 
 /// What to do about `err`, when its chain holds a cause we recognise. `role_hint` says which
 /// role to grant when the database refused a privilege (it depends on who was refused).
-pub fn fix(err: &(dyn Error + 'static), role_hint: &str) -> Option<String> {
+pub fn fix_for(err: &(dyn Error + 'static), role_hint: &str) -> Option<String> {
     let chain = || std::iter::successors(Some(err), |&err| err.source());
-    let causes = causes(err);
+    let causes = error_chain(err);
     let fix = match chain().find_map(sqlstate).as_deref() {
         Some("42P01" | "3F000" | "42883") => {
             "The database has no login-etl schema (or an older one): run `login-etl-cli migrate` against it first, \
@@ -105,10 +105,10 @@ mod tests {
 
     #[derive(Debug, thiserror::Error)]
     #[error("a query failed")]
-    struct Store(#[source] Driver);
+    struct OperatorDb(#[source] Driver);
 
     #[test]
     fn each_cause_is_said_once() {
-        assert_eq!(causes(&Store(Driver(Server))), "a query failed: role \"nobody\" does not exist");
+        assert_eq!(error_chain(&OperatorDb(Driver(Server))), "a query failed: role \"nobody\" does not exist");
     }
 }

@@ -5,8 +5,8 @@ use tokio::sync::OnceCell;
 use crate::adapters::database::DbTarget;
 use crate::adapters::iam::{IamAuth, IamError};
 use crate::adapters::loader::{DbSecret, Loader, LoaderSetupError};
+use crate::adapters::operator_db::OperatorDb;
 use crate::adapters::secrets::{SecretError, SecretStore};
-use crate::adapters::store::Store;
 use crate::adapters::visibility::VisibilityBackoff;
 use crate::config::{Config, ConfigError, DatabaseSource, MaskingKeySource};
 use crate::handler::Handler;
@@ -82,7 +82,7 @@ async fn build_handler_with(config: &Config, secrets: OnceCell<SecretStore>) -> 
 
 /// The configured masker alone (secrets read as needed): `recover` re-masks what it decrypts
 /// to tell genuine originals from planted ones.
-pub async fn masker(config: &Config) -> Result<Masker, StartupError> {
+pub async fn build_masker(config: &Config) -> Result<Masker, StartupError> {
     let key = masking_key(config, &OnceCell::new()).await?;
     masker_for(config, key)
 }
@@ -124,12 +124,12 @@ fn masker_for(config: &Config, key: Option<MaskingKey>) -> Result<Masker, Startu
     Ok(masker.with_ip(ip, ip_prefix).with_policy(&policy))
 }
 
-/// A store for operator commands (migrations, reports, vault reads): sqlx sessions straight to
+/// The operators' pool ([`OperatorDb`]) (migrations, reports, vault reads): sqlx sessions straight to
 /// the server, with a password (not through a transaction-mode pooler; see README). The pool
 /// follows `DB_MAX_CONNECTIONS`, with at least the 2 connections these commands always had.
-pub async fn connect_store(config: &Config) -> Result<Store, StartupError> {
+pub async fn connect_operator_db(config: &Config) -> Result<OperatorDb, StartupError> {
     let options = operator_connect_options(config).await?;
-    Ok(Store::connect_lazy(options, config.pool.max_connections.max(2)))
+    Ok(OperatorDb::connect_lazy(options, config.pool.max_connections.max(2)))
 }
 
 /// The connection options of the operator commands' sessions: the configured database with

@@ -5,7 +5,7 @@
 //! them by level) or plain text, chosen by `AWS_LAMBDA_LOG_FORMAT`, filtered by
 //! `AWS_LAMBDA_LOG_LEVEL`. Every line written while an invocation runs carries that
 //! invocation's `requestId` (and `xrayTraceId` when tracing is on, and `coldStart`), taken
-//! from the spans the runtime and [`crate::lambda`] open around each invocation, so a batch's
+//! from the spans the runtime and `lambda` open around each invocation, so a batch's
 //! lines can be found with one Logs Insights filter.
 
 use std::fmt::Write as _;
@@ -49,7 +49,7 @@ impl LogSettings {
     /// Every environment variable [`LogSettings::from_lookup`] reads; it refuses (in debug
     /// builds and tests) any other, and a unit test records that with nothing set it reads
     /// exactly these. `tests/it/wiring.rs` holds `template.yaml` and `docs/configuration.md`
-    /// to them, with [`crate::config::VARIABLES`].
+    /// to them, with [`crate::config::CONFIG_VARIABLES`].
     pub const VARIABLES: [&'static str; 3] = ["AWS_LAMBDA_LOG_LEVEL", "RUST_LOG", "AWS_LAMBDA_LOG_FORMAT"];
 
     /// Reads `AWS_LAMBDA_LOG_LEVEL`, `AWS_LAMBDA_LOG_FORMAT` and `RUST_LOG`.
@@ -90,7 +90,7 @@ impl LogSettings {
 }
 
 /// Installs the function's logger on stdout.
-pub fn init_lambda(settings: &LogSettings) {
+pub fn init_lambda_logging(settings: &LogSettings) {
     let _ = lambda_subscriber(settings, std::io::stdout).try_init();
 }
 

@@ -15,7 +15,7 @@ static MASKER: LazyLock<Masker> =
 
 fn check(records: &[SqsMessage]) {
     let Ok(plan) = batch::plan(records, &MASKER, None) else { return };
-    let rows = login_etl::adapters::rows::LoginRows::from_accepted(plan.contract.accepted()).expect("in range");
+    let rows = login_etl::LoginRows::from_accepted(plan.contract.accepted()).expect("in range");
     assert_eq!(rows.len(), plan.contract.accepted().len());
     let accepted: HashSet<&str> = plan.contract.accepted().iter().map(|a| a.message_id()).collect();
     let rejected: HashSet<&str> = plan.contract.rejected().iter().map(|f| f.message_id()).collect();
@@ -26,9 +26,9 @@ fn check(records: &[SqsMessage]) {
         let id = record.message_id.as_deref().unwrap_or_default();
         assert!(accepted.contains(id) || rejected.contains(id), "a record with no fate");
     }
-    let outcome = plan.committed(0);
-    let _ = login_etl::lambda::response::batch_response(&outcome);
-    let _ = outcome.failures_by_reason();
+    let outcome = plan.contract.inserted::<()>(0);
+    let _ = outcome.response();
+    let _ = outcome.failures_by_code();
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -10,7 +10,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 /// an unreachable endpoint should fail a cold start or a poll quickly, not hang.
 /// The region defaults to `us-east-1` when none is configured, as LocalStack's does.
 /// `attempt_timeout` bounds one request; callers that long-poll need more than the wait.
-pub async fn load_config(attempt_timeout: Duration) -> SdkConfig {
+pub async fn load_aws_config(attempt_timeout: Duration) -> SdkConfig {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
         .operation_attempt_timeout(attempt_timeout)
@@ -85,7 +85,7 @@ where
         }
         // DispatchFailure, ResponseError, ConstructionFailure (and variants to come).
         _ => {
-            let causes = crate::errors::causes(err);
+            let causes = crate::errors::error_chain(err);
             if causes.contains("credentials") || causes.contains("Credentials") {
                 // The provider chain lists every provider it tried, one per line: the first says it.
                 let first = causes.lines().next().unwrap_or_default().trim_end_matches(". Attempted:");

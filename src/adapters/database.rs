@@ -1,9 +1,9 @@
 //! Where the database is and how to reach it: one [`DbTarget`] read from `DATABASE_URL` or from
 //! an RDS-format secret, handed to both drivers.
 //!
-//! The function's insert path ([`crate::adapters::loader`]) speaks tokio-postgres, which can send a whole
+//! The function's insert path (`loader`) speaks tokio-postgres, which can send a whole
 //! parameterised statement in one round trip without a named prepared statement (safe behind a
-//! transaction-mode pooler); operator commands ([`crate::adapters::store`]) use sqlx sessions. Both must
+//! transaction-mode pooler); operator commands (`operator_db`) use sqlx sessions. Both must
 //! reach the same server with the same credentials, so neither owns the connection settings.
 
 use std::fmt;

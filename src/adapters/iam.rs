@@ -78,7 +78,7 @@ impl IamAuth {
 
     /// From the SDK's default chain (environment, profile, container or instance role).
     pub async fn from_env() -> Result<IamAuth, IamError> {
-        let config = crate::adapters::aws::load_config(Duration::from_secs(3)).await;
+        let config = crate::adapters::aws::load_aws_config(Duration::from_secs(3)).await;
         let credentials = config.credentials_provider().ok_or_else(|| {
             IamError::Credentials(aws_credential_types::provider::error::CredentialsError::not_loaded(
                 "no credentials provider is configured",

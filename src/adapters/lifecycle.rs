@@ -1,18 +1,31 @@
-//! The data lifecycle of `user_logins`: monthly partitions made ahead of need, retention by
-//! whole months, and erasure of one person's data.
+//! The data lifecycle of `user_logins`: the schema's migrations, monthly partitions made ahead
+//! of need, retention by whole months, and erasure of one person's data.
 //!
 //! The partition DDL lives in SQL (`migrations/0006_partition_user_logins.sql`:
 //! `login_etl_maintain_partitions`, `login_etl_drop_partitions_before`) so that `migrate`, the
 //! CLI and any scheduler run the same code. These are operator commands over a sqlx session
-//! ([`Store`]), never through a transaction-mode pooler; partitions and retention need the
+//! ([`OperatorDb`]), never through a transaction-mode pooler; partitions and retention need the
 //! table's owner, erasure a member of `login_etl_eraser`.
 
 use time::{Date, Month};
 
-use crate::adapters::store::{Store, StoreError};
+use crate::adapters::operator_db::{OperatorDb, OperatorDbError};
 
 /// How many months ahead of the current one get their partition (`migrate`, `partitions`).
 pub const DEFAULT_MONTHS_AHEAD: u16 = 3;
+
+impl OperatorDb {
+    /// Applies `migrations/` (embedded at build time), then gives the current month and the
+    /// [`DEFAULT_MONTHS_AHEAD`] after it their partitions, so a deployment that only ever runs
+    /// `migrate` still has next month's partition. Safe to run concurrently: sqlx takes an advisory lock, and partition
+    /// maintenance is idempotent.
+    pub async fn migrate(&self) -> Result<(), OperatorDbError> {
+        sqlx::migrate!("./migrations").run(self.pool()).await.map_err(OperatorDbError::Migrate)?;
+        let today = time::OffsetDateTime::now_utc().date();
+        maintain_partitions(self, today, DEFAULT_MONTHS_AHEAD).await?;
+        Ok(())
+    }
+}
 
 /// A month that got its partition, with the rows moved into it from the default partition.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -63,10 +76,10 @@ pub fn retention_cutoff(today: Date, months: u16) -> Date {
 /// Gives every month that needs one its partition: months of rows waiting in the default
 /// partition (they move in) and `today`'s month with the `months_ahead` after it. Idempotent.
 pub async fn maintain_partitions(
-    store: &Store,
+    db: &OperatorDb,
     today: Date,
     months_ahead: u16,
-) -> Result<Vec<CreatedPartition>, StoreError> {
+) -> Result<Vec<CreatedPartition>, OperatorDbError> {
     sqlx::query_as!(
         CreatedPartition,
         r#"SELECT partition_name AS "partition!", month AS "month!", rows_moved AS "rows_moved!"
@@ -74,29 +87,35 @@ pub async fn maintain_partitions(
         today,
         i32::from(months_ahead)
     )
-    .fetch_all(store.pool())
+    .fetch_all(db.pool())
     .await
-    .map_err(StoreError::Query)
+    .map_err(OperatorDbError::Query)
 }
 
 /// Keeps `today`'s month and the `keep_months` before it: detaches and drops every older
 /// monthly partition whole (no row-by-row DELETE), then removes vault rows that no remaining
 /// login references. Rows still in the default partition are first moved to their month's
 /// partition, so they go with it.
-pub async fn apply_retention(store: &Store, today: Date, keep_months: u16) -> Result<RetentionReport, StoreError> {
+pub async fn apply_retention(
+    db: &OperatorDb,
+    today: Date,
+    keep_months: u16,
+) -> Result<RetentionReport, OperatorDbError> {
     let cutoff = retention_cutoff(today, keep_months);
-    let created = maintain_partitions(store, today, DEFAULT_MONTHS_AHEAD).await?;
+    let created = maintain_partitions(db, today, DEFAULT_MONTHS_AHEAD).await?;
     let dropped = sqlx::query_as!(
         DroppedPartition,
         r#"SELECT partition_name AS "partition!", month AS "month!", rows_dropped AS "rows_dropped!"
            FROM login_etl_drop_partitions_before($1)"#,
         cutoff
     )
-    .fetch_all(store.pool())
+    .fetch_all(db.pool())
     .await
-    .map_err(StoreError::Query)?;
-    let vault_rows_removed =
-        sqlx::query_file_scalar!("queries/sweep_vault.sql").fetch_one(store.pool()).await.map_err(StoreError::Query)?;
+    .map_err(OperatorDbError::Query)?;
+    let vault_rows_removed = sqlx::query_file_scalar!("queries/sweep_vault.sql")
+        .fetch_one(db.pool())
+        .await
+        .map_err(OperatorDbError::Query)?;
     Ok(RetentionReport { cutoff, created, dropped, vault_rows_removed })
 }
 
@@ -113,7 +132,11 @@ pub struct RetentionPreview {
 }
 
 /// [`apply_retention`]'s plan without its work: reads only, creates and drops nothing.
-pub async fn preview_retention(store: &Store, today: Date, keep_months: u16) -> Result<RetentionPreview, StoreError> {
+pub async fn preview_retention(
+    db: &OperatorDb,
+    today: Date,
+    keep_months: u16,
+) -> Result<RetentionPreview, OperatorDbError> {
     let cutoff = retention_cutoff(today, keep_months);
     let would_drop = sqlx::query_as!(
         DroppedPartition,
@@ -121,31 +144,33 @@ pub async fn preview_retention(store: &Store, today: Date, keep_months: u16) -> 
            FROM login_etl_partitions_before($1)"#,
         cutoff
     )
-    .fetch_all(store.pool())
+    .fetch_all(db.pool())
     .await
-    .map_err(StoreError::Query)?;
+    .map_err(OperatorDbError::Query)?;
     let vault_rows_would_be_removed = sqlx::query_file_scalar!("queries/retention_preview_vault.sql", cutoff)
-        .fetch_one(store.pool())
+        .fetch_one(db.pool())
         .await
-        .map_err(StoreError::Query)?;
+        .map_err(OperatorDbError::Query)?;
     Ok(RetentionPreview { cutoff, would_drop, vault_rows_would_be_removed })
 }
 
 /// Deletes every login of `user_id` and the vault rows only those logins referenced (a device
 /// or ip another user also logged in with keeps its vault row), in one transaction under the
 /// `login_etl_eraser` role, which the loader does not have.
-pub async fn erase_user(store: &Store, user_id: &str) -> Result<ErasureReport, StoreError> {
-    let mut tx = store.pool().begin().await.map_err(StoreError::Query)?;
+pub async fn erase_user(db: &OperatorDb, user_id: &str) -> Result<ErasureReport, OperatorDbError> {
+    let mut tx = db.pool().begin().await.map_err(OperatorDbError::Query)?;
     sqlx::query("SET LOCAL ROLE login_etl_eraser").execute(&mut *tx).await.map_err(|err| {
         match err.as_database_error().and_then(|db| db.code()) {
             // insufficient_privilege
-            Some(code) if code == "42501" => StoreError::MissingRole("login_etl_eraser"),
-            _ => StoreError::Query(err),
+            Some(code) if code == "42501" => OperatorDbError::MissingRole("login_etl_eraser"),
+            _ => OperatorDbError::Query(err),
         }
     })?;
-    let row =
-        sqlx::query_file!("queries/erase_user.sql", user_id).fetch_one(&mut *tx).await.map_err(StoreError::Query)?;
-    tx.commit().await.map_err(StoreError::Query)?;
+    let row = sqlx::query_file!("queries/erase_user.sql", user_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(OperatorDbError::Query)?;
+    tx.commit().await.map_err(OperatorDbError::Query)?;
     Ok(ErasureReport { login_rows: row.login_rows, vault_rows: row.vault_rows })
 }
 
@@ -162,19 +187,19 @@ pub struct MaintenanceReport {
 /// ahead, then retention when `keep_months` is set. Idempotent, so a repeated or late run is
 /// harmless.
 pub async fn scheduled_maintenance(
-    store: &Store,
+    db: &OperatorDb,
     today: Date,
     keep_months: Option<u16>,
-) -> Result<MaintenanceReport, StoreError> {
+) -> Result<MaintenanceReport, OperatorDbError> {
     match keep_months {
         // Retention makes the partitions itself first; its list is the report's.
         Some(months) => {
-            let mut retention = apply_retention(store, today, months).await?;
+            let mut retention = apply_retention(db, today, months).await?;
             let created = std::mem::take(&mut retention.created);
             Ok(MaintenanceReport { created, retention: Some(retention) })
         }
         None => Ok(MaintenanceReport {
-            created: maintain_partitions(store, today, DEFAULT_MONTHS_AHEAD).await?,
+            created: maintain_partitions(db, today, DEFAULT_MONTHS_AHEAD).await?,
             retention: None,
         }),
     }
@@ -182,14 +207,14 @@ pub async fn scheduled_maintenance(
 
 /// Partitions of `user_logins` and their row counts (estimates from the planner's statistics
 /// are not good enough for tests and operators deciding on retention).
-pub async fn partition_row_counts(store: &Store) -> Result<Vec<(String, i64)>, StoreError> {
+pub async fn partition_row_counts(db: &OperatorDb) -> Result<Vec<(String, i64)>, OperatorDbError> {
     let rows = sqlx::query!(
         r#"SELECT tableoid::regclass::text AS "partition!", count(*) AS "rows!"
            FROM user_logins GROUP BY 1 ORDER BY 1"#
     )
-    .fetch_all(store.pool())
+    .fetch_all(db.pool())
     .await
-    .map_err(StoreError::Query)?;
+    .map_err(OperatorDbError::Query)?;
     Ok(rows.into_iter().map(|row| (row.partition, row.rows)).collect())
 }
 

@@ -359,7 +359,7 @@ impl Loader {
             Ok(Err(managed::PoolError::Closed)) => return Err(LoadError::Closed),
             Ok(Err(_)) | Err(_) => return Err(LoadError::AcquireTimeout(self.acquire_timeout.as_millis())),
         };
-        let result = tokio::time::timeout(self.statement_timeout, execute(&conn.client, rows)).await;
+        let result = tokio::time::timeout(self.statement_timeout, insert_rows(&conn.client, rows)).await;
         match result {
             Ok(Ok(inserted)) => {
                 conn.last_used = SystemTime::now();
@@ -485,7 +485,7 @@ impl tokio::io::AsyncWrite for LingeringCancelSocket {
 /// single write. The statement calls `insert_login_batch`, whose INSERT plan the server keeps.
 /// Public for the benchmarks' floor: the database's own time for a batch is this call on a
 /// bare client, without the pool or the handler around it.
-pub async fn execute(client: &tokio_postgres::Client, rows: &LoginRows<'_>) -> Result<u64, tokio_postgres::Error> {
+pub async fn insert_rows(client: &tokio_postgres::Client, rows: &LoginRows<'_>) -> Result<u64, tokio_postgres::Error> {
     // With the vault off its arrays are empty and the CTE inserts nothing.
     let no_vault = VaultRows::default();
     let vault = rows.vault.as_ref().unwrap_or(&no_vault);

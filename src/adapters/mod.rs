@@ -2,10 +2,11 @@
 //! business rules.
 //!
 //! - PostgreSQL: [`database`] (where and how to connect), [`tls`], [`iam`] (IAM tokens),
-//!   [`loader`] (the function's pooler-safe batch insert, the contract's store port, and
-//!   re-reading a rotated database secret), [`rows`] (the insert's column arrays), [`store`]
-//!   (sqlx sessions for operator commands: migrations, reports, the vault), [`lifecycle`]
-//!   (monthly partitions, retention, erasure: operator commands too).
+//!   [`loader`] (the function's pooler-safe batch insert, the adapter of the contract's
+//!   `sqs_batch::Store` port, and re-reading a rotated database secret), [`rows`] (the insert's
+//!   column arrays), [`operator_db`] (the operators' sqlx pool: reports, the vault),
+//!   [`lifecycle`] (migrations, monthly partitions, retention, erasure: operator commands too,
+//!   on that pool).
 //! - AWS: [`aws`] (SDK configuration), [`secrets`] (Secrets Manager), [`sqs`] (the queue
 //!   client, provisioning, redrive), [`visibility`] (backoff of failed messages),
 //!   [`cfn_response`] (the maintenance function's answer to CloudFormation).
@@ -16,9 +17,9 @@ pub mod database;
 pub mod iam;
 pub mod lifecycle;
 pub mod loader;
+pub mod operator_db;
 pub mod rows;
 pub mod secrets;
 pub mod sqs;
-pub mod store;
 pub mod tls;
 pub mod visibility;

@@ -1,7 +1,7 @@
 //! The batch insert's parameter layout: accepted logins turned into one array per column, as
 //! the single `INSERT … SELECT FROM UNNEST` (queries/insert_batch.sql) binds them. One array
 //! per column keeps the whole batch to one statement and one round trip. A storage shape, so
-//! it lives with the PostgreSQL adapter ([`crate::adapters::loader`]), not in the pure core.
+//! it lives with the PostgreSQL adapter (`loader`), not in the pure core.
 //! The columns borrow the accepted logins' values: the statement only reads them, so nothing
 //! is copied per record.
 

@@ -40,7 +40,7 @@ impl SecretStore {
     }
 
     pub async fn from_env() -> SecretStore {
-        let config = crate::adapters::aws::load_config(std::time::Duration::from_secs(3)).await;
+        let config = crate::adapters::aws::load_aws_config(std::time::Duration::from_secs(3)).await;
         SecretStore::new(&config)
     }
 

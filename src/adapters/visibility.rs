@@ -3,11 +3,11 @@
 //!
 //! SQS counts every receive against the queue's `maxReceiveCount`; with a fixed visibility
 //! timeout a 30-minute outage walks every message into the dead-letter queue. After a batch
-//! whose insert failed, the handler extends each such message's visibility with the
-//! `sqs-batch` crate's [`sqs_batch::visibility::VisibilityBackoff`] (`base × 2^(receives − 1)`,
-//! capped at SQS's 12 hours, ChangeMessageVisibilityBatch in chunks of 10), in Lambda and in
-//! `drain` alike. Messages that failed validation keep the queue's timeout: they will fail
-//! again however long they wait, and should reach the DLQ soon.
+//! whose insert failed, the handler hides each such message for the `sqs-batch` crate's
+//! [`Backoff`] from `RETRY_BACKOFF_BASE_SECONDS` (its schedule is specified there, once),
+//! through [`sqs_batch::visibility::VisibilityBackoff`], in Lambda and in `drain` alike.
+//! Messages that failed validation keep the queue's timeout: they will fail again however long
+//! they wait, and should reach the DLQ soon.
 //!
 //! What stays here is login-etl's wiring: the SQS client is made on first use, so a cold start
 //! pays nothing for it, and failing to change a visibility is logged and changes no outcome:
@@ -50,7 +50,7 @@ impl VisibilityBackoff {
     async fn client(&self) -> &aws_sdk_sqs::Client {
         self.client
             .get_or_init(|| async {
-                aws_sdk_sqs::Client::new(&crate::adapters::aws::load_config(Duration::from_secs(3)).await)
+                aws_sdk_sqs::Client::new(&crate::adapters::aws::load_aws_config(Duration::from_secs(3)).await)
             })
             .await
     }

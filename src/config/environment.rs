@@ -1,7 +1,7 @@
 //! The process environment, captured once.
 
 /// The process environment, read once at start-up: [`Config`](super::Config) and
-/// [`crate::telemetry::LogSettings`] read their variables from this snapshot, never from the
+/// `telemetry::LogSettings` read their variables from this snapshot, never from the
 /// process, so each variable is read in one place and a test can hand over its own.
 /// No `Debug`: it holds secrets (`MASKING_KEY`, a `DATABASE_URL` with a password).
 #[derive(Clone, Default)]

@@ -8,7 +8,7 @@
 //!
 //! # Layout
 //!
-//! - [`Config`], its reader and [`ConfigError`] here, with [`VARIABLES`], the names it reads;
+//! - [`Config`], its reader and [`ConfigError`] here, with [`CONFIG_VARIABLES`], the names it reads;
 //! - `environment`: the process [`Environment`], captured once;
 //! - `database`: the source, TLS and pool settings;
 //! - `masking`: the masking mode and key source, and the PII vault;
@@ -65,7 +65,7 @@ pub enum ConfigError {
 /// unit test records what it reads with nothing set (when every name is read) against this list,
 /// so the list is the reader's own. `tests/it/wiring.rs` holds `template.yaml` and
 /// `docs/configuration.md` to it.
-pub const VARIABLES: [&str; 25] = [
+pub const CONFIG_VARIABLES: [&str; 25] = [
     "AWS_LAMBDA_MAX_CONCURRENCY",
     "DATABASE_URL",
     "DB_SECRET_ID",
@@ -145,10 +145,13 @@ impl Config {
     }
 }
 
-/// One variable through `lookup`; empty values count as unset. Only names in [`VARIABLES`]
+/// One variable through `lookup`; empty values count as unset. Only names in [`CONFIG_VARIABLES`]
 /// may be read, so that list stays what the code reads.
 fn read(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
-    debug_assert!(VARIABLES.contains(&name), "{name} is read by Config but missing from config::VARIABLES");
+    debug_assert!(
+        CONFIG_VARIABLES.contains(&name),
+        "{name} is read by Config but missing from config::CONFIG_VARIABLES"
+    );
     lookup(name).filter(|value| !value.trim().is_empty())
 }
 
@@ -212,13 +215,13 @@ mod tests {
         })
         .expect("nothing set is a valid configuration");
         let read = read.into_inner();
-        let listed: Vec<String> = VARIABLES.iter().map(|name| name.to_string()).collect();
-        assert_eq!(read, listed, "config::VARIABLES must list what Config::from_lookup reads, in order");
+        let listed: Vec<String> = CONFIG_VARIABLES.iter().map(|name| name.to_string()).collect();
+        assert_eq!(read, listed, "config::CONFIG_VARIABLES must list what Config::from_lookup reads, in order");
     }
 
     #[test]
     #[cfg(debug_assertions)]
-    #[should_panic(expected = "NOT_A_CONFIG_VARIABLE is read by Config but missing from config::VARIABLES")]
+    #[should_panic(expected = "NOT_A_CONFIG_VARIABLE is read by Config but missing from config::CONFIG_VARIABLES")]
     fn reading_an_unlisted_variable_is_refused() {
         let _ = read(&|_| Some("set".to_owned()), "NOT_A_CONFIG_VARIABLE");
     }

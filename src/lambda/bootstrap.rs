@@ -61,7 +61,7 @@ pub fn unset_blank_sdk_variables(environment: &Environment) {
 }
 
 /// Builds the async runtime for the configured concurrency and runs the function in it.
-pub fn run(environment: &Environment, log: &LogSettings) -> ExitCode {
+pub fn run_function(environment: &Environment, log: &LogSettings) -> ExitCode {
     let config = Config::from_environment(environment);
     let max_concurrency = config.as_ref().map_or(1, |config| config.aws.max_concurrency);
     let runtime = match runtime_for(max_concurrency).enable_all().build() {

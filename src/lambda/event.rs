@@ -8,10 +8,10 @@ use aws_lambda_events::sqs::SqsEvent;
 /// (`Records[0].messageId`) and what is wrong there, never the value.
 #[derive(thiserror::Error)]
 #[error("the event is not an SQS event: {}", describe(.0))]
-pub struct EventError(serde_path_to_error::Error<serde_json::Error>);
+pub struct NotAnSqsEvent(serde_path_to_error::Error<serde_json::Error>);
 
 /// The sentence: lambda_runtime logs a handler's error with `{:?}`.
-impl std::fmt::Debug for EventError {
+impl std::fmt::Debug for NotAnSqsEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Display::fmt(self, f)
     }
@@ -25,6 +25,6 @@ fn describe(err: &serde_path_to_error::Error<serde_json::Error>) -> String {
 }
 
 /// Parses an SQS event.
-pub fn parse_event(json: &str) -> Result<SqsEvent, EventError> {
-    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json)).map_err(EventError)
+pub fn parse_event(json: &str) -> Result<SqsEvent, NotAnSqsEvent> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json)).map_err(NotAnSqsEvent)
 }

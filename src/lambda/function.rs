@@ -86,7 +86,7 @@ impl Function {
                 // Metrics are worth a warning, never a failed batch: the rows are committed.
                 tracing::warn!(error = %err, "could not write the invocation's metrics");
             }
-            respond(&outcome)
+            respond(outcome)
         }
         .instrument(span)
         .await
@@ -94,15 +94,16 @@ impl Function {
 }
 
 /// The outcome, counted for its metrics.
-fn counts(outcome: &BatchOutcome, duration: Duration) -> InvocationCounts {
+fn counts<S>(outcome: &BatchOutcome<S>, duration: Duration) -> InvocationCounts {
+    let records = &outcome.records;
     InvocationCounts {
-        received: outcome.received,
-        inserted: outcome.inserted,
-        duplicates: outcome.duplicates,
-        failed: outcome.failed.len(),
-        failed_retryable: outcome.failed.iter().filter(|f| f.reason().is_retryable()).count(),
+        received: records.received(),
+        inserted: records.succeeded() as u64,
+        duplicates: records.duplicates() as u64,
+        failed: records.failed().len(),
+        failed_retryable: records.retryable_failures().count(),
         unknown_field_records: outcome.unknown_keys.records,
-        failures_by_reason: outcome.failures_by_reason(),
+        failures_by_code: records.failures_by_code(),
         duration,
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use super::event::parse_event;
 use super::function::{Function, Request};
 use super::in_flight::CountInFlight;
-use crate::adapters::store::Store;
+use crate::adapters::operator_db::OperatorDb;
 use crate::adapters::{cfn_response, lifecycle};
 use crate::config::Config;
 use crate::startup;
@@ -59,19 +59,19 @@ pub async fn run(function: Arc<Function>) -> Result<(), lambda_runtime::Error> {
 ///   The invocation succeeds once the answer is sent (Lambda's retries of a failed
 ///   asynchronous invocation would only migrate again and answer twice).
 ///
-/// The store is built on the first event that needs it, and again after a failure: a secret
+/// The operators' pool is built on the first event that needs it, and again after a failure: a secret
 /// that cannot be read is a FAILED answer, not an init error nobody answers.
 ///
 /// Sequential on purpose (`lambda_runtime::run`, not `run_concurrent`): one schedule fires it
 /// once a day, template.yaml gives it no capacity provider, and two runs at once would only
 /// contend for the same DDL locks (CREATE/DETACH PARTITION) to do the same work twice.
 pub async fn run_maintenance(config: &Config, keep_months: Option<u16>) -> Result<(), lambda_runtime::Error> {
-    let store: &OnceCell<Store> = &OnceCell::new();
+    let db: &OnceCell<OperatorDb> = &OnceCell::new();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
         match MaintenanceEvent::parse(event.payload.get().as_bytes()).inspect_err(|err| tracing::error!("{err}"))? {
             MaintenanceEvent::Scheduled => {
-                let store = store.get_or_try_init(|| startup::connect_store(config)).await?;
-                let report = scheduled_maintenance(store, keep_months).await?;
+                let db = db.get_or_try_init(|| startup::connect_operator_db(config)).await?;
+                let report = scheduled_maintenance(db, keep_months).await?;
                 Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
             }
             MaintenanceEvent::CustomResource(request) => {
@@ -79,8 +79,8 @@ pub async fn run_maintenance(config: &Config, keep_months: Option<u16>) -> Resul
                 answer_custom_resource(
                     &request,
                     || async {
-                        let store = store.get_or_try_init(|| startup::connect_store(config)).await?;
-                        store.migrate().await?;
+                        let db = db.get_or_try_init(|| startup::connect_operator_db(config)).await?;
+                        db.migrate().await?;
                         Ok(())
                     },
                     deadline,
@@ -95,11 +95,11 @@ pub async fn run_maintenance(config: &Config, keep_months: Option<u16>) -> Resul
 
 /// Partitions ahead and retention, logged.
 async fn scheduled_maintenance(
-    store: &Store,
+    db: &OperatorDb,
     keep_months: Option<u16>,
 ) -> Result<lifecycle::MaintenanceReport, lambda_runtime::Error> {
     let today = time::OffsetDateTime::now_utc().date();
-    let report = lifecycle::scheduled_maintenance(store, today, keep_months).await?;
+    let report = lifecycle::scheduled_maintenance(db, today, keep_months).await?;
     let dropped: Vec<&str> =
         report.retention.iter().flat_map(|r| r.dropped.iter().map(|d| d.partition.as_str())).collect();
     tracing::info!(

@@ -9,7 +9,7 @@ mod refusals;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use login_etl::adapters::sqs::Queue;
+use login_etl::Queue;
 use login_etl_cli as cli;
 use login_etl_core::mask::MaskedField;
 use login_etl_test_support::*;
@@ -158,7 +158,7 @@ async fn json_results_and_no_ansi_codes_on_a_pipe(pool: PgPool) {
         .expect("setup again");
     assert!(again.status.success(), "{again:?}");
     assert_eq!(json_stdout(&again)["masking_key_created"], false);
-    let stored = login_etl::adapters::secrets::SecretStore::new(&localstack_config().await)
+    let stored = login_etl::SecretStore::new(&localstack_config().await)
         .secret_text(&key_secret)
         .await
         .expect("the masking key secret");
@@ -192,7 +192,7 @@ async fn a_closed_pipe_does_not_panic_and_setup_creates_everything_first(pool: P
     for name in [queue_name.clone(), format!("{queue_name}-dlq")] {
         client.get_queue_url().queue_name(&name).send().await.unwrap_or_else(|e| panic!("{name} missing: {e}"));
     }
-    let secrets = login_etl::adapters::secrets::SecretStore::new(&localstack_config().await);
+    let secrets = login_etl::SecretStore::new(&localstack_config().await);
     assert!(secrets.secret_text(&key_id).await.is_ok(), "the masking key secret was created");
 }
 
@@ -204,7 +204,7 @@ async fn report_in_process_shows_masked_values_only(pool: PgPool) {
     handler_for(&pool).handle(&records).await.expect("loaded");
     let mut out = Vec::new();
     let args = cli::ReportArgs { limit: 5, json: true };
-    cli::report(&args, &store_for(&pool), &mut out).await.expect("report");
+    cli::report(&args, &operator_db_for(&pool), &mut out).await.expect("report");
     let report: serde_json::Value = serde_json::from_slice(&out).expect("one JSON object");
     assert_eq!(report["total_rows"], 1);
     assert_eq!(report["latest"][0]["user_id"], "user-r1");
@@ -215,8 +215,8 @@ async fn report_in_process_shows_masked_values_only(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn invoke_in_process_answers_with_the_batch_response_and_writes_metrics(pool: PgPool) {
-    let log = login_etl::telemetry::LogSettings::from_lookup(|_| None);
-    let function = login_etl::lambda::Function::new(handler_for(&pool), "login-etl", &log);
+    let log = login_etl::LogSettings::from_lookup(|_| None);
+    let function = login_etl::Function::new(handler_for(&pool), "login-etl", &log);
     let args = cli::InvokeArgs { file: "events/mixed.json".into(), change_visibility: false };
     let (mut out, mut metrics) = (Vec::new(), Vec::new());
     cli::invoke(&args, &function, &mut out, &mut metrics).await.expect("invoke");
@@ -275,7 +275,7 @@ async fn setup_clients() -> cli::SetupClients {
     cli::SetupClients {
         sqs: sqs().await,
         kms: aws_sdk_kms::Client::new(&sdk),
-        secrets: login_etl::adapters::secrets::SecretStore::new(&sdk),
+        secrets: login_etl::SecretStore::new(&sdk),
     }
 }
 

@@ -197,7 +197,12 @@ async fn a_batch_that_gets_no_connection_in_time_fails_retryably_and_then_loads(
     let (_, answer) = api.answer(&starved, Duration::from_secs(5)).await.expect("the starved batch answers");
     assert!(started.elapsed() < Duration::from_secs(2), "it waited {:?}, not the 300 ms timeout", started.elapsed());
     let Answer::Error(error) = &answer else { panic!("a function error (Lambda retries the batch): {answer:?}") };
-    assert!(error["errorMessage"].as_str().is_some_and(|m| m.contains("the batch's insert failed")), "{error}");
+    assert!(
+        error["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("the store failed the whole batch, so its 3 accepted records failed")),
+        "{error}"
+    );
     assert_eq!(rows_named(&pool, "starved").await, 0);
     let lines = function.stdout.json();
     let failed = lines
@@ -259,7 +264,7 @@ async fn sigterm_lets_in_flight_batches_finish_or_return_to_the_queue_and_closes
     let took = terminated.elapsed();
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_millis(1500), "exit {took:?} after SIGTERM: past Lambda's shutdown window");
-    assert!(took >= login_etl::lambda::shutdown::SHUTDOWN_GRACE, "it waited the grace for the batch ({took:?})");
+    assert!(took >= login_etl::SHUTDOWN_GRACE, "it waited the grace for the batch ({took:?})");
     assert!(api.invocation(&abandoned).expect("abandoned").answered.is_none(), "an abandoned batch gives no answer");
     let lines = function.stdout.json();
     assert!(

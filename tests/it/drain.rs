@@ -6,8 +6,7 @@ mod outage;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use login_etl::adapters::sqs::{self, Queue};
-use login_etl::drain::{self, DrainEnd, DrainOptions};
+use login_etl::{DrainEnd, DrainOptions, Queue};
 use login_etl_core::sample;
 use login_etl_test_support::*;
 
@@ -25,7 +24,7 @@ fn options(concurrency: usize) -> DrainOptions {
 
 async fn queue_pair(client: &aws_sdk_sqs::Client, prefix: &str) -> (Queue, Queue) {
     let (url, dlq_url) =
-        sqs::ensure_queue_with_dlq(client, &unique_name(prefix), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT, None)
+        login_etl::ensure_queue_with_dlq(client, &unique_name(prefix), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT, None)
             .await
             .expect("queues");
     (Queue::open(client.clone(), &url).await.expect("queue"), Queue::open(client.clone(), &dlq_url).await.expect("dlq"))
@@ -70,7 +69,7 @@ async fn a_mixed_queue_drains_to_exact_accounting(pool: PgPool) {
     assert_eq!(sent.len(), 120);
 
     let handler = handler_for(&pool);
-    let report = drain::drain(&queue, &handler, &options(1)).await.expect("drain");
+    let report = login_etl::drain(&queue, &handler, &options(1)).await.expect("drain");
 
     assert_eq!(report.end, DrainEnd::Empty);
     assert_eq!(queue.depth().await.expect("depth").total(), 0);
@@ -84,18 +83,18 @@ async fn a_mixed_queue_drains_to_exact_accounting(pool: PgPool) {
     assert_eq!(report.inserted as usize, 120 - expected_bad);
     assert_eq!(report.deleted as usize, 120 - expected_bad);
     // Each bad message was delivered maxReceiveCount times before the redrive took it.
-    let failed: u64 = report.failed_by_reason.values().sum();
+    let failed: u64 = report.failures_by_code.values().sum();
     assert_eq!(failed as usize, expected_bad * MAX_RECEIVE_COUNT as usize);
     // And the failure codes are the ones the generator meant.
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     for code in messages.iter().filter_map(|m| m.expected_failure) {
         *expected.entry(code.to_string()).or_default() += u64::from(MAX_RECEIVE_COUNT);
     }
-    assert_eq!(report.failed_by_reason, expected);
+    assert_eq!(report.failures_by_code, expected);
     // Per message, each bad message counts once.
     let per_message: BTreeMap<String, u64> =
         expected.into_iter().map(|(code, deliveries)| (code, deliveries / u64::from(MAX_RECEIVE_COUNT))).collect();
-    assert_eq!(report.failed_messages_by_reason, per_message);
+    assert_eq!(report.failed_messages_by_code, per_message);
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -112,10 +111,10 @@ async fn a_runner_killed_between_insert_and_delete_makes_no_duplicate(pool: PgPo
     let records: Vec<_> = first_batch.into_iter().map(|m| queue.to_lambda_record(m)).collect();
     assert!(!records.is_empty());
     let committed = handler.handle(&records).await.expect("handled");
-    assert_eq!(committed.inserted as usize, records.len());
+    assert_eq!(committed.records.succeeded(), records.len());
 
     // A second runner drains everything, the redelivered batch included.
-    let report = drain::drain(&queue, &handler, &options(1)).await.expect("drain");
+    let report = login_etl::drain(&queue, &handler, &options(1)).await.expect("drain");
     assert_eq!(report.end, DrainEnd::Empty);
     assert_eq!(report.duplicates as usize, records.len(), "the redelivered batch is recognised");
     assert_eq!(row_count(&pool).await, 25, "one row per message, none twice");
@@ -132,7 +131,7 @@ async fn four_pollers_give_the_same_result_as_one(pool: PgPool) {
     for concurrency in [1, 4] {
         let (queue, dlq) = queue_pair(&client, &format!("k{concurrency}")).await;
         let sent: HashSet<String> = queue.send(&bodies).await.expect("send").into_iter().collect();
-        let report = drain::drain(&queue, &handler, &options(concurrency)).await.expect("drain");
+        let report = login_etl::drain(&queue, &handler, &options(concurrency)).await.expect("drain");
         assert_eq!(report.end, DrainEnd::Empty);
         let loaded: HashSet<String> = loaded_ids(&pool).await.intersection(&sent).cloned().collect();
         let dead = take_all_ids(&dlq).await;
@@ -149,7 +148,7 @@ async fn four_pollers_give_the_same_result_as_one(pool: PgPool) {
             users.sort();
             users
         };
-        results.push((report.inserted, report.duplicates, report.failed_by_reason.clone(), dead.len(), user_ids));
+        results.push((report.inserted, report.duplicates, report.failures_by_code.clone(), dead.len(), user_ids));
     }
     assert_eq!(results[0], results[1]);
 }
@@ -163,7 +162,7 @@ async fn without_a_redrive_policy_the_drain_stops_when_only_failures_are_left(po
         .await
         .expect("send");
 
-    let report = drain::drain(&queue, &handler_for(&pool), &options(1)).await.expect("drain");
+    let report = login_etl::drain(&queue, &handler_for(&pool), &options(1)).await.expect("drain");
     assert_eq!(report.end, DrainEnd::OnlyFailingMessagesLeft { messages: 1 });
     assert_eq!(report.inserted, 2);
     assert_eq!(row_count(&pool).await, 2);
@@ -209,16 +208,15 @@ async fn messages_dead_lettered_during_an_outage_are_replayed_from_the_dlq(pool:
 
     // The database is down (nothing listens on port 1): every delivery fails until the
     // redrive moves the messages to the DLQ. Nothing is lost, nothing is written.
-    let down = login_etl::adapters::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable")
-        .expect("target");
-    let outage = drain::drain(&queue, &handler_with_target(down), &options(1)).await.expect("drain");
+    let down = login_etl::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable").expect("target");
+    let outage = login_etl::drain(&queue, &handler_with_target(down), &options(1)).await.expect("drain");
     assert_eq!(outage.end, DrainEnd::Empty);
     assert_eq!(outage.inserted, 0);
-    assert_eq!(outage.failed_by_reason.get("store_failed").copied(), Some(30 * u64::from(MAX_RECEIVE_COUNT)));
+    assert_eq!(outage.failures_by_code.get("store_failed").copied(), Some(30 * u64::from(MAX_RECEIVE_COUNT)));
     assert_eq!(row_count(&pool).await, 0);
 
     // After the fix, draining the DLQ (which has no redrive policy of its own) loads them all.
-    let replay = drain::drain(&dlq, &handler_for(&pool), &options(2)).await.expect("replay");
+    let replay = login_etl::drain(&dlq, &handler_for(&pool), &options(2)).await.expect("replay");
     assert_eq!(replay.end, DrainEnd::Empty);
     assert_eq!(replay.inserted, 30);
     assert_eq!(loaded_ids(&pool).await, sent, "the DLQ keeps each message's id, so replays stay idempotent");
@@ -234,9 +232,8 @@ async fn a_redriven_message_that_was_loaded_is_a_duplicate_and_deleted(pool: PgP
     queue.send(std::slice::from_ref(&body)).await.expect("send");
 
     // The database is unreachable for this drain: the message is dead-lettered.
-    let down = login_etl::adapters::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable")
-        .expect("target");
-    drain::drain(&queue, &handler_with_target(down), &options(1)).await.expect("drain");
+    let down = login_etl::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable").expect("target");
+    login_etl::drain(&queue, &handler_with_target(down), &options(1)).await.expect("drain");
     // ... although (as when a commit's acknowledgement is lost) it had been loaded.
     let letters = dlq.receive(1).await.expect("receive");
     let letter = letters.into_iter().next().expect("a dead letter");
@@ -245,7 +242,7 @@ async fn a_redriven_message_that_was_loaded_is_a_duplicate_and_deleted(pool: PgP
     let mut loaded = dlq.to_lambda_record(letter);
     loaded.attributes.insert("ApproximateReceiveCount".into(), "1".into());
     let handler = handler_for(&pool);
-    assert_eq!(handler.handle(&[loaded]).await.expect("handled").inserted, 1);
+    assert_eq!(handler.handle(&[loaded]).await.expect("handled").records.succeeded(), 1);
     // Put the letter back in sight for the redrive.
     client
         .change_message_visibility()
@@ -256,11 +253,11 @@ async fn a_redriven_message_that_was_loaded_is_a_duplicate_and_deleted(pool: PgP
         .await
         .expect("visible");
 
-    let moved = sqs::redrive(&dlq, &queue).await.expect("redrive");
+    let moved = login_etl::redrive(&dlq, &queue).await.expect("redrive");
     assert_eq!(moved, 1);
     assert_eq!(dlq.depth().await.expect("depth").total(), 0);
 
-    let replay = drain::drain(&queue, &handler, &options(1)).await.expect("drain");
+    let replay = login_etl::drain(&queue, &handler, &options(1)).await.expect("drain");
     assert_eq!((replay.inserted, replay.duplicates, replay.deleted), (0, 1, 1), "{replay:?}");
     assert_eq!(replay.end, DrainEnd::Empty);
     assert_eq!(loaded_ids(&pool).await, HashSet::from([first_id]));
@@ -290,7 +287,7 @@ async fn the_drain_rides_out_an_sqs_blip(pool: PgPool) {
     proxy.cut();
     let drain = tokio::spawn({
         let queue = queue.clone();
-        async move { drain::drain(&queue, &handler, &options).await }
+        async move { login_etl::drain(&queue, &handler, &options).await }
     });
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     proxy.restore();

@@ -7,8 +7,8 @@ mod memory;
 
 use std::collections::BTreeMap;
 
-use login_etl::adapters::database::DbTarget;
-use login_etl::lambda;
+use login_etl::DbTarget;
+
 use login_etl_core::mask::MaskedField;
 use login_etl_test_support::*;
 use sqlx::{PgPool, Row};
@@ -38,18 +38,15 @@ async fn mixed_batch_loads_the_good_and_names_the_bad(pool: PgPool) {
 
     let outcome = handler.handle(&records).await.expect("handled");
 
-    assert_eq!((outcome.received, outcome.inserted, outcome.duplicates), (7, 3, 0));
+    assert_eq!((outcome.records.received(), outcome.records.succeeded(), outcome.records.duplicates()), (7, 3, 0));
+    assert_eq!(failure_ids(&outcome.records.response()), ["bad-ip", "malformed", "no-user", "oversize"]);
     assert_eq!(
-        failure_ids(&lambda::response::batch_response(&outcome)),
-        ["bad-ip", "malformed", "no-user", "oversize"]
-    );
-    assert_eq!(
-        outcome.failures_by_reason(),
+        outcome.records.failures_by_code(),
         BTreeMap::from([
-            ("invalid_ip".to_string(), 1),
-            ("malformed_json".to_string(), 1),
-            ("missing_user_id".to_string(), 1),
-            ("too_long_locale".to_string(), 1),
+            ("invalid_ip".into(), 1),
+            ("malformed_json".into(), 1),
+            ("missing_user_id".into(), 1),
+            ("too_long_locale".into(), 1),
         ])
     );
 
@@ -98,15 +95,15 @@ async fn redelivered_messages_make_one_row(pool: PgPool) {
         (0..5).map(|i| sqs_message(&format!("m-{i}"), &login_body(&format!("u-{i}"), "10.0.0.1", "d"))).collect();
 
     let first = handler.handle(&records).await.expect("first delivery");
-    assert_eq!((first.inserted, first.duplicates), (5, 0));
+    assert_eq!((first.records.succeeded(), first.records.duplicates()), (5, 0));
 
     // SQS redelivers the whole batch (e.g. the function timed out after committing) plus one
     // message twice in the same batch.
     let mut again = records.clone();
     again.push(records[0].clone());
     let second = handler.handle(&again).await.expect("redelivery");
-    assert_eq!((second.inserted, second.duplicates), (0, 6));
-    assert!(second.failed.is_empty());
+    assert_eq!((second.records.succeeded(), second.records.duplicates()), (0, 6));
+    assert!(second.records.failed().is_empty());
     assert_eq!(row_count(&pool).await, 5);
 }
 
@@ -122,7 +119,7 @@ async fn fifo_failure_holds_back_its_group(pool: PgPool) {
         fifo_message("b2", "bob", &good("bob")),
     ];
     let outcome = handler.handle(&records).await.expect("handled");
-    assert_eq!(failure_ids(&lambda::response::batch_response(&outcome)), ["a2", "a3"]);
+    assert_eq!(failure_ids(&outcome.records.response()), ["a2", "a3"]);
     let loaded: Vec<String> = sqlx::query_scalar("SELECT message_id FROM user_logins ORDER BY message_id")
         .fetch_all(&pool)
         .await
@@ -141,26 +138,30 @@ async fn a_failed_transaction_writes_nothing_and_fails_every_record(pool: PgPool
         sqs_message("ok-2", &login_body("u-2", "10.0.0.3", "d")),
     ];
     let outcome = handler.handle(&records).await.expect("handled, not Err");
-    assert_eq!(outcome.inserted, 0);
-    assert_eq!(failure_ids(&lambda::response::batch_response(&outcome)), ["bad", "ok-1", "ok-2", "poison"]);
-    assert_eq!(outcome.failures_by_reason().get("store_failed"), Some(&3));
+    assert_eq!(outcome.records.succeeded(), 0);
+    assert_eq!(failure_ids(&outcome.records.response()), ["bad", "ok-1", "ok-2", "poison"]);
+    assert_eq!(outcome.records.failures_by_code().get("store_failed"), Some(&3));
     assert_eq!(row_count(&pool).await, 0);
 }
 
 #[tokio::test]
 async fn an_unreachable_database_fails_every_record() {
     // Nothing listens on port 1: connection refused, as when the database is down.
-    let target = login_etl::adapters::database::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable")
-        .expect("target");
+    let target = login_etl::DbTarget::from_url("postgres://postgres@127.0.0.1:1/x?sslmode=disable").expect("target");
     let handler = handler_with_target(target);
     let records = vec![sqs_message("a", &login_body("u", "10.0.0.1", "d")), sqs_message("b", "{}")];
     let outcome = handler.handle(&records).await.expect("an outcome");
-    assert_eq!(failure_ids(&lambda::response::batch_response(&outcome)), ["a", "b"]);
-    assert_eq!(outcome.failures_by_reason().get("store_failed"), Some(&1));
+    assert_eq!(failure_ids(&outcome.records.response()), ["a", "b"]);
+    assert_eq!(outcome.records.failures_by_code().get("store_failed"), Some(&1));
     // Lambda gets a function error, so the event source mapping backs off; nothing is lost.
     let (result, _) = invoke(&handler, event(records)).await;
     let err = result.expect_err("a function error");
-    assert!(err.to_string().contains("insert failed"), "{err}");
+    // sqs-batch's own error: it counts the records that failed with the store, not "b".
+    assert_eq!(
+        err.to_string(),
+        "the store failed the whole batch, so its 1 accepted records failed and return to the queue",
+        "{err}"
+    );
 }
 
 /// A handler whose database connections go through a proxy the test can cut.
@@ -175,18 +176,18 @@ async fn a_warm_instance_recovers_when_the_database_comes_back(pool: PgPool) {
     let (proxy, handler) = handler_behind_proxy(&pool).await;
 
     let first = handler.handle(&[sqs_message("before", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
-    assert_eq!(first.inserted, 1);
+    assert_eq!(first.records.succeeded(), 1);
 
     // The database goes away; the pooled connection is now dead.
     proxy.cut();
     let during = handler.handle(&[sqs_message("during", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
-    assert_eq!(failure_ids(&lambda::response::batch_response(&during)), ["during"]);
+    assert_eq!(failure_ids(&during.records.response()), ["during"]);
 
     // It comes back: the same handler (same pool) must reconnect by itself.
     proxy.restore();
     let after = handler.handle(&[sqs_message("after", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
-    assert_eq!(after.inserted, 1, "{:?}", after.failures_by_reason());
-    assert!(after.failed.is_empty());
+    assert_eq!(after.records.succeeded(), 1, "{:?}", after.records.failures_by_code());
+    assert!(after.records.failed().is_empty());
     assert_eq!(row_count(&pool).await, 2);
 }
 
@@ -200,7 +201,7 @@ async fn a_stale_pooled_connection_is_replaced_transparently(pool: PgPool) {
     proxy.cut();
     proxy.restore();
     let next = handler.handle(&[sqs_message("two", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
-    assert!(next.failed.is_empty(), "{:?}", next.failures_by_reason());
+    assert!(next.records.failed().is_empty(), "{:?}", next.records.failures_by_code());
     assert_eq!(row_count(&pool).await, 2);
 }
 
@@ -215,8 +216,8 @@ async fn ten_thousand_records_in_one_batch(pool: PgPool) {
         })
         .collect();
     let outcome = handler.handle(&records).await.expect("handled");
-    assert_eq!((outcome.received, outcome.inserted), (10_000, 9_900));
-    assert_eq!(outcome.failed.len(), 100);
+    assert_eq!((outcome.records.received(), outcome.records.succeeded()), (10_000, 9_900));
+    assert_eq!(outcome.records.failed().len(), 100);
     assert_eq!(row_count(&pool).await, 9_900);
 }
 
@@ -248,16 +249,16 @@ async fn the_shipped_event_files_run_through_the_lambda_entry_point(pool: PgPool
     assert!(mixed.batch_item_failures.iter().all(|f| ids.contains(&f.item_identifier)));
 }
 
-/// One invocation through [`lambda::Function::invoke`], the runtime's own path, on a fresh
+/// One invocation through [`login_etl::Function::invoke`], the runtime's own path, on a fresh
 /// instance (a cold start): its response and the metrics lines it wrote.
 async fn invoke(
-    handler: &login_etl::handler::Handler,
+    handler: &login_etl::Handler,
     event: aws_lambda_events::sqs::SqsEvent,
 ) -> (Result<aws_lambda_events::sqs::SqsBatchResponse, lambda_runtime::Error>, Vec<String>) {
-    let log = login_etl::telemetry::LogSettings::from_lookup(|_| None);
-    let function = lambda::Function::new(handler.clone(), "login-etl", &log);
+    let log = login_etl::LogSettings::from_lookup(|_| None);
+    let function = login_etl::Function::new(handler.clone(), "login-etl", &log);
     let mut metrics = Vec::new();
-    let request = lambda::Request { id: "test-request", xray_trace_id: None };
+    let request = login_etl::Request { id: "test-request", xray_trace_id: None };
     let result = function.invoke(event, request, &mut metrics).await;
     (result, String::from_utf8_lossy(&metrics).lines().map(str::to_owned).collect())
 }
@@ -267,7 +268,7 @@ async fn migrations_upgrade_the_legacy_table_in_place(pool: PgPool) {
     // The table as the original take-home created it, with rows already in it.
     create_take_home_table(&pool).await;
 
-    let store = store_for(&pool);
+    let store = operator_db_for(&pool);
     store.migrate().await.expect("migrate");
     // Migrating twice is a no-op.
     store.migrate().await.expect("migrate again");
@@ -288,7 +289,7 @@ async fn migrations_upgrade_the_legacy_table_in_place(pool: PgPool) {
 
     let outcome =
         handler_for(&pool).handle(&[sqs_message("new", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
-    assert_eq!(outcome.inserted, 1);
+    assert_eq!(outcome.records.succeeded(), 1);
     assert_eq!(row_count(&pool).await, 3);
 }
 

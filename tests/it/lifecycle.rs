@@ -4,10 +4,8 @@
 
 use aws_lambda_events::sqs::{SqsMessage, SqsMessageAttribute};
 use crypto_box::aead::OsRng;
-use login_etl::adapters::database::DbTarget;
-use login_etl::adapters::lifecycle;
-use login_etl::adapters::store::{Store, StoreError};
-use login_etl::handler::Handler;
+use login_etl::{DbTarget, Handler, OperatorDb, OperatorDbError};
+
 use login_etl_core::batch::{ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
 use login_etl_core::vault::VaultSecretKey;
 use login_etl_test_support::*;
@@ -46,7 +44,7 @@ fn redriven(first: &SqsMessage, new_id: &str) -> SqsMessage {
 /// core, inserted through 0004's `insert_login_batch` (no key id, no ip prefix).
 async fn load_as_the_0005_release(pool: &PgPool, records: &[SqsMessage]) -> i64 {
     let plan = login_etl_core::batch::plan(records, &masker(), None).expect("plan");
-    let rows = login_etl::adapters::rows::LoginRows::from_accepted(plan.contract.accepted()).expect("rows");
+    let rows = login_etl::LoginRows::from_accepted(plan.contract.accepted()).expect("rows");
     let owned = |column: &[Option<&str>]| column.iter().map(|v| v.map(str::to_owned)).collect::<Vec<_>>();
     sqlx::query_scalar(
         "SELECT insert_login_batch($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -69,7 +67,7 @@ async fn load_as_the_0005_release(pool: &PgPool, records: &[SqsMessage]) -> i64 
 }
 
 async fn partitions(pool: &PgPool) -> Vec<(String, i64)> {
-    lifecycle::partition_row_counts(&store_for(pool)).await.expect("partition counts")
+    login_etl::partition_row_counts(&operator_db_for(pool)).await.expect("partition counts")
 }
 
 async fn exists(pool: &PgPool, relation: &str) -> bool {
@@ -113,7 +111,7 @@ async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgP
         "SELECT id, (to_jsonb(t) - 'masking_key_id' - 'ip_prefix' - 'extras')::text FROM user_logins AS t ORDER BY id";
     let before: Vec<(i64, String)> = sqlx::query_as(every_row).fetch_all(&pool).await.expect("rows before");
 
-    store_for(&pool).migrate().await.expect("migrate to partitions");
+    operator_db_for(&pool).migrate().await.expect("migrate to partitions");
 
     let after: Vec<(i64, String)> = sqlx::query_as(every_row).fetch_all(&pool).await.expect("rows after");
     assert_eq!(before.len(), 6);
@@ -157,11 +155,16 @@ async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgP
     // Redeliveries and a redriven copy still make no second row, and new ids follow the old.
     let handler = handler_for(&pool);
     let again = handler.handle(&[october.clone(), november, old.clone()]).await.expect("redelivered");
-    assert_eq!((again.inserted, again.duplicates), (0, 3));
+    assert_eq!((again.records.succeeded(), again.records.duplicates()), (0, 3));
     let replay = handler.handle(&[redriven(&old, "m-old-replayed")]).await.expect("redriven");
-    assert_eq!((replay.inserted, replay.duplicates), (0, 1), "{:?}", replay.failures_by_reason());
+    assert_eq!(
+        (replay.records.succeeded(), replay.records.duplicates()),
+        (0, 1),
+        "{:?}",
+        replay.records.failures_by_code()
+    );
     let fresh = handler.handle(&[sqs_message("m-new", &login_body("u4", "10.0.0.4", "d4"))]).await.expect("new");
-    assert_eq!(fresh.inserted, 1);
+    assert_eq!(fresh.records.succeeded(), 1);
     let max_before = before.iter().map(|row| row.0).max().unwrap_or_default();
     let new_id: i64 = sqlx::query_scalar("SELECT id FROM user_logins WHERE message_id = 'm-new'")
         .fetch_one(&pool)
@@ -175,20 +178,20 @@ async fn a_month_without_a_partition_lands_in_the_default_one_until_maintenance_
     let far = record_sent("m-2031", &login_body("u", "10.0.0.9", "d9"), datetime!(2031-05-17 08:00 UTC));
     let handler = handler_for(&pool);
     let first = handler.handle(std::slice::from_ref(&far)).await.expect("handled");
-    assert_eq!(first.inserted, 1, "no partition is no failure: {:?}", first.failures_by_reason());
+    assert_eq!(first.records.succeeded(), 1, "no partition is no failure: {:?}", first.records.failures_by_code());
     assert!(partitions(&pool).await.contains(&("user_logins_default".into(), 1)));
     assert!(!exists(&pool, "user_logins_2031_05").await);
 
-    let store = store_for(&pool);
-    let created = lifecycle::maintain_partitions(&store, date!(2031 - 05 - 20), 1).await.expect("maintain");
+    let db = operator_db_for(&pool);
+    let created = login_etl::maintain_partitions(&db, date!(2031 - 05 - 20), 1).await.expect("maintain");
     let moved: Vec<_> = created.iter().map(|c| (c.partition.as_str(), c.rows_moved)).collect();
     assert!(moved.contains(&("user_logins_2031_05", 1)) && moved.contains(&("user_logins_2031_06", 0)), "{moved:?}");
     let counts = partitions(&pool).await;
     assert_eq!(counts, [("user_logins_2031_05".to_string(), 1)], "the default partition is empty again");
     // Idempotent, and the moved row still stops its redelivery.
-    assert!(lifecycle::maintain_partitions(&store, date!(2031 - 05 - 20), 1).await.expect("again").is_empty());
+    assert!(login_etl::maintain_partitions(&db, date!(2031 - 05 - 20), 1).await.expect("again").is_empty());
     let again = handler.handle(&[far]).await.expect("redelivered");
-    assert_eq!((again.inserted, again.duplicates), (0, 1));
+    assert_eq!((again.records.succeeded(), again.records.duplicates()), (0, 1));
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -205,21 +208,21 @@ async fn retention_drops_whole_old_partitions_and_the_vault_rows_nobody_referenc
         ])
         .await
         .expect("handled");
-    assert_eq!(loaded.inserted, 5);
+    assert_eq!(loaded.records.succeeded(), 5);
     let masker = masker();
     let ip = |v: &str| ("ip".to_string(), masker.mask(login_etl_core::mask::MaskedField::Ip, v));
     let device = |v: &str| ("device_id".to_string(), masker.mask(login_etl_core::mask::MaskedField::DeviceId, v));
 
-    let store = store_for(&pool);
+    let db = operator_db_for(&pool);
     // The preview (`retention --dry-run`) names what the run then drops, and changes nothing:
     // these months still wait in the default partition, listed under the partitions they get.
     let partitions_before = partitions(&pool).await;
-    let preview = lifecycle::preview_retention(&store, date!(2026 - 11 - 30), 1).await.expect("preview");
+    let preview = login_etl::preview_retention(&db, date!(2026 - 11 - 30), 1).await.expect("preview");
     assert_eq!(partitions(&pool).await, partitions_before, "a preview creates and drops nothing");
     assert_eq!(vault_values(&pool).await.len(), 7, "a preview removes no vault row");
     assert_eq!((preview.cutoff, preview.vault_rows_would_be_removed), (date!(2026 - 10 - 01), 3));
 
-    let report = lifecycle::apply_retention(&store, date!(2026 - 11 - 30), 1).await.expect("retention");
+    let report = login_etl::apply_retention(&db, date!(2026 - 11 - 30), 1).await.expect("retention");
     assert_eq!(report.cutoff, date!(2026 - 10 - 01));
     let dropped: Vec<_> = report.dropped.iter().map(|d| (d.partition.as_str(), d.rows_dropped)).collect();
     assert_eq!(dropped, [("user_logins_2025_01", 2), ("user_logins_2025_02", 1)]);
@@ -239,7 +242,7 @@ async fn retention_drops_whole_old_partitions_and_the_vault_rows_nobody_referenc
         assert!(vault.contains(&still), "{still:?} should be kept");
     }
     // Nothing left to do the second time.
-    let again = lifecycle::apply_retention(&store, date!(2026 - 11 - 30), 1).await.expect("again");
+    let again = login_etl::apply_retention(&db, date!(2026 - 11 - 30), 1).await.expect("again");
     assert!(again.dropped.is_empty() && again.vault_rows_removed == 0, "{again:?}");
 }
 
@@ -254,8 +257,8 @@ async fn drop_role(admin: &PgPool, name: &str) {
     sqlx::raw_sql(&format!("DROP ROLE {name}")).execute(admin).await.expect("drop role");
 }
 
-fn store_as(pool: &PgPool, user: &str) -> Store {
-    Store::connect_lazy((*pool.connect_options()).clone().username(user), 1)
+fn operator_db_as(pool: &PgPool, user: &str) -> OperatorDb {
+    OperatorDb::connect_lazy((*pool.connect_options()).clone().username(user), 1)
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -271,7 +274,7 @@ async fn erase_removes_one_person_and_only_the_vault_rows_nobody_else_uses(pool:
         ])
         .await
         .expect("handled");
-    assert_eq!(loaded.inserted, 4);
+    assert_eq!(loaded.records.succeeded(), 4);
     let key_dir = std::env::temp_dir().join(unique_name("erase-keys"));
     std::fs::create_dir_all(&key_dir).expect("dir");
     let key_file = key_dir.join("vault.key");
@@ -279,8 +282,9 @@ async fn erase_removes_one_person_and_only_the_vault_rows_nobody_else_uses(pool:
 
     // Neither the loader nor an operator without the eraser role can erase.
     let loader = login_role(&pool, "loader", "login_etl_loader").await;
-    let denied = lifecycle::erase_user(&store_as(&pool, &loader), "alice").await.expect_err("loader may not erase");
-    assert!(matches!(denied, StoreError::MissingRole("login_etl_eraser")), "{denied:?}");
+    let denied =
+        login_etl::erase_user(&operator_db_as(&pool, &loader), "alice").await.expect_err("loader may not erase");
+    assert!(matches!(denied, OperatorDbError::MissingRole("login_etl_eraser")), "{denied:?}");
     let reader = login_role(&pool, "reader", "login_etl_recovery").await;
     let refused = cli_command_as(&pool, &reader).args(["erase", "--user-id", "alice"]).output().expect("erase");
     assert!(!refused.status.success());
@@ -329,7 +333,7 @@ async fn erase_removes_one_person_and_only_the_vault_rows_nobody_else_uses(pool:
     assert!(vault_values(&pool).await.contains(&("device_id".into(), tablet)));
 
     // Erasing again finds nothing and says so in numbers.
-    let again = lifecycle::erase_user(&store_as(&pool, &eraser), "alice").await.expect("again");
+    let again = login_etl::erase_user(&operator_db_as(&pool, &eraser), "alice").await.expect("again");
     assert_eq!((again.login_rows, again.vault_rows), (0, 0));
 
     std::fs::remove_dir_all(&key_dir).ok();
@@ -349,7 +353,7 @@ async fn the_cli_reports_what_retention_dropped_and_refuses_bad_arguments(pool: 
         ])
         .await
         .expect("handled");
-    assert_eq!(loaded.inserted, 3);
+    assert_eq!(loaded.records.succeeded(), 3);
     let partitions_before = partitions(&pool).await;
     let preview = cli_command_as(&pool, "postgres")
         .args(["retention", "--keep-months", "1", "--dry-run"])
@@ -408,7 +412,7 @@ async fn the_loader_role_loads_into_partitions_and_the_default_one(pool: PgPool)
         ])
         .await
         .expect("handled");
-    assert_eq!(outcome.inserted, 2, "{:?}", outcome.failures_by_reason());
+    assert_eq!(outcome.records.succeeded(), 2, "{:?}", outcome.records.failures_by_code());
     handler.loader().close();
     drop(handler);
     drop_role(&pool, &loader).await;
@@ -425,11 +429,11 @@ async fn the_scheduled_maintenance_makes_partitions_ahead_and_applies_retention(
         ])
         .await
         .expect("handled");
-    assert_eq!(loaded.inserted, 2);
-    let store = store_for(&pool);
+    assert_eq!(loaded.records.succeeded(), 2);
+    let db = operator_db_for(&pool);
     let today = date!(2035 - 06 - 20);
 
-    let only_partitions = lifecycle::scheduled_maintenance(&store, today, None).await.expect("maintenance");
+    let only_partitions = login_etl::scheduled_maintenance(&db, today, None).await.expect("maintenance");
     let created: Vec<_> = only_partitions.created.iter().map(|c| (c.partition.as_str(), c.rows_moved)).collect();
     for expected in [("user_logins_2035_01", 1), ("user_logins_2035_06", 1), ("user_logins_2035_09", 0)] {
         assert!(created.contains(&expected), "{expected:?} in {created:?}");
@@ -437,7 +441,7 @@ async fn the_scheduled_maintenance_makes_partitions_ahead_and_applies_retention(
     assert!(only_partitions.retention.is_none());
     assert_eq!(row_count(&pool).await, 2, "without RETENTION_KEEP_MONTHS nothing is dropped");
 
-    let with_retention = lifecycle::scheduled_maintenance(&store, today, Some(3)).await.expect("maintenance");
+    let with_retention = login_etl::scheduled_maintenance(&db, today, Some(3)).await.expect("maintenance");
     assert!(with_retention.created.is_empty());
     let retention = with_retention.retention.expect("retention ran");
     // Everything before 2035-03 goes: the January row, and the empty partitions `migrate`
@@ -449,6 +453,6 @@ async fn the_scheduled_maintenance_makes_partitions_ahead_and_applies_retention(
     assert_eq!(retention.vault_rows_removed, 0, "the vault was off");
     assert_eq!(row_count(&pool).await, 1);
 
-    let again = lifecycle::scheduled_maintenance(&store, today, Some(3)).await.expect("again");
+    let again = login_etl::scheduled_maintenance(&db, today, Some(3)).await.expect("again");
     assert!(again.created.is_empty() && again.retention.is_some_and(|r| r.dropped.is_empty()));
 }

@@ -8,7 +8,6 @@
 
 mod cli;
 mod concurrency;
-mod contract;
 mod drain;
 mod function;
 mod handler;
@@ -19,6 +18,7 @@ mod pii_logs;
 mod policy;
 mod pooler;
 mod readme;
+mod schema;
 mod secrets;
 mod tls;
 mod vault;

@@ -7,8 +7,7 @@
 //! - Masking an analyst can use: `MASKING_IP=masked+prefix` keeps the address's network
 //!   (`ip_prefix`, /24 and /48 by default) beside its pseudonym, `prefix` instead of it.
 
-use login_etl::adapters::loader::Loader;
-use login_etl::handler::Handler;
+use login_etl::{Handler, Loader};
 use login_etl_core::mask::{IpPrefixLengths, IpTreatment, MaskedField, Masker, MaskingKey};
 use login_etl_core::vault::VaultSecretKey;
 use login_etl_test_support::*;
@@ -34,9 +33,9 @@ async fn a_rotation_leaves_rows_of_both_keys_told_apart_by_their_key_id(pool: Pg
         .handle(&[sqs_message("before-1", &body), sqs_message("before-2", &login_body("u-2", "203.0.113.8", "d-2"))])
         .await
         .expect("old key");
-    assert_eq!(before.inserted, 2);
+    assert_eq!(before.records.succeeded(), 2);
     let after = handler_with_key(&pool, &new).handle(&[sqs_message("after-1", &body)]).await.expect("new key");
-    assert_eq!(after.inserted, 1);
+    assert_eq!(after.records.succeeded(), 1);
     // A row as the previous release's function loads it (the 0004 signature, still there for
     // instances running while a deploy rolls out): no key id.
     sqlx::query(
@@ -128,15 +127,15 @@ async fn an_ip_prefix_is_kept_beside_or_instead_of_the_pseudonym(pool: PgPool) {
         ])
         .await
         .expect("masked+prefix");
-    assert_eq!(loaded.inserted, 3);
+    assert_eq!(loaded.records.succeeded(), 3);
     let loaded = Handler::new(instead, loader())
         .with_vault(Some(secret.public_key()))
         .handle(&[sqs_message("instead-v4", &login_body("u-4", "199.172.111.135", "d-4"))])
         .await
         .expect("prefix");
-    assert_eq!(loaded.inserted, 1);
+    assert_eq!(loaded.records.succeeded(), 1);
     let plain = sqs_message("plain", &login_body("u-5", "199.172.111.135", "d-5"));
-    assert_eq!(handler_for(&pool).handle(&[plain]).await.expect("masked").inserted, 1);
+    assert_eq!(handler_for(&pool).handle(&[plain]).await.expect("masked").records.succeeded(), 1);
 
     let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT message_id::text, masked_ip::text, ip_prefix::text FROM user_logins ORDER BY message_id",

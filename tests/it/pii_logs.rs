@@ -67,7 +67,7 @@ async fn the_function_logs_no_raw_pii_at_trace(pool: PgPool) {
 async fn drain_logs_no_raw_pii_at_trace(pool: PgPool) {
     let client = sqs().await;
     let url = client.create_queue().queue_name(unique_name("pii")).send().await.expect("queue").queue_url.expect("url");
-    let queue = login_etl::adapters::sqs::Queue::open(client.clone(), &url).await.expect("open");
+    let queue = login_etl::Queue::open(client.clone(), &url).await.expect("open");
     let bodies: Vec<String> =
         load_event("events/batch.json").records.into_iter().map(|r| r.body.expect("body")).collect();
     queue.send(&bodies).await.expect("send");

@@ -1,9 +1,9 @@
 //! The field policy end to end: a producer's new field goes from the queue into the table by
 //! one property added to the policy source (the published JSON Schema, as the deployment's
 //! `FIELD_POLICY_FILE`), with no code, no migration and no rebuild: the same binary, before and
-//! after. docs/contract.md, "The field policy".
+//! after. docs/schema.md, "The field policy".
 
-use login_etl_core::contract::SCHEMA_JSON;
+use login_etl_core::schema::SCHEMA_JSON;
 use login_etl_test_support::*;
 use serde_json::Value;
 use sqlx::PgPool;

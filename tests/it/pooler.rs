@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use login_etl::config::PoolSettings;
+use login_etl::PoolSettings;
 use login_etl_test_support::*;
 use sqlx::{Connection, PgPool};
 
@@ -38,7 +38,7 @@ async fn six_instances_over_a_pool_of_two_lose_no_batch(pool: PgPool) {
         let mut failed = 0;
         for number in 0..20 {
             let outcome = handler.handle(&batch(instance, number, 10)).await.expect("handled");
-            failed += outcome.failed.len();
+            failed += outcome.records.failed().len();
         }
         failed
     });
@@ -61,15 +61,15 @@ async fn a_batch_blocked_by_a_lock_is_answered_within_the_statement_timeout(pool
     let blocked = handler.handle(&records).await.expect("handled");
     let answered_in = started.elapsed();
     assert!(answered_in < Duration::from_secs(3), "answered after {answered_in:?}");
-    assert_eq!(blocked.failed.len(), 10, "every record is reported failed");
-    assert_eq!(blocked.failures_by_reason().get("store_failed"), Some(&10));
+    assert_eq!(blocked.records.failed().len(), 10, "every record is reported failed");
+    assert_eq!(blocked.records.failures_by_code().get("store_failed"), Some(&10));
 
     // The lock goes; the queue redelivers the same batch. Whether or not the timed-out
     // statement was still queued behind the lock, nothing is doubled.
     sqlx::raw_sql("COMMIT").execute(&mut locker).await.expect("unlock");
     let redelivered = handler.handle(&records).await.expect("handled");
-    assert!(redelivered.failed.is_empty(), "{:?}", redelivered.failures_by_reason());
-    assert_eq!(redelivered.inserted + redelivered.duplicates, 10);
+    assert!(redelivered.records.failed().is_empty(), "{:?}", redelivered.records.failures_by_code());
+    assert_eq!(redelivered.records.succeeded() + redelivered.records.duplicates(), 10);
     assert_eq!(row_count(&pool).await, 10);
     let waiting: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
@@ -84,7 +84,7 @@ async fn a_batch_blocked_by_a_lock_is_answered_within_the_statement_timeout(pool
 async fn a_server_connection_killed_between_invocations_costs_no_failure(pool: PgPool) {
     let handler = handler_for(&pool);
     let first = handler.handle(&batch(0, 0, 5)).await.expect("handled");
-    assert_eq!(first.inserted, 5);
+    assert_eq!(first.records.succeeded(), 5);
 
     // A failover, a pooler restart or an idle-session reaper ends the server side.
     let killed: Vec<bool> = sqlx::query_scalar(
@@ -97,8 +97,8 @@ async fn a_server_connection_killed_between_invocations_costs_no_failure(pool: P
     assert!(!killed.is_empty(), "the loader's server connection was there to kill");
 
     let next = handler.handle(&batch(0, 1, 5)).await.expect("handled");
-    assert!(next.failed.is_empty(), "{:?}", next.failures_by_reason());
-    assert_eq!(next.inserted, 5);
+    assert!(next.records.failed().is_empty(), "{:?}", next.records.failures_by_code());
+    assert_eq!(next.records.succeeded(), 5);
     assert_eq!(row_count(&pool).await, 10);
 }
 
@@ -120,7 +120,7 @@ async fn a_connection_idle_past_the_threshold_is_replaced_without_a_round_trip(p
     // Idle past the threshold (as across a long freeze): a new session serves the batch.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let outcome = handler.handle(&batch(0, 2, 1)).await.expect("handled");
-    assert_eq!(outcome.inserted, 1);
+    assert_eq!(outcome.records.succeeded(), 1);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let after = login_sessions(&pool).await;
     assert_eq!(after.len(), 1, "the stale session was closed, not kept: {after:?}");
@@ -133,7 +133,7 @@ async fn closing_the_loader_ends_its_sessions(pool: PgPool) {
     let batches: Vec<_> = (0..3).map(|i| batch(i, 0, 2)).collect();
     let runs = batches.iter().map(|records| handler.handle(records));
     for outcome in futures::future::join_all(runs).await {
-        assert!(outcome.expect("handled").failed.is_empty());
+        assert!(outcome.expect("handled").records.failed().is_empty());
     }
     if !through_pgbouncer() {
         assert!(!login_sessions(&pool).await.is_empty());
@@ -145,5 +145,5 @@ async fn closing_the_loader_ends_its_sessions(pool: PgPool) {
         assert_eq!(login_sessions(&pool).await, Vec::<i32>::new(), "no session outlives the instance");
     }
     let after = handler.handle(&batch(9, 0, 2)).await.expect("handled");
-    assert_eq!(after.failed.len(), 2, "a closed loader fails batches, it does not hang");
+    assert_eq!(after.records.failed().len(), 2, "a closed loader fails batches, it does not hang");
 }

@@ -44,8 +44,8 @@ fn readme_body() -> Option<&'static str> {
 /// the public demo key it exports, is the row it shows (its date aside, which is the day's).
 #[sqlx::test(migrations = "./migrations")]
 async fn the_readme_shows_the_row_report_prints_for_its_own_message(pool: sqlx::PgPool) {
-    use login_etl::adapters::loader::Loader;
-    use login_etl::handler::Handler;
+    use login_etl::Handler;
+    use login_etl::Loader;
     use login_etl_core::mask::{Masker, MaskingKey};
     use login_etl_test_support::*;
 
@@ -53,7 +53,7 @@ async fn the_readme_shows_the_row_report_prints_for_its_own_message(pool: sqlx::
     let body = readme_body().expect("README sends a body with --body");
     let loader = Loader::new(loader_target(&pool), &fast_pool_settings(), None).expect("loader");
     let loaded = Handler::new(Masker::hmac(&key), loader).handle(&[sqs_message("readme-1", body)]).await;
-    assert_eq!(loaded.expect("loaded").inserted, 1);
+    assert_eq!(loaded.expect("loaded").records.succeeded(), 1);
 
     let output = crate::helpers::cli_command(&pool).args(["report", "--limit", "1"]).output().expect("report");
     assert!(output.status.success(), "{output:?}");

@@ -3,9 +3,7 @@
 
 use std::collections::HashMap;
 
-use login_etl::adapters::secrets::SecretStore;
-use login_etl::config::Config;
-use login_etl::startup::{self, StartupError};
+use login_etl::{Config, SecretStore, StartupError};
 use login_etl_core::mask::MaskedField;
 use login_etl_test_support::*;
 use sqlx::PgPool;
@@ -38,16 +36,16 @@ async fn the_database_and_the_masking_key_come_from_secrets(pool: PgPool) {
     secrets.put(&key_id, TEST_KEY_HEX).await.expect("key secret");
 
     let config = config(&[("DB_SECRET_ID", &db_id), ("MASKING_KEY_SECRET_ID", &key_id)]);
-    let handler = startup::build_handler_with_secrets(&config, secrets).await.expect("cold start");
+    let handler = login_etl::build_handler_with_secrets(&config, secrets).await.expect("cold start");
     let outcome = handler.handle(&[sqs_message("m1", &login_body("u", "10.1.2.3", "d-1"))]).await.expect("handled");
-    assert_eq!(outcome.inserted, 1);
+    assert_eq!(outcome.records.succeeded(), 1);
 
     let masked: String = sqlx::query_scalar("SELECT masked_ip FROM user_logins").fetch_one(&pool).await.expect("row");
     assert_eq!(masked, masker().mask(MaskedField::Ip, "10.1.2.3"), "masked with the key from the secret");
 }
 
 async fn startup_error(vars: &[(&str, &str)]) -> String {
-    let err = startup::build_handler_with_secrets(&config(vars), secret_store().await)
+    let err = login_etl::build_handler_with_secrets(&config(vars), secret_store().await)
         .await
         .err()
         .expect("the cold start must fail");
@@ -104,9 +102,14 @@ async fn a_rotated_secret_is_re_read_when_the_database_refuses_the_old_credentia
     secrets.put(&key_id, TEST_KEY_HEX).await.expect("key secret");
     let config =
         config(&[("DB_SECRET_ID", &db_id), ("MASKING_KEY_SECRET_ID", &key_id), ("DB_ACQUIRE_TIMEOUT_MS", "2000")]);
-    let handler = startup::build_handler_with_secrets(&config, secrets.clone()).await.expect("cold start");
+    let handler = login_etl::build_handler_with_secrets(&config, secrets.clone()).await.expect("cold start");
     assert_eq!(
-        handler.handle(&[sqs_message("before", &login_body("u", "10.0.0.1", "d"))]).await.expect("ok").inserted,
+        handler
+            .handle(&[sqs_message("before", &login_body("u", "10.0.0.1", "d"))])
+            .await
+            .expect("ok")
+            .records
+            .succeeded(),
         1
     );
 
@@ -120,7 +123,12 @@ async fn a_rotated_secret_is_re_read_when_the_database_refuses_the_old_credentia
     .expect("lock out A");
 
     let after = handler.handle(&[sqs_message("after", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
-    assert_eq!(after.inserted, 1, "the batch succeeds after re-reading the secret: {:?}", after.failures_by_reason());
+    assert_eq!(
+        after.records.succeeded(),
+        1,
+        "the batch succeeds after re-reading the secret: {:?}",
+        after.records.failures_by_code()
+    );
     assert_eq!(row_count(&pool).await, 2);
     let sessions: Vec<String> = sqlx::query_scalar(
         "SELECT usename::text FROM pg_stat_activity WHERE application_name = 'login-etl' AND datname = current_database()",

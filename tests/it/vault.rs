@@ -2,9 +2,7 @@
 //! atomicity with the batch, and the CLI's recover/keygen.
 
 use crypto_box::aead::OsRng;
-use login_etl::adapters::database::DbTarget;
-use login_etl::adapters::store::{Store, VaultLookup};
-use login_etl::handler::Handler;
+use login_etl::{DbTarget, Handler, OperatorDb, VaultLookup};
 use login_etl_core::mask::MaskedField;
 use login_etl_core::vault::{VaultError, VaultSecretKey};
 use login_etl_test_support::*;
@@ -32,11 +30,11 @@ async fn originals_round_trip_through_the_handler(pool: PgPool) {
         ])
         .await
         .expect("handled");
-    assert_eq!(outcome.inserted, 3);
+    assert_eq!(outcome.records.succeeded(), 3);
 
-    let store = store_for(&pool);
+    let db = operator_db_for(&pool);
     let masked_ip = masker().mask(MaskedField::Ip, "199.172.111.135");
-    let found = store
+    let found = db
         .sealed_values(&VaultLookup::Masked { field: MaskedField::Ip, masked_value: masked_ip.clone() })
         .await
         .expect("lookup");
@@ -44,7 +42,7 @@ async fn originals_round_trip_through_the_handler(pool: PgPool) {
     assert_eq!(secret.open(MaskedField::Ip, &masked_ip, &found[0].sealed), Ok("199.172.111.135".into()));
     assert_eq!(found[0].key_id, secret.public_key().key_id());
 
-    let alice = store.sealed_values(&VaultLookup::UserId("alice".into())).await.expect("lookup");
+    let alice = db.sealed_values(&VaultLookup::UserId("alice".into())).await.expect("lookup");
     let mut originals: Vec<String> = alice
         .iter()
         .map(|v| {
@@ -70,7 +68,7 @@ async fn a_wrong_private_key_fails_cleanly(pool: PgPool) {
     let handler = vault_handler(loader_target(&pool), &secret);
     handler.handle(&[sqs_message("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
     let masked = masker().mask(MaskedField::Ip, "10.0.0.1");
-    let found = store_for(&pool)
+    let found = operator_db_for(&pool)
         .sealed_values(&VaultLookup::Masked { field: MaskedField::Ip, masked_value: masked.clone() })
         .await
         .expect("lookup");
@@ -89,7 +87,7 @@ async fn each_distinct_value_is_stored_once_per_batch(pool: PgPool) {
     // own distinct values again, here 10.0.0.1, dev-1 and dev-2.
     let outcome =
         handler.handle(&[sqs_message("c", &same), sqs_message("d", &login_body("v", "10.0.0.1", "dev-2"))]).await;
-    assert_eq!(outcome.expect("second").inserted, 2);
+    assert_eq!(outcome.expect("second").records.succeeded(), 2);
     assert_eq!(vault_rows(&pool).await, 5);
     assert_eq!(row_count(&pool).await, 4);
 }
@@ -106,7 +104,7 @@ async fn a_rolled_back_batch_leaves_nothing_in_the_vault(pool: PgPool) {
         ])
         .await
         .expect("handled");
-    assert_eq!(outcome.failed.len(), 2);
+    assert_eq!(outcome.records.failed().len(), 2);
     assert_eq!(vault_rows(&pool).await, 0);
     assert_eq!(row_count(&pool).await, 0);
 }
@@ -143,13 +141,13 @@ async fn the_loader_role_can_write_but_never_read_back(pool: PgPool) {
     // The function's privileges are enough to load, with the vault, including redeliveries.
     let handler = vault_handler(loader_target, &secret);
     let first = handler.handle(&[sqs_message("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
-    assert_eq!(first.inserted, 1, "{:?}", first.failures_by_reason());
+    assert_eq!(first.records.succeeded(), 1, "{:?}", first.records.failures_by_code());
     let again = handler.handle(&[sqs_message("m1", &login_body("u", "10.0.0.1", "d"))]).await.expect("handled");
-    assert_eq!((again.inserted, again.duplicates), (0, 1));
+    assert_eq!((again.records.succeeded(), again.records.duplicates()), (0, 1));
     assert_eq!(vault_rows(&pool).await, 4, "append-only: the redelivery's seals are kept too");
 
     // But it cannot read the vault (nor the logins) back.
-    let as_loader = Store::connect_lazy(loader_options, 1);
+    let as_loader = OperatorDb::connect_lazy(loader_options, 1);
     let masked = masker().mask(MaskedField::Ip, "10.0.0.1");
     let denied = as_loader
         .sealed_values(&VaultLookup::Masked { field: MaskedField::Ip, masked_value: masked })
@@ -216,7 +214,7 @@ async fn the_vault_is_no_membership_oracle_for_the_loader(pool: PgPool) {
     let handler = vault_handler(loader_target(&pool), &secret);
     handler.handle(&[sqs_message("m1", &login_body("dave", "198.51.100.23", "d-dave"))]).await.expect("handled");
 
-    let as_loader = Store::connect_lazy((*pool.connect_options()).clone().username(&role.name), 1);
+    let as_loader = OperatorDb::connect_lazy((*pool.connect_options()).clone().username(&role.name), 1);
     let mut answers = Vec::new();
     for guess in ["198.51.100.23", "198.51.100.24"] {
         let masked = masker().mask(MaskedField::Ip, guess);
@@ -249,7 +247,7 @@ async fn planted_vault_rows_cannot_hide_or_replace_the_genuine_original(pool: Pg
     std::fs::write(&key_file, secret.to_hex()).expect("key file");
 
     let role = LoaderRole::create(&pool).await;
-    let as_loader = Store::connect_lazy((*pool.connect_options()).clone().username(&role.name), 1);
+    let as_loader = OperatorDb::connect_lazy((*pool.connect_options()).clone().username(&role.name), 1);
     let masked = masker().mask(MaskedField::Ip, "192.0.2.44");
     // Anyone with the public key can seal; the attacker seals a false original under the
     // victim's masked value, and plants an unreadable row too.
@@ -270,7 +268,7 @@ async fn planted_vault_rows_cannot_hide_or_replace_the_genuine_original(pool: Pg
     let handler = vault_handler(loader_target(&pool), &secret);
     let outcome =
         handler.handle(&[sqs_message("m1", &login_body("erin", "192.0.2.44", "d-erin"))]).await.expect("handled");
-    assert_eq!(outcome.inserted, 1);
+    assert_eq!(outcome.records.succeeded(), 1);
 
     let recovered =
         cli_command(&pool).args(["recover", "--masked-ip", &masked, "--private-key-file"]).arg(&key_file).output();

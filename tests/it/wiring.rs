@@ -1,8 +1,8 @@
 //! `template.yaml`'s wiring against the code: every variable the template sets on a
 //! function is one the code reads, every function's environment gives the bootstrap what it
 //! needs to start, and `docs/configuration.md` lists every variable the code reads with who
-//! sets it in AWS. The names come from the code (`config::VARIABLES`,
-//! `LogSettings::VARIABLES`, `config::RUNTIME_ENV`), which its own unit tests hold to what the
+//! sets it in AWS. The names come from the code (`login_etl::CONFIG_VARIABLES`,
+//! `LogSettings::VARIABLES`, `login_etl::RUNTIME_ENV`), which its own unit tests hold to what the
 //! readers read; only what Lambda sets is written down here, from AWS's documentation.
 //!
 //! "Every mode": a function's environment is evaluated under every assignment of the
@@ -11,9 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use login_etl::config::RUNTIME_ENV;
-use login_etl::config::{self, Config};
-use login_etl::telemetry::LogSettings;
+use login_etl::{Config, LogSettings, RUNTIME_ENV};
 use serde_json::{Value as Json, json};
 
 const TEMPLATE: &str = include_str!("../../template.yaml");
@@ -145,7 +143,7 @@ fn with_function_variable(lines: &str) -> String {
 /// Every mismatch between the template, the doc and the code, each naming its variable.
 fn wiring_problems(template: &str, doc: &str) -> Vec<String> {
     let template = Template::parse(template);
-    let read: BTreeSet<&str> = config::VARIABLES.into_iter().chain(LogSettings::VARIABLES).collect();
+    let read: BTreeSet<&str> = login_etl::CONFIG_VARIABLES.into_iter().chain(LogSettings::VARIABLES).collect();
     let mut problems = Vec::new();
     // Every variable any function's template environment sets, in some assignment.
     let mut set_by_template = BTreeSet::new();

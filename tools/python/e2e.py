@@ -250,7 +250,7 @@ def code_variables():
     """The names Config and LogSettings read, from their own lists (src/config/mod.rs,
     src/telemetry.rs), which their unit tests hold to what the readers read."""
     names = set()
-    for path, const in (("src/config/mod.rs", "VARIABLES"), ("src/telemetry.rs", "VARIABLES")):
+    for path, const in (("src/config/mod.rs", "CONFIG_VARIABLES"), ("src/telemetry.rs", "VARIABLES")):
         text = (ROOT / path).read_text()
         match = re.search(rf"const {const}: \[&(?:'static )?str; \d+\] = \[(.*?)\];", text, re.S)
         names.update(re.findall(r'"([A-Z0-9_]+)"', match.group(1)))

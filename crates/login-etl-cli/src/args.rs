@@ -103,10 +103,10 @@ pub enum Command {
          MASKING_KEY_SECRET_ID, VAULT_PUBLIC_KEY, DB_* pool settings; {AWS_ENV}."
     ))]
     Invoke(InvokeArgs),
-    /// Check message bodies against the contract before sending them: each body's verdict by
+    /// Check message bodies against the schema before sending them: each body's verdict by
     /// the function's own rules (valid, or invalid with the reason code it would log) and the
     /// keys it does not know. Reads one JSON body per line, or an SQS event (Records[].body).
-    /// Exit status 0 only when every body is valid. The contract as a JSON Schema:
+    /// Exit status 0 only when every body is valid. The schema:
     /// schema/login-event.schema.json; --schema prints its $id and version.
     #[command(after_help = "Environment: none (no queue, no database: a producer's CI can run it).\n\
                             Exit status: 0 every body valid; 1 a body invalid (its line says why), or an error.")]
@@ -181,7 +181,7 @@ pub struct SendArgs {
     #[arg(long, default_value_t = 0.0, value_parser = ratio, conflicts_with_all = ["body", "file"])]
     pub bad_ratio: f64,
     /// Share of the valid sample messages that also carry keys the function does not know
-    /// (os_version, schema_version), as a producer ahead of the contract sends; 0.0 to 1.0
+    /// (os_version, schema_version), as a producer ahead of the schema sends; 0.0 to 1.0
     /// (with --count). They are loaded and counted as UnknownFieldRecords.
     #[arg(long, default_value_t = 0.0, value_parser = ratio, conflicts_with_all = ["body", "file"])]
     pub unknown_key_ratio: f64,
@@ -272,7 +272,7 @@ pub struct ValidateArgs {
     /// File of bodies (one JSON document per line, or an SQS event); `-` reads standard input.
     #[arg(default_value = "-")]
     pub file: PathBuf,
-    /// Print the contract's JSON Schema $id and version instead of validating.
+    /// Print the schema's $id and version instead of validating.
     #[arg(long, conflicts_with = "file")]
     pub schema: bool,
     /// Judge under this field policy (a JSON Schema with its annotations, as the function's
@@ -287,7 +287,7 @@ pub struct ValidateArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct PartitionsArgs {
     /// How many months after the current one get their partition now (0–60).
-    #[arg(long, default_value_t = login_etl::adapters::lifecycle::DEFAULT_MONTHS_AHEAD,
+    #[arg(long, default_value_t = login_etl::DEFAULT_MONTHS_AHEAD,
           value_parser = clap::value_parser!(u16).range(0..=i64::from(MAX_MONTHS_AHEAD)))]
     pub months_ahead: u16,
     /// Print the result as one JSON object.

@@ -3,29 +3,27 @@
 use std::io::Write;
 
 use super::ReportArgs;
-use login_etl::adapters::store::Store;
-use login_etl::config::{Config, DatabaseSource};
-use login_etl::startup;
+use login_etl::{Config, DatabaseSource, OperatorDb};
 
 /// Applies `migrations/` to the configured database; with `DATABASE_URL` the database is
 /// created first if it does not exist, over a connection secured as the migration's own
 /// (`sslmode`, `DB_SSL_MODE`, `DB_CA_BUNDLE`).
 pub async fn migrate(config: &Config, notes: &mut impl Write) -> anyhow::Result<()> {
     if let DatabaseSource::Url(_) = config.database.source()?
-        && Store::create_database_if_missing(&startup::operator_connect_options(config).await?).await?
+        && OperatorDb::create_database_if_missing(&login_etl::operator_connect_options(config).await?).await?
     {
         writeln!(notes, "created the database")?;
     }
-    let store = startup::connect_store(config).await?;
-    store.migrate().await?;
+    let db = login_etl::connect_operator_db(config).await?;
+    db.migrate().await?;
     writeln!(notes, "migrations applied")?;
     Ok(())
 }
 
 /// Prints the row count, the rows of each masking key (so that after a rotation it is clear
 /// which rows are whose), and the latest rows: masked values only, each with its key's id.
-pub async fn report(args: &ReportArgs, store: &Store, out: &mut impl Write) -> anyhow::Result<()> {
-    let summary = store.summary(args.limit).await?;
+pub async fn report(args: &ReportArgs, db: &OperatorDb, out: &mut impl Write) -> anyhow::Result<()> {
+    let summary = db.summary(args.limit).await?;
     let timestamp = |at: Option<time::OffsetDateTime>| {
         at.and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok())
     };

@@ -4,7 +4,7 @@
 
 use super::Command;
 
-pub use login_etl::errors::RDS_CA_BUNDLE_URL;
+pub use login_etl::RDS_CA_BUNDLE_URL;
 
 impl Command {
     /// Who may run the command, for the hint when the database refuses a privilege.
@@ -29,17 +29,17 @@ impl Command {
 impl Command {
     /// Whether the command may build an AWS client (queues, secrets, KMS): all but the two
     /// that read no environment. Such a command refuses a blank endpoint variable up front,
-    /// since the SDK would panic on it ([`login_etl::adapters::aws::blank_endpoint`]).
+    /// since the SDK would panic on it ([`login_etl::blank_endpoint`]).
     pub fn may_call_aws(&self) -> bool {
         !matches!(self, Command::Keygen(_) | Command::Validate(_))
     }
 }
 
-/// `err` as one line for a person: its causes once each ([`login_etl::errors::causes`]), then
-/// the fix ([`login_etl::errors::fix`]). `role_hint` is the command's [`Command::database_role`].
+/// `err` as one line for a person: its causes once each ([`login_etl::error_chain`]), then
+/// the fix ([`login_etl::fix_for`]). `role_hint` is the command's [`Command::database_role`].
 pub fn operator_message(err: &anyhow::Error, role_hint: &str) -> String {
-    let causes = login_etl::errors::causes(err.as_ref());
-    match login_etl::errors::fix(err.as_ref(), role_hint) {
+    let causes = login_etl::error_chain(err.as_ref());
+    match login_etl::fix_for(err.as_ref(), role_hint) {
         Some(fix) => format!("{causes}. {fix}"),
         None => causes,
     }

@@ -8,7 +8,7 @@ use aws_sdk_kms::error::{DisplayErrorContext, SdkError};
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType};
 
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
+pub enum KmsKeyError {
     #[error("KMS {operation} failed")]
     Kms {
         operation: &'static str,
@@ -25,17 +25,17 @@ pub enum KeyError {
 
 fn kms_error<E: std::error::Error + Send + Sync + 'static>(
     operation: &'static str,
-) -> impl FnOnce(SdkError<E>) -> KeyError {
-    move |err| KeyError::Kms { operation, source: DisplayErrorContext(err).to_string().into() }
+) -> impl FnOnce(SdkError<E>) -> KmsKeyError {
+    move |err| KmsKeyError::Kms { operation, source: DisplayErrorContext(err).to_string().into() }
 }
 
 /// The ARN of the enabled symmetric key behind `alias`, created with the alias (and yearly
 /// rotation, as the stack's) if the alias does not exist yet. Running it again returns the same
 /// key: setups that race both end with the alias's one key, and the loser's key is scheduled
 /// for deletion.
-pub async fn ensure_key(client: &Client, alias: &str, description: &str) -> Result<String, KeyError> {
+pub async fn ensure_key(client: &Client, alias: &str, description: &str) -> Result<String, KmsKeyError> {
     if !alias.starts_with("alias/") || alias.starts_with("alias/aws/") || alias.len() <= "alias/".len() {
-        return Err(KeyError::NotAnAlias { alias: alias.to_owned() });
+        return Err(KmsKeyError::NotAnAlias { alias: alias.to_owned() });
     }
     if let Some(arn) = key_behind(client, alias).await? {
         return Ok(arn);
@@ -49,11 +49,11 @@ pub async fn ensure_key(client: &Client, alias: &str, description: &str) -> Resu
         .await
         .map_err(kms_error("CreateKey"))?
         .key_metadata
-        .ok_or(KeyError::Incomplete { operation: "CreateKey", field: "KeyMetadata" })?;
+        .ok_or(KmsKeyError::Incomplete { operation: "CreateKey", field: "KeyMetadata" })?;
     let key_id = created.key_id;
     client.enable_key_rotation().key_id(&key_id).send().await.map_err(kms_error("EnableKeyRotation"))?;
     match client.create_alias().alias_name(alias).target_key_id(&key_id).send().await {
-        Ok(_) => created.arn.ok_or(KeyError::Incomplete { operation: "CreateKey", field: "Arn" }),
+        Ok(_) => created.arn.ok_or(KmsKeyError::Incomplete { operation: "CreateKey", field: "Arn" }),
         Err(err) if err.as_service_error().is_some_and(|e| e.is_already_exists_exception()) => {
             // Another setup created the alias meanwhile: use its key, drop ours.
             client
@@ -65,7 +65,7 @@ pub async fn ensure_key(client: &Client, alias: &str, description: &str) -> Resu
                 .map_err(kms_error("ScheduleKeyDeletion"))?;
             key_behind(client, alias)
                 .await?
-                .ok_or(KeyError::Incomplete { operation: "DescribeKey", field: "KeyMetadata" })
+                .ok_or(KmsKeyError::Incomplete { operation: "DescribeKey", field: "KeyMetadata" })
         }
         Err(err) => Err(kms_error("CreateAlias")(err)),
     }
@@ -73,19 +73,19 @@ pub async fn ensure_key(client: &Client, alias: &str, description: &str) -> Resu
 
 /// The ARN of the key `alias` names, `None` if there is no such alias; an error if the key
 /// cannot encrypt (disabled, pending deletion).
-async fn key_behind(client: &Client, alias: &str) -> Result<Option<String>, KeyError> {
+async fn key_behind(client: &Client, alias: &str) -> Result<Option<String>, KmsKeyError> {
     let metadata = match client.describe_key().key_id(alias).send().await {
         Ok(found) => {
-            found.key_metadata.ok_or(KeyError::Incomplete { operation: "DescribeKey", field: "KeyMetadata" })?
+            found.key_metadata.ok_or(KmsKeyError::Incomplete { operation: "DescribeKey", field: "KeyMetadata" })?
         }
         Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found_exception()) => return Ok(None),
         Err(err) => return Err(kms_error("DescribeKey")(err)),
     };
-    let arn = metadata.arn.ok_or(KeyError::Incomplete { operation: "DescribeKey", field: "Arn" })?;
+    let arn = metadata.arn.ok_or(KmsKeyError::Incomplete { operation: "DescribeKey", field: "Arn" })?;
     match metadata.key_state {
         Some(KeyState::Enabled) => Ok(Some(arn)),
         state => {
-            Err(KeyError::NotUsable { alias: alias.to_owned(), arn, state: state.unwrap_or(KeyState::Unavailable) })
+            Err(KmsKeyError::NotUsable { alias: alias.to_owned(), arn, state: state.unwrap_or(KeyState::Unavailable) })
         }
     }
 }

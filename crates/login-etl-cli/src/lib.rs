@@ -8,40 +8,36 @@
 //! - `args`: the command line ([`Cli`], [`Command`] and each command's `Args`);
 //! - the commands by area: `queue` (setup, send, drain, depth, redrive), `database` (migrate,
 //!   report), `lifecycle` (partitions, retention, erase), `vault` (keygen, recover), `invoke`,
-//!   `contract` (validate), with `kms` for `setup`'s queue key;
+//!   `schema` (validate), with `kms` for `setup`'s queue key;
 //! - `errors`: an error as the operator reads it, with the fix when there is one.
 //!
 //! Adding a command: an arm in [`Command`] (with its `Args` struct) in `args`, a function in
 //! the module of its area, and an arm in [`run`].
 
 mod args;
-mod contract;
 mod database;
 mod errors;
 mod invoke;
 mod kms;
 mod lifecycle;
 mod queue;
+mod schema;
 mod vault;
 
 use std::io::Write;
 
-use login_etl::adapters::aws;
-use login_etl::adapters::sqs::Queue;
-use login_etl::config::{Config, ConfigError};
-use login_etl::lambda::Function;
-use login_etl::startup;
+use login_etl::{Config, ConfigError, Function, Queue};
 
 pub use args::{
     Cli, Command, DepthArgs, DrainArgs, EraseArgs, InvokeArgs, KeygenArgs, MAX_MONTHS_AHEAD, PartitionsArgs,
     RecoverArgs, RedriveArgs, ReportArgs, RetentionArgs, SendArgs, SetupArgs, ValidateArgs,
 };
-pub use contract::{EXIT_INVALID_BODIES, validate};
 pub use database::{migrate, report};
 pub use errors::{RDS_CA_BUNDLE_URL, operator_message};
 pub use invoke::invoke;
 pub use lifecycle::{erase, partitions, retention};
 pub use queue::{SetupClients, depth, drain, redrive, send, setup};
+pub use schema::{EXIT_INVALID_BODIES, validate};
 pub use vault::{keygen, recover};
 
 /// Exit status of `drain` when it stopped with failing messages left on a queue without a
@@ -65,11 +61,11 @@ pub async fn run(
         Command::Migrate => migrate(&config?, notes).await?,
         Command::Setup(args) => {
             let config = config?;
-            let sdk = aws::load_config(std::time::Duration::from_secs(25)).await;
+            let sdk = login_etl::load_aws_config(std::time::Duration::from_secs(25)).await;
             let clients = SetupClients {
                 sqs: aws_sdk_sqs::Client::new(&sdk),
                 kms: aws_sdk_kms::Client::new(&sdk),
-                secrets: login_etl::adapters::secrets::SecretStore::new(&sdk),
+                secrets: login_etl::SecretStore::new(&sdk),
             };
             setup(&args, &config, &clients, out).await?
         }
@@ -77,7 +73,7 @@ pub async fn run(
         Command::Drain(args) => {
             let mut config = config?;
             config.pool.max_connections = config.pool.max_connections.max(u32::from(args.concurrency));
-            let handler = startup::build_handler(&config).await?;
+            let handler = login_etl::build_handler(&config).await?;
             // Before any message is taken: with the database away, each would fail as
             // `store_failed` and be hidden for its backoff.
             handler.loader().check_connection().await?;
@@ -85,8 +81,7 @@ pub async fn run(
             // for as it is mid-drain.
             let client = sqs_client().await;
             let budget = std::time::Duration::from_secs(args.sqs_retry_seconds);
-            let queue =
-                login_etl::adapters::sqs::retrying(budget, || Queue::open(client.clone(), &args.queue_url)).await?;
+            let queue = login_etl::retrying(budget, || Queue::open(client.clone(), &args.queue_url)).await?;
             return drain(&args, &handler, &queue, stop_signal(), out, notes).await;
         }
         Command::Depth(args) => depth(&args, &open_queue(&args.queue_url).await?, out).await?,
@@ -94,33 +89,33 @@ pub async fn run(
             let (dlq, target) = (open_queue(&args.dlq_url).await?, open_queue(&args.queue_url).await?);
             redrive(&args, &dlq, &target, out).await?
         }
-        Command::Report(args) => report(&args, &connected_store(&config?).await?, out).await?,
+        Command::Report(args) => report(&args, &connected_operator_db(&config?).await?, out).await?,
         Command::Partitions(args) => {
             let today = time::OffsetDateTime::now_utc().date();
-            partitions(&args, &connected_store(&config?).await?, today, out).await?
+            partitions(&args, &connected_operator_db(&config?).await?, today, out).await?
         }
         Command::Retention(args) => {
             let today = time::OffsetDateTime::now_utc().date();
-            retention(&args, &connected_store(&config?).await?, today, out).await?
+            retention(&args, &connected_operator_db(&config?).await?, today, out).await?
         }
-        Command::Erase(args) => erase(&args, &connected_store(&config?).await?, out).await?,
+        Command::Erase(args) => erase(&args, &connected_operator_db(&config?).await?, out).await?,
         Command::Recover(args) => {
             let config = config?;
             let secret = vault::private_key(&args).await?;
-            let masker = startup::masker(&config).await?;
-            let store = connected_store(&config).await?;
-            recover(&args, &secret, &masker, &store, out, notes).await?
+            let masker = login_etl::build_masker(&config).await?;
+            let db = connected_operator_db(&config).await?;
+            recover(&args, &secret, &masker, &db, out, notes).await?
         }
         Command::Invoke(args) => {
             let config = config?;
-            let mut handler = startup::build_handler(&config).await?;
+            let mut handler = login_etl::build_handler(&config).await?;
             // As `drain`: a database that does not answer fails the command, not the records.
             handler.loader().check_connection().await?;
             if !args.change_visibility {
                 // The event file's receipt handles may name a real queue: touch none unasked.
                 handler = handler.with_backoff(None);
             }
-            let log = login_etl::telemetry::LogSettings::from_env();
+            let log = login_etl::LogSettings::from_env();
             let function = Function::new(handler, config.aws.function_name.clone(), &log);
             // The metrics lines the runtime would log, then the response: both on stdout, as
             // in the function's log stream, whatever RUST_LOG says.
@@ -134,16 +129,16 @@ pub async fn run(
     Ok(0)
 }
 
-/// The operator commands' store, its connection checked first so that a wrong address or
+/// The operator commands' pool, its connection checked first so that a wrong address or
 /// credentials fail at once with their cause.
-async fn connected_store(config: &Config) -> anyhow::Result<login_etl::adapters::store::Store> {
-    let store = startup::connect_store(config).await?;
-    store.check_connection().await?;
-    Ok(store)
+async fn connected_operator_db(config: &Config) -> anyhow::Result<login_etl::OperatorDb> {
+    let db = login_etl::connect_operator_db(config).await?;
+    db.check_connection().await?;
+    Ok(db)
 }
 
 async fn sqs_client() -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::new(&aws::load_config(std::time::Duration::from_secs(25)).await)
+    aws_sdk_sqs::Client::new(&login_etl::load_aws_config(std::time::Duration::from_secs(25)).await)
 }
 
 async fn open_queue(url: &str) -> anyhow::Result<Queue> {

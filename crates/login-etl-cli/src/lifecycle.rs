@@ -7,14 +7,19 @@ use std::io::Write;
 use time::Date;
 
 use super::{EraseArgs, PartitionsArgs, RetentionArgs};
-use login_etl::adapters::lifecycle;
-use login_etl::adapters::store::Store;
+
+use login_etl::OperatorDb;
 
 /// Makes the partitions from `today`'s month to `months_ahead` after it (and those rows in the
 /// default partition need), then lists every partition with its rows.
-pub async fn partitions(args: &PartitionsArgs, store: &Store, today: Date, out: &mut impl Write) -> anyhow::Result<()> {
-    let created = lifecycle::maintain_partitions(store, today, args.months_ahead).await?;
-    let partitions = lifecycle::partition_row_counts(store).await?;
+pub async fn partitions(
+    args: &PartitionsArgs,
+    db: &OperatorDb,
+    today: Date,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let created = login_etl::maintain_partitions(db, today, args.months_ahead).await?;
+    let partitions = login_etl::partition_row_counts(db).await?;
     if args.json {
         let partitions: Vec<_> =
             partitions.iter().map(|(name, rows)| serde_json::json!({"partition": name, "rows": rows})).collect();
@@ -35,12 +40,12 @@ pub async fn partitions(args: &PartitionsArgs, store: &Store, today: Date, out: 
 
 /// Keeps `today`'s month and the `--keep-months` before it; prints what was dropped and how
 /// long it took. With `--dry-run`, prints what would be dropped and changes nothing.
-pub async fn retention(args: &RetentionArgs, store: &Store, today: Date, out: &mut impl Write) -> anyhow::Result<()> {
+pub async fn retention(args: &RetentionArgs, db: &OperatorDb, today: Date, out: &mut impl Write) -> anyhow::Result<()> {
     if args.dry_run {
-        return retention_preview(args, store, today, out).await;
+        return retention_preview(args, db, today, out).await;
     }
     let started = std::time::Instant::now();
-    let report = lifecycle::apply_retention(store, today, args.keep_months).await?;
+    let report = login_etl::apply_retention(db, today, args.keep_months).await?;
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
         let mut value = serde_json::to_value(&report)?;
@@ -63,11 +68,11 @@ pub async fn retention(args: &RetentionArgs, store: &Store, today: Date, out: &m
 /// `retention --dry-run`: what would be dropped, changing nothing.
 async fn retention_preview(
     args: &RetentionArgs,
-    store: &Store,
+    db: &OperatorDb,
     today: Date,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let preview = lifecycle::preview_retention(store, today, args.keep_months).await?;
+    let preview = login_etl::preview_retention(db, today, args.keep_months).await?;
     if args.json {
         let mut value = serde_json::to_value(&preview)?;
         value["dry_run"] = serde_json::json!(true);
@@ -86,8 +91,8 @@ async fn retention_preview(
 }
 
 /// Erases one person; prints counts, never values.
-pub async fn erase(args: &EraseArgs, store: &Store, out: &mut impl Write) -> anyhow::Result<()> {
-    let report = lifecycle::erase_user(store, &args.user_id).await?;
+pub async fn erase(args: &EraseArgs, db: &OperatorDb, out: &mut impl Write) -> anyhow::Result<()> {
+    let report = login_etl::erase_user(db, &args.user_id).await?;
     if args.json {
         writeln!(out, "{}", serde_json::to_value(report)?)?;
     } else {

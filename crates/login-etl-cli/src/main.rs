@@ -8,8 +8,8 @@
 #![recursion_limit = "256"]
 
 use clap::Parser;
-use login_etl::config::{Config, Environment};
-use login_etl::telemetry;
+use login_etl::{Config, Environment};
+
 use login_etl_cli::{self as cli, Cli};
 
 #[tokio::main]
@@ -21,11 +21,11 @@ async fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    telemetry::init_human();
+    login_etl::init_human();
     let command = Cli::parse().command;
     let role_hint = command.database_role();
     if command.may_call_aws()
-        && let Some(problem) = login_etl::adapters::aws::blank_endpoint(&Environment::capture())
+        && let Some(problem) = login_etl::blank_endpoint(&Environment::capture())
     {
         eprintln!("error: {problem}");
         return std::process::ExitCode::FAILURE;

@@ -4,14 +4,12 @@ use std::io::{IsTerminal, Read, Write};
 use std::time::{Duration, Instant};
 
 use super::{DepthArgs, DrainArgs, EXIT_FAILING_MESSAGES_LEFT, RedriveArgs, SendArgs, SetupArgs};
-use crate::{contract, kms};
-use login_etl::adapters::secrets::{self, SecretStore};
-use login_etl::adapters::sqs::{self, Queue};
-use login_etl::config::{Config, DatabaseSource, MaskingKeySource};
-use login_etl::drain::{self, DrainEnd, DrainOptions, DrainReport};
-use login_etl::handler::Handler;
-use login_etl_core::contract::Verdict;
+use crate::{kms, schema};
+use login_etl::{
+    Config, DatabaseSource, DrainEnd, DrainOptions, DrainReport, Handler, MaskingKeySource, Queue, SecretStore,
+};
 use login_etl_core::sample;
+use login_etl_core::schema::Verdict;
 
 /// What `setup` creates things with.
 pub struct SetupClients {
@@ -32,7 +30,7 @@ pub async fn setup(
 ) -> anyhow::Result<()> {
     let key_arn =
         kms::ensure_key(&clients.kms, &args.kms_key_alias, "login-etl local harness: raw login events in SQS").await?;
-    let (queue_url, dlq_url) = sqs::ensure_queue_with_dlq(
+    let (queue_url, dlq_url) = login_etl::ensure_queue_with_dlq(
         &clients.sqs,
         &args.queue_name,
         args.visibility_timeout,
@@ -46,7 +44,7 @@ pub async fn setup(
     let mut db_secret = None;
     if let Some(DatabaseSource::Url(url)) = &config.database.source {
         let secret =
-            secrets::database_secret_json(url).map_err(|problem| anyhow::anyhow!("DATABASE_URL: {problem}"))?;
+            login_etl::database_secret_json(url).map_err(|problem| anyhow::anyhow!("DATABASE_URL: {problem}"))?;
         secrets.put(&args.db_secret_id, &secret).await?;
         db_secret = Some(&args.db_secret_id);
     }
@@ -92,8 +90,8 @@ pub async fn send(args: &SendArgs, queue: &Queue, stdin: impl Read, out: &mut im
     let (bodies, bad, drifted) = match (&args.body, &args.file, args.count) {
         (Some(body), _, _) => own_bodies(vec![body.clone()]),
         (None, Some(file), _) => {
-            let input = contract::read_bodies_file(file, stdin)?;
-            let bodies = contract::bodies_of(&input)?;
+            let input = schema::read_bodies_file(file, stdin)?;
+            let bodies = schema::bodies_of(&input)?;
             let texts: Vec<String> = bodies.into_iter().filter_map(|body| body.text).collect();
             anyhow::ensure!(
                 !texts.is_empty(),
@@ -139,7 +137,7 @@ pub async fn send(args: &SendArgs, queue: &Queue, stdin: impl Read, out: &mut im
 
 /// The user's own bodies, counted by the function's own verdict (as `validate` gives it).
 fn own_bodies(bodies: Vec<String>) -> (Vec<String>, usize, usize) {
-    let verdicts: Vec<Verdict> = bodies.iter().map(|body| login_etl_core::contract::judge(body)).collect();
+    let verdicts: Vec<Verdict> = bodies.iter().map(|body| login_etl_core::schema::judge(body)).collect();
     let bad = verdicts.iter().filter(|verdict| !verdict.is_valid()).count();
     let drifted = verdicts
         .iter()
@@ -170,7 +168,7 @@ pub async fn drain(
     };
     // A signal stops the pollers cleanly: batches in hand are finished and deleted, and the
     // summary is printed as after any drain.
-    let report = drain::drain_until(queue, handler, &options, stop, |p| {
+    let report = login_etl::drain_until(queue, handler, &options, stop, |p| {
         let _ = write!(
             notes,
             "\rreceived {:>8}  inserted {:>8}  failed {:>6}  {:>8.0} msg/s ",
@@ -207,8 +205,8 @@ fn drain_json(queue: &Queue, report: &DrainReport) -> serde_json::Value {
         "inserted": report.inserted,
         "duplicates": report.duplicates,
         "deleted": report.deleted,
-        "failed_by_reason": report.failed_by_reason,
-        "failed_messages_by_reason": report.failed_messages_by_reason,
+        "failed_by_reason": report.failures_by_code,
+        "failed_messages_by_reason": report.failed_messages_by_code,
         "unknown_field_records": report.unknown_field_records,
         "unknown_keys": report.unknown_keys.names(),
         "seconds": report.elapsed.as_secs_f64(),
@@ -231,18 +229,18 @@ fn write_drain_report(out: &mut impl Write, queue: &Queue, report: &DrainReport)
     writeln!(out, "  inserted    {:>8}", report.inserted)?;
     writeln!(out, "  duplicates  {:>8}  (already loaded, deleted without a second row)", report.duplicates)?;
     writeln!(out, "  deleted     {:>8}", report.deleted)?;
-    let failed: u64 = report.failed_by_reason.values().sum();
-    let failed_messages: u64 = report.failed_messages_by_reason.values().sum();
+    let failed: u64 = report.failures_by_code.values().sum();
+    let failed_messages: u64 = report.failed_messages_by_code.values().sum();
     writeln!(
         out,
         "  failed      {failed:>8}  deliveries of {failed_messages} messages (left to the visibility timeout and \
          the redrive)"
     )?;
-    if !report.failed_by_reason.is_empty() {
+    if !report.failures_by_code.is_empty() {
         writeln!(out, "    {:<28} {:>10} {:>10}", "reason", "deliveries", "messages")?;
     }
-    for (reason, count) in &report.failed_by_reason {
-        let messages = report.failed_messages_by_reason.get(reason).copied().unwrap_or(0);
+    for (reason, count) in &report.failures_by_code {
+        let messages = report.failed_messages_by_code.get(reason).copied().unwrap_or(0);
         writeln!(out, "    {reason:<28} {count:>10} {messages:>10}")?;
     }
     if report.unknown_field_records > 0 {
@@ -287,7 +285,7 @@ pub async fn depth(args: &DepthArgs, queue: &Queue, out: &mut impl Write) -> any
 
 /// Moves every dead letter of `dlq` back to `target`, keeping each one's identity.
 pub async fn redrive(args: &RedriveArgs, dlq: &Queue, target: &Queue, out: &mut impl Write) -> anyhow::Result<()> {
-    let moved = sqs::redrive(dlq, target).await?;
+    let moved = login_etl::redrive(dlq, target).await?;
     if args.json {
         writeln!(out, "{}", serde_json::json!({ "moved": moved, "from": dlq.url(), "to": target.url() }))?;
     } else {

@@ -6,8 +6,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use anyhow::Context;
 
 use super::{KeygenArgs, RecoverArgs};
-use login_etl::adapters::secrets::SecretStore;
-use login_etl::adapters::store::{Store, VaultLookup};
+use login_etl::{OperatorDb, SecretStore, VaultLookup};
 use login_etl_core::mask::{MaskedField, Masker};
 use login_etl_core::vault::VaultSecretKey;
 
@@ -48,7 +47,7 @@ pub async fn recover(
     args: &RecoverArgs,
     secret: &VaultSecretKey,
     masker: &Masker,
-    store: &Store,
+    db: &OperatorDb,
     out: &mut impl Write,
     notes: &mut impl Write,
 ) -> anyhow::Result<()> {
@@ -62,7 +61,7 @@ pub async fn recover(
         (_, _, Some(user)) => VaultLookup::UserId(user.clone()),
         _ => anyhow::bail!("give --masked-ip, --masked-device-id or --user-id"),
     };
-    let values = store.sealed_values(&lookup).await?;
+    let values = db.sealed_values(&lookup).await?;
     if values.is_empty() {
         anyhow::bail!(
             "nothing in the vault for {lookup} (no login row has it, or the PII vault was off when it loaded)"

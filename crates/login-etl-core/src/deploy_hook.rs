@@ -36,7 +36,7 @@ pub enum MaintenanceEvent {
 /// An event that says it is CloudFormation's (it has `RequestType`) but cannot be answered as
 /// one: without its `ResponseURL` and ids there is nowhere to answer, so the invocation fails.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum EventError {
+pub enum MaintenanceEventError {
     #[error("the maintenance function's event is not JSON: {0}")]
     NotJson(String),
     #[error("a CloudFormation custom resource request without what an answer needs: {0}")]
@@ -96,16 +96,16 @@ pub struct CustomResourceResponse {
 
 impl MaintenanceEvent {
     /// Tells CloudFormation's request (an object with `RequestType`) from a scheduled event.
-    pub fn parse(event: &[u8]) -> Result<MaintenanceEvent, EventError> {
+    pub fn parse(event: &[u8]) -> Result<MaintenanceEvent, MaintenanceEventError> {
         let value: serde_json::Value =
-            serde_json::from_slice(event).map_err(|err| EventError::NotJson(err.to_string()))?;
+            serde_json::from_slice(event).map_err(|err| MaintenanceEventError::NotJson(err.to_string()))?;
         if value.get("RequestType").is_none() {
             return Ok(MaintenanceEvent::Scheduled);
         }
-        let request: CustomResourceRequest =
-            serde_json::from_value(value).map_err(|err| EventError::InvalidCustomResourceRequest(err.to_string()))?;
+        let request: CustomResourceRequest = serde_json::from_value(value)
+            .map_err(|err| MaintenanceEventError::InvalidCustomResourceRequest(err.to_string()))?;
         if request.response_url.is_empty() {
-            return Err(EventError::InvalidCustomResourceRequest("ResponseURL is empty".into()));
+            return Err(MaintenanceEventError::InvalidCustomResourceRequest("ResponseURL is empty".into()));
         }
         Ok(MaintenanceEvent::CustomResource(request))
     }
@@ -210,7 +210,7 @@ mod tests {
         let scheduled = br#"{"version":"0","detail-type":"Scheduled Event","source":"aws.scheduler","detail":{}}"#;
         assert_eq!(MaintenanceEvent::parse(scheduled), Ok(MaintenanceEvent::Scheduled));
         assert_eq!(MaintenanceEvent::parse(b"{}"), Ok(MaintenanceEvent::Scheduled));
-        assert!(matches!(MaintenanceEvent::parse(b"not json"), Err(EventError::NotJson(_))));
+        assert!(matches!(MaintenanceEvent::parse(b"not json"), Err(MaintenanceEventError::NotJson(_))));
     }
 
     #[test]
@@ -277,7 +277,7 @@ mod tests {
         let mut value: serde_json::Value = serde_json::from_slice(&request("Create", None)).expect("json");
         value["RequestType"] = "Replace".into();
         let err = MaintenanceEvent::parse(&serde_json::to_vec(&value).expect("json")).expect_err("unknown type");
-        assert!(matches!(err, EventError::InvalidCustomResourceRequest(_)), "{err}");
+        assert!(matches!(err, MaintenanceEventError::InvalidCustomResourceRequest(_)), "{err}");
         value["RequestType"] = "Create".into();
         value["ResponseURL"] = "".into();
         assert!(MaintenanceEvent::parse(&serde_json::to_vec(&value).expect("json")).is_err());

@@ -2,7 +2,7 @@
 //! dependencies say so: no async runtime, no database driver, no AWS SDK.
 //!
 //! - [`message`]: one SQS body parsed and validated into a `LoginRecord`.
-//! - [`contract`]: the JSON Schema of the body that producers validate against, and a body's
+//! - [`schema`]: the JSON Schema of the body that producers validate against, and a body's
 //!   verdict by the function's own rules.
 //! - [`policy`]: the field policy (what is stored of each field, and where), read from the
 //!   published schema's annotations or a deployment's own copy.
@@ -17,11 +17,11 @@
 //! - [`sample`]: realistic (and deliberately broken) login messages from a seed.
 
 pub mod batch;
-pub mod contract;
 pub mod deploy_hook;
 pub mod mask;
 pub mod message;
 pub mod metrics;
 pub mod policy;
 pub mod sample;
+pub mod schema;
 pub mod vault;

@@ -125,7 +125,7 @@ pub struct LoginRecord {
     pub ip: Option<IpAddr>,
     pub device_id: Option<String>,
     /// The keys of the body the function does not know (names only): a producer ahead of
-    /// the contract. Their values were read only as far as checking they are JSON.
+    /// the schema. Their values were read only as far as checking they are JSON.
     pub unknown_keys: UnknownKeys,
     /// The values of the declared extras present and not null, by their index in the policy's
     /// [`ExtraFields`], already checked against their rules.

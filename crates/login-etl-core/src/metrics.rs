@@ -6,6 +6,7 @@
 //! document whose declared metric is missing), and the invocation's context (`level`,
 //! `requestId`, `xrayTraceId`) is added to every document of an invocation in one place.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -24,11 +25,11 @@ pub struct InvocationCounts {
     pub failed: usize,
     pub failed_retryable: usize,
     /// Valid records that carried keys the function does not know: producers drifting ahead
-    /// of the contract (docs/contract.md). Names go to the batch's log line only.
+    /// of the schema (docs/schema.md). Names go to the batch's log line only.
     pub unknown_field_records: usize,
     /// Failed records by reason code (a small fixed set, so the metric's cardinality stays
-    /// bounded).
-    pub failures_by_reason: BTreeMap<String, usize>,
+    /// bounded): `sqs_batch::Outcome::failures_by_code`. Reported as the `Reason` dimension.
+    pub failures_by_code: BTreeMap<Cow<'static, str>, usize>,
     pub duration: Duration,
 }
 
@@ -98,7 +99,7 @@ pub struct EmfDocument<'a> {
     values: BTreeMap<&'static str, Value>,
     /// Not a metric: the failed records by reason, for reading the line itself.
     #[serde(rename = "FailedByReason", skip_serializing_if = "Option::is_none")]
-    failed_by_reason: Option<&'a BTreeMap<String, usize>>,
+    failed_by_reason: Option<&'a BTreeMap<Cow<'static, str>, usize>>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     meta: Option<&'a InvocationMeta<'a>>,
 }
@@ -168,11 +169,11 @@ pub fn invocation_documents<'a>(
         metrics.push(("ColdStart", Value::Count(u64::from(meta.cold_start))));
     }
     let mut invocation = document(timestamp_millis, function_name, None, &metrics, meta);
-    invocation.failed_by_reason = Some(&counts.failures_by_reason);
+    invocation.failed_by_reason = Some(&counts.failures_by_code);
     let mut documents = vec![invocation];
-    for (reason, failed) in &counts.failures_by_reason {
+    for (code, failed) in &counts.failures_by_code {
         let metrics = [("RecordsFailedByReason", count(*failed))];
-        documents.push(document(timestamp_millis, function_name, Some(reason), &metrics, meta));
+        documents.push(document(timestamp_millis, function_name, Some(code.as_ref()), &metrics, meta));
     }
     documents
 }
@@ -189,7 +190,7 @@ mod tests {
             failed: 3,
             failed_retryable: 1,
             unknown_field_records: 3,
-            failures_by_reason: BTreeMap::from([("invalid_ip".into(), 2), ("store_failed".into(), 1)]),
+            failures_by_code: BTreeMap::from([("invalid_ip".into(), 2), ("store_failed".into(), 1)]),
             duration: Duration::from_millis(12),
         }
     }

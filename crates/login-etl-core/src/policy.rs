@@ -234,7 +234,7 @@ impl FieldPolicy {
                         name,
                         &format!(
                             "a built-in field is x-treatment {treatment} (ip: or truncated) and x-landing {column} in \
-                             this release; its rules are code (docs/contract.md, \"The field policy\")"
+                             this release; its rules are code (docs/schema.md, \"The field policy\")"
                         ),
                     ));
                 }
@@ -261,7 +261,7 @@ impl FieldPolicy {
                     return Err(field(
                         name,
                         "x-landing column names its column: {\"column\": \"<name>\"}, added by the deployment's \
-                         migration (docs/contract.md, \"The field policy\")",
+                         migration (docs/schema.md, \"The field policy\")",
                     ));
                 }
                 _ => {
@@ -308,7 +308,7 @@ impl FieldPolicy {
     /// The policy of the schema this release publishes (`schema/login-event.schema.json`).
     pub fn published() -> FieldPolicy {
         // The published schema is tested to load (below): this cannot fail.
-        FieldPolicy::from_schema(crate::contract::SCHEMA_JSON).unwrap_or_default()
+        FieldPolicy::from_schema(crate::schema::SCHEMA_JSON).unwrap_or_default()
     }
 }
 
@@ -361,14 +361,14 @@ mod tests {
 
     /// The published schema with `extra` added to its properties.
     fn with_property(name: &str, extra: Value) -> String {
-        let mut schema: Value = serde_json::from_str(crate::contract::SCHEMA_JSON).expect("schema");
+        let mut schema: Value = serde_json::from_str(crate::schema::SCHEMA_JSON).expect("schema");
         schema["properties"][name] = extra;
         schema.to_string()
     }
 
     #[test]
     fn the_published_schema_is_a_policy_of_the_built_in_fields_only() {
-        let policy = FieldPolicy::from_schema(crate::contract::SCHEMA_JSON).expect("the published policy loads");
+        let policy = FieldPolicy::from_schema(crate::schema::SCHEMA_JSON).expect("the published policy loads");
         assert!(policy.extras.is_empty());
         assert_eq!(FieldPolicy::published(), policy);
     }
@@ -435,7 +435,7 @@ mod tests {
             let err = FieldPolicy::from_schema(&with_property(name, property.clone())).expect_err("refused");
             assert!(matches!(&err, PolicyError::Field { field, .. } if field == name), "{property}: {err}");
         }
-        let mut schema: Value = serde_json::from_str(crate::contract::SCHEMA_JSON).expect("schema");
+        let mut schema: Value = serde_json::from_str(crate::schema::SCHEMA_JSON).expect("schema");
         schema["x-unknown-keys"] = "keep".into();
         assert_eq!(FieldPolicy::from_schema(&schema.to_string()), Err(PolicyError::UnknownKeysDefault));
         assert_eq!(FieldPolicy::from_schema("[]"), Err(PolicyError::NotASchema));

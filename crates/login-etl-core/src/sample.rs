@@ -27,7 +27,7 @@ pub struct SampleMessage {
     pub unknown_keys: bool,
 }
 
-/// The keys a producer one version ahead of the contract adds: what `send
+/// The keys a producer one version ahead of the schema adds: what `send
 /// --unknown-key-ratio` puts in a share of the valid messages, and `make demo` shows counted.
 pub const DRIFT_KEYS: [&str; 2] = ["os_version", "schema_version"];
 

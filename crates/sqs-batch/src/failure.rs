@@ -1,6 +1,7 @@
 //! Why a message failed, and why a whole event could not be answered.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// A reason the record type gives for refusing a message's content.
 ///
@@ -232,7 +233,7 @@ impl From<crate::json::MalformedJson> for RecordFailure {
 
 /// The event cannot be answered record by record, so the invocation must fail and Lambda retry
 /// the whole batch, rather than lose a message silently.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum EventError {
     /// A record has no (or an empty) `messageId`. Its failure could not be named in the
@@ -243,7 +244,49 @@ pub enum EventError {
         /// The record's index in the event's `Records`.
         position: usize,
     },
+    /// The parse step of [`try_plan`](crate::try_plan) failed the whole event: something no
+    /// message is to blame for broke (a key, an encryptor), so no per-record answer would be
+    /// honest, and nothing of the event was stored.
+    #[error("the parse step failed the whole event at record {position}")]
+    Aborted {
+        /// The index in the event's `Records` of the message being parsed.
+        position: usize,
+        /// The parse step's error: [`EventError::source_as`] gets it back as its own type.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
 }
+
+impl EventError {
+    pub(crate) fn aborted(position: usize, error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        EventError::Aborted { position, source: Arc::new(error) }
+    }
+
+    /// The parse step's error of an [`Aborted`](EventError::Aborted) event, as its own type.
+    pub fn source_as<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        match self {
+            EventError::Aborted { source, .. } => source.downcast_ref::<T>(),
+            _ => None,
+        }
+    }
+}
+
+/// Equal when they name the same record for the same reason: an aborted event's source is
+/// compared by identity (the same error, cloned), since an error type need not be comparable.
+impl PartialEq for EventError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (EventError::MissingMessageId { position: a }, EventError::MissingMessageId { position: b }) => a == b,
+            (
+                EventError::Aborted { position: a, source: source_a },
+                EventError::Aborted { position: b, source: source_b },
+            ) => a == b && Arc::ptr_eq(source_a, source_b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for EventError {}
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,8 @@
 //! - **Every record gets exactly one fate**: handled (or a duplicate), or named in
 //!   `batchItemFailures`, each `messageId` once. Nothing is dropped silently.
 //! - **A message whose failure cannot be named fails the whole event** ([`EventError`]): leaving
-//!   a record with no `messageId` out of the response would tell Lambda it succeeded.
+//!   a record with no `messageId` out of the response would tell Lambda it succeeded. So does a
+//!   parse step that breaks for a reason no message is to blame for ([`try_plan`]).
 //! - **Ids are checked, not trusted**: a `messageId` over 128 characters or with control
 //!   characters fails its record; one repeated in the event fails every copy, since the
 //!   response could not tell them apart.
@@ -118,6 +119,7 @@
 //!   and receive-count checks, repeated ids, [`FifoPolicy`]).
 //! - [`Processor`]: the per-record path; [`Record`] is what the handler gets.
 //! - [`plan`](plan()) → [`Store`] ([`process`]): the bulk path; [`MemoryStore`] for tests.
+//!   [`try_plan`] when the parse step may fail the whole event ([`EventError::Aborted`]).
 //! - [`Outcome`]: the fate of every record, from either path; [`ResponsePolicy`] turns it into
 //!   the `SqsBatchResponse` or a function error.
 //! - [`FailureReason`]: why a message failed, with a stable [`code`](FailureReason::code);
@@ -159,6 +161,6 @@ pub use envelope::{Envelope, FifoPolicy, IDEMPOTENCY_KEY_ATTRIBUTE, MAX_ID_CHARS
 pub use failure::{EventError, Failed, FailureReason, RecordFailure, Rejection};
 pub use json::{MalformedJson, json};
 pub use outcome::{Outcome, ResponsePolicy, Unanswered, batch_response, process};
-pub use plan::{Accepted, Plan, plan};
+pub use plan::{Accepted, Plan, plan, try_plan};
 pub use run::{DEFAULT_CONCURRENCY, DEFAULT_DEADLINE_MARGIN, Processor, Record};
 pub use store::{InjectedFailure, MemoryStore, Store};

@@ -101,21 +101,21 @@ impl<R, E: Rejection> Plan<R, E> {
     /// must look at its plan before anything is written.
     pub async fn store<S: Store<R>>(self, store: &S) -> Outcome<E, S::Error> {
         if self.accepted.is_empty() {
-            return self.stored(0);
+            return self.inserted(0);
         }
         match store.store(&self.accepted).await {
-            Ok(stored) => self.stored(stored),
+            Ok(inserted) => self.inserted(inserted),
             Err(error) => self.store_failed(error),
         }
     }
 
-    /// The store wrote the batch, `stored` of its records for the first time: for a caller that
-    /// writes the plan itself.
-    pub fn stored<S>(self, stored: usize) -> Outcome<E, S> {
+    /// The store wrote the batch, `inserted` of its records new (the others' identities were
+    /// already stored): for a caller that writes the plan itself.
+    pub fn inserted<S>(self, inserted: usize) -> Outcome<E, S> {
         let outcome = Outcome {
             received: self.received,
-            succeeded: stored,
-            duplicates: self.accepted.len().saturating_sub(stored) + self.copies_skipped,
+            succeeded: inserted,
+            duplicates: self.accepted.len().saturating_sub(inserted) + self.copies_skipped,
             failed: self.rejected,
             store_error: None,
         };
@@ -458,19 +458,19 @@ mod tests {
     fn all_failed_can_fail_the_invocation() {
         let failing = ResponsePolicy::default().fail_when_all_failed(true);
         let outcome: TestOutcome =
-            plan(&[message("a", "x"), message("b", "y")], &Envelope::default(), parse).expect("plan").stored(0);
+            plan(&[message("a", "x"), message("b", "y")], &Envelope::default(), parse).expect("plan").inserted(0);
         assert!(outcome.all_failed());
         assert!(matches!(outcome.clone().into_response(failing), Err(Unanswered::AllFailed { failed: 2 })));
         assert_eq!(failed_ids(&outcome.into_response(ResponsePolicy::default()).expect("partial")), ["a", "b"]);
 
         let one_good: TestOutcome =
-            plan(&[message("a", "1"), message("b", "y")], &Envelope::default(), parse).expect("plan").stored(1);
+            plan(&[message("a", "1"), message("b", "y")], &Envelope::default(), parse).expect("plan").inserted(1);
         assert!(!one_good.all_failed());
         assert_eq!(failed_ids(&one_good.into_response(failing).expect("partial")), ["b"]);
         let only_duplicates: TestOutcome =
-            plan(&[message("a", "1")], &Envelope::default(), parse).expect("plan").stored(0);
+            plan(&[message("a", "1")], &Envelope::default(), parse).expect("plan").inserted(0);
         assert!(!only_duplicates.all_failed(), "a duplicate is handled");
-        let empty: TestOutcome = plan(&[], &Envelope::default(), parse).expect("plan").stored(0);
+        let empty: TestOutcome = plan(&[], &Envelope::default(), parse).expect("plan").inserted(0);
         assert!(empty.into_response(failing).is_ok(), "an empty batch did not fail");
     }
 
@@ -499,7 +499,7 @@ mod tests {
             tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).without_time().finish();
         tracing::subscriber::with_default(subscriber, || {
             let records = [message("a", "1"), message("b", "secret-body"), message("c\nx", "3")];
-            let _: TestOutcome = plan(&records, &Envelope::default(), parse).expect("plan").stored(1);
+            let _: TestOutcome = plan(&records, &Envelope::default(), parse).expect("plan").inserted(1);
         });
         let text = String::from_utf8(lines.0.lock().expect("not poisoned").clone()).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();

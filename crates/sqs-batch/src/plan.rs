@@ -1,6 +1,7 @@
 //! One event in, a plan out: the records to store and the messages that already failed.
 
 use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
 
 use aws_lambda_events::sqs::SqsMessage;
 
@@ -127,16 +128,63 @@ pub fn plan<R, E>(
     envelope: &Envelope,
     mut parse: impl FnMut(&SqsMessage) -> Result<R, E>,
 ) -> Result<Plan<R, E>, EventError> {
+    try_plan(records, envelope, |message| Ok::<_, Infallible>(parse(message)))
+}
+
+/// [`plan`] with a parse step that may also fail the whole event: for a step that needs
+/// something no message is to blame for (a key, an encryptor, a lookup table) and cannot answer
+/// honestly with a per-record failure when that breaks.
+///
+/// `parse` answers `Ok(Ok(record))` to accept a message, `Ok(Err(rejection))` to fail it alone,
+/// and `Err(error)` to stop: no later message is parsed, and the plan is never returned, so
+/// nothing of the event can be stored. Lambda then retries the whole batch.
+///
+/// ```
+/// use aws_lambda_events::sqs::SqsMessage;
+/// use sqs_batch::{Envelope, EventError, MalformedJson, try_plan};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("the signing key is gone")]
+/// struct KeyGone;
+///
+/// let mut key = Some("k-1");
+/// let parse = |message: &SqsMessage| -> Result<Result<String, MalformedJson>, KeyGone> {
+///     let key = key.take().ok_or(KeyGone)?; // one use only: the second message fails the event
+///     Ok(sqs_batch::json::<String>(message).map(|body| format!("{key}:{body}")))
+/// };
+/// let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(
+///     r#"{"Records": [{"messageId": "m-1", "body": "\"a\""}, {"messageId": "m-2", "body": "\"b\""}]}"#,
+/// )
+/// .unwrap();
+/// let error = try_plan(&event.records, &Envelope::default(), parse).unwrap_err();
+/// assert!(matches!(error, EventError::Aborted { position: 1, .. }));
+/// assert!(error.source_as::<KeyGone>().is_some());
+/// ```
+///
+/// # Errors
+///
+/// [`EventError::MissingMessageId`] as [`plan`]; [`EventError::Aborted`] with `parse`'s error
+/// and the position of the message it was parsing.
+pub fn try_plan<R, E, A>(
+    records: &[SqsMessage],
+    envelope: &Envelope,
+    mut parse: impl FnMut(&SqsMessage) -> Result<Result<R, E>, A>,
+) -> Result<Plan<R, E>, EventError>
+where
+    A: std::error::Error + Send + Sync + 'static,
+{
     plan_with_meta(records, envelope, |message, _| parse(message))
 }
 
-/// [`plan`] whose parse step also sees what the envelope read (the per-record path keeps the
-/// message itself).
-pub(crate) fn plan_with_meta<'m, R, E>(
+/// [`try_plan`] whose parse step also sees what the envelope read.
+fn plan_with_meta<'m, R, E, A>(
     records: &'m [SqsMessage],
     envelope: &Envelope,
-    mut parse: impl FnMut(&'m SqsMessage, &Meta<'m>) -> Result<R, E>,
-) -> Result<Plan<R, E>, EventError> {
+    mut parse: impl FnMut(&'m SqsMessage, &Meta<'m>) -> Result<Result<R, E>, A>,
+) -> Result<Plan<R, E>, EventError>
+where
+    A: std::error::Error + Send + Sync + 'static,
+{
     // First pass: every record needs an id, and each id one fate.
     let mut first_copy: HashMap<&str, usize> = HashMap::with_capacity(records.len());
     let mut repeated: HashSet<&str> = HashSet::new();
@@ -184,19 +232,23 @@ pub(crate) fn plan_with_meta<'m, R, E>(
         } else if group.is_some_and(|group| blocked_groups.contains(group)) {
             Err(FailureReason::EarlierFailureInGroup)
         } else {
-            envelope.read(record).and_then(|meta| {
-                let parsed = parse(record, &meta).map_err(FailureReason::Rejected)?;
-                Ok(Accepted {
-                    record: parsed,
-                    identity: meta.identity.to_owned(),
-                    message_id: message_id.to_owned(),
-                    position,
-                    receive_count: envelope::receive_count(record),
-                    sent_at_ms: meta.sent_at_ms,
-                    group: group.map(str::to_owned),
-                    receipt_handle: record.receipt_handle.clone(),
-                })
-            })
+            match envelope.read(record) {
+                Err(reason) => Err(reason),
+                Ok(meta) => match parse(record, &meta) {
+                    Err(error) => return Err(EventError::aborted(position, error)),
+                    Ok(Err(rejection)) => Err(FailureReason::Rejected(rejection)),
+                    Ok(Ok(parsed)) => Ok(Accepted {
+                        record: parsed,
+                        identity: meta.identity.to_owned(),
+                        message_id: message_id.to_owned(),
+                        position,
+                        receive_count: envelope::receive_count(record),
+                        sent_at_ms: meta.sent_at_ms,
+                        group: group.map(str::to_owned),
+                        receipt_handle: record.receipt_handle.clone(),
+                    }),
+                },
+            }
         };
         match fate {
             Ok(record) => accepted.push(record),
@@ -239,6 +291,48 @@ mod tests {
 
     fn rejected_codes<R, E: Rejection>(plan: &Plan<R, E>) -> Vec<(&str, String)> {
         plan.rejected().iter().map(|f| (f.message_id(), f.reason().code().into_owned())).collect()
+    }
+
+    #[test]
+    fn a_parse_step_may_fail_the_whole_event_and_parses_nothing_after() {
+        #[derive(Debug, PartialEq, thiserror::Error)]
+        #[error("the encryptor broke")]
+        struct Broke;
+        let calls = Cell::new(0);
+        let parse = |message: &SqsMessage| {
+            calls.set(calls.get() + 1);
+            match message.body.as_deref() {
+                Some("boom") => Err(Broke),
+                _ => Ok(crate::test_record::parse(message)),
+            }
+        };
+        // The envelope is read first: a refused message never reaches the step.
+        let mut refused = message("r", "boom");
+        refused.message_id = Some("bad\nid".into());
+        let records = [message("a", "1"), message("b", "x"), refused, message("c", "boom"), message("d", "4")];
+        let error = try_plan(&records, &Envelope::default(), parse).expect_err("the event fails");
+        assert!(matches!(error, EventError::Aborted { position: 3, .. }), "{error:?}");
+        assert_eq!(error.source_as::<Broke>(), Some(&Broke));
+        assert_eq!(error.source_as::<std::fmt::Error>(), None);
+        assert_eq!(error.to_string(), "the parse step failed the whole event at record 3");
+        assert_eq!(std::error::Error::source(&error).map(ToString::to_string).as_deref(), Some("the encryptor broke"));
+        assert_eq!(calls.get(), 3, "a, b and c: nothing after the failing message is parsed");
+        assert_eq!(error.clone(), error, "a clone is the same error");
+
+        // A missing messageId still comes first: it is found before any parse.
+        let mut anonymous = message("x", "1");
+        anonymous.message_id = None;
+        let parse = |_: &SqsMessage| -> Result<Result<(), NotANumber>, Broke> { Err(Broke) };
+        let error = try_plan(&[message("c", "boom"), anonymous], &Envelope::default(), parse).expect_err("fails");
+        assert_eq!(error, EventError::MissingMessageId { position: 1 });
+
+        // A step that never aborts plans as `plan` does.
+        let records = [message("a", "1"), message("b", "x")];
+        let never = |message: &SqsMessage| Ok::<_, Broke>(crate::test_record::parse(message));
+        assert_eq!(
+            try_plan(&records, &Envelope::default(), never),
+            plan(&records, &Envelope::default(), crate::test_record::parse)
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::plan::Accepted;
 /// - **Idempotent by identity.** A record whose [`Accepted::identity`] is already stored (an
 ///   earlier delivery, a redrive, a copy earlier in the same batch) is skipped, not written
 ///   twice and not an error (`INSERT … ON CONFLICT DO NOTHING`). SQS delivers at least once.
-/// - It returns how many records were new; the others count as duplicates.
+/// - It returns how many records it inserted (were new); the others count as duplicates.
 ///
 /// The future is `Send`, so a handler using it runs on tokio's multi-threaded runtime (what
 /// `lambda_runtime` uses). An implementation may still be written as an `async fn`:
@@ -39,7 +39,7 @@ pub trait Store<R> {
     /// Why the batch could not be written.
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// Writes the batch, skipping identities already stored; how many records were new.
+    /// Writes the batch, skipping identities already stored; how many records it inserted.
     fn store(&self, batch: &[Accepted<R>]) -> impl Future<Output = Result<usize, Self::Error>> + Send;
 }
 

@@ -2,8 +2,7 @@
 //! target (optionally through PgBouncer). Benchmarks take it as
 //! `use login_etl_test_support::bench as common;`.
 
-use login_etl::adapters::database::DbTarget;
-use login_etl::adapters::store::Store;
+use login_etl::{DbTarget, OperatorDb};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
@@ -49,9 +48,9 @@ pub fn loader_target(options: &PgConnectOptions, via: Option<(&str, &str)>) -> D
 
 /// Applies the migrations to the database behind `options`.
 pub async fn migrate(options: &PgConnectOptions) -> anyhow::Result<()> {
-    let store = Store::connect_lazy(options.clone(), 1);
-    store.migrate().await?;
-    store.pool().close().await;
+    let db = OperatorDb::connect_lazy(options.clone(), 1);
+    db.migrate().await?;
+    db.pool().close().await;
     Ok(())
 }
 

@@ -5,9 +5,7 @@
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 
-use login_etl::adapters::database::DbTarget;
-use login_etl::adapters::store::Store;
-use login_etl::config::SslMode;
+use login_etl::{DbTarget, OperatorDb, SslMode};
 
 /// The server `options` name (trust authentication, no TLS), without any pooler in between.
 pub fn direct_target(options: &PgConnectOptions) -> DbTarget {
@@ -57,9 +55,9 @@ pub async fn create_take_home_table(pool: &PgPool) {
     .expect("the take-home's table");
 }
 
-/// The operators' store over the same database (migrations, reports, vault reads).
-pub fn store_for(pool: &PgPool) -> Store {
-    Store::connect_lazy((*pool.connect_options()).clone(), 2)
+/// The operators' pool ([`OperatorDb`]) over the same database (migrations, reports, vault reads).
+pub fn operator_db_for(pool: &PgPool) -> OperatorDb {
+    OperatorDb::connect_lazy((*pool.connect_options()).clone(), 2)
 }
 
 /// A trigger that rejects user `poison`, so the database refuses a batch statement mid-way.

@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use login_etl::adapters::database::DbTarget;
-use login_etl::adapters::loader::Loader;
-use login_etl::config::PoolSettings;
-use login_etl::handler::Handler;
+use login_etl::{DbTarget, Handler, Loader, PoolSettings};
 
 use crate::database::direct_target;
 use crate::records::masker;

@@ -6,7 +6,7 @@
 //!   and the tests' masking key ([`sqs_message`], [`fifo_message`], [`event`], [`masker`]);
 //! - `localstack`: the one LocalStack set-up ([`localstack_config`], [`sqs`]) and queues of a
 //!   test's own;
-//! - `database`: a test database's targets and URLs, older schemas, the operators' [`store_for`],
+//! - `database`: a test database's targets and URLs, older schemas, the operators' [`operator_db_for`],
 //!   and what tests do to the table;
 //! - `handlers`: handlers over a test database, directly or through PgBouncer ([`handler_for`]);
 //! - `cli`: `login-etl-cli` as a process ([`cli_binary`], [`cli_process`]);
@@ -34,7 +34,8 @@ pub use ca::TestCa;
 pub use cli::{cli_binary, cli_process};
 pub use cluster::TestCluster;
 pub use database::{
-    create_take_home_table, database_url, direct_target, install_poison_trigger, migrate_through, row_count, store_for,
+    create_take_home_table, database_url, direct_target, install_poison_trigger, migrate_through, operator_db_for,
+    row_count,
 };
 pub use handlers::{
     fast_pool_settings, handler_for, handler_for_pool_size, handler_with_settings, handler_with_target, loader_target,

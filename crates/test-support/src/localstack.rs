@@ -1,7 +1,7 @@
 //! The one LocalStack set-up: its endpoint, SDK configuration that ignores the caller's AWS
 //! environment, and queues of a test's own.
 
-use login_etl::adapters::sqs::Queue;
+use login_etl::Queue;
 
 use crate::unique_name;
 

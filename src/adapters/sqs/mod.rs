@@ -1,6 +1,6 @@
 //! The SQS client for running outside Lambda: a [`Queue`] receives, sends and deletes in
 //! batches of 10 and turns a received message into the record Lambda would deliver. The local
-//! event source mapping built on it is [`crate::drain`]; queue set-up is [`provision`],
+//! event source mapping built on it is `drain`; queue set-up is [`provision`],
 //! dead-letter redrive is [`redrive`](redrive::redrive).
 
 mod provision;
@@ -16,7 +16,7 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 
-pub use provision::{KMS_DATA_KEY_REUSE_SECONDS, ensure_queue_with_dlq};
+pub use provision::ensure_queue_with_dlq;
 pub use redrive::redrive;
 
 /// SQS's limit for ReceiveMessage, SendMessageBatch and DeleteMessageBatch.
@@ -45,7 +45,7 @@ pub enum QueueError {
     #[error("SQS {operation} returned no {field}")]
     Incomplete { operation: &'static str, field: &'static str },
     #[error("the handler refused a whole batch")]
-    Event(#[from] login_etl_core::batch::EventError),
+    Event(#[from] sqs_batch::EventError),
     #[error(
         "refusing to redrive: {dlq} is not the dead-letter queue of {target} ({target_has}); nothing was moved. \
          Give --dlq-url the dead-letter queue and --queue-url the queue whose redrive policy names it"
@@ -298,7 +298,7 @@ where
         match call().await {
             Err(err @ QueueError::Sqs { .. }) if started.elapsed() < budget => {
                 let wait = pause.min(budget.saturating_sub(started.elapsed()));
-                tracing::warn!(error = %crate::errors::causes(&err), retry_in_ms = wait.as_millis() as u64, "SQS call failed; retrying");
+                tracing::warn!(error = %crate::errors::error_chain(&err), retry_in_ms = wait.as_millis() as u64, "SQS call failed; retrying");
                 tokio::time::sleep(wait).await;
                 pause = (pause * 2).min(Duration::from_secs(8));
             }

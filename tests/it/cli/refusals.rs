@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use login_etl::adapters::sqs::{self, Queue, QueueError};
+use login_etl::{Queue, QueueError};
 use login_etl_test_support::*;
 use sqlx::PgPool;
 
@@ -13,18 +13,18 @@ use crate::helpers::*;
 async fn redrive_refuses_queues_that_are_not_source_and_dead_letter_queue_and_moves_nothing() {
     let client = sqs().await;
     let (url, dlq_url) =
-        sqs::ensure_queue_with_dlq(&client, &unique_name("swap"), 30, 5, None).await.expect("queue and DLQ");
+        login_etl::ensure_queue_with_dlq(&client, &unique_name("swap"), 30, 5, None).await.expect("queue and DLQ");
     let queue = Queue::open(client.clone(), &url).await.expect("queue");
     let dlq = Queue::open(client.clone(), &dlq_url).await.expect("dlq");
     let bodies: Vec<String> = (0..3).map(|i| login_body(&format!("live-{i}"), "10.0.0.1", "d")).collect();
     queue.send(&bodies).await.expect("send");
 
     // Swapped: the live queue given as the DLQ.
-    let swapped = sqs::redrive(&queue, &dlq).await.expect_err("swapped queues");
+    let swapped = login_etl::redrive(&queue, &dlq).await.expect_err("swapped queues");
     assert!(matches!(swapped, QueueError::NotTheDeadLetterQueue { .. }), "{swapped:?}");
     // A queue that is nobody's DLQ, into a queue whose DLQ is another.
     let stranger = queue_without_redrive("stranger").await;
-    let wrong = sqs::redrive(&stranger, &queue).await.expect_err("not its DLQ");
+    let wrong = login_etl::redrive(&stranger, &queue).await.expect_err("not its DLQ");
     assert!(matches!(wrong, QueueError::NotTheDeadLetterQueue { .. }), "{wrong:?}");
 
     let output =
@@ -43,7 +43,7 @@ async fn out_of_range_arguments_are_refused_and_change_nothing(pool: PgPool) {
     let queue = queue_without_redrive("ranges").await;
     queue.send(&[login_body("stays", "10.0.0.1", "d")]).await.expect("send");
     let loaded = handler_for(&pool).handle(&[sqs_message("m-1", &login_body("kept", "10.0.0.2", "d"))]).await;
-    assert_eq!(loaded.expect("loaded").inserted, 1);
+    assert_eq!(loaded.expect("loaded").records.succeeded(), 1);
     let partitions = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_inherits WHERE inhparent = 'user_logins'::regclass")
             .fetch_one(&pool)
@@ -269,7 +269,7 @@ async fn a_file_that_is_not_an_event_names_the_path_and_the_problem(pool: PgPool
 /// command that may call AWS refuses it first, in one line naming it.
 #[tokio::test]
 async fn a_blank_endpoint_variable_is_one_line_naming_it_not_a_panic() {
-    for variable in login_etl::adapters::aws::ENDPOINT_VARIABLES {
+    for variable in login_etl::ENDPOINT_VARIABLES {
         let output = cli_without_database()
             .env(variable, "")
             .args(["depth", "--queue-url", &format!("{}/000000000000/q", localstack_endpoint())])

@@ -4,11 +4,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use login_etl::adapters::database::DbTarget;
-use login_etl::adapters::sqs::{self, Queue};
-use login_etl::adapters::store::Store;
-use login_etl::adapters::visibility::VisibilityBackoff;
-use login_etl::drain::{self, DrainEnd, DrainOptions};
+use login_etl::{DbTarget, DrainEnd, DrainOptions, OperatorDb, Queue, VisibilityBackoff};
 use login_etl_test_support::*;
 
 const VISIBILITY_SECONDS: u32 = 2;
@@ -21,16 +17,16 @@ const OUTAGE: Duration = Duration::from_secs(40);
 #[tokio::test]
 async fn a_forty_second_outage_dead_letters_nothing_valid() {
     let cluster = TestCluster::start();
-    let admin = Store::connect_lazy(DbTarget::from_url(&cluster.url("postgres")).expect("url").sqlx_options(), 1);
+    let admin = OperatorDb::connect_lazy(DbTarget::from_url(&cluster.url("postgres")).expect("url").sqlx_options(), 1);
     sqlx::raw_sql("CREATE DATABASE logins").execute(admin.pool()).await.expect("database");
     admin.pool().close().await;
     let target = DbTarget::from_url(&cluster.url("logins")).expect("url");
-    let store = Store::connect_lazy(target.sqlx_options(), 1);
-    store.migrate().await.expect("migrate");
+    let db = OperatorDb::connect_lazy(target.sqlx_options(), 1);
+    db.migrate().await.expect("migrate");
 
     let client = sqs().await;
     let (url, dlq_url) =
-        sqs::ensure_queue_with_dlq(&client, &unique_name("outage"), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT, None)
+        login_etl::ensure_queue_with_dlq(&client, &unique_name("outage"), VISIBILITY_SECONDS, MAX_RECEIVE_COUNT, None)
             .await
             .expect("queues");
     let (queue, dlq) = (
@@ -48,20 +44,20 @@ async fn a_forty_second_outage_dead_letters_nothing_valid() {
     let options = DrainOptions { concurrency: 2, wait_seconds: 1, follow: false, ..DrainOptions::default() };
     let drain = tokio::spawn({
         let (queue, handler) = (queue.clone(), handler.clone());
-        async move { drain::drain(&queue, &handler, &options).await }
+        async move { login_etl::drain(&queue, &handler, &options).await }
     });
 
     // Let some batches land, then take the database away mid-drain.
-    let count = |store: &Store| {
-        let pool = store.pool().clone();
+    let count = |db: &OperatorDb| {
+        let pool = db.pool().clone();
         async move { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM user_logins").fetch_one(&pool).await }
     };
     let waited = Instant::now();
-    while count(&store).await.expect("count") < 20 {
+    while count(&db).await.expect("count") < 20 {
         assert!(waited.elapsed() < Duration::from_secs(60), "the drain never started loading");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    store.pool().close().await;
+    db.pool().close().await;
     cluster.stop_server();
     tokio::time::sleep(OUTAGE).await;
     cluster.start_server();
@@ -69,16 +65,16 @@ async fn a_forty_second_outage_dead_letters_nothing_valid() {
     let report = tokio::time::timeout(Duration::from_secs(300), drain).await.expect("the drain ends").expect("task");
     let report = report.expect("drain");
     assert_eq!(report.end, DrainEnd::Empty);
-    assert!(report.failed_by_reason.get("store_failed").copied().unwrap_or(0) > 0, "the outage was felt: {report:?}");
+    assert!(report.failures_by_code.get("store_failed").copied().unwrap_or(0) > 0, "the outage was felt: {report:?}");
 
-    let store = Store::connect_lazy(DbTarget::from_url(&cluster.url("logins")).expect("url").sqlx_options(), 1);
+    let db = OperatorDb::connect_lazy(DbTarget::from_url(&cluster.url("logins")).expect("url").sqlx_options(), 1);
     let (rows, distinct): (i64, i64) = sqlx::query_as("SELECT count(*), count(DISTINCT message_id) FROM user_logins")
-        .fetch_one(store.pool())
+        .fetch_one(db.pool())
         .await
         .expect("rows");
     assert_eq!((rows, distinct), (270, 270), "every valid message loaded exactly once");
     let loaded: HashSet<String> = sqlx::query_scalar("SELECT message_id FROM user_logins")
-        .fetch_all(store.pool())
+        .fetch_all(db.pool())
         .await
         .expect("ids")
         .into_iter()
@@ -102,5 +98,5 @@ async fn a_forty_second_outage_dead_letters_nothing_valid() {
         dead.intersection(&valid_ids).count()
     );
     handler.loader().close();
-    store.pool().close().await;
+    db.pool().close().await;
 }

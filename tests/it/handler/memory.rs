@@ -5,24 +5,23 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::sqs::SqsMessage;
-use login_etl::handler::process;
-use login_etl::lambda::response::{batch_response, respond};
-use login_etl_core::batch::{self, BatchOutcome, EventError, MaskedLogin};
+use login_etl::{process, respond};
+use login_etl_core::batch::{self, BatchOutcome, MaskedLogin};
 use login_etl_core::mask::MaskedField;
 use login_etl_test_support::{fifo_message, login_body, masker, sqs_message};
 use sqs_batch::testing::with_attribute;
-use sqs_batch::{InjectedFailure, MemoryStore};
+use sqs_batch::{EventError, InjectedFailure, MemoryStore};
 
 /// One invocation as the handler runs it, with `store` in the loader's place.
-async fn handle(records: &[SqsMessage], store: &MemoryStore<MaskedLogin>) -> (BatchOutcome, bool) {
-    let (outcome, unknown_keys) =
+async fn handle(records: &[SqsMessage], store: &MemoryStore<MaskedLogin>) -> (BatchOutcome<InjectedFailure>, bool) {
+    let outcome =
         process(records, &batch::envelope(), &masker(), None, store).await.expect("every record has a messageId");
-    let store_failed = outcome.store_error() == Some(&InjectedFailure);
-    (BatchOutcome::new(outcome, unknown_keys), store_failed)
+    let store_failed = outcome.records.store_error() == Some(&InjectedFailure);
+    (outcome, store_failed)
 }
 
-fn failure_ids(outcome: &BatchOutcome) -> Vec<String> {
-    batch_response(outcome).batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+fn failure_ids(outcome: &BatchOutcome<InjectedFailure>) -> Vec<String> {
+    outcome.records.response().batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
 }
 
 #[tokio::test]
@@ -39,22 +38,22 @@ async fn a_mixed_batch_stores_the_good_and_names_exactly_the_bad() {
     ];
     let (outcome, store_failed) = handle(&records, &store).await;
     assert!(!store_failed);
-    assert_eq!((outcome.received, outcome.inserted, outcome.duplicates), (6, 2, 0));
+    assert_eq!((outcome.records.received(), outcome.records.succeeded(), outcome.records.duplicates()), (6, 2, 0));
     assert_eq!(failure_ids(&outcome), ["malformed", "oversize", "no-user", "bad-ip"], "in event order");
     assert_eq!(
-        outcome.failures_by_reason(),
+        outcome.records.failures_by_code(),
         BTreeMap::from([
-            ("invalid_ip".to_string(), 1),
-            ("malformed_json".to_string(), 1),
-            ("missing_user_id".to_string(), 1),
-            ("too_long_locale".to_string(), 1),
+            ("invalid_ip".into(), 1),
+            ("malformed_json".into(), 1),
+            ("missing_user_id".into(), 1),
+            ("too_long_locale".into(), 1),
         ])
     );
     assert_eq!(store.identities(), ["good-1", "nulls"]);
     let stored = store.get("good-1").expect("stored").into_record();
     assert_eq!(stored.masked_ip, Some(masker().mask(MaskedField::Ip, "199.172.111.135")));
     assert!(!format!("{stored:?}").contains("199.172.111.135"), "no original reaches the store");
-    assert_eq!(respond(&outcome).expect("a partial response").batch_item_failures.len(), 4);
+    assert_eq!(respond(outcome.clone()).expect("a partial response").batch_item_failures.len(), 4);
 }
 
 #[tokio::test]
@@ -69,7 +68,7 @@ async fn a_fifo_failure_holds_back_the_rest_of_its_group_only() {
     ];
     let (outcome, _) = handle(&records, &store).await;
     assert_eq!(failure_ids(&outcome), ["a2", "a3"]);
-    assert_eq!(outcome.failures_by_reason().get("fifo_group_blocked"), Some(&1));
+    assert_eq!(outcome.records.failures_by_code().get("fifo_group_blocked"), Some(&1));
     assert_eq!(store.identities(), ["a1", "b1", "b2"]);
 }
 
@@ -79,7 +78,7 @@ async fn a_redelivered_or_redriven_login_makes_no_second_entry() {
     let records: Vec<_> =
         (0..5).map(|i| sqs_message(&format!("m-{i}"), &login_body(&format!("u-{i}"), "10.0.0.1", "d-1"))).collect();
     let (first, _) = handle(&records, &store).await;
-    assert_eq!((first.inserted, first.duplicates), (5, 0));
+    assert_eq!((first.records.succeeded(), first.records.duplicates()), (5, 0));
 
     // The whole batch again (a timeout after the commit), one message twice in it, a
     // redrive of m-1 under a new id, and a producer's retry under a new id with its key.
@@ -94,10 +93,10 @@ async fn a_redelivered_or_redriven_login_makes_no_second_entry() {
         |id: &str| with_attribute(sqs_message(id, &login_body("k", "10.0.0.1", "d-1")), "IdempotencyKey", "key-7");
     again.push(keyed("k-1"));
     let (second, _) = handle(&again, &store).await;
-    assert_eq!((second.inserted, second.duplicates), (1, 7));
-    assert!(second.failed.is_empty());
+    assert_eq!((second.records.succeeded(), second.records.duplicates()), (1, 7));
+    assert!(second.records.failed().is_empty());
     let (third, _) = handle(&[keyed("k-2")], &store).await;
-    assert_eq!((third.inserted, third.duplicates), (0, 1));
+    assert_eq!((third.records.succeeded(), third.records.duplicates()), (0, 1));
     assert_eq!(store.len(), 6);
     assert_eq!(
         store.get("key-7").map(|entry| entry.message_id().to_owned()),
@@ -116,21 +115,21 @@ async fn a_whole_batch_store_failure_fails_every_record_and_loses_nothing() {
         sqs_message("ok-2", &login_body("u-2", "10.0.0.3", "d-1")),
     ];
     let (outcome, store_failed) = handle(&records, &store).await;
-    assert!(store_failed && outcome.store_failed());
-    assert_eq!(outcome.inserted, 0);
+    assert!(store_failed && outcome.records.store_error().is_some());
+    assert_eq!(outcome.records.succeeded(), 0);
     assert_eq!(failure_ids(&outcome), ["ok-1", "bad", "ok-2"], "in event order, each once");
     assert_eq!(
-        outcome.failures_by_reason(),
-        BTreeMap::from([("not_an_object".to_string(), 1), ("store_failed".to_string(), 2)])
+        outcome.records.failures_by_code(),
+        BTreeMap::from([("not_an_object".into(), 1), ("store_failed".into(), 2)])
     );
-    assert!(outcome.store_failures().all(|failed| failed.reason().is_retryable()));
+    assert!(outcome.records.store_failures().all(|failed| failed.reason().is_retryable()));
     assert!(store.is_empty());
     // Lambda gets a function error, so the event source mapping backs off.
-    assert!(respond(&outcome).is_err());
+    assert!(respond(outcome.clone()).is_err());
 
     // The outage passes: the redelivered batch is stored.
     let (redelivered, _) = handle(&records, &store).await;
-    assert_eq!((redelivered.inserted, failure_ids(&redelivered)), (2, vec!["bad".to_string()]));
+    assert_eq!((redelivered.records.succeeded(), failure_ids(&redelivered)), (2, vec!["bad".to_string()]));
 }
 
 #[tokio::test]
@@ -146,7 +145,7 @@ async fn an_event_that_cannot_be_answered_record_by_record_fails_before_the_stor
         &store,
     )
     .await;
-    assert!(matches!(result, Err(EventError::Unanswerable(sqs_batch::EventError::MissingMessageId { position: 1 }))));
+    assert!(matches!(result, Err(EventError::MissingMessageId { position: 1 })));
     assert_eq!(store.calls(), 0);
 }
 

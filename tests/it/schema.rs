@@ -1,5 +1,5 @@
-//! The message contract: `schema/login-event.schema.json` and the function's own validation
-//! (`LoginRecord::parse`, through `contract::judge`) agree, body for body, on a generated
+//! The message schema: `schema/login-event.schema.json` and the function's own validation
+//! (`LoginRecord::parse`, through `schema::judge`) agree, body for body, on a generated
 //! corpus: valid bodies, each rule broken one at a time, every length boundary in 1-, 2-, 3- and
 //! 4-byte characters, Unicode white space, IPv4/IPv6 forms, `null`s, wrong types, shapes that
 //! are not objects or not JSON, and seeded random bodies. The first body they disagree on fails
@@ -11,8 +11,8 @@
 //! it, and the schema's description says so.
 
 use jsonschema::Validator;
-use login_etl_core::contract::{self, SCHEMA_JSON, Verdict};
 use login_etl_core::message::{KNOWN_KEYS, RecordError};
+use login_etl_core::schema::{self, SCHEMA_JSON, Verdict};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
@@ -104,7 +104,7 @@ fn a_policy_s_declared_extras_are_judged_alike_by_the_schema_and_the_function() 
         (format!(r#"{{{ok},"os_version":"a\u0000b"}}"#), false),
     ];
     for (body, valid) in &cases {
-        let function = contract::judge_with(body, &policy.extras);
+        let function = schema::judge_with(body, &policy.extras);
         let schema = schema_verdict(&validator, body);
         assert!(agree(&function, &schema), "disagree on {body}: function {function:?}, schema {schema:?}");
         assert_eq!(function.is_valid(), *valid, "{body}");
@@ -118,7 +118,7 @@ fn the_schema_and_the_function_agree_on_every_body_of_the_corpus() {
     let (mut valid, mut invalid) = (0, 0);
     let mut reasons = std::collections::BTreeSet::new();
     for (index, case) in corpus.iter().enumerate() {
-        let function = contract::judge(&case.body);
+        let function = schema::judge(&case.body);
         let schema = schema_verdict(&validator, &case.body);
         assert!(
             agree(&function, &schema),
@@ -137,7 +137,7 @@ fn the_schema_and_the_function_agree_on_every_body_of_the_corpus() {
         }
     }
     println!(
-        "contract: the schema and the function agree on {} bodies ({valid} valid, {invalid} invalid, {} reasons)",
+        "schema: the schema and the function agree on {} bodies ({valid} valid, {invalid} invalid, {} reasons)",
         corpus.len(),
         reasons.len()
     );
@@ -169,7 +169,7 @@ fn the_schema_and_the_function_agree_on_every_body_of_the_corpus() {
 /// What JSON Schema cannot say: a known key repeated. A validator sees only the last value
 /// (serde_json, like most parsers, keeps it) and accepts the body. That the function refuses
 /// it, for every known key however spelt, and that the schema's description says so, the
-/// core's `contract` tests check.
+/// core's `schema` tests check.
 #[test]
 fn a_repeated_known_key_is_beyond_the_schema() {
     let body = r#"{"user_id":"u","locale":"RU","locale":"DE"}"#;
@@ -553,7 +553,7 @@ async fn unknown_keys_are_loaded_counted_and_named_never_valued(pool: sqlx::PgPo
         sqs_message("d", r#"{"user_id":"u-4"}"#),
         sqs_message("e", r#"{"user_id":"","os_version":"x"}"#),
     ];
-    let dir = std::env::temp_dir().join(unique_name("contract-drift"));
+    let dir = std::env::temp_dir().join(unique_name("schema-drift"));
     std::fs::create_dir_all(&dir).expect("dir");
     let file = dir.join("event.json");
     std::fs::write(&file, serde_json::to_string(&event(records)).expect("event JSON")).expect("event file");
@@ -612,5 +612,5 @@ fn validate_is_a_producer_s_ci_step() {
     assert!(out.contains("line 2: invalid not_a_string_locale"), "{out}");
     let (code, out) = run(&["validate", "--schema"], "");
     assert_eq!(code, Some(0));
-    assert!(out.contains(contract::SCHEMA_ID) && out.contains(contract::SCHEMA_VERSION), "{out}");
+    assert!(out.contains(schema::SCHEMA_ID) && out.contains(schema::SCHEMA_VERSION), "{out}");
 }

@@ -1,12 +1,12 @@
-//! `validate`: a producer's check of its bodies against the message contract, before sending.
+//! `validate`: a producer's check of its bodies against the message schema, before sending.
 
 use std::io::{Read, Write};
 
 use anyhow::Context;
 
 use super::ValidateArgs;
-use login_etl_core::contract::{self, Verdict};
 use login_etl_core::policy::FieldPolicy;
+use login_etl_core::schema::{self, Verdict};
 
 /// Exit status of `validate` when a body is invalid (the same as an error: a producer's CI
 /// fails either way, and the verdict lines say which it was).
@@ -29,11 +29,11 @@ pub(crate) struct Body {
 pub fn validate(args: &ValidateArgs, stdin: impl Read, out: &mut impl Write) -> anyhow::Result<u8> {
     if args.schema {
         if args.json {
-            let identity = serde_json::json!({"$id": contract::SCHEMA_ID, "version": contract::SCHEMA_VERSION});
+            let identity = serde_json::json!({"$id": schema::SCHEMA_ID, "version": schema::SCHEMA_VERSION});
             writeln!(out, "{identity}")?;
         } else {
-            writeln!(out, "$id      {}", contract::SCHEMA_ID)?;
-            writeln!(out, "version  {}", contract::SCHEMA_VERSION)?;
+            writeln!(out, "$id      {}", schema::SCHEMA_ID)?;
+            writeln!(out, "version  {}", schema::SCHEMA_VERSION)?;
         }
         return Ok(0);
     }
@@ -54,7 +54,7 @@ pub fn validate(args: &ValidateArgs, stdin: impl Read, out: &mut impl Write) -> 
         .iter()
         .map(|body| {
             let verdict = match &body.text {
-                Some(text) => contract::judge_with(text, &policy.extras),
+                Some(text) => schema::judge_with(text, &policy.extras),
                 None => Verdict::Invalid(login_etl_core::message::RecordError::MissingBody),
             };
             (body, verdict)
@@ -65,7 +65,7 @@ pub fn validate(args: &ValidateArgs, stdin: impl Read, out: &mut impl Write) -> 
         let results: Vec<serde_json::Value> =
             verdicts.iter().map(|(body, verdict)| json_verdict(body, verdict)).collect();
         let report = serde_json::json!({
-            "schema": {"$id": contract::SCHEMA_ID, "version": contract::SCHEMA_VERSION},
+            "schema": {"$id": schema::SCHEMA_ID, "version": schema::SCHEMA_VERSION},
             "bodies": verdicts.len(),
             "valid": verdicts.len() - invalid,
             "invalid": invalid,
@@ -87,10 +87,10 @@ pub fn validate(args: &ValidateArgs, stdin: impl Read, out: &mut impl Write) -> 
         }
         writeln!(
             out,
-            "{} bodies: {} valid, {invalid} invalid (contract {})",
+            "{} bodies: {} valid, {invalid} invalid (schema {})",
             verdicts.len(),
             verdicts.len() - invalid,
-            contract::SCHEMA_ID
+            schema::SCHEMA_ID
         )?;
     }
     Ok(if invalid == 0 { 0 } else { EXIT_INVALID_BODIES })
@@ -120,7 +120,7 @@ pub(crate) fn bodies_of(input: &str) -> anyhow::Result<Vec<Body>> {
     let is_event = serde_json::from_str::<serde_json::Value>(input)
         .is_ok_and(|document| document.get("Records").is_some_and(serde_json::Value::is_array));
     if is_event {
-        let event = login_etl::lambda::event::parse_event(input)?;
+        let event = login_etl::parse_event(input)?;
         return Ok(event
             .records
             .into_iter()
@@ -195,7 +195,7 @@ mod tests {
             .len();
         assert_eq!(report["bodies"], records);
         assert!(report["results"][0]["at"].as_str().expect("at").starts_with("Records[0] (messageId "));
-        assert_eq!(report["schema"]["$id"], contract::SCHEMA_ID);
+        assert_eq!(report["schema"]["$id"], schema::SCHEMA_ID);
     }
 
     #[test]
@@ -210,6 +210,6 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(validate(&args, std::io::empty(), &mut out).expect("schema"), 0);
         let out = String::from_utf8(out).expect("utf-8");
-        assert!(out.contains(contract::SCHEMA_ID) && out.contains(contract::SCHEMA_VERSION), "{out}");
+        assert!(out.contains(schema::SCHEMA_ID) && out.contains(schema::SCHEMA_VERSION), "{out}");
     }
 }

@@ -1,12 +1,12 @@
-//! The message contract: the JSON Schema producers validate against, and each body's verdict
+//! The message schema: the JSON Schema producers validate against, and each body's verdict
 //! by the function's own rules.
 //!
 //! The schema (`schema/login-event.schema.json`) is the published form of the built-in fields'
-//! rules ([`crate::message`]'s code: `tests/it/contract.rs` feeds a generated corpus to both and
+//! rules ([`crate::message`]'s code: `tests/it/schema.rs` feeds a generated corpus to both and
 //! fails on the first body they disagree on, so neither can change without the other), and the
 //! field policy's source: the function reads its annotations ([`crate::policy`]) for what is
 //! stored of each field, and every field beyond the built-in six from it alone. How the
-//! contract evolves: `docs/contract.md`.
+//! schema evolves: `docs/schema.md`.
 
 use crate::message::{LoginRecord, RecordError, UnknownKeys};
 use crate::policy::ExtraFields;
@@ -19,7 +19,7 @@ pub const SCHEMA_JSON: &str = include_str!("../../../schema/login-event.schema.j
 pub const SCHEMA_ID: &str = "urn:login-etl:schema:login-event:1.0.0";
 
 /// The schema's version (its `x-version`, also the last part of its `$id`): the major part
-/// changes with a breaking change, the minor with an additive one (`docs/contract.md`).
+/// changes with a breaking change, the minor with an additive one (`docs/schema.md`).
 pub const SCHEMA_VERSION: &str = "1.0.0";
 
 /// What the function would do with one body.

@@ -1,8 +1,9 @@
-//! PostgreSQL for operators: migrations, reports and vault reads, over sqlx sessions.
+//! PostgreSQL for operators ([`OperatorDb`]): reports and vault reads over sqlx sessions, and
+//! the pool that migrations and the data lifecycle (`lifecycle`) run on.
 //!
 //! These commands take advisory locks (migrations) and may rely on session state, so they
 //! connect to the server itself, never through a transaction-mode pooler. The function's own
-//! insert path is [`crate::adapters::loader`], which is pooler-safe.
+//! insert path is `loader`, which is pooler-safe.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use login_etl_core::mask::MaskedField;
 
 /// What went wrong talking to PostgreSQL. Display texts carry no row data.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum OperatorDbError {
     #[error("a query failed")]
     Query(#[source] sqlx::Error),
     #[error("connecting to the database failed")]
@@ -23,20 +24,21 @@ pub enum StoreError {
     MissingRole(&'static str),
 }
 
-/// The `user_logins` table behind a pool.
+/// The `user_logins` table behind an sqlx pool, for operator commands. Not the function's
+/// store (that is `loader::Loader`, the `sqs_batch::Store` port's adapter).
 #[derive(Debug, Clone)]
-pub struct Store {
+pub struct OperatorDb {
     pool: PgPool,
 }
 
-impl Store {
+impl OperatorDb {
     /// Builds a pool of up to `max_connections` without connecting yet.
-    pub fn connect_lazy(options: PgConnectOptions, max_connections: u32) -> Store {
+    pub fn connect_lazy(options: PgConnectOptions, max_connections: u32) -> OperatorDb {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options);
-        Store { pool }
+        OperatorDb { pool }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -47,9 +49,9 @@ impl Store {
     /// untrusted certificate then fail at once with the driver's own error. (The lazy pool
     /// retries a refused connection until its acquire timeout and then says only "pool timed
     /// out while waiting for an open connection".)
-    pub async fn check_connection(&self) -> Result<(), StoreError> {
+    pub async fn check_connection(&self) -> Result<(), OperatorDbError> {
         use sqlx::{ConnectOptions, Connection};
-        let connection = self.pool.connect_options().connect().await.map_err(StoreError::Connect)?;
+        let connection = self.pool.connect_options().connect().await.map_err(OperatorDbError::Connect)?;
         let _ = connection.close().await;
         Ok(())
     }
@@ -60,7 +62,7 @@ impl Store {
     /// 3D000), to the server's `postgres` database to create it. (sqlx's `database_exists` on
     /// the raw URL trusted only its built-in roots, so `migrate` under `verify-full` failed
     /// against RDS before `DB_CA_BUNDLE` was ever applied.)
-    pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<bool, StoreError> {
+    pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<bool, OperatorDbError> {
         use sqlx::{ConnectOptions, Connection};
         let missing = match options.connect().await {
             Ok(connection) => {
@@ -68,33 +70,20 @@ impl Store {
                 return Ok(false);
             }
             Err(err) if sqlstate(&err).as_deref() == Some("3D000") => err,
-            Err(err) => return Err(StoreError::Connect(err)),
+            Err(err) => return Err(OperatorDbError::Connect(err)),
         };
-        let name = options.get_database().ok_or(StoreError::Connect(missing))?;
-        let mut server = options.clone().database("postgres").connect().await.map_err(StoreError::Connect)?;
+        let name = options.get_database().ok_or(OperatorDbError::Connect(missing))?;
+        let mut server = options.clone().database("postgres").connect().await.map_err(OperatorDbError::Connect)?;
         // An identifier cannot be a bind parameter: quoted, with its quotes doubled.
         let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
         let created = match sqlx::raw_sql(&create).execute(&mut server).await {
             Ok(_) => true,
             // Another migrate created it meanwhile (duplicate_database).
             Err(err) if sqlstate(&err).as_deref() == Some("42P04") => false,
-            Err(err) => return Err(StoreError::Query(err)),
+            Err(err) => return Err(OperatorDbError::Query(err)),
         };
         let _ = server.close().await;
         Ok(created)
-    }
-
-    /// Applies `migrations/` (embedded at build time), then gives the current month and the
-    /// [`DEFAULT_MONTHS_AHEAD`](crate::adapters::lifecycle::DEFAULT_MONTHS_AHEAD) after it their
-    /// partitions, so a deployment that only ever runs `migrate` still has next month's
-    /// partition. Safe to run concurrently: sqlx takes an advisory lock, and partition
-    /// maintenance is idempotent.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations").run(&self.pool).await.map_err(StoreError::Migrate)?;
-        let today = time::OffsetDateTime::now_utc().date();
-        crate::adapters::lifecycle::maintain_partitions(self, today, crate::adapters::lifecycle::DEFAULT_MONTHS_AHEAD)
-            .await?;
-        Ok(())
     }
 }
 
@@ -141,16 +130,16 @@ pub struct TableSummary {
     pub latest: Vec<LoadedRow>,
 }
 
-impl Store {
+impl OperatorDb {
     /// Row counts and the `limit` most recently loaded rows.
-    pub async fn summary(&self, limit: i64) -> Result<TableSummary, StoreError> {
+    pub async fn summary(&self, limit: i64) -> Result<TableSummary, OperatorDbError> {
         let counts = sqlx::query!(
             r#"SELECT count(*) AS "total!", count(*) FILTER (WHERE loaded_at > now() - interval '1 hour') AS "last_hour!"
                FROM user_logins"#
         )
         .fetch_one(&self.pool)
         .await
-        .map_err(StoreError::Query)?;
+        .map_err(OperatorDbError::Query)?;
         let by_key = sqlx::query_as!(
             RowsByKey,
             r#"SELECT masking_scheme::text AS masking_scheme, masking_key_id::text AS masking_key_id,
@@ -159,7 +148,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(StoreError::Query)?;
+        .map_err(OperatorDbError::Query)?;
         let latest = sqlx::query_as!(
             LoadedRow,
             "SELECT user_id, device_type, locale, app_version, masked_ip, ip_prefix::text AS ip_prefix,
@@ -169,7 +158,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(StoreError::Query)?;
+        .map_err(OperatorDbError::Query)?;
         Ok(TableSummary { total_rows: counts.total, rows_last_hour: counts.last_hour, by_key, latest })
     }
 }
@@ -209,10 +198,10 @@ impl std::fmt::Display for VaultLookup {
     }
 }
 
-impl Store {
+impl OperatorDb {
     /// Reads sealed originals from the vault. Needs the `login_etl_recovery` role's SELECT;
     /// the loader role gets "permission denied".
-    pub async fn sealed_values(&self, lookup: &VaultLookup) -> Result<Vec<SealedValue>, StoreError> {
+    pub async fn sealed_values(&self, lookup: &VaultLookup) -> Result<Vec<SealedValue>, OperatorDbError> {
         let query = match lookup {
             VaultLookup::Masked { field, masked_value } => {
                 sqlx::query_as!(
@@ -241,6 +230,6 @@ impl Store {
                 .await
             }
         };
-        query.map_err(StoreError::Query)
+        query.map_err(OperatorDbError::Query)
     }
 }
