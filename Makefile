@@ -59,11 +59,15 @@ TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine bg:sam-build lin
 # make test sets the same wrapper for its test build instead (clippy lints the workspace's
 # crates while they compile, warnings are errors, dependencies are compiled once), and keeps
 # it set for every later step, so no step rebuilds (the wrapper is part of cargo's fingerprint).
+# LOGIN_ETL_PREBUILT=1: the steps that run the binaries (test-invoke, test-sam-local, e2e,
+# deploy-rehearsal) take lint-build's instead of building their own. A `cargo build` without
+# the tests resolves features without the dev-dependencies (serde_json, regex differ) and
+# compiled about 190 CPU-seconds of the dependency tree a second time.
 CLIPPY_WRAPPER := RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-driver" \
   CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
 test: ## Every test: lint, checkov, cargo-deny audit, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, sam local invoke in SAM's container, the template deployed into LocalStack (e2e), SAM lint + build; prints seconds per step
-	@$(CLIPPY_WRAPPER) SAM_BUILD_NICE=19 SAM_BUILD_CHECK=debug scripts/steps.sh $(TEST_STEPS)
+	@$(CLIPPY_WRAPPER) LOGIN_ETL_PREBUILT=1 SAM_BUILD_NICE=19 SAM_BUILD_CHECK=debug scripts/steps.sh $(TEST_STEPS)
 	@echo "make test: all checks passed"
 
 test-rust: up ## Every crate's unit tests and doctests, and the integration tests (real PostgreSQL and LocalStack)

@@ -211,7 +211,8 @@ rehearse_sql() { # VERSION BIN_DIR PORT
 }
 
 sql() {
-  cargo build --quiet -p login-etl-cli --bin login-etl-cli
+  # LOGIN_ETL_PREBUILT=1 (make test): lint-build's binary, as the other steps use.
+  [ "${LOGIN_ETL_PREBUILT:-}" = 1 ] || cargo build --quiet -p login-etl-cli --bin login-etl-cli
   # PostgreSQL 15: the system's where installed (Debian's postgresql-15), npm's otherwise.
   local pg15=/usr/lib/postgresql/15/bin
   [ -x "$pg15/initdb" ] || pg15=$tools/node_modules/postgres-15/native/bin

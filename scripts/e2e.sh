@@ -48,7 +48,7 @@ if [ -f .run/localstack.pid ] && [ "$endpoint" = "http://127.0.0.1:${LOCALSTACK_
   echo "e2e.sh: the LocalStack make up started found no Docker engine; restarting it"
   scripts/localstack.sh restart
 fi
-cargo build --quiet --bin login-etl --bin login-etl-cli
+[ "${LOGIN_ETL_PREBUILT:-}" = 1 ] || cargo build --quiet --bin login-etl --bin login-etl-cli
 bootstrap=${E2E_BOOTSTRAP:-target/debug/login-etl}
 cli=${CARGO_TARGET_DIR:-target}/debug/login-etl-cli
 [ "$bootstrap" != target/debug/login-etl ] || bootstrap=${CARGO_TARGET_DIR:-target}/debug/login-etl

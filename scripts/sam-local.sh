@@ -60,7 +60,7 @@ if [ -z "$bootstrap" ]; then
     cargo lambda build --bin login-etl "--$([ $arch = x86_64 ] && echo x86-64 || echo arm64)" >&2
     bootstrap=${CARGO_TARGET_DIR:-target}/lambda/login-etl/bootstrap
   else
-    cargo build --bin login-etl >&2
+    [ "${LOGIN_ETL_PREBUILT:-}" = 1 ] || cargo build --bin login-etl >&2
     bootstrap=${CARGO_TARGET_DIR:-target}/debug/login-etl
   fi
 fi
