@@ -48,10 +48,11 @@ migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database i
 
 # The steps of `make test`, in order; scripts/steps.sh times each and prints seconds per step.
 # `bg:step` runs in the background beside the steps after it: the services and the pinned tools
-# install while cargo compiles, and the arm64 `sam build` runs at the lowest priority beside
-# everything, taking the CPU the other steps leave while they wait on PostgreSQL and LocalStack
-# (in the dev profile: SAM_BUILD_CHECK=debug, see scripts/sam.sh).
-TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine bg:sam-build lint-build bg:deploy-rehearsal test-rust bg:crate-check test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local e2e sam-validate
+# install while cargo compiles. After lint-build, the arm64 `sam build` (in the dev profile:
+# SAM_BUILD_CHECK=debug, see scripts/sam.sh) and crate-check run at nice 10 beside the test
+# steps, taking the CPU they leave while they wait on PostgreSQL and LocalStack; both start
+# from lint-build's units (scripts/target-seed.sh).
+TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine lint-build bg:sam-build bg:deploy-rehearsal test-rust bg:crate-check test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local e2e sam-validate
 
 # make test compiles each target once. `cargo clippy` is `cargo check` with clippy-driver as
 # the workspace's compiler wrapper; a check build compiles nothing the tests can run, so
@@ -59,6 +60,8 @@ TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine bg:sam-build lin
 # make test sets the same wrapper for its test build instead (clippy lints the workspace's
 # crates while they compile, warnings are errors, dependencies are compiled once), and keeps
 # it set for every later step, so no step rebuilds (the wrapper is part of cargo's fingerprint).
+# CARGO_INCREMENTAL=0: one build from scratch has nothing to reuse, and incremental state costs
+# CPU and disk for each of the workspace's crates.
 # LOGIN_ETL_PREBUILT=1: the steps that run the binaries (test-invoke, test-sam-local, e2e,
 # deploy-rehearsal) take lint-build's instead of building their own. A `cargo build` without
 # the tests resolves features without the dev-dependencies (serde_json, regex differ) and
@@ -67,7 +70,7 @@ CLIPPY_WRAPPER := RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-
   CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
 test: ## Every test: lint, checkov, cargo-deny audit, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, sam local invoke in SAM's container, the template deployed into LocalStack (e2e), SAM lint + build; prints seconds per step
-	@$(CLIPPY_WRAPPER) LOGIN_ETL_PREBUILT=1 SAM_BUILD_NICE=19 SAM_BUILD_CHECK=debug scripts/steps.sh $(TEST_STEPS)
+	@$(CLIPPY_WRAPPER) CARGO_INCREMENTAL=0 LOGIN_ETL_PREBUILT=1 BUILD_NICE=10 SAM_BUILD_CHECK=debug scripts/steps.sh $(TEST_STEPS)
 	@echo "make test: all checks passed"
 
 test-rust: up ## Every crate's unit tests and doctests, and the integration tests (real PostgreSQL and LocalStack)
@@ -77,7 +80,9 @@ test-rust: up ## Every crate's unit tests and doctests, and the integration test
 # In its own target dir (make test runs it in the background beside the integration steps,
 # whose cargo holds the shared one): the crate alone, with its own feature set.
 crate-check: ## crates/sqs-batch as crates.io and docs.rs take it: docs (all features, warnings are errors), `cargo package` (the packaged crate built alone), its tests with the `tracing` feature
+	scripts/target-seed.sh "$${CARGO_TARGET_DIR:-target}" "$${CARGO_TARGET_DIR:-target}/crate-check"; \
 	export CARGO_TARGET_DIR="$${CARGO_TARGET_DIR:-target}/crate-check"; \
+	renice -n $(BUILD_NICE) $$$$ >/dev/null; \
 	  RUSTDOCFLAGS="-D warnings" cargo doc -p sqs-batch --no-deps --all-features && \
 	  cargo package -p sqs-batch && \
 	  cargo test -p sqs-batch --features tracing,testing --lib
@@ -153,10 +158,11 @@ sqlx-prepare: db ## Refresh the offline query cache .sqlx/ after changing a chec
 sam-validate: ## sam validate --lint
 	@scripts/sam.sh validate
 
-# make test runs the release build at nice 19, beside the steps that need the CPU first.
-SAM_BUILD_NICE ?= 0
+# make test runs its background builds (sam-build, crate-check) at nice 10: the test steps
+# beside them, which mostly wait on PostgreSQL and LocalStack, get the CPU when they want it.
+BUILD_NICE ?= 0
 sam-build: ## sam build (cargo-lambda, arm64, release) and the bootstrap's size, plain and zipped (make test builds the same in the dev profile: SAM_BUILD_CHECK=debug)
-	@nice -n $(SAM_BUILD_NICE) scripts/sam.sh build
+	@nice -n $(BUILD_NICE) scripts/sam.sh build
 
 sam-local: up migrate ## sam local invoke -e events/batch.json --env-vars env.json in SAM's container (starts a Docker engine if none answers; docs/development.md)
 	@scripts/sam-local.sh events/batch.json env.json

@@ -33,6 +33,7 @@ case ${1:-} in
     # Its own target directory: a release build for another architecture shares nothing with
     # the debug builds, and in target/ it would hold cargo's lock on that directory while
     # make test's other steps (which run beside it) want to build there.
+    main_target=${CARGO_TARGET_DIR:-$PWD/target}
     export CARGO_TARGET_DIR=$PWD/target/sam
     # The artifact is built as a deploy builds it: by rustc itself, not under make test's
     # clippy wrapper (Makefile, CLIPPY_WRAPPER), which lints the debug build.
@@ -44,6 +45,8 @@ case ${1:-} in
     # (docs/figures.md#make-test-on-a-fresh-clone). `make sam-build` alone builds release.
     mode=release
     if [ "${SAM_BUILD_CHECK:-}" = debug ]; then mode=debug; export SAM_BUILD_MODE=debug; else unset SAM_BUILD_MODE; fi
+    # In the dev profile the host's build scripts and proc-macros are lint-build's own.
+    [ $mode != debug ] || scripts/target-seed.sh "$main_target" "$CARGO_TARGET_DIR"
     sam build --no-cached "${overrides[@]}"
     bootstrap=.aws-sam/build/LoginEtlFunction/bootstrap
     file "$bootstrap" 2>/dev/null || true
