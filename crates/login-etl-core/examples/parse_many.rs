@@ -26,9 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut valid = 0usize;
     if plan {
         let masker = Masker::hmac(&MaskingKey::from_hex(&"5a".repeat(32))?);
-        let batch: Vec<_> = (0..10)
-            .map(|i| sqs_batch::testing::message(&format!("00000000-0000-4000-8000-{i:012}"), BODY))
-            .collect();
+        let batch: Vec<_> =
+            (0..10).map(|i| sqs_batch::testing::message(&format!("00000000-0000-4000-8000-{i:012}"), BODY)).collect();
         for _ in 0..n / 10 {
             let plan = batch::plan(black_box(&batch), &masker, None)?;
             valid += plan.contract.accepted().len();

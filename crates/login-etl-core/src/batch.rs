@@ -176,7 +176,7 @@ impl<'a> LoginParser<'a> {
     /// it was part of is never stored.
     pub fn parse(&mut self, message: &SqsMessage) -> Result<MaskedLogin, RecordError> {
         let body = message.body.as_deref().ok_or(RecordError::MissingBody)?;
-        let mut login = LoginRecord::parse_with(body, self.masker.extras())?;
+        let mut login = LoginRecord::parse_with(body, self.masker.policy())?;
         let StoredExtras { extras, columns } = stored_extras(self.masker, std::mem::take(&mut login.extras));
         self.unknown_keys.add(&login.unknown_keys);
         let ip_prefix = login.ip.and_then(|ip| self.masker.ip_prefix(ip));
@@ -391,6 +391,30 @@ mod tests {
                 .with_sent_range(946_684_800_000..4_102_444_800_000)
                 .with_identical_copies_collapsed(true)
         );
+    }
+
+    /// The handler's path: the masker carries the deployment's policy, and each record is read
+    /// by its built-in rules (here `locale` at most 2 characters, `device_id` required).
+    #[test]
+    fn records_are_read_by_the_masker_s_policy() {
+        let mut schema: serde_json::Value = serde_json::from_str(crate::contract::SCHEMA_JSON).expect("schema");
+        schema["properties"]["locale"]["maxLength"] = 2.into();
+        schema["properties"]["device_id"]["type"] = "string".into();
+        schema["required"] = serde_json::json!(["user_id", "device_id"]);
+        let policy = crate::policy::FieldPolicy::from_schema(&schema.to_string()).expect("policy");
+        let records = [
+            message("a", r#"{"user_id":"u","device_id":"d","locale":"RU"}"#),
+            message("b", r#"{"user_id":"u","device_id":"d","locale":"RUS"}"#),
+            message("c", r#"{"user_id":"u","locale":"RU"}"#),
+        ];
+        let tightened = plan(&records, &masker().with_policy(&policy), None).expect("plan");
+        assert_eq!(identities(&tightened), ["a"]);
+        assert_eq!(
+            codes(&tightened),
+            [("b".into(), "too_long_locale".into()), ("c".into(), "missing_device_id".into())]
+        );
+        // The published policy (the default masker) loads all three.
+        assert_eq!(identities(&plan(&records, &masker(), None).expect("plan")), ["a", "b", "c"]);
     }
 
     #[test]
