@@ -198,3 +198,60 @@ async fn a_producer_s_new_field_reaches_a_column_of_its_own_by_the_policy_and_a_
     std::fs::remove_file(&policy).ok();
     std::fs::remove_file(&wrong).ok();
 }
+
+/// A deployment tightens the built-in fields' rules in its policy file: `validate --policy`
+/// (the function's own parser, as `FIELD_POLICY_FILE` gives it to the function) obeys it with
+/// the same binary, and a policy beyond what the release's columns hold is refused by name.
+#[test]
+fn a_deployment_tightens_the_built_in_fields_by_its_policy_without_a_rebuild() {
+    let write = |schema: &Value| {
+        let path = std::env::temp_dir().join(format!("{}.schema.json", unique_name("policy-built-in")));
+        std::fs::write(&path, serde_json::to_string_pretty(schema).expect("json")).expect("write policy");
+        path
+    };
+    let validate = |policy: Option<&std::path::Path>| {
+        let mut command = cli_without_database();
+        command.args(["validate", "--json"]);
+        if let Some(path) = policy {
+            command.arg("--policy").arg(path);
+        }
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("validate");
+        let bodies = [
+            r#"{"user_id":"u1","device_id":"d1","locale":"RU","app_version":"nightly-7"}"#,
+            r#"{"user_id":"u2","device_id":"d2","locale":"RUS"}"#,
+            r#"{"user_id":"u3","locale":"RU"}"#,
+            r#"{"user_id":"u4","device_id":"d4","device_type":" "}"#,
+        ];
+        use std::io::Write as _;
+        child.stdin.take().expect("stdin").write_all(bodies.join("\n").as_bytes()).expect("write");
+        child.wait_with_output().expect("wait")
+    };
+    let reasons = |output: &std::process::Output| -> Vec<Value> {
+        let verdicts = json_stdout(output);
+        verdicts["results"].as_array().expect("results").iter().map(|r| r["reason"].clone()).collect()
+    };
+
+    // The published policy: the version grammar refuses the first; the others load.
+    assert_eq!(reasons(&validate(None)), [Value::from("invalid_app_version"), Value::Null, Value::Null, Value::Null]);
+
+    // The deployment's policy, the same binary: each tightened rule refuses its body.
+    let tightened = write(&tightened_built_in_policy());
+    assert_eq!(
+        reasons(&validate(Some(&tightened))),
+        [Value::Null, "too_long_locale".into(), "missing_device_id".into(), "empty_device_type".into()]
+    );
+
+    // A limit beyond the column's length cannot be honoured: refused, naming the field.
+    let mut wider: Value = serde_json::from_str(SCHEMA_JSON).expect("schema");
+    wider["properties"]["locale"]["maxLength"] = 64.into();
+    let wider = write(&wider);
+    let line = error_line(&validate(Some(&wider)));
+    assert!(line.contains("`locale`: maxLength must be a whole number from 1 to 32"), "{line}");
+    std::fs::remove_file(&tightened).ok();
+    std::fs::remove_file(&wider).ok();
+}

@@ -104,7 +104,7 @@ fn a_policy_s_declared_extras_are_judged_alike_by_the_schema_and_the_function() 
         (format!(r#"{{{ok},"os_version":"a\u0000b"}}"#), false),
     ];
     for (body, valid) in &cases {
-        let function = schema::judge_with(body, &policy.extras);
+        let function = schema::judge_with(body, &policy);
         let schema = schema_verdict(&validator, body);
         assert!(agree(&function, &schema), "disagree on {body}: function {function:?}, schema {schema:?}");
         assert_eq!(function.is_valid(), *valid, "{body}");
@@ -164,6 +164,39 @@ fn the_schema_and_the_function_agree_on_every_body_of_the_corpus() {
         assert!(reasons.contains(code), "the corpus never breaks {code}");
     }
     assert!(valid >= 1_000 && invalid >= 1_000, "{valid} valid, {invalid} invalid");
+}
+
+/// A deployment's policy that tightens the built-in fields: the function reads their rules from
+/// it (no rebuild), and the schema validator and the function still agree on every body of the
+/// corpus under it.
+#[test]
+fn a_policy_s_tightened_built_in_rules_are_judged_alike_by_the_schema_and_the_function() {
+    let schema = crate::helpers::tightened_built_in_policy();
+    let policy = login_etl_core::policy::FieldPolicy::from_schema(&schema.to_string()).expect("policy");
+    let validator = jsonschema::draft202012::options().should_validate_formats(true).build(&schema).expect("compiles");
+    let mut reasons = std::collections::BTreeSet::new();
+    let mut valid = 0;
+    for case in corpus() {
+        let function = schema::judge_with(&case.body, &policy);
+        let schema = schema_verdict(&validator, &case.body);
+        assert!(
+            agree(&function, &schema),
+            "disagree under the tightened policy on {} ({}): function {function:?}, schema {schema:?}",
+            case.body,
+            case.name
+        );
+        match function {
+            Verdict::Valid { .. } => valid += 1,
+            Verdict::Invalid(err) => {
+                reasons.insert(err.code());
+            }
+        }
+    }
+    for code in ["too_long_locale", "missing_device_id", "empty_device_type"] {
+        assert!(reasons.contains(code), "the tightened rule {code} is never applied: {reasons:?}");
+    }
+    assert!(!reasons.contains("invalid_app_version"), "app_version has no grammar under this policy");
+    assert!(valid >= 100, "{valid} valid");
 }
 
 /// What JSON Schema cannot say: a known key repeated. A validator sees only the last value

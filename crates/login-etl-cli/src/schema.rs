@@ -54,7 +54,7 @@ pub fn validate(args: &ValidateArgs, stdin: impl Read, out: &mut impl Write) -> 
         .iter()
         .map(|body| {
             let verdict = match &body.text {
-                Some(text) => schema::judge_with(text, &policy.extras),
+                Some(text) => schema::judge_with(text, &policy),
                 None => Verdict::Invalid(login_etl_core::message::RecordError::MissingBody),
             };
             (body, verdict)

@@ -152,7 +152,7 @@ impl<'a> LoginParser<'a> {
     /// was part of is never stored.
     pub fn parse(&mut self, message: &SqsMessage) -> Result<Result<MaskedLogin, RecordError>, VaultError> {
         let Some(body) = message.body.as_deref() else { return Ok(Err(RecordError::MissingBody)) };
-        let mut login = match LoginRecord::parse_with(body, self.masker.extras()) {
+        let mut login = match LoginRecord::parse_with(body, self.masker.policy()) {
             Ok(login) => login,
             Err(rejection) => return Ok(Err(rejection)),
         };
@@ -338,6 +338,30 @@ mod tests {
                 .with_sent_range(946_684_800_000..4_102_444_800_000)
                 .with_identical_copies_collapsed(true)
         );
+    }
+
+    /// The handler's path: the masker carries the deployment's policy, and each record is read
+    /// by its built-in rules (here `locale` at most 2 characters, `device_id` required).
+    #[test]
+    fn records_are_read_by_the_masker_s_policy() {
+        let mut schema: serde_json::Value = serde_json::from_str(crate::schema::SCHEMA_JSON).expect("schema");
+        schema["properties"]["locale"]["maxLength"] = 2.into();
+        schema["properties"]["device_id"]["type"] = "string".into();
+        schema["required"] = serde_json::json!(["user_id", "device_id"]);
+        let policy = crate::policy::FieldPolicy::from_schema(&schema.to_string()).expect("policy");
+        let records = [
+            message("a", r#"{"user_id":"u","device_id":"d","locale":"RU"}"#),
+            message("b", r#"{"user_id":"u","device_id":"d","locale":"RUS"}"#),
+            message("c", r#"{"user_id":"u","locale":"RU"}"#),
+        ];
+        let tightened = plan(&records, &masker().with_policy(&policy), None).expect("plan");
+        assert_eq!(identities(&tightened), ["a"]);
+        assert_eq!(
+            codes(&tightened),
+            [("b".into(), "too_long_locale".into()), ("c".into(), "missing_device_id".into())]
+        );
+        // The published policy (the default masker) loads all three.
+        assert_eq!(identities(&plan(&records, &masker(), None).expect("plan")), ["a", "b", "c"]);
     }
 
     #[test]

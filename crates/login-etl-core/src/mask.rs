@@ -287,8 +287,9 @@ pub struct Masker {
     /// What is stored of an `ip`, and at which prefix lengths.
     ip: IpTreatment,
     ip_prefix: IpPrefixLengths,
-    /// The fields the policy declares beyond the built-in six, and what is stored of each.
-    extras: Arc<ExtraFields>,
+    /// The field policy: the built-in fields' rules, and the fields it declares beyond them
+    /// with what is stored of each.
+    policy: Arc<FieldPolicy>,
 }
 
 // One `Masker` exists per instance, so the size difference between variants costs nothing,
@@ -326,7 +327,7 @@ impl Masker {
             key_id: Some(key.key_id()),
             ip: IpTreatment::default(),
             ip_prefix: IpPrefixLengths::default(),
-            extras: Arc::default(),
+            policy: Arc::new(FieldPolicy::published()),
         }
     }
 
@@ -337,18 +338,23 @@ impl Masker {
             key_id: None,
             ip: IpTreatment::default(),
             ip_prefix: IpPrefixLengths::default(),
-            extras: Arc::default(),
+            policy: Arc::new(FieldPolicy::published()),
         }
     }
 
-    /// The same masker, reading and storing the extras `policy` declares.
+    /// The same masker, reading fields by `policy`'s rules and storing the extras it declares.
     pub fn with_policy(self, policy: &FieldPolicy) -> Self {
-        Masker { extras: Arc::new(policy.extras.clone()), ..self }
+        Masker { policy: Arc::new(policy.clone()), ..self }
+    }
+
+    /// The field policy records are read by.
+    pub fn policy(&self) -> &FieldPolicy {
+        &self.policy
     }
 
     /// The fields the policy declares beyond the built-in six.
     pub fn extras(&self) -> &ExtraFields {
-        &self.extras
+        &self.policy.extras
     }
 
     /// Masks a declared extra's value: `hex(HMAC-SHA256(key, name || 0x00 || value))`, the

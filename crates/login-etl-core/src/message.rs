@@ -11,7 +11,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::mask::MaskedField;
-use crate::policy::ExtraFields;
+use crate::policy::{ExtraFields, FieldPolicy, FieldRule, Format};
 
 /// A field of the login message that validation can reject. The personal fields are the
 /// masking module's [`MaskedField`]s, so the two never drift apart.
@@ -28,6 +28,9 @@ pub enum Field {
 impl Field {
     pub const IP: Field = Field::Masked(MaskedField::Ip);
     pub const DEVICE_ID: Field = Field::Masked(MaskedField::DeviceId);
+    /// The built-in fields, in the order of [`KNOWN_KEYS`] (and of the columns).
+    pub const ALL: [Field; 6] =
+        [Field::UserId, Field::DeviceType, Field::Locale, Field::AppVersion, Field::IP, Field::DEVICE_ID];
 }
 
 impl Field {
@@ -42,7 +45,21 @@ impl Field {
         }
     }
 
-    /// The longest accepted value, in characters, as PostgreSQL's `varchar(n)` counts them.
+    /// Its index in [`KNOWN_KEYS`] and [`Field::ALL`] (and in the policy's rule table).
+    pub const fn index(self) -> usize {
+        match self {
+            Field::UserId => 0,
+            Field::DeviceType => 1,
+            Field::Locale => 2,
+            Field::AppVersion => 3,
+            Field::Masked(MaskedField::Ip) => 4,
+            Field::Masked(MaskedField::DeviceId) => 5,
+        }
+    }
+
+    /// The longest value this release can take, in characters, as PostgreSQL's `varchar(n)`
+    /// counts them: the most a field policy's `maxLength` may say (the published one says
+    /// exactly this), as the column's length bounds it.
     ///
     /// `ip` is capped well above the longest textual address (45 characters) only so that a
     /// huge string is rejected before it is parsed; `device_id` is capped because an unbounded
@@ -80,8 +97,9 @@ pub enum RecordError {
     NotAString(Field),
     #[error("`{0}` must not be empty")]
     Empty(Field),
-    #[error("`{field}` has {chars} characters; at most {max} are allowed", max = field.max_chars())]
-    TooLong { field: Field, chars: usize },
+    /// `max` is the field policy's `maxLength`.
+    #[error("`{field}` has {chars} characters; at most {max} are allowed")]
+    TooLong { field: Field, chars: usize, max: usize },
     #[error("`{0}` contains a NUL character, which PostgreSQL text cannot store")]
     ContainsNul(Field),
     #[error("`ip` is not a valid IPv4 or IPv6 address")]
@@ -358,11 +376,13 @@ impl LoginRecord {
     /// Parses and validates one message body under the published policy (the built-in
     /// fields, no extras).
     pub fn parse(body: &str) -> Result<Self, RecordError> {
-        LoginRecord::parse_with(body, &ExtraFields::NONE)
+        LoginRecord::parse_with(body, FieldPolicy::published_ref())
     }
 
-    /// Parses and validates one message body, reading the `extras` a field policy declares.
-    pub fn parse_with(body: &str, extras: &ExtraFields) -> Result<Self, RecordError> {
+    /// Parses and validates one message body under a field policy: the built-in fields by its
+    /// rule table, and the extras it declares.
+    pub fn parse_with(body: &str, policy: &FieldPolicy) -> Result<Self, RecordError> {
+        let extras = &policy.extras;
         let wire = parse_object(body, extras)?;
         let mut present = Vec::with_capacity(wire.extras.len());
         for (index, field) in extras.iter().enumerate() {
@@ -375,25 +395,24 @@ impl LoginRecord {
             }
         }
         let [user_id, device_type, locale, app_version, ip, device_id] = wire.values;
+        // The policy's loader guarantees what the record's shape needs: `user_id` required,
+        // `ip` an address, only `app_version` with the version grammar.
+        let rules = policy.built_in;
 
-        let user_id = string_field(user_id, Field::UserId)?.ok_or(RecordError::Missing(Field::UserId))?;
-        if user_id.trim().is_empty() {
-            return Err(RecordError::Empty(Field::UserId));
-        }
-        let device_type = string_field(device_type, Field::DeviceType)?;
-        let locale = string_field(locale, Field::Locale)?;
-        let app_version = string_field(app_version, Field::AppVersion)?;
-        if app_version.as_deref().is_some_and(|version| !is_version(version)) {
+        let user_id = string_field(user_id, Field::UserId, rules.get(Field::UserId))?
+            .ok_or(RecordError::Missing(Field::UserId))?;
+        let device_type = string_field(device_type, Field::DeviceType, rules.get(Field::DeviceType))?;
+        let locale = string_field(locale, Field::Locale, rules.get(Field::Locale))?;
+        let version_rule = rules.get(Field::AppVersion);
+        let app_version = string_field(app_version, Field::AppVersion, version_rule)?;
+        if version_rule.format == Format::Version && app_version.as_deref().is_some_and(|text| !is_version(text)) {
             return Err(RecordError::InvalidAppVersion);
         }
-        let ip = string_field(ip, Field::IP)?
+        let ip = string_field(ip, Field::IP, rules.get(Field::IP))?
             .map(|text| text.parse::<IpAddr>().map(|ip| ip.to_canonical()))
             .transpose()
             .map_err(|_| RecordError::InvalidIp)?;
-        let device_id = string_field(device_id, Field::DEVICE_ID)?;
-        if device_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
-            return Err(RecordError::Empty(Field::DEVICE_ID));
-        }
+        let device_id = string_field(device_id, Field::DEVICE_ID, rules.get(Field::DEVICE_ID))?;
 
         Ok(LoginRecord {
             user_id,
@@ -434,22 +453,28 @@ fn malformed(err: &serde_json::Error) -> RecordError {
     RecordError::MalformedJson { line: err.line(), column: err.column() }
 }
 
-/// Accepts a missing/null field, or a string within the field's limits.
-fn string_field(value: Option<Value>, field: Field) -> Result<Option<String>, RecordError> {
+/// Accepts a missing/null field unless `rule` requires it, or a string within its limits.
+#[inline]
+fn string_field(value: Option<Value>, field: Field, rule: FieldRule) -> Result<Option<String>, RecordError> {
     let text = match value {
+        None if rule.required => return Err(RecordError::Missing(field)),
         None => return Ok(None),
         Some(Value::String(text)) => text,
         Some(_) => return Err(RecordError::NotAString(field)),
     };
     // Byte length bounds the character count from above, so the count is skipped when short.
-    if text.len() > field.max_chars() {
+    let max = rule.max_chars as usize;
+    if text.len() > max {
         let chars = text.chars().count();
-        if chars > field.max_chars() {
-            return Err(RecordError::TooLong { field, chars });
+        if chars > max {
+            return Err(RecordError::TooLong { field, chars, max });
         }
     }
     if text.contains('\0') {
         return Err(RecordError::ContainsNul(field));
+    }
+    if rule.not_blank && text.trim().is_empty() {
+        return Err(RecordError::Empty(field));
     }
     Ok(Some(text))
 }
@@ -572,8 +597,52 @@ mod tests {
 
     #[test]
     fn known_keys_are_the_fields() {
-        let fields = [Field::UserId, Field::DeviceType, Field::Locale, Field::AppVersion, Field::IP, Field::DEVICE_ID];
-        assert_eq!(fields.map(Field::name), KNOWN_KEYS);
+        assert_eq!(Field::ALL.map(Field::name), KNOWN_KEYS);
+        for (index, field) in Field::ALL.into_iter().enumerate() {
+            assert_eq!(field.index(), index, "{field}");
+        }
+    }
+
+    /// A deployment's policy that tightens the built-in fields' rules is obeyed by the parser,
+    /// with no rebuild: the rules are read, not compiled in.
+    #[test]
+    fn the_parser_obeys_the_policy_s_built_in_rules() {
+        let mut schema: Value = serde_json::from_str(crate::schema::SCHEMA_JSON).expect("schema");
+        schema["properties"]["locale"]["maxLength"] = 2.into();
+        schema["properties"]["device_id"]["type"] = "string".into();
+        schema["properties"]["device_type"]["allOf"] =
+            serde_json::json!([{ "$ref": "#/$defs/noNul" }, { "$ref": "#/$defs/notBlank" }]);
+        let version = schema["properties"]["app_version"].as_object_mut().expect("app_version");
+        version.remove("x-format");
+        version.remove("pattern");
+        version.insert("$ref".into(), "#/$defs/noNul".into());
+        schema["required"] = serde_json::json!(["user_id", "device_id"]);
+        let policy = FieldPolicy::from_schema(&schema.to_string()).expect("policy");
+        let parse = |body: &str| LoginRecord::parse_with(body, &policy);
+
+        let good = r#"{"user_id":"u","device_id":"d","locale":"RU","app_version":"nightly"}"#;
+        let record = parse(good).expect("valid under the policy");
+        assert_eq!((record.locale.as_deref(), record.app_version.as_deref()), (Some("RU"), Some("nightly")));
+        assert_eq!(LoginRecord::parse(good), Err(RecordError::InvalidAppVersion), "the published grammar");
+        let cases = [
+            (
+                r#"{"user_id":"u","device_id":"d","locale":"RUS"}"#,
+                RecordError::TooLong { field: Field::Locale, chars: 3, max: 2 },
+            ),
+            (r#"{"user_id":"u"}"#, RecordError::Missing(Field::DEVICE_ID)),
+            (r#"{"user_id":"u","device_id":null}"#, RecordError::Missing(Field::DEVICE_ID)),
+            (r#"{"user_id":"u","device_id":"d","device_type":" "}"#, RecordError::Empty(Field::DeviceType)),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(parse(body), Err(expected.clone()), "{body}");
+            // Each is valid under the published policy.
+            assert!(LoginRecord::parse(body).is_ok(), "{body}");
+        }
+        // Text with no grammar still refuses NUL: PostgreSQL cannot store it.
+        let nul = r#"{"user_id":"u","device_id":"d","app_version":"a\u0000"}"#;
+        assert_eq!(parse(nul), Err(RecordError::ContainsNul(Field::AppVersion)));
+        let err = RecordError::TooLong { field: Field::Locale, chars: 3, max: 2 };
+        assert_eq!(err.to_string(), "`locale` has 3 characters; at most 2 are allowed");
     }
 
     #[test]
@@ -595,16 +664,19 @@ mod tests {
             (r#"{"user_id":""}"#.into(), RecordError::Empty(Field::UserId)),
             (r#"{"user_id":"   "}"#.into(), RecordError::Empty(Field::UserId)),
             (r#"{"user_id":42}"#.into(), RecordError::NotAString(Field::UserId)),
-            (format!(r#"{{"user_id":"{}"}}"#, long(129)), RecordError::TooLong { field: Field::UserId, chars: 129 }),
+            (
+                format!(r#"{{"user_id":"{}"}}"#, long(129)),
+                RecordError::TooLong { field: Field::UserId, chars: 129, max: 128 },
+            ),
             (r#"{"user_id":"a\u0000b"}"#.into(), RecordError::ContainsNul(Field::UserId)),
             (r#"{"user_id":"u","device_type":true}"#.into(), RecordError::NotAString(Field::DeviceType)),
             (
                 format!(r#"{{"user_id":"u","device_type":"{}"}}"#, long(33)),
-                RecordError::TooLong { field: Field::DeviceType, chars: 33 },
+                RecordError::TooLong { field: Field::DeviceType, chars: 33, max: 32 },
             ),
             (
                 format!(r#"{{"user_id":"u","locale":"{}"}}"#, long(40)),
-                RecordError::TooLong { field: Field::Locale, chars: 40 },
+                RecordError::TooLong { field: Field::Locale, chars: 40, max: 32 },
             ),
             (r#"{"user_id":"u","locale":["RU"]}"#.into(), RecordError::NotAString(Field::Locale)),
             (r#"{"user_id":"u","app_version":230}"#.into(), RecordError::NotAString(Field::AppVersion)),
@@ -619,12 +691,15 @@ mod tests {
             (r#"{"user_id":"u","ip":"fe80::1%eth0"}"#.into(), RecordError::InvalidIp),
             (r#"{"user_id":"u","ip":""}"#.into(), RecordError::InvalidIp),
             (r#"{"user_id":"u","ip":3232235777}"#.into(), RecordError::NotAString(Field::IP)),
-            (format!(r#"{{"user_id":"u","ip":"{}"}}"#, long(65)), RecordError::TooLong { field: Field::IP, chars: 65 }),
+            (
+                format!(r#"{{"user_id":"u","ip":"{}"}}"#, long(65)),
+                RecordError::TooLong { field: Field::IP, chars: 65, max: 64 },
+            ),
             (r#"{"user_id":"u","device_id":""}"#.into(), RecordError::Empty(Field::DEVICE_ID)),
             (r#"{"user_id":"u","device_id":5928}"#.into(), RecordError::NotAString(Field::DEVICE_ID)),
             (
                 format!(r#"{{"user_id":"u","device_id":"{}"}}"#, long(257)),
-                RecordError::TooLong { field: Field::DEVICE_ID, chars: 257 },
+                RecordError::TooLong { field: Field::DEVICE_ID, chars: 257, max: 256 },
             ),
         ];
         for (body, expected) in cases {
@@ -641,7 +716,7 @@ mod tests {
         let too_long = "ж".repeat(129);
         assert_eq!(
             LoginRecord::parse(&format!(r#"{{"user_id":"{too_long}"}}"#)),
-            Err(RecordError::TooLong { field: Field::UserId, chars: 129 })
+            Err(RecordError::TooLong { field: Field::UserId, chars: 129, max: 128 })
         );
     }
 
@@ -699,7 +774,7 @@ mod tests {
     fn codes_are_stable() {
         assert_eq!(RecordError::Missing(Field::UserId).code(), "missing_user_id");
         assert_eq!(RecordError::InvalidIp.code(), "invalid_ip");
-        assert_eq!(RecordError::TooLong { field: Field::Locale, chars: 40 }.code(), "too_long_locale");
+        assert_eq!(RecordError::TooLong { field: Field::Locale, chars: 40, max: 32 }.code(), "too_long_locale");
         assert_eq!(RecordError::NotAString(Field::DEVICE_ID).code(), "not_a_string_device_id");
         assert_eq!(RecordError::MalformedJson { line: 1, column: 1 }.code(), "malformed_json");
     }

@@ -1,14 +1,20 @@
 //! The field policy: for every field of the body, whether it is required, its type and limits,
 //! what is stored of it (kept, masked, truncated, dropped) and where it lands (a column of its
 //! own, or the JSONB `extras` column), read from one declarative source: the published JSON
-//! Schema's annotations (`x-treatment`, `x-landing` per property, `x-unknown-keys` at the root).
+//! Schema's annotations (`x-treatment`, `x-landing`, `x-format` per property, `x-unknown-keys`
+//! at the root).
 //!
 //! Two kinds of field:
 //! - **The built-in six** (`user_id`, `device_type`, `locale`, `app_version`, `ip`,
-//!   `device_id`) have columns of their own and rules JSON Schema cannot say whole (an `ip` is
-//!   parsed and canonicalised, a version has a grammar), so their rules are [`crate::message`]'s
-//!   code. The policy must declare them as this release implements them; a policy that says
-//!   otherwise is refused when it is loaded, naming the field, rather than silently ignored.
+//!   `device_id`) have columns of their own. Their rules are read from the policy into
+//!   [`BuiltInRules`], a fixed table of plain values built once at start-up that the parser
+//!   ([`crate::message`]) obeys: `required`, `maxLength`, not blank (`"$ref":
+//!   "#/$defs/notBlank"`) and `x-format` (`version`: the version grammar; `ip-address`: parsed
+//!   and canonicalised). What stays fixed is what their typed columns and the record's shape
+//!   need: each is a string, within the release's limit ([`Field::max_chars`], the column's
+//!   length), `user_id` is required, `ip` is an address, and kept vs masked and the column
+//!   follow the column; a policy that says otherwise is refused when it is loaded, naming the
+//!   field, rather than silently ignored.
 //! - **Declared extras**: any other property. Its type (`string`, `number`, `integer`,
 //!   `boolean`, each optionally with `null`), `maxLength` and `required` are the schema's own
 //!   keywords; `x-treatment` is `kept`, `masked-hmac` (strings: keyed HMAC, as `device_id`) or
@@ -22,10 +28,11 @@
 //! value is not stored, the name is counted and logged (`UnknownFieldRecords`).
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use serde_json::Value;
 
-use crate::message::KNOWN_KEYS;
+use crate::message::{Field, KNOWN_KEYS};
 
 /// What is stored of a field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +90,50 @@ pub const OWN_COLUMNS: [&str; 15] = [
     "extras",
     "loaded_at",
 ];
+
+/// How a built-in field's text is read beyond its length and blankness: the property's
+/// `x-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Any text (no `x-format`).
+    Text,
+    /// `"x-format": "version"`: dot-separated decimal numbers with an optional SemVer-style
+    /// suffix (`2.3.0`, `2.3.0-beta.1`), the schema's `pattern` [`VERSION_PATTERN`].
+    Version,
+    /// `"x-format": "ip-address"`: an IPv4 or IPv6 address, parsed and canonicalised.
+    IpAddress,
+}
+
+/// The `pattern` a property with `"x-format": "version"` carries, so that a JSON Schema
+/// validator and the function judge alike.
+pub const VERSION_PATTERN: &str = "^[0-9]+(\\.[0-9]+)*([-+][0-9A-Za-z.+-]+)?$";
+
+/// One built-in field's rules, as plain values: the parser reads them per record without any
+/// lookup by name, hashing or allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldRule {
+    /// `maxLength`, in characters (as PostgreSQL's `varchar(n)` counts them).
+    pub max_chars: u32,
+    /// Listed in the schema's `required`: missing or `null` is refused.
+    pub required: bool,
+    /// `"$ref": "#/$defs/notBlank"`: some character that is not Unicode White_Space.
+    pub not_blank: bool,
+    pub format: Format,
+}
+
+/// The built-in six's rules, by their index in [`KNOWN_KEYS`], read from the policy once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltInRules {
+    rules: [FieldRule; KNOWN_KEYS.len()],
+}
+
+impl BuiltInRules {
+    /// `field`'s rules.
+    #[inline]
+    pub fn get(&self, field: Field) -> FieldRule {
+        self.rules[field.index()]
+    }
+}
 
 /// A JSON type an extra field may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,9 +204,6 @@ pub struct ExtraFields {
 }
 
 impl ExtraFields {
-    /// No extras: the published policy of this release.
-    pub const NONE: ExtraFields = ExtraFields { fields: Vec::new() };
-
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
@@ -174,9 +222,10 @@ impl ExtraFields {
     }
 }
 
-/// The policy of one deployment: the built-in fields checked against the code, the extras.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// The policy of one deployment: the built-in fields' rules, the extras.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldPolicy {
+    pub built_in: BuiltInRules,
     pub extras: ExtraFields,
 }
 
@@ -233,12 +282,15 @@ impl FieldPolicy {
                     return Err(field(
                         name,
                         &format!(
-                            "a built-in field is x-treatment {treatment} (ip: or truncated) and x-landing {column} in \
-                             this release; its rules are code (docs/schema.md, \"The field policy\")"
+                            "a built-in field is x-treatment {treatment} (ip: or truncated) and x-landing {column}: \
+                             its column is typed for that (docs/schema.md, \"The field policy\")"
                         ),
                     ));
                 }
                 continue;
+            }
+            if property.get("x-format").is_some() {
+                return Err(field(name, "x-format is the built-in fields' (ip, app_version)"));
             }
             let treatment = Treatment::parse(treatment_text)
                 .ok_or_else(|| field(name, "x-treatment must be kept, masked-hmac or dropped"))?;
@@ -302,14 +354,93 @@ impl FieldPolicy {
                 landing,
             });
         }
-        Ok(FieldPolicy { extras: ExtraFields { fields: extras } })
+        // After the treatments and landings, so that a field declared unlike its column is
+        // refused for that first.
+        let rule = |known: Field| match properties.get(known.name()) {
+            Some(property) => built_in_rule(known, property, required.contains(&known.name())),
+            None => Err(field(known.name(), "a built-in field must be declared")),
+        };
+        let [user_id, device_type, locale, app_version, ip, device_id] = Field::ALL.map(rule);
+        let built_in = BuiltInRules { rules: [user_id?, device_type?, locale?, app_version?, ip?, device_id?] };
+        Ok(FieldPolicy { built_in, extras: ExtraFields { fields: extras } })
     }
 
     /// The policy of the schema this release publishes (`schema/login-event.schema.json`).
     pub fn published() -> FieldPolicy {
-        // The published schema is tested to load (below): this cannot fail.
-        FieldPolicy::from_schema(crate::schema::SCHEMA_JSON).unwrap_or_default()
+        PUBLISHED.clone()
     }
+
+    /// [`FieldPolicy::published`], read once per process and shared.
+    pub fn published_ref() -> &'static FieldPolicy {
+        &PUBLISHED
+    }
+}
+
+/// The published policy, read from the embedded schema on first use. The published schema is
+/// tested to load (below), so this cannot fail in a release.
+static PUBLISHED: LazyLock<FieldPolicy> = LazyLock::new(|| {
+    FieldPolicy::from_schema(crate::schema::SCHEMA_JSON).expect("the published schema is a valid field policy")
+});
+
+/// A built-in field's rules from its property, or why the release cannot honour them: each
+/// is a string, `user_id` is required (every row has one), a `maxLength` within the release's
+/// limit (its column's length), `ip`'s `x-format` is `ip-address` (its value is an address)
+/// and only `app_version` may have `version`. The schema must say what the function does: a
+/// required field's type is `"string"` and an optional one's `["string", "null"]` (`null` is
+/// missing); a field read as text refuses NUL (`"$ref": "#/$defs/noNul"`); `version` carries
+/// [`VERSION_PATTERN`] and no other field has a `pattern`.
+fn built_in_rule(known: Field, property: &Value, required: bool) -> Result<FieldRule, PolicyError> {
+    let name = known.name();
+    if known == Field::UserId && !required {
+        return Err(field(name, "user_id is required in this release: every row has one"));
+    }
+    let types = json_types(property).unwrap_or_default();
+    let string_typed = matches!(
+        (required, types.as_slice()),
+        (true, [JsonType::String]) | (false, [JsonType::String, JsonType::Null] | [JsonType::Null, JsonType::String])
+    );
+    if !string_typed {
+        return Err(field(
+            name,
+            "a built-in field is a string: type \"string\" when required, [\"string\", \"null\"] when optional \
+             (null is missing)",
+        ));
+    }
+    let limit = known.max_chars();
+    let max_chars = property
+        .get("maxLength")
+        .and_then(Value::as_u64)
+        .filter(|max| (1..=limit as u64).contains(max))
+        .and_then(|max| u32::try_from(max).ok())
+        .ok_or_else(|| {
+            field(name, &format!("maxLength must be a whole number from 1 to {limit} (the release's limit)"))
+        })?;
+    let format = match (known, property.get("x-format")) {
+        (_, None) => Format::Text,
+        (Field::AppVersion, Some(Value::String(format))) if format == "version" => Format::Version,
+        (Field::IP, Some(Value::String(format))) if format == "ip-address" => Format::IpAddress,
+        _ => return Err(field(name, "x-format may be version on app_version, and is ip-address on ip")),
+    };
+    if known == Field::IP && format != Format::IpAddress {
+        return Err(field(name, "ip is x-format ip-address in this release: its value is an address"));
+    }
+    let pattern = property.get("pattern");
+    match format {
+        Format::Version if pattern.and_then(Value::as_str) != Some(VERSION_PATTERN) => {
+            return Err(field(name, &format!("x-format version carries \"pattern\": {VERSION_PATTERN:?}")));
+        }
+        Format::Text | Format::IpAddress if pattern.is_some() => {
+            return Err(field(name, "the function checks no pattern but x-format version's"));
+        }
+        Format::Text if !refuses_nul(property) => {
+            return Err(field(
+                name,
+                "a text field must refuse NUL, which PostgreSQL cannot store: add \"$ref\": \"#/$defs/noNul\"",
+            ));
+        }
+        _ => {}
+    }
+    Ok(FieldRule { max_chars, required, not_blank: has_ref(property, "#/$defs/notBlank"), format })
 }
 
 /// A column a policy may name: a plain lower-case SQL identifier (no quoting needed, at most
@@ -334,8 +465,13 @@ fn field(name: &str, problem: &str) -> PolicyError {
 /// Whether the property says, as the schema's own `noNul` definition, that a string holds no
 /// NUL (what the function refuses in every string it stores): schema and function then agree.
 fn refuses_nul(property: &Value) -> bool {
-    let no_nul = |node: &Value| node.get("$ref").and_then(Value::as_str) == Some("#/$defs/noNul");
-    no_nul(property) || property.get("allOf").and_then(Value::as_array).is_some_and(|all| all.iter().any(no_nul))
+    has_ref(property, "#/$defs/noNul")
+}
+
+/// Whether the property refers to the definition `target`, itself or in its `allOf`.
+fn has_ref(property: &Value, target: &str) -> bool {
+    let refers = |node: &Value| node.get("$ref").and_then(Value::as_str) == Some(target);
+    refers(property) || property.get("allOf").and_then(Value::as_array).is_some_and(|all| all.iter().any(refers))
 }
 
 fn json_types(property: &Value) -> Option<Vec<JsonType>> {
@@ -366,11 +502,91 @@ mod tests {
         schema.to_string()
     }
 
+    /// The published schema with `change` made to its root.
+    fn changed(change: impl FnOnce(&mut Value)) -> String {
+        let mut schema: Value = serde_json::from_str(crate::schema::SCHEMA_JSON).expect("schema");
+        change(&mut schema);
+        schema.to_string()
+    }
+
     #[test]
     fn the_published_schema_is_a_policy_of_the_built_in_fields_only() {
         let policy = FieldPolicy::from_schema(crate::schema::SCHEMA_JSON).expect("the published policy loads");
         assert!(policy.extras.is_empty());
         assert_eq!(FieldPolicy::published(), policy);
+        assert_eq!(FieldPolicy::published_ref(), &policy);
+    }
+
+    #[test]
+    fn the_built_in_rules_are_read_from_the_published_schema() {
+        let rules = FieldPolicy::published().built_in;
+        let rule = |max_chars, required, not_blank, format| FieldRule { max_chars, required, not_blank, format };
+        let expected = [
+            (Field::UserId, rule(128, true, true, Format::Text)),
+            (Field::DeviceType, rule(32, false, false, Format::Text)),
+            (Field::Locale, rule(32, false, false, Format::Text)),
+            (Field::AppVersion, rule(32, false, false, Format::Version)),
+            (Field::IP, rule(64, false, false, Format::IpAddress)),
+            (Field::DEVICE_ID, rule(256, false, true, Format::Text)),
+        ];
+        for (field, expected) in expected {
+            assert_eq!(rules.get(field), expected, "{field}");
+            // The published limits are the release's: a policy may tighten them, never loosen.
+            assert_eq!(rules.get(field).max_chars as usize, field.max_chars(), "{field}");
+        }
+    }
+
+    #[test]
+    fn a_deployment_may_tighten_the_built_in_rules() {
+        let text = changed(|schema| {
+            let properties = &mut schema["properties"];
+            properties["locale"]["maxLength"] = 5.into();
+            properties["device_id"]["type"] = "string".into();
+            properties["device_type"]["allOf"] =
+                serde_json::json!([{ "$ref": "#/$defs/noNul" }, { "$ref": "#/$defs/notBlank" }]);
+            // app_version without the grammar: any text, as the other kept fields.
+            let version = properties["app_version"].as_object_mut().expect("app_version");
+            version.remove("x-format");
+            version.remove("pattern");
+            version.insert("$ref".into(), "#/$defs/noNul".into());
+            schema["required"] = serde_json::json!(["user_id", "device_id"]);
+        });
+        let rules = FieldPolicy::from_schema(&text).expect("policy").built_in;
+        assert_eq!(rules.get(Field::Locale).max_chars, 5);
+        assert!(rules.get(Field::DEVICE_ID).required);
+        assert!(rules.get(Field::DeviceType).not_blank);
+        assert_eq!(rules.get(Field::AppVersion).format, Format::Text);
+        assert_eq!(rules.get(Field::UserId), FieldPolicy::published().built_in.get(Field::UserId));
+    }
+
+    #[test]
+    fn built_in_rules_the_release_cannot_honour_are_refused_by_name() {
+        type Change = fn(&mut Value);
+        let refused: [(&str, Change); 12] = [
+            ("user_id", |s| s["required"] = serde_json::json!([])),
+            ("user_id", |s| s["properties"]["user_id"]["maxLength"] = 129.into()),
+            ("locale", |s| s["properties"]["locale"]["maxLength"] = 0.into()),
+            ("locale", |s| {
+                s["properties"]["locale"].as_object_mut().expect("locale").remove("maxLength");
+            }),
+            ("locale", |s| s["properties"]["locale"]["type"] = "integer".into()),
+            // Required but null allowed: the schema would take a null the function refuses.
+            ("device_id", |s| s["required"] = serde_json::json!(["user_id", "device_id"])),
+            ("user_id", |s| s["properties"]["user_id"]["type"] = serde_json::json!(["string", "null"])),
+            ("ip", |s| {
+                s["properties"]["ip"].as_object_mut().expect("ip").remove("x-format");
+            }),
+            ("locale", |s| s["properties"]["locale"]["x-format"] = "version".into()),
+            ("app_version", |s| s["properties"]["app_version"]["pattern"] = "^[0-9]+$".into()),
+            ("locale", |s| s["properties"]["locale"]["pattern"] = "^[a-z]+$".into()),
+            ("device_type", |s| {
+                s["properties"]["device_type"].as_object_mut().expect("device_type").remove("$ref");
+            }),
+        ];
+        for (name, change) in refused {
+            let err = FieldPolicy::from_schema(&changed(change)).expect_err("refused");
+            assert!(matches!(&err, PolicyError::Field { field, .. } if field == name), "{name}: {err}");
+        }
     }
 
     #[test]
@@ -430,6 +646,11 @@ mod tests {
             ("os_version", serde_json::json!({"type": "string", "x-treatment": "dropped", "x-landing": "extras"})),
             ("os_version", serde_json::json!({"type": "string"})),
             ("os_version", serde_json::json!({"type": "string", "x-treatment": "kept", "x-landing": "extras"})),
+            (
+                "os_version",
+                serde_json::json!({"type": "string", "$ref": "#/$defs/noNul", "x-format": "version",
+                                   "x-treatment": "kept", "x-landing": "extras"}),
+            ),
         ];
         for (name, property) in refused {
             let err = FieldPolicy::from_schema(&with_property(name, property.clone())).expect_err("refused");

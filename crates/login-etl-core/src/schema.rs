@@ -9,7 +9,7 @@
 //! schema evolves: `docs/schema.md`.
 
 use crate::message::{LoginRecord, RecordError, UnknownKeys};
-use crate::policy::ExtraFields;
+use crate::policy::FieldPolicy;
 
 /// The schema document, as published in the repository and embedded in `login-etl-cli`.
 pub const SCHEMA_JSON: &str = include_str!("../../../schema/login-event.schema.json");
@@ -40,12 +40,12 @@ impl Verdict {
 /// The function's verdict on a body under the published policy: [`LoginRecord::parse`], the
 /// very rules the handler applies, with the record's values dropped.
 pub fn judge(body: &str) -> Verdict {
-    judge_with(body, &ExtraFields::NONE)
+    judge_with(body, FieldPolicy::published_ref())
 }
 
-/// [`judge`] under a deployment's field policy (its declared `extras`).
-pub fn judge_with(body: &str, extras: &ExtraFields) -> Verdict {
-    match LoginRecord::parse_with(body, extras) {
+/// [`judge`] under a deployment's field policy (its built-in fields' rules, its extras).
+pub fn judge_with(body: &str, policy: &FieldPolicy) -> Verdict {
+    match LoginRecord::parse_with(body, policy) {
         Ok(record) => Verdict::Valid { unknown_keys: record.unknown_keys },
         Err(err) => Verdict::Invalid(err),
     }
