@@ -6,7 +6,7 @@ use std::io::Write;
 
 use time::Date;
 
-use super::{EraseArgs, PartitionsArgs, RetentionArgs};
+use super::{EraseArgs, PartitionsArgs, RetentionArgs, write_result};
 
 use login_etl::OperatorDb;
 
@@ -93,10 +93,8 @@ async fn retention_preview(
 /// Erases one person; prints counts, never values.
 pub async fn erase(args: &EraseArgs, db: &OperatorDb, out: &mut impl Write) -> anyhow::Result<()> {
     let report = login_etl::erase_user(db, &args.user_id).await?;
-    if args.json {
-        writeln!(out, "{}", serde_json::to_value(report)?)?;
-    } else {
-        writeln!(out, "erased {} login rows and {} vault rows", report.login_rows, report.vault_rows)?;
-    }
+    let (login_rows, vault_rows) = (report.login_rows, report.vault_rows);
+    let value = serde_json::to_value(report)?;
+    write_result(out, args.json, value, format_args!("erased {login_rows} login rows and {vault_rows} vault rows"))?;
     Ok(())
 }
