@@ -230,8 +230,7 @@ async fn invoke_in_process_answers_with_the_batch_response_and_writes_metrics(po
 
 #[test]
 fn keygen_in_process_writes_the_private_key_and_prints_the_public_one() {
-    let dir = std::env::temp_dir().join(unique_name("keygen"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = fresh_dir("keygen");
     let args = cli::KeygenArgs { private_key_file: dir.join("vault.key") };
     let (mut out, mut notes) = (Vec::new(), Vec::new());
     cli::keygen(&args, &mut out, &mut notes).expect("keygen");
@@ -383,8 +382,7 @@ async fn invoke_touches_no_queue_unless_asked_and_prints_metrics_with_its_output
     install_poison_trigger(&pool).await;
     let bodies: Vec<String> = (0..2).map(|i| login_body("poison", "10.0.0.1", &format!("d-{i}"))).collect();
     queue.send(&bodies).await.expect("send");
-    let dir = std::env::temp_dir().join(unique_name("invoke-event"));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("invoke-event");
     let file = dir.join("event.json");
     let invoke = |extra: &[&str]| {
         cli_command(&pool)
@@ -421,8 +419,7 @@ async fn every_failed_record_leaves_one_line_with_its_id_and_reason_and_at_most_
     let mut records: Vec<_> =
         (0..12).map(|i| sqs_message(&format!("bad-{i:02}"), &format!("{{\"user_id\": \"secret-{i}\""))).collect();
     records.push(sqs_message("good", &login_body("fine", "10.0.0.9", "d-fine")));
-    let dir = std::env::temp_dir().join(unique_name("failures"));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("failures");
     let file = dir.join("event.json");
     std::fs::write(&file, serde_json::to_string(&event(records)).expect("JSON")).expect("file");
 

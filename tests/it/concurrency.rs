@@ -38,6 +38,27 @@ fn function_env(
     env
 }
 
+/// The function, started against a fresh runtime API with `function_env`'s settings, once it
+/// keeps a `/next` poll open per invocation it may take at once.
+async fn serving(
+    pool: &PgPool,
+    concurrency: u32,
+    connections: u32,
+    extra: &[(&'static str, &str)],
+) -> (RuntimeApi, Bootstrap) {
+    let api = RuntimeApi::start().await.expect("harness");
+    let function =
+        Bootstrap::spawn(FUNCTION, &api, &function_env(pool, concurrency, connections, extra)).expect("bootstrap");
+    let polls = usize::try_from(concurrency).expect("a small concurrency");
+    assert!(
+        api.wait_for_parked_polls(polls, Duration::from_secs(20)).await,
+        "the runtime should keep {polls} /next polls open; it has {}. stderr: {:?}",
+        api.parked_polls(),
+        function.stderr.all()
+    );
+    (api, function)
+}
+
 /// Batch `name`: `valid` logins `<name>-0..` and one malformed record `<name>-bad`.
 fn batch(name: &str, valid: usize) -> Vec<u8> {
     let mut records: Vec<_> = (0..valid)
@@ -45,6 +66,15 @@ fn batch(name: &str, valid: usize) -> Vec<u8> {
         .collect();
     records.push(sqs_message(&format!("{name}-bad"), "{\"user_id\": "));
     serde_json::to_vec(&event(records)).expect("event JSON")
+}
+
+/// Lambda redelivers [`batch`] `name`: it answers with only `<name>-bad` failed, and all
+/// `valid` logins are stored once.
+async fn redelivery_loads(api: &RuntimeApi, pool: &PgPool, name: &str, valid: usize) {
+    let redelivered = api.enqueue(&batch(name, valid));
+    let (_, answer) = api.answer(&redelivered, Duration::from_secs(20)).await.expect("redelivered");
+    assert_eq!(failure_ids(&answer), [format!("{name}-bad")]);
+    assert_eq!(rows_named(pool, name).await, i64::try_from(valid).expect("a small batch"));
 }
 
 /// Holds the row `message_id` (of the test records' day) in an open transaction, so a batch
@@ -110,15 +140,8 @@ fn failure_ids(answer: &Answer) -> Vec<String> {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn eight_invocations_at_once_keep_their_own_ids_and_the_held_one_does_not_stop_the_rest(pool: PgPool) {
-    let api = RuntimeApi::start().await.expect("harness");
     // Eight invocations over two connections: one held by the lock, seven sharing the other.
-    let function = Bootstrap::spawn(FUNCTION, &api, &function_env(&pool, 8, 2, &[])).expect("bootstrap");
-    assert!(
-        api.wait_for_parked_polls(8, Duration::from_secs(20)).await,
-        "the runtime should keep 8 /next polls open; it has {}. stderr: {:?}",
-        api.parked_polls(),
-        function.stderr.all()
-    );
+    let (api, function) = serving(&pool, 8, 2, &[]).await;
 
     let locker = hold_row(&pool, "held-0").await;
     // Batch sizes differ (held: 9 valid, the others 2..=8), so a summary that leaked into
@@ -184,10 +207,7 @@ async fn eight_invocations_at_once_keep_their_own_ids_and_the_held_one_does_not_
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_batch_that_gets_no_connection_in_time_fails_retryably_and_then_loads(pool: PgPool) {
-    let api = RuntimeApi::start().await.expect("harness");
-    let env = function_env(&pool, 2, 1, &[("DB_ACQUIRE_TIMEOUT_MS", "300")]);
-    let function = Bootstrap::spawn(FUNCTION, &api, &env).expect("bootstrap");
-    assert!(api.wait_for_parked_polls(2, Duration::from_secs(20)).await, "stderr: {:?}", function.stderr.all());
+    let (api, function) = serving(&pool, 2, 1, &[("DB_ACQUIRE_TIMEOUT_MS", "300")]).await;
 
     let locker = hold_row(&pool, "held-0").await;
     let held = api.enqueue(&batch("held", 3));
@@ -218,19 +238,14 @@ async fn a_batch_that_gets_no_connection_in_time_fails_retryably_and_then_loads(
     let (_, held_answer) = api.answer(&held, Duration::from_secs(15)).await.expect("held");
     assert_eq!(failure_ids(&held_answer), ["held-bad"]);
     // Lambda redelivers the failed batch: now it loads, nothing lost.
-    let redelivered = api.enqueue(&batch("starved", 3));
-    let (_, answer) = api.answer(&redelivered, Duration::from_secs(15)).await.expect("redelivered");
-    assert_eq!(failure_ids(&answer), ["starved-bad"]);
-    assert_eq!(rows_named(&pool, "starved").await, 3);
+    redelivery_loads(&api, &pool, "starved", 3).await;
     function.terminate();
 }
 
 #[sqlx::test(migrations = "./migrations")]
 async fn sigterm_lets_in_flight_batches_finish_or_return_to_the_queue_and_closes_the_pool(pool: PgPool) {
     // 1. A batch that finishes within the shutdown grace answers before the process exits.
-    let api = RuntimeApi::start().await.expect("harness");
-    let mut function = Bootstrap::spawn(FUNCTION, &api, &function_env(&pool, 4, 2, &[])).expect("bootstrap");
-    assert!(api.wait_for_parked_polls(4, Duration::from_secs(20)).await, "stderr: {:?}", function.stderr.all());
+    let (api, mut function) = serving(&pool, 4, 2, &[]).await;
     let quick = api.enqueue(&batch("before", 2));
     api.answer(&quick, Duration::from_secs(15)).await.expect("a batch before the shutdown");
     let locker = hold_row(&pool, "finishing-0").await;
@@ -252,9 +267,7 @@ async fn sigterm_lets_in_flight_batches_finish_or_return_to_the_queue_and_closes
 
     // 2. A batch still held when the grace runs out never answers (Lambda retries it); the
     // process exits within the window and leaves no session behind.
-    let api = RuntimeApi::start().await.expect("harness");
-    let mut function = Bootstrap::spawn(FUNCTION, &api, &function_env(&pool, 4, 2, &[])).expect("bootstrap");
-    assert!(api.wait_for_parked_polls(4, Duration::from_secs(20)).await, "stderr: {:?}", function.stderr.all());
+    let (api, mut function) = serving(&pool, 4, 2, &[]).await;
     let locker = hold_row(&pool, "abandoned-0").await;
     let abandoned = api.enqueue(&batch("abandoned", 4));
     wait_for_lock_wait(&pool).await;
@@ -284,12 +297,8 @@ async fn sigterm_lets_in_flight_batches_finish_or_return_to_the_queue_and_closes
     // nothing and loads nothing twice.
     let committed_unseen = rows_named(&pool, "abandoned").await;
     assert!(committed_unseen == 0 || committed_unseen == 4, "all or nothing: {committed_unseen}");
-    let api = RuntimeApi::start().await.expect("harness");
-    let function = Bootstrap::spawn(FUNCTION, &api, &function_env(&pool, 4, 2, &[])).expect("bootstrap");
-    let redelivered = api.enqueue(&batch("abandoned", 4));
-    let (_, answer) = api.answer(&redelivered, Duration::from_secs(20)).await.expect("redelivered");
-    assert_eq!(failure_ids(&answer), ["abandoned-bad"]);
-    assert_eq!(rows_named(&pool, "abandoned").await, 4);
+    let (api, function) = serving(&pool, 4, 2, &[]).await;
+    redelivery_loads(&api, &pool, "abandoned", 4).await;
     function.terminate();
 }
 
@@ -298,9 +307,7 @@ async fn sigterm_lets_in_flight_batches_finish_or_return_to_the_queue_and_closes
 /// next event.
 #[sqlx::test(migrations = "./migrations")]
 async fn an_event_that_is_not_an_sqs_event_fails_with_a_sentence_and_the_next_one_loads(pool: PgPool) {
-    let api = RuntimeApi::start().await.expect("runtime API");
-    let function = Bootstrap::spawn(FUNCTION, &api, &function_env(&pool, 1, 1, &[])).expect("bootstrap");
-    assert!(api.wait_for_parked_polls(1, Duration::from_secs(20)).await, "stderr: {:?}", function.stderr.all());
+    let (api, function) = serving(&pool, 1, 1, &[]).await;
 
     let wrong = api.enqueue(br#"{"Records":[{"messageId":5}]}"#);
     let (_, answer) = api.answer(&wrong, Duration::from_secs(10)).await.expect("an answer");

@@ -275,8 +275,7 @@ async fn erase_removes_one_person_and_only_the_vault_rows_nobody_else_uses(pool:
         .await
         .expect("handled");
     assert_eq!(loaded.records.succeeded(), 4);
-    let key_dir = std::env::temp_dir().join(unique_name("erase-keys"));
-    std::fs::create_dir_all(&key_dir).expect("dir");
+    let key_dir = fresh_dir("erase-keys");
     let key_file = key_dir.join("vault.key");
     std::fs::write(&key_file, secret.to_hex()).expect("key");
 

@@ -577,7 +577,7 @@ fn random_ip(rng: &mut StdRng, mangled: bool) -> String {
 /// counts them (`UnknownFieldRecords`) and one log line names the keys, never their values.
 #[sqlx::test(migrations = "./migrations")]
 async fn unknown_keys_are_loaded_counted_and_named_never_valued(pool: sqlx::PgPool) {
-    use login_etl_test_support::{cli_process, event, sqs_message, unique_name};
+    use login_etl_test_support::{cli_process, event, fresh_dir, sqs_message};
     let secret_value = "SECRET-VALUE-7f3a";
     let records = vec![
         sqs_message("a", &format!(r#"{{"user_id":"u-1","os_version":"{secret_value}","schema_version":2}}"#)),
@@ -586,8 +586,7 @@ async fn unknown_keys_are_loaded_counted_and_named_never_valued(pool: sqlx::PgPo
         sqs_message("d", r#"{"user_id":"u-4"}"#),
         sqs_message("e", r#"{"user_id":"","os_version":"x"}"#),
     ];
-    let dir = std::env::temp_dir().join(unique_name("schema-drift"));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("schema-drift");
     let file = dir.join("event.json");
     std::fs::write(&file, serde_json::to_string(&event(records)).expect("event JSON")).expect("event file");
 

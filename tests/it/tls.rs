@@ -142,6 +142,43 @@ async fn invoke_through(port: u16, database: &str, ca_bundle: PathBuf) -> Output
     .expect("invoke ran")
 }
 
+/// Runs `attempt(port, nth)` once per connection of the `opened` it makes, with that one
+/// routed to `impostor` and the others to `genuine`: each time it must not have `succeeded`,
+/// and the impostor must authorize no session (a connection that did not verify would get one).
+async fn each_connection_refuses_the_impostor<F, Fut>(
+    genuine: &TestCluster,
+    impostor: &TestCluster,
+    opened: usize,
+    who: &str,
+    attempt: F,
+    succeeded: impl Fn(&Output) -> bool,
+) where
+    F: Fn(u16, usize) -> Fut,
+    Fut: std::future::Future<Output = Output>,
+{
+    for nth in 1..=opened {
+        let proxy = RoutingProxy::start(genuine.port, impostor.port, Some(nth)).await;
+        let output = attempt(proxy.port, nth).await;
+        assert!(
+            proxy.connections() >= nth,
+            "{who} opened {} connections this time, not the {opened} counted",
+            proxy.connections()
+        );
+        assert!(
+            !succeeded(&output),
+            "{who}'s connection {nth} of {opened} reached a server whose certificate another CA signed, and it \
+             succeeded: {}",
+            text(&output)
+        );
+        assert_eq!(
+            impostor.sessions_authorized(),
+            0,
+            "{who}'s connection {nth} of {opened} did not verify the certificate: the impostor authorized it ({})",
+            text(&output)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_connection_migrate_and_the_function_open_verifies_the_certificate() {
     let ca = TestCa::new();
@@ -161,27 +198,14 @@ async fn every_connection_migrate_and_the_function_open_verifies_the_certificate
 
     // Each of them, in turn, meets the impostor: migrate fails, and the impostor never
     // authorizes a session (a connection that did not verify would get one).
-    for nth in 1..=opened {
-        let proxy = RoutingProxy::start(genuine.port, impostor.port, Some(nth)).await;
-        let output = migrate_through(proxy.port, &format!("login_etl_tls_route_{nth}"), ca.ca_file()).await;
-        assert!(
-            proxy.connections() >= nth,
-            "migrate opened {} connections this time, not the {opened} counted",
-            proxy.connections()
-        );
-        assert!(
-            !output.status.success(),
-            "connection {nth} of {opened} reached a server whose certificate another CA signed, and migrate \
-             succeeded: {}",
-            text(&output)
-        );
-        assert_eq!(
-            impostor.sessions_authorized(),
-            0,
-            "connection {nth} of {opened} did not verify the certificate: the impostor authorized it ({})",
-            text(&output)
-        );
-    }
+    let migrate_nth = |port, nth| {
+        let bundle = ca.ca_file();
+        async move { migrate_through(port, &format!("login_etl_tls_route_{nth}"), bundle).await }
+    };
+    each_connection_refuses_the_impostor(&genuine, &impostor, opened, "migrate", migrate_nth, |output| {
+        output.status.success()
+    })
+    .await;
 
     // The function's connections, the same way: all to the genuine server first (the batch
     // loads), then each in turn to the impostor.
@@ -191,20 +215,9 @@ async fn every_connection_migrate_and_the_function_open_verifies_the_certificate
     let opened = counting.connections();
     assert!(opened >= 1, "the function opened no connection");
     drop(counting);
-    for nth in 1..=opened {
-        let proxy = RoutingProxy::start(genuine.port, impostor.port, Some(nth)).await;
-        let output = invoke_through(proxy.port, "login_etl_tls_routes", ca.ca_file()).await;
-        assert!(proxy.connections() >= nth, "the function opened {} connections this time", proxy.connections());
-        assert!(
-            !text(&output).contains("\"RecordsInserted\":10"),
-            "the function's connection {nth} of {opened} reached the impostor, and the batch loaded: {}",
-            text(&output)
-        );
-        assert_eq!(
-            impostor.sessions_authorized(),
-            0,
-            "the function's connection {nth} of {opened} did not verify the certificate: the impostor authorized it ({})",
-            text(&output)
-        );
-    }
+    let invoke_nth = |port, _| invoke_through(port, "login_etl_tls_routes", ca.ca_file());
+    each_connection_refuses_the_impostor(&genuine, &impostor, opened, "the function", invoke_nth, |output| {
+        text(output).contains("\"RecordsInserted\":10")
+    })
+    .await;
 }

@@ -168,8 +168,7 @@ async fn the_loader_role_can_write_but_never_read_back(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn the_cli_recovers_with_the_right_key_and_refuses_the_wrong_one(pool: PgPool) {
-    let dir = std::env::temp_dir().join(unique_name("vault-keys"));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("vault-keys");
     let key_file = dir.join("vault.key");
     let keygen = cli_command(&pool).args(["keygen", "--private-key-file"]).arg(&key_file).output().expect("keygen");
     assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
@@ -240,8 +239,7 @@ async fn the_vault_is_no_membership_oracle_for_the_loader(pool: PgPool) {
 /// sealed but false original) neither stop `recover` nor are shown by it.
 #[sqlx::test(migrations = "./migrations")]
 async fn planted_vault_rows_cannot_hide_or_replace_the_genuine_original(pool: PgPool) {
-    let dir = std::env::temp_dir().join(unique_name("vault-plant"));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("vault-plant");
     let key_file = dir.join("vault.key");
     let secret = VaultSecretKey::generate(&mut OsRng);
     std::fs::write(&key_file, secret.to_hex()).expect("key file");
@@ -287,8 +285,7 @@ async fn planted_vault_rows_cannot_hide_or_replace_the_genuine_original(pool: Pg
 
 #[sqlx::test(migrations = "./migrations")]
 async fn an_empty_vault_lookup_is_said_without_rust_types(pool: PgPool) {
-    let dir = std::env::temp_dir().join(unique_name("vault-key"));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("vault-key");
     let key = dir.join("vault.key");
     let keygen = cli_command(&pool).arg("keygen").arg("--private-key-file").arg(&key).output().expect("keygen");
     assert!(keygen.status.success(), "{keygen:?}");

@@ -36,12 +36,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 from samtranslator.translator.transform import transform
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from e2e import Loader, condition_value, resolve_ifs  # noqa: E402
+from e2e import condition_value, resolved_template  # noqa: E402
 
 logging.getLogger("samtranslator").setLevel(logging.ERROR)  # its metrics warning, not ours
 
@@ -180,16 +179,8 @@ class ManagedPolicies:
 
 
 def transformed(parameters):
-    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
-    values = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
-    values.update(parameters)
-    decided = {name: condition_value(node, template, values) for name, node in template["Conditions"].items()}
-    resolved = resolve_ifs({key: value for key, value in template.items() if key != "Conditions"}, decided)
-    resolved["Conditions"] = template["Conditions"]
+    resolved, values, decided = resolved_template(parameters, "s3://login-etl-artifacts/bootstrap.zip")
     resolved["Transform"] = "AWS::Serverless-2016-10-31"
-    for resource in resolved["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Function":
-            resource["Properties"]["CodeUri"] = "s3://login-etl-artifacts/bootstrap.zip"
     os.environ["AWS_DEFAULT_REGION"] = REGION  # SAM reads the region from boto3's session
     pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws", "AWS::StackName": STACK, "AWS::StackId": STACK_ID}
     cfn = transform(resolved, {**values, **pseudo}, ManagedPolicies())

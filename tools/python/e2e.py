@@ -143,7 +143,10 @@ def resolve_ifs(node, decided):
     return node
 
 
-def stack_template(parameters, code_uri):
+def resolved_template(parameters, code_uri):
+    """template.yaml under `parameters` (over the defaults), its `Fn::If`s decided as
+    AWS::LanguageExtensions does, every function's code at `code_uri`. Returns the template,
+    the parameters' values and the conditions' values."""
     template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
     values = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
     values.update(parameters)
@@ -153,6 +156,11 @@ def stack_template(parameters, code_uri):
     for resource in resolved["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = code_uri
+    return resolved, values, decided
+
+
+def stack_template(parameters, code_uri):
+    resolved, _, _ = resolved_template(parameters, code_uri)
     # LocalStack's change sets check every Ref before SAM's transform runs, and refuse SAM's
     # `!Ref <function>.Version` ("Unresolved resource dependencies"), which AWS's SAM resolves.
     # The code's version is then the uploaded code's name: the updates below change the owner's

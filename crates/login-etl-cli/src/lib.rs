@@ -40,6 +40,16 @@ pub use queue::{SetupClients, depth, drain, redrive, send, setup};
 pub use schema::{EXIT_INVALID_BODIES, validate};
 pub use vault::{keygen, recover};
 
+/// Writes a command's one-line result: `json` with `--json`, else the line of text.
+pub(crate) fn write_result(
+    out: &mut impl Write,
+    json: bool,
+    value: serde_json::Value,
+    text: std::fmt::Arguments<'_>,
+) -> std::io::Result<()> {
+    if json { writeln!(out, "{value}") } else { writeln!(out, "{text}") }
+}
+
 /// Exit status of `drain` when it stopped with failing messages left on a queue without a
 /// redrive policy: the job is not done, and a script must not take it for success.
 pub const EXIT_FAILING_MESSAGES_LEFT: u8 = 3;

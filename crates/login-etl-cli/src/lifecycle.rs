@@ -6,7 +6,7 @@ use std::io::Write;
 
 use time::Date;
 
-use super::{EraseArgs, PartitionsArgs, RetentionArgs};
+use super::{EraseArgs, PartitionsArgs, RetentionArgs, write_result};
 
 use login_etl::OperatorDb;
 
@@ -48,19 +48,10 @@ pub async fn retention(args: &RetentionArgs, db: &OperatorDb, today: Date, out: 
     let report = login_etl::apply_retention(db, today, args.keep_months).await?;
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        let mut value = serde_json::to_value(&report)?;
-        value["seconds"] = serde_json::json!(seconds);
-        writeln!(out, "{value}")?;
-        return Ok(());
+        return Ok(write_json_with(out, serde_json::to_value(&report)?, "seconds", serde_json::json!(seconds))?);
     }
-    writeln!(out, "keeping months from {} on", report.cutoff)?;
-    for dropped in &report.dropped {
-        writeln!(out, "dropped {} ({} rows)", dropped.partition, dropped.rows_dropped)?;
-    }
-    if report.dropped.is_empty() {
-        writeln!(out, "no partition is older than that")?;
-    }
-    writeln!(out, "vault rows no longer referenced, removed: {}", report.vault_rows_removed)?;
+    let dropped = report.dropped.iter().map(|dropped| (dropped.partition.as_str(), dropped.rows_dropped));
+    write_retention(out, false, report.cutoff, dropped, report.vault_rows_removed)?;
     writeln!(out, "took {seconds:.3} s")?;
     Ok(())
 }
@@ -74,29 +65,53 @@ async fn retention_preview(
 ) -> anyhow::Result<()> {
     let preview = login_etl::preview_retention(db, today, args.keep_months).await?;
     if args.json {
-        let mut value = serde_json::to_value(&preview)?;
-        value["dry_run"] = serde_json::json!(true);
-        writeln!(out, "{value}")?;
-        return Ok(());
+        return Ok(write_json_with(out, serde_json::to_value(&preview)?, "dry_run", serde_json::json!(true))?);
     }
-    writeln!(out, "dry run: nothing is dropped; keeping months from {} on", preview.cutoff)?;
-    for partition in &preview.would_drop {
-        writeln!(out, "would drop {} ({} rows)", partition.partition, partition.rows_dropped)?;
-    }
-    if preview.would_drop.is_empty() {
+    let would_drop = preview.would_drop.iter().map(|partition| (partition.partition.as_str(), partition.rows_dropped));
+    write_retention(out, true, preview.cutoff, would_drop, preview.vault_rows_would_be_removed)?;
+    Ok(())
+}
+
+/// `value` as one line of JSON, with `key` added (what the command knows beside the report).
+fn write_json_with(
+    out: &mut impl Write,
+    mut value: serde_json::Value,
+    key: &str,
+    extra: serde_json::Value,
+) -> std::io::Result<()> {
+    value[key] = extra;
+    writeln!(out, "{value}")
+}
+
+/// What retention dropped, or in a dry run would drop: the cutoff, each partition with its
+/// rows, and the vault rows no remaining login references.
+fn write_retention<'a>(
+    out: &mut impl Write,
+    dry_run: bool,
+    cutoff: Date,
+    partitions: impl ExactSizeIterator<Item = (&'a str, i64)>,
+    vault_rows: i64,
+) -> std::io::Result<()> {
+    let (dry_run_note, drop, removed) = if dry_run {
+        ("dry run: nothing is dropped; ", "would drop", "would be removed")
+    } else {
+        ("", "dropped", "removed")
+    };
+    writeln!(out, "{dry_run_note}keeping months from {cutoff} on")?;
+    if partitions.len() == 0 {
         writeln!(out, "no partition is older than that")?;
     }
-    writeln!(out, "vault rows no longer referenced, would be removed: {}", preview.vault_rows_would_be_removed)?;
-    Ok(())
+    for (partition, rows) in partitions {
+        writeln!(out, "{drop} {partition} ({rows} rows)")?;
+    }
+    writeln!(out, "vault rows no longer referenced, {removed}: {vault_rows}")
 }
 
 /// Erases one person; prints counts, never values.
 pub async fn erase(args: &EraseArgs, db: &OperatorDb, out: &mut impl Write) -> anyhow::Result<()> {
     let report = login_etl::erase_user(db, &args.user_id).await?;
-    if args.json {
-        writeln!(out, "{}", serde_json::to_value(report)?)?;
-    } else {
-        writeln!(out, "erased {} login rows and {} vault rows", report.login_rows, report.vault_rows)?;
-    }
+    let (login_rows, vault_rows) = (report.login_rows, report.vault_rows);
+    let value = serde_json::to_value(report)?;
+    write_result(out, args.json, value, format_args!("erased {login_rows} login rows and {vault_rows} vault rows"))?;
     Ok(())
 }

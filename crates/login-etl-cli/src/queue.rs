@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::time::{Duration, Instant};
 
 use super::{DepthArgs, DrainArgs, EXIT_FAILING_MESSAGES_LEFT, RedriveArgs, SendArgs, SetupArgs};
-use crate::{kms, schema};
+use crate::{kms, schema, write_result};
 use login_etl::{
     Config, DatabaseSource, DrainEnd, DrainOptions, DrainReport, Handler, MaskingKeySource, Queue, SecretStore,
 };
@@ -112,26 +112,21 @@ pub async fn send(args: &SendArgs, queue: &Queue, stdin: impl Read, out: &mut im
     let started = Instant::now();
     let ids = queue.send(&bodies).await?;
     let seconds = started.elapsed().as_secs_f64();
-    if args.json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::json!({
-                "queue_url": queue.url(),
-                "sent": ids.len(),
-                "malformed": bad,
-                "with_unknown_keys": drifted,
-                "seconds": seconds
-            })
-        )?;
-    } else {
-        writeln!(
-            out,
-            "sent {} messages ({bad} malformed, {drifted} with unknown keys) to {} in {seconds:.1} s",
-            ids.len(),
-            queue.url()
-        )?;
-    }
+    let value = serde_json::json!({
+        "queue_url": queue.url(),
+        "sent": ids.len(),
+        "malformed": bad,
+        "with_unknown_keys": drifted,
+        "seconds": seconds
+    });
+    let sent = ids.len();
+    let url = queue.url();
+    write_result(
+        out,
+        args.json,
+        value,
+        format_args!("sent {sent} messages ({bad} malformed, {drifted} with unknown keys) to {url} in {seconds:.1} s"),
+    )?;
     Ok(())
 }
 
@@ -259,37 +254,27 @@ fn write_drain_report(out: &mut impl Write, queue: &Queue, report: &DrainReport)
 /// Prints how many messages `queue` holds, by state.
 pub async fn depth(args: &DepthArgs, queue: &Queue, out: &mut impl Write) -> anyhow::Result<()> {
     let depth = queue.depth().await?;
-    if args.json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::json!({
-                "queue_url": queue.url(),
-                "visible": depth.visible,
-                "in_flight": depth.in_flight,
-                "delayed": depth.delayed,
-            })
-        )?;
-    } else {
-        writeln!(
-            out,
-            "{} visible={} in_flight={} delayed={}",
-            queue.url(),
-            depth.visible,
-            depth.in_flight,
-            depth.delayed
-        )?;
-    }
+    let value = serde_json::json!({
+        "queue_url": queue.url(),
+        "visible": depth.visible,
+        "in_flight": depth.in_flight,
+        "delayed": depth.delayed,
+    });
+    let (url, visible, in_flight, delayed) = (queue.url(), depth.visible, depth.in_flight, depth.delayed);
+    write_result(
+        out,
+        args.json,
+        value,
+        format_args!("{url} visible={visible} in_flight={in_flight} delayed={delayed}"),
+    )?;
     Ok(())
 }
 
 /// Moves every dead letter of `dlq` back to `target`, keeping each one's identity.
 pub async fn redrive(args: &RedriveArgs, dlq: &Queue, target: &Queue, out: &mut impl Write) -> anyhow::Result<()> {
     let moved = login_etl::redrive(dlq, target).await?;
-    if args.json {
-        writeln!(out, "{}", serde_json::json!({ "moved": moved, "from": dlq.url(), "to": target.url() }))?;
-    } else {
-        writeln!(out, "moved {moved} dead letters from {} to {}", dlq.url(), target.url())?;
-    }
+    let (from, to) = (dlq.url(), target.url());
+    let value = serde_json::json!({ "moved": moved, "from": from, "to": to });
+    write_result(out, args.json, value, format_args!("moved {moved} dead letters from {from} to {to}"))?;
     Ok(())
 }

@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use crate::delivery::{Delivery, delivery_accessors};
+
 /// A reason the record type gives for refusing a message's content.
 ///
 /// Its [`code`](Rejection::code) is what logs and metrics count, so it should be a stable
@@ -113,55 +115,20 @@ impl<E: Rejection> FailureReason<E> {
 /// A message that goes back to the queue, named in `batchItemFailures` by its `messageId`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failed<E> {
-    message_id: String,
-    position: usize,
-    receive_count: u32,
-    receipt_handle: Option<String>,
+    delivery: Delivery,
     reason: FailureReason<E>,
 }
 
 impl<E> Failed<E> {
     pub(crate) fn new(message: &aws_lambda_events::sqs::SqsMessage, position: usize, reason: FailureReason<E>) -> Self {
-        Failed {
-            message_id: message.message_id.clone().unwrap_or_default(),
-            position,
-            receive_count: crate::envelope::receive_count(message),
-            receipt_handle: message.receipt_handle.clone(),
-            reason,
-        }
+        Failed { delivery: Delivery::of(message, position), reason }
     }
 
     pub(crate) fn of_accepted<R>(accepted: crate::Accepted<R>, reason: FailureReason<E>) -> Self {
-        Failed {
-            message_id: accepted.message_id().to_owned(),
-            position: accepted.position(),
-            receive_count: accepted.receive_count(),
-            receipt_handle: accepted.receipt_handle().map(str::to_owned),
-            reason,
-        }
+        Failed { delivery: accepted.delivery, reason }
     }
 
-    /// SQS's `messageId`, what Lambda's response names (never the identity).
-    pub fn message_id(&self) -> &str {
-        &self.message_id
-    }
-
-    /// The message's index in the event's `Records`.
-    pub fn position(&self) -> usize {
-        self.position
-    }
-
-    /// SQS's `ApproximateReceiveCount` (1 when absent): what a [`Backoff`](crate::Backoff)
-    /// reads.
-    pub fn receive_count(&self) -> u32 {
-        self.receive_count
-    }
-
-    /// The receipt handle of this delivery, to change its visibility
-    /// (`ChangeMessageVisibility`); absent from hand-made events.
-    pub fn receipt_handle(&self) -> Option<&str> {
-        self.receipt_handle.as_deref()
-    }
+    delivery_accessors!(delivery);
 
     /// Why it failed.
     pub fn reason(&self) -> &FailureReason<E> {

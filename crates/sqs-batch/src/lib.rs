@@ -138,6 +138,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backoff;
+mod delivery;
 mod envelope;
 mod failure;
 mod json;

@@ -5,6 +5,7 @@ use std::convert::Infallible;
 
 use aws_lambda_events::sqs::SqsMessage;
 
+use crate::delivery::{Delivery, delivery_accessors};
 use crate::envelope::{self, Envelope, FifoPolicy, Meta};
 use crate::failure::{EventError, Failed, FailureReason};
 
@@ -13,12 +14,9 @@ use crate::failure::{EventError, Failed, FailureReason};
 pub struct Accepted<R> {
     record: R,
     identity: String,
-    message_id: String,
-    position: usize,
-    receive_count: u32,
     sent_at_ms: Option<i64>,
     group: Option<String>,
-    receipt_handle: Option<String>,
+    pub(crate) delivery: Delivery,
 }
 
 impl<R> Accepted<R> {
@@ -40,21 +38,6 @@ impl<R> Accepted<R> {
         &self.identity
     }
 
-    /// SQS's `messageId` of this delivery: what a failure is reported by.
-    pub fn message_id(&self) -> &str {
-        &self.message_id
-    }
-
-    /// The message's index in the event's `Records`.
-    pub fn position(&self) -> usize {
-        self.position
-    }
-
-    /// SQS's `ApproximateReceiveCount` (1 when absent).
-    pub fn receive_count(&self) -> u32 {
-        self.receive_count
-    }
-
     /// When the message was first sent, epoch milliseconds: SQS's `SentTimestamp`, or the
     /// original-sent attribute a redrive kept. The same on every delivery, unlike the wall
     /// clock. Always `Some` when the envelope requires a sent time
@@ -68,10 +51,7 @@ impl<R> Accepted<R> {
         self.group.as_deref()
     }
 
-    /// The receipt handle of this delivery; absent from hand-made events.
-    pub fn receipt_handle(&self) -> Option<&str> {
-        self.receipt_handle.as_deref()
-    }
+    delivery_accessors!(delivery);
 }
 
 /// What one event turns into before anything is written: every record is either accepted,
@@ -240,12 +220,9 @@ where
                     Ok(Ok(parsed)) => Ok(Accepted {
                         record: parsed,
                         identity: meta.identity.to_owned(),
-                        message_id: message_id.to_owned(),
-                        position,
-                        receive_count: envelope::receive_count(record),
                         sent_at_ms: meta.sent_at_ms,
                         group: group.map(str::to_owned),
-                        receipt_handle: record.receipt_handle.clone(),
+                        delivery: Delivery::of(record, position),
                     }),
                 },
             }

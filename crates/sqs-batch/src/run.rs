@@ -13,6 +13,7 @@ use futures_util::FutureExt;
 use futures_util::future::join_all;
 use serde::de::DeserializeOwned;
 
+use crate::delivery::delivery_accessors;
 use crate::envelope::{Envelope, FifoPolicy};
 use crate::failure::{EventError, Failed, FailureReason, Rejection};
 use crate::json::{MalformedJson, json};
@@ -32,11 +33,7 @@ pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     message: SqsMessage,
-    identity: String,
-    position: usize,
-    receive_count: u32,
-    sent_at_ms: Option<i64>,
-    group: Option<String>,
+    accepted: Accepted<()>,
 }
 
 impl Record {
@@ -64,35 +61,22 @@ impl Record {
         json(&self.message)
     }
 
-    /// SQS's `messageId`.
-    pub fn message_id(&self) -> &str {
-        self.message.message_id.as_deref().unwrap_or_default()
-    }
-
     /// The key to deduplicate side effects on (see [`Accepted::identity`]).
     pub fn identity(&self) -> &str {
-        &self.identity
-    }
-
-    /// The message's index in the event's `Records`.
-    pub fn position(&self) -> usize {
-        self.position
-    }
-
-    /// SQS's `ApproximateReceiveCount` (1 when absent).
-    pub fn receive_count(&self) -> u32 {
-        self.receive_count
+        self.accepted.identity()
     }
 
     /// The sent time, epoch milliseconds (see [`Accepted::sent_at_ms`]).
     pub fn sent_at_ms(&self) -> Option<i64> {
-        self.sent_at_ms
+        self.accepted.sent_at_ms()
     }
 
     /// The FIFO message group, on a FIFO queue.
     pub fn group(&self) -> Option<&str> {
-        self.group.as_deref()
+        self.accepted.group()
     }
+
+    delivery_accessors!(accepted.delivery);
 }
 
 /// The per-record path's settings: the [`Envelope`], how many records run at once, and how long
@@ -191,7 +175,7 @@ impl Processor {
                 .map(|index| {
                     let accepted = &accepted[index];
                     let message = messages[accepted.position()].take().unwrap_or_default();
-                    (index, record(message, accepted))
+                    (index, Record { message, accepted: accepted.clone() })
                 })
                 .collect()
         }));
@@ -221,17 +205,6 @@ impl Processor {
         }
         failed.sort_by_key(Failed::position);
         Ok(Outcome::new(received, succeeded, copies_skipped, failed).traced())
-    }
-}
-
-fn record(message: SqsMessage, accepted: &Accepted<()>) -> Record {
-    Record {
-        message,
-        identity: accepted.identity().to_owned(),
-        position: accepted.position(),
-        receive_count: accepted.receive_count(),
-        sent_at_ms: accepted.sent_at_ms(),
-        group: accepted.group().map(str::to_owned),
     }
 }
 

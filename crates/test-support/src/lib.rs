@@ -53,3 +53,11 @@ pub fn unique_name(prefix: &str) -> String {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{nanos}-{n}", std::process::id())
 }
+
+/// A new directory under the system's temporary one, named [`unique_name`]`(prefix)`, for a
+/// test's files (keys, events). The test removes it.
+pub fn fresh_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(unique_name(prefix));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
+}

@@ -6,6 +6,7 @@
 mod provision;
 mod redrive;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::encodings::Base64Data;
@@ -94,19 +95,28 @@ impl QueueDepth {
     }
 }
 
+/// The queue's attributes of `names` (`GetQueueAttributes`); one SQS does not return is absent.
+async fn queue_attributes(
+    client: &Client,
+    url: &str,
+    names: impl IntoIterator<Item = QueueAttributeName>,
+) -> Result<HashMap<QueueAttributeName, String>, QueueError> {
+    let attributes = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .set_attribute_names(Some(names.into_iter().collect()))
+        .send()
+        .await
+        .map_err(sqs_error("GetQueueAttributes"))?
+        .attributes;
+    Ok(attributes.unwrap_or_default())
+}
+
 impl Queue {
     /// Looks the queue up (its ARN and redrive policy) so records can name their source.
     pub async fn open(client: Client, url: &str) -> Result<Queue, QueueError> {
-        let attributes = client
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .attribute_names(QueueAttributeName::RedrivePolicy)
-            .send()
-            .await
-            .map_err(sqs_error("GetQueueAttributes"))?
-            .attributes
-            .unwrap_or_default();
+        let attributes =
+            queue_attributes(&client, url, [QueueAttributeName::QueueArn, QueueAttributeName::RedrivePolicy]).await?;
         let arn = attributes
             .get(&QueueAttributeName::QueueArn)
             .cloned()
@@ -140,18 +150,16 @@ impl Queue {
     }
 
     pub async fn depth(&self) -> Result<QueueDepth, QueueError> {
-        let attributes = self
-            .client
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-            .send()
-            .await
-            .map_err(sqs_error("GetQueueAttributes"))?
-            .attributes
-            .unwrap_or_default();
+        let attributes = queue_attributes(
+            &self.client,
+            &self.url,
+            [
+                QueueAttributeName::ApproximateNumberOfMessages,
+                QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+            ],
+        )
+        .await?;
         let count = |name: QueueAttributeName| attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0);
         Ok(QueueDepth {
             visible: count(QueueAttributeName::ApproximateNumberOfMessages),
