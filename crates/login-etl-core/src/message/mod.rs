@@ -3,15 +3,24 @@
 //! Everything here is pure: a body goes in, a [`LoginRecord`] or a [`RecordError`] comes out.
 //! Errors never carry any part of the body, because bodies hold personal data and errors are
 //! logged and counted.
+//!
+//! - this file: the record and its rules ([`LoginRecord::parse_with`] reads a field policy's
+//!   rule table), the [`Field`]s it names and the [`RecordError`]s it returns;
+//! - `wire`: the body as it arrives, read in one streaming serde pass by field index;
+//! - `unknown_keys`: the names of keys the function does not know, kept only as far as they
+//!   are safe to log ([`UnknownKeys`]).
+
+mod unknown_keys;
+mod wire;
 
 use std::net::IpAddr;
 
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::mask::MaskedField;
-use crate::policy::{ExtraFields, FieldPolicy, FieldRule, Format};
+use crate::policy::{FieldPolicy, FieldRule, Format};
+
+pub use unknown_keys::{MAX_UNKNOWN_KEY_CHARS, MAX_UNKNOWN_KEY_NAMES, UNNAMED_KEY, UnknownKeys, loggable_key_name};
 
 /// A field of the login message that validation can reject. The personal fields are the
 /// masking module's [`MaskedField`]s, so the two never drift apart.
@@ -146,231 +155,13 @@ pub struct LoginRecord {
     /// the schema. Their values were read only as far as checking they are JSON.
     pub unknown_keys: UnknownKeys,
     /// The values of the declared extras present and not null, by their index in the policy's
-    /// [`ExtraFields`], already checked against their rules.
+    /// [`ExtraFields`](crate::policy::ExtraFields), already checked against their rules.
     pub extras: Vec<(usize, Value)>,
 }
 
 /// Every key the function reads, in the order of the columns. The JSON Schema of the body
 /// (`schema/login-event.schema.json`) declares exactly these properties.
 pub const KNOWN_KEYS: [&str; 6] = ["user_id", "device_type", "locale", "app_version", "ip", "device_id"];
-
-/// The most unknown key names one record (and one batch's log line) keeps.
-pub const MAX_UNKNOWN_KEY_NAMES: usize = 10;
-/// The longest unknown key name kept, in characters; a longer one is cut and ends in `…`.
-pub const MAX_UNKNOWN_KEY_CHARS: usize = 64;
-/// What an unknown key that is not shaped like a field name is logged as: such a key may be a
-/// value in the wrong place (an address, an e-mail), and values are never logged.
-pub const UNNAMED_KEY: &str = "(not a field name)";
-
-/// The keys of one body that the function does not know: schema drift, made visible.
-///
-/// Only names are kept, and only loggable ones: a name made of ASCII letters, digits, `_`, `.`
-/// and `-` that starts with a letter or `_` is kept (cut to [`MAX_UNKNOWN_KEY_CHARS`]), any
-/// other key is kept as [`UNNAMED_KEY`]. At most [`MAX_UNKNOWN_KEY_NAMES`] distinct names are
-/// kept; [`UnknownKeys::count`] counts every unknown key.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct UnknownKeys {
-    names: Vec<String>,
-    count: usize,
-    /// A distinct name did not fit in `names`.
-    names_dropped: bool,
-}
-
-impl UnknownKeys {
-    /// Whether the body had no unknown key.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// How many unknown keys the body had, repeats included.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
-    /// The loggable names, distinct, in the order they first appeared.
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
-    /// Whether more distinct names were seen than [`UnknownKeys::names`] keeps.
-    pub fn names_dropped(&self) -> bool {
-        self.names_dropped
-    }
-
-    fn add(&mut self, key: &str) {
-        self.count += 1;
-        self.add_name(loggable_key_name(key));
-    }
-
-    /// Keeps `name` (already loggable) unless it is known or there is no room left.
-    fn add_name(&mut self, name: String) {
-        if self.names.contains(&name) {
-            return;
-        }
-        if self.names.len() < MAX_UNKNOWN_KEY_NAMES {
-            self.names.push(name);
-        } else {
-            self.names_dropped = true;
-        }
-    }
-
-    /// Adds `other`'s names to these (a batch's tally of its records'), within the same bound.
-    pub fn merge(&mut self, other: &UnknownKeys) {
-        self.count += other.count;
-        self.names_dropped |= other.names_dropped;
-        for name in &other.names {
-            self.add_name(name.clone());
-        }
-    }
-}
-
-/// `key` as it may appear in a log line: see [`UnknownKeys`].
-pub fn loggable_key_name(key: &str) -> String {
-    let shaped = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !shaped {
-        return UNNAMED_KEY.to_owned();
-    }
-    if key.len() <= MAX_UNKNOWN_KEY_CHARS {
-        return key.to_owned();
-    }
-    // ASCII only, so bytes are characters.
-    format!("{}…", &key[..MAX_UNKNOWN_KEY_CHARS - 1])
-}
-
-/// The body as it arrives. Every field is a raw JSON value so that a wrong type is reported by
-/// field name rather than through serde's message, which would quote the offending value.
-/// Missing and `null` both become `None`. Deserialized by hand ([`WireVisitor`]) to note a
-/// repeated known key and the names of unknown keys in the same single pass.
-#[derive(Default)]
-struct WireLogin {
-    /// The value of each of [`KNOWN_KEYS`], in its order.
-    values: [Option<Value>; KNOWN_KEYS.len()],
-    /// A known key appeared twice (`{"locale":null,"locale":"RU"}` too).
-    repeated_key: bool,
-    unknown_keys: UnknownKeys,
-    /// The declared extras present, by index (a repeat is a repeated known key).
-    extras: Vec<(usize, Option<Value>)>,
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for WireVisitor<'_> {
-    type Value = WireLogin;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<WireLogin, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-/// A key of the body: one of [`KNOWN_KEYS`] by its index, or another.
-enum WireKey {
-    Known(usize),
-    Unknown(String),
-}
-
-impl<'de> Deserialize<'de> for WireKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = WireKey;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E: de::Error>(self, key: &str) -> Result<WireKey, E> {
-                Ok(match KNOWN_KEYS.iter().position(|known| *known == key) {
-                    Some(index) => WireKey::Known(index),
-                    None => WireKey::Unknown(key.to_owned()),
-                })
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-/// Reads the body's keys: the built-in six by index, the policy's declared `extras` by theirs,
-/// and counts the others.
-struct WireVisitor<'p> {
-    extras: &'p ExtraFields,
-}
-
-impl<'de> Visitor<'de> for WireVisitor<'_> {
-    type Value = WireLogin;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireLogin, A::Error> {
-        let mut wire = WireLogin::default();
-        let mut seen = [false; KNOWN_KEYS.len()];
-        while let Some(key) = map.next_key::<WireKey>()? {
-            match key {
-                WireKey::Known(index) => {
-                    // A repeat is noted, not returned at once: the rest must still be JSON,
-                    // and a body that is not JSON is `malformed_json` whatever else it does.
-                    wire.repeated_key |= std::mem::replace(&mut seen[index], true);
-                    wire.values[index] = map.next_value::<Option<Value>>()?;
-                }
-                WireKey::Unknown(name) => match self.extras.position(&name) {
-                    Some(index) => {
-                        wire.repeated_key |= wire.extras.iter().any(|(seen, _)| *seen == index);
-                        wire.extras.push((index, map.next_value::<Option<Value>>()?));
-                    }
-                    None => {
-                        wire.unknown_keys.add(&name);
-                        map.next_value::<JsonValueChecked>()?;
-                    }
-                },
-            }
-        }
-        Ok(wire)
-    }
-}
-
-/// An unknown key's value, read without keeping it but checked as a known key's value is: its
-/// numbers must fit an `f64` and its strings hold no lone surrogate (what `serde_json::Value`,
-/// and so every known field, refuses). serde's `IgnoredAny` would skip such a value unread, so
-/// `1e400` would be `malformed_json` under `locale` and accepted under an unknown key.
-struct JsonValueChecked;
-
-impl<'de> Deserialize<'de> for JsonValueChecked {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(JsonValueChecked)
-    }
-}
-
-impl<'de> Visitor<'de> for JsonValueChecked {
-    type Value = JsonValueChecked;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
-        while seq.next_element::<JsonValueChecked>()?.is_some() {}
-        Ok(self)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
-        while map.next_entry::<JsonValueChecked, JsonValueChecked>()?.is_some() {}
-        Ok(self)
-    }
-}
 
 impl LoginRecord {
     /// Parses and validates one message body under the published policy (the built-in
@@ -383,7 +174,7 @@ impl LoginRecord {
     /// rule table, and the extras it declares.
     pub fn parse_with(body: &str, policy: &FieldPolicy) -> Result<Self, RecordError> {
         let extras = &policy.extras;
-        let wire = parse_object(body, extras)?;
+        let wire = wire::parse_object(body, extras)?;
         let mut present = Vec::with_capacity(wire.extras.len());
         for (index, field) in extras.iter().enumerate() {
             let value = wire.extras.iter().find(|(seen, _)| *seen == index).and_then(|(_, value)| value.as_ref());
@@ -425,32 +216,6 @@ impl LoginRecord {
             extras: present,
         })
     }
-}
-
-/// Deserializes the body into [`WireLogin`], insisting on a JSON object.
-///
-/// serde would also accept a JSON array positionally for a struct, so the first token is
-/// checked before parsing. Error texts from serde are never kept: they can quote the input.
-fn parse_object(body: &str, extras: &ExtraFields) -> Result<WireLogin, RecordError> {
-    let starts_with_brace = body.trim_start().starts_with('{');
-    if !starts_with_brace {
-        return match serde_json::from_str::<JsonValueChecked>(body) {
-            Ok(_) => Err(RecordError::NotAnObject),
-            Err(err) => Err(malformed(&err)),
-        };
-    }
-    let mut deserializer = serde_json::Deserializer::from_str(body);
-    let wire = serde::de::DeserializeSeed::deserialize(WireVisitor { extras }, &mut deserializer)
-        .and_then(|wire| deserializer.end().map(|()| wire))
-        .map_err(|err| malformed(&err))?;
-    if wire.repeated_key {
-        return Err(RecordError::DuplicateKey);
-    }
-    Ok(wire)
-}
-
-fn malformed(err: &serde_json::Error) -> RecordError {
-    RecordError::MalformedJson { line: err.line(), column: err.column() }
 }
 
 /// Accepts a missing/null field unless `rule` requires it, or a string within its limits.
@@ -535,64 +300,6 @@ mod tests {
         assert_eq!(record.unknown_keys.names(), ["extra", "n"]);
         assert_eq!(record.unknown_keys.count(), 2);
         assert!(LoginRecord::parse(GOOD).expect("valid").unknown_keys.is_empty());
-    }
-
-    #[test]
-    fn unknown_key_names_are_kept_only_when_they_look_like_names() {
-        assert_eq!(loggable_key_name("os_version"), "os_version");
-        assert_eq!(loggable_key_name("_meta.v-2"), "_meta.v-2");
-        // What may be a value in the wrong place is never kept.
-        for key in ["199.172.111.135", "2001:db8::1", "a@b.example", "593-47-5928", "", "ключ", "a b", "x\ny"] {
-            assert_eq!(loggable_key_name(key), UNNAMED_KEY, "{key:?}");
-        }
-        let long = loggable_key_name(&"k".repeat(100));
-        assert_eq!(long.chars().count(), MAX_UNKNOWN_KEY_CHARS);
-        assert!(long.ends_with('…'));
-        assert_eq!(loggable_key_name(&"k".repeat(64)), "k".repeat(64));
-    }
-
-    #[test]
-    fn unknown_keys_are_bounded_and_counted() {
-        let mut body = serde_json::Map::new();
-        body.insert("user_id".into(), "u".into());
-        for i in 0..15 {
-            body.insert(format!("extra_{i:02}"), i.into());
-        }
-        body.insert("10.0.0.1".into(), 1.into());
-        let record = LoginRecord::parse(&Value::Object(body).to_string()).expect("valid");
-        assert_eq!(record.unknown_keys.count(), 16);
-        assert_eq!(record.unknown_keys.names().len(), MAX_UNKNOWN_KEY_NAMES);
-        assert!(record.unknown_keys.names_dropped());
-        let mut tally = UnknownKeys::default();
-        tally.merge(&record.unknown_keys);
-        tally.merge(&LoginRecord::parse(r#"{"user_id":"u","extra_00":1}"#).expect("valid").unknown_keys);
-        assert_eq!((tally.count(), tally.names().len(), tally.names_dropped()), (17, MAX_UNKNOWN_KEY_NAMES, true));
-        // A repeated unknown key is not read, so it is not refused (a known one is).
-        let record = LoginRecord::parse(r#"{"user_id":"u","x":1,"x":2}"#).expect("valid");
-        assert_eq!((record.unknown_keys.names(), record.unknown_keys.count()), (&["x".to_string()][..], 2));
-    }
-
-    #[test]
-    fn a_known_key_repeated_is_refused_even_when_null() {
-        for body in [r#"{"user_id":"u","locale":null,"locale":"RU"}"#, r#"{"user_id":"u","ip":"1.2.3.4","ip":null}"#] {
-            assert_eq!(LoginRecord::parse(body), Err(RecordError::DuplicateKey), "{body}");
-        }
-        // Not JSON wins over a repeat: the body is malformed whatever else it does.
-        assert!(matches!(
-            LoginRecord::parse(r#"{"user_id":"a","user_id":"b""#),
-            Err(RecordError::MalformedJson { .. })
-        ));
-    }
-
-    #[test]
-    fn unknown_values_must_be_json_as_known_ones_must() {
-        for value in ["1e400", "-1e400", r#""\ud800""#, r#"[1,{"a":1e999}]"#] {
-            for key in ["locale", "extra"] {
-                let body = format!(r#"{{"user_id":"u","{key}":{value}}}"#);
-                assert!(matches!(LoginRecord::parse(&body), Err(RecordError::MalformedJson { .. })), "{body}");
-            }
-            assert!(matches!(LoginRecord::parse(&format!("[{value}]")), Err(RecordError::MalformedJson { .. })));
-        }
     }
 
     #[test]
