@@ -283,6 +283,20 @@ mod tests {
     }
 
     #[test]
+    fn event_errors_are_equal_for_the_same_record_and_the_same_source_only() {
+        let missing = |position| EventError::MissingMessageId { position };
+        assert_eq!(missing(2), missing(2));
+        assert_ne!(missing(2), missing(3));
+        let aborted = EventError::aborted(1, std::io::Error::other("key gone"));
+        assert_eq!(aborted, aborted.clone(), "a clone shares its source");
+        let EventError::Aborted { source, .. } = &aborted else { unreachable!("built as Aborted") };
+        let elsewhere = EventError::Aborted { position: 4, source: source.clone() };
+        assert_ne!(aborted, elsewhere, "the same source at another record");
+        assert_ne!(aborted, EventError::aborted(1, std::io::Error::other("key gone")), "another error");
+        assert_ne!(aborted, missing(1));
+    }
+
+    #[test]
     fn a_record_failure_carries_its_code_its_retryability_and_its_cause() {
         use std::error::Error as _;
         let permanent = RecordFailure::permanent("bad_order", "order 7 has no lines");
