@@ -131,6 +131,9 @@ lint-build: ## make test's lint: rustfmt, then every target built with clippy's 
 	cargo fmt --all -- --check
 	@[ -n "$${RUSTC_WORKSPACE_WRAPPER:-}" ] || { echo "lint-build: a step of make test, which sets CLIPPY_WRAPPER; alone, run make lint" >&2; exit 2; }
 	cargo test --workspace --no-run --all-targets --quiet
+	@# `cargo test` leaves the binaries in deps/ only; the same selection built (all fresh) puts
+	@# target/debug/login-etl and login-etl-cli where the later steps (LOGIN_ETL_PREBUILT) run them.
+	cargo build --workspace --bins --tests --quiet
 
 bench: up ## Benchmarks (durable commits): core ns/record, handler per batch (direct and through PgBouncer, before/after partitions), fleet through PgBouncer, drain, cold start, retention and erase on 2M rows, the release bootstrap under a Runtime API beside its floor and a peer, and 1-8 invocations per environment; sqs-batch's per-record path (10,000 records)
 	cargo bench --bench core

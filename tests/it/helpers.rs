@@ -54,22 +54,8 @@ pub fn error_line(output: &Output) -> String {
     line.to_owned()
 }
 
-/// A deployment's policy that tightens the built-in fields (no rebuild): the published schema
-/// with `locale` at most 2 characters, `device_id` required, `device_type` not blank, and
-/// `app_version` plain text (no version grammar). `tests/it/schema.rs` and `policy.rs` judge
-/// and validate by it.
+/// A deployment's policy that tightens the built-in fields (no rebuild), `locale` at most 2
+/// characters: `tests/it/schema.rs` and `policy.rs` judge and validate by it.
 pub fn tightened_built_in_policy() -> serde_json::Value {
-    let mut schema: serde_json::Value =
-        serde_json::from_str(login_etl_core::schema::SCHEMA_JSON).expect("the schema is JSON");
-    let properties = &mut schema["properties"];
-    properties["locale"]["maxLength"] = 2.into();
-    properties["device_id"]["type"] = "string".into();
-    properties["device_type"]["allOf"] =
-        serde_json::json!([{ "$ref": "#/$defs/noNul" }, { "$ref": "#/$defs/notBlank" }]);
-    let version = properties["app_version"].as_object_mut().expect("app_version");
-    version.remove("x-format");
-    version.remove("pattern");
-    version.insert("$ref".into(), "#/$defs/noNul".into());
-    schema["required"] = serde_json::json!(["user_id", "device_id"]);
-    schema
+    login_etl_core::sample::tightened_policy(2)
 }

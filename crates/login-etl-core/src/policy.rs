@@ -538,19 +538,7 @@ mod tests {
 
     #[test]
     fn a_deployment_may_tighten_the_built_in_rules() {
-        let text = changed(|schema| {
-            let properties = &mut schema["properties"];
-            properties["locale"]["maxLength"] = 5.into();
-            properties["device_id"]["type"] = "string".into();
-            properties["device_type"]["allOf"] =
-                serde_json::json!([{ "$ref": "#/$defs/noNul" }, { "$ref": "#/$defs/notBlank" }]);
-            // app_version without the grammar: any text, as the other kept fields.
-            let version = properties["app_version"].as_object_mut().expect("app_version");
-            version.remove("x-format");
-            version.remove("pattern");
-            version.insert("$ref".into(), "#/$defs/noNul".into());
-            schema["required"] = serde_json::json!(["user_id", "device_id"]);
-        });
+        let text = crate::sample::tightened_policy(5).to_string();
         let rules = FieldPolicy::from_schema(&text).expect("policy").built_in;
         assert_eq!(rules.get(Field::Locale).max_chars, 5);
         assert!(rules.get(Field::DEVICE_ID).required);

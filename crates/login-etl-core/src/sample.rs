@@ -120,6 +120,27 @@ fn uuid_like(rng: &mut StdRng) -> String {
     format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
 }
 
+/// A deployment's field policy that tightens the built-in fields, as a team would write its
+/// `FIELD_POLICY_FILE`: the published schema with `locale` at most `locale_max_length`
+/// characters, `device_id` required, `device_type` not blank, and `app_version` plain text
+/// (no version grammar). The function reads it without a rebuild; its tests and the
+/// schema-agreement corpus judge by it.
+pub fn tightened_policy(locale_max_length: u32) -> serde_json::Value {
+    let mut schema: serde_json::Value =
+        serde_json::from_str(crate::schema::SCHEMA_JSON).expect("the published schema is JSON");
+    let properties = &mut schema["properties"];
+    properties["locale"]["maxLength"] = locale_max_length.into();
+    properties["device_id"]["type"] = "string".into();
+    properties["device_type"]["allOf"] = json!([{ "$ref": "#/$defs/noNul" }, { "$ref": "#/$defs/notBlank" }]);
+    if let Some(version) = properties["app_version"].as_object_mut() {
+        version.remove("x-format");
+        version.remove("pattern");
+        version.insert("$ref".into(), "#/$defs/noNul".into());
+    }
+    schema["required"] = json!(["user_id", "device_id"]);
+    schema
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
