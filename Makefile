@@ -18,7 +18,7 @@ export MASKING_KEY ?= 6c6f67696e2d65746c2064656d6f206b6579202d206e6f742061207365
 CLI := target/debug/login-etl-cli
 
 .PHONY: help up down db build migrate test test-rust crate-check mutants test-pooler test-iam test-invoke lint bench demo invoke sqlx-prepare sam-validate sam-build clean
-.PHONY: deploy-rehearsal docker-engine test-sam-local e2e sam-local lint-config fuzz tools lint-security audit security-tools lint-build
+.PHONY: member-check deploy-rehearsal docker-engine test-sam-local e2e sam-local lint-config fuzz tools lint-security audit security-tools lint-build
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -52,7 +52,7 @@ migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database i
 # SAM_BUILD_CHECK=debug, see scripts/sam.sh) and crate-check run at nice 10 beside the test
 # steps, taking the CPU they leave while they wait on PostgreSQL and LocalStack; both start
 # from lint-build's units (scripts/target-seed.sh).
-TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine lint-build bg:sam-build bg:deploy-rehearsal test-rust bg:crate-check test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local e2e sam-validate
+TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine lint-build bg:sam-build bg:deploy-rehearsal test-rust bg:crate-check bg:member-check test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local e2e sam-validate
 
 # make test compiles each target once. `cargo clippy` is `cargo check` with clippy-driver as
 # the workspace's compiler wrapper; a check build compiles nothing the tests can run, so
@@ -86,6 +86,9 @@ crate-check: ## crates/sqs-batch as crates.io and docs.rs take it: docs (all fea
 	  RUSTDOCFLAGS="-D warnings" cargo doc -p sqs-batch --no-deps --all-features && \
 	  cargo package -p sqs-batch && \
 	  cargo test -p sqs-batch --features tracing,testing --lib
+
+member-check: up ## Every workspace member built and tested on its own (`cargo test -p MEMBER`), where the other steps build the workspace's features together (scripts/member-check.sh)
+	@scripts/member-check.sh
 
 mutants: ## cargo-mutants over crates/sqs-batch (minutes; not in make test): every mutant must fail a test (score and survivors in crates/sqs-batch/README.md)
 	@scripts/mutants.sh
