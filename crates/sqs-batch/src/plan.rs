@@ -256,7 +256,7 @@ mod tests {
     use crate::envelope::MAX_ID_CHARS;
     use crate::failure::Rejection;
     use crate::test_record::{NotANumber, parse};
-    use crate::testing::{SENT, fifo, message, with_attribute};
+    use crate::testing::{SENT, fifo, fifo_batch, message, with_attribute};
 
     fn plan_default(records: &[SqsMessage]) -> Plan<crate::test_record::Number, NotANumber> {
         plan(records, &Envelope::default(), parse).expect("every record has a messageId")
@@ -506,14 +506,7 @@ mod tests {
 
     #[test]
     fn a_fifo_failure_blocks_the_rest_of_its_group_only() {
-        let records = [
-            fifo("1", "g1", "1"),
-            fifo("2", "g1", "bad"),
-            fifo("3", "g2", "3"),
-            fifo("4", "g1", "4"),
-            fifo("5", "g2", "5"),
-            fifo("6", "g1", "6"),
-        ];
+        let records = fifo_batch(&[("g1", "1"), ("g1", "bad"), ("g2", "3"), ("g1", "4"), ("g2", "5"), ("g1", "6")]);
         let plan = plan_default(&records);
         assert_eq!(accepted_ids(&plan), ["1", "3", "5"]);
         assert_eq!(
@@ -543,7 +536,7 @@ mod tests {
     #[test]
     fn stop_batch_fails_every_later_fifo_message_whatever_its_group() {
         let envelope = Envelope::default().with_fifo_policy(FifoPolicy::StopBatch);
-        let records = [fifo("1", "g1", "1"), fifo("2", "g2", "bad"), fifo("3", "g1", "3"), fifo("4", "g3", "4")];
+        let records = fifo_batch(&[("g1", "1"), ("g2", "bad"), ("g1", "3"), ("g3", "4")]);
         let plan = plan(&records, &envelope, parse).expect("plan");
         assert_eq!(accepted_ids(&plan), ["1"]);
         assert_eq!(
