@@ -403,50 +403,26 @@ mod tests {
         binary_key.message_attributes.insert("IdempotencyKey".into(), binary);
         let too_long = "k".repeat(MAX_ID_CHARS + 1);
 
+        // Message sqs-1 with the String attributes `(name, value)`.
+        let sqs_1 = |attributes: &[(&str, &str)]| {
+            attributes.iter().fold(message("sqs-1", "1"), |record, (name, value)| with_attribute(record, name, value))
+        };
+
         // (name, envelope, record, the identity or the failure code)
         let cases: [(&str, &Envelope, SqsMessage, Result<&str, &str>); 9] = [
-            ("no attribute", &redriving, message("sqs-1", "1"), Ok("sqs-1")),
-            (
-                "idempotency key",
-                &redriving,
-                with_attribute(message("sqs-1", "1"), "IdempotencyKey", "key-7"),
-                Ok("key-7"),
-            ),
-            (
-                "redriven",
-                &redriving,
-                with_attribute(message("sqs-1", "1"), "OriginalMessageId", "first-id"),
-                Ok("first-id"),
-            ),
+            ("no attribute", &redriving, sqs_1(&[]), Ok("sqs-1")),
+            ("idempotency key", &redriving, sqs_1(&[("IdempotencyKey", "key-7")]), Ok("key-7")),
+            ("redriven", &redriving, sqs_1(&[("OriginalMessageId", "first-id")]), Ok("first-id")),
             (
                 "the producer's key wins over the redrive's",
                 &redriving,
-                with_attribute(
-                    with_attribute(message("sqs-1", "1"), "OriginalMessageId", "first-id"),
-                    "IdempotencyKey",
-                    "key-7",
-                ),
+                sqs_1(&[("OriginalMessageId", "first-id"), ("IdempotencyKey", "key-7")]),
                 Ok("key-7"),
             ),
-            ("a custom attribute", &custom, with_attribute(message("sqs-1", "1"), "EventId", "e-9"), Ok("e-9")),
-            (
-                "a replaced default is ignored",
-                &custom,
-                with_attribute(message("sqs-1", "1"), "IdempotencyKey", "key-7"),
-                Ok("sqs-1"),
-            ),
-            (
-                "an empty key",
-                &redriving,
-                with_attribute(message("sqs-1", "1"), "IdempotencyKey", ""),
-                Err("invalid_idempotency_key"),
-            ),
-            (
-                "a key too long",
-                &redriving,
-                with_attribute(message("sqs-1", "1"), "IdempotencyKey", &too_long),
-                Err("invalid_idempotency_key"),
-            ),
+            ("a custom attribute", &custom, sqs_1(&[("EventId", "e-9")]), Ok("e-9")),
+            ("a replaced default is ignored", &custom, sqs_1(&[("IdempotencyKey", "key-7")]), Ok("sqs-1")),
+            ("an empty key", &redriving, sqs_1(&[("IdempotencyKey", "")]), Err("invalid_idempotency_key")),
+            ("a key too long", &redriving, sqs_1(&[("IdempotencyKey", &too_long)]), Err("invalid_idempotency_key")),
             ("a Binary key", &redriving, binary_key, Err("invalid_idempotency_key")),
         ];
         for (name, envelope, record, want) in cases {
