@@ -256,7 +256,7 @@ mod tests {
     use crate::envelope::MAX_ID_CHARS;
     use crate::failure::Rejection;
     use crate::test_record::{NotANumber, parse};
-    use crate::testing::{SENT, fifo, message, with_attribute};
+    use crate::testing::{SENT, fifo, fifo_batch, message, with_attribute};
 
     fn plan_default(records: &[SqsMessage]) -> Plan<crate::test_record::Number, NotANumber> {
         plan(records, &Envelope::default(), parse).expect("every record has a messageId")
@@ -403,50 +403,26 @@ mod tests {
         binary_key.message_attributes.insert("IdempotencyKey".into(), binary);
         let too_long = "k".repeat(MAX_ID_CHARS + 1);
 
+        // Message sqs-1 with the String attributes `(name, value)`.
+        let sqs_1 = |attributes: &[(&str, &str)]| {
+            attributes.iter().fold(message("sqs-1", "1"), |record, (name, value)| with_attribute(record, name, value))
+        };
+
         // (name, envelope, record, the identity or the failure code)
         let cases: [(&str, &Envelope, SqsMessage, Result<&str, &str>); 9] = [
-            ("no attribute", &redriving, message("sqs-1", "1"), Ok("sqs-1")),
-            (
-                "idempotency key",
-                &redriving,
-                with_attribute(message("sqs-1", "1"), "IdempotencyKey", "key-7"),
-                Ok("key-7"),
-            ),
-            (
-                "redriven",
-                &redriving,
-                with_attribute(message("sqs-1", "1"), "OriginalMessageId", "first-id"),
-                Ok("first-id"),
-            ),
+            ("no attribute", &redriving, sqs_1(&[]), Ok("sqs-1")),
+            ("idempotency key", &redriving, sqs_1(&[("IdempotencyKey", "key-7")]), Ok("key-7")),
+            ("redriven", &redriving, sqs_1(&[("OriginalMessageId", "first-id")]), Ok("first-id")),
             (
                 "the producer's key wins over the redrive's",
                 &redriving,
-                with_attribute(
-                    with_attribute(message("sqs-1", "1"), "OriginalMessageId", "first-id"),
-                    "IdempotencyKey",
-                    "key-7",
-                ),
+                sqs_1(&[("OriginalMessageId", "first-id"), ("IdempotencyKey", "key-7")]),
                 Ok("key-7"),
             ),
-            ("a custom attribute", &custom, with_attribute(message("sqs-1", "1"), "EventId", "e-9"), Ok("e-9")),
-            (
-                "a replaced default is ignored",
-                &custom,
-                with_attribute(message("sqs-1", "1"), "IdempotencyKey", "key-7"),
-                Ok("sqs-1"),
-            ),
-            (
-                "an empty key",
-                &redriving,
-                with_attribute(message("sqs-1", "1"), "IdempotencyKey", ""),
-                Err("invalid_idempotency_key"),
-            ),
-            (
-                "a key too long",
-                &redriving,
-                with_attribute(message("sqs-1", "1"), "IdempotencyKey", &too_long),
-                Err("invalid_idempotency_key"),
-            ),
+            ("a custom attribute", &custom, sqs_1(&[("EventId", "e-9")]), Ok("e-9")),
+            ("a replaced default is ignored", &custom, sqs_1(&[("IdempotencyKey", "key-7")]), Ok("sqs-1")),
+            ("an empty key", &redriving, sqs_1(&[("IdempotencyKey", "")]), Err("invalid_idempotency_key")),
+            ("a key too long", &redriving, sqs_1(&[("IdempotencyKey", &too_long)]), Err("invalid_idempotency_key")),
             ("a Binary key", &redriving, binary_key, Err("invalid_idempotency_key")),
         ];
         for (name, envelope, record, want) in cases {
@@ -506,14 +482,7 @@ mod tests {
 
     #[test]
     fn a_fifo_failure_blocks_the_rest_of_its_group_only() {
-        let records = [
-            fifo("1", "g1", "1"),
-            fifo("2", "g1", "bad"),
-            fifo("3", "g2", "3"),
-            fifo("4", "g1", "4"),
-            fifo("5", "g2", "5"),
-            fifo("6", "g1", "6"),
-        ];
+        let records = fifo_batch(&[("g1", "1"), ("g1", "bad"), ("g2", "3"), ("g1", "4"), ("g2", "5"), ("g1", "6")]);
         let plan = plan_default(&records);
         assert_eq!(accepted_ids(&plan), ["1", "3", "5"]);
         assert_eq!(
@@ -543,7 +512,7 @@ mod tests {
     #[test]
     fn stop_batch_fails_every_later_fifo_message_whatever_its_group() {
         let envelope = Envelope::default().with_fifo_policy(FifoPolicy::StopBatch);
-        let records = [fifo("1", "g1", "1"), fifo("2", "g2", "bad"), fifo("3", "g1", "3"), fifo("4", "g3", "4")];
+        let records = fifo_batch(&[("g1", "1"), ("g2", "bad"), ("g1", "3"), ("g3", "4")]);
         let plan = plan(&records, &envelope, parse).expect("plan");
         assert_eq!(accepted_ids(&plan), ["1"]);
         assert_eq!(

@@ -285,7 +285,7 @@ mod tests {
 
     use super::*;
     use crate::failure::RecordFailure;
-    use crate::testing::{fifo, message, with_attribute};
+    use crate::testing::{fifo, fifo_batch, message, with_attribute};
 
     fn codes<S>(outcome: &Outcome<RecordFailure, S>) -> Vec<(String, String)> {
         outcome.failed().iter().map(|f| (f.message_id().to_owned(), f.reason().code().into_owned())).collect()
@@ -371,14 +371,14 @@ mod tests {
     #[tokio::test]
     async fn fifo_groups_run_in_order_and_a_failure_blocks_the_rest_of_its_group() {
         let seen = Mutex::new(Vec::new());
-        let records = vec![
-            fifo("1", "g1", "g1-a"),
-            fifo("2", "g2", "g2-a"),
-            fifo("3", "g1", "bad"),
-            fifo("4", "g2", "g2-b"),
-            fifo("5", "g1", "g1-c"),
-            fifo("6", "g2", "g2-c"),
-        ];
+        let records = fifo_batch(&[
+            ("g1", "g1-a"),
+            ("g2", "g2-a"),
+            ("g1", "bad"),
+            ("g2", "g2-b"),
+            ("g1", "g1-c"),
+            ("g2", "g2-c"),
+        ]);
         let outcome = Processor::default().run(records, None, |r| handle(r, &seen)).await.expect("outcome");
         assert_eq!(codes(&outcome), [("3".into(), "bad_body".into()), ("5".into(), "fifo_group_blocked".into())]);
         let seen = seen.into_inner().expect("not poisoned");
@@ -390,7 +390,7 @@ mod tests {
     #[tokio::test]
     async fn stop_batch_fails_every_later_message_of_a_fifo_batch() {
         let seen = Mutex::new(Vec::new());
-        let records = vec![fifo("1", "g1", "1"), fifo("2", "g2", "bad"), fifo("3", "g1", "3"), fifo("4", "g3", "4")];
+        let records = fifo_batch(&[("g1", "1"), ("g2", "bad"), ("g1", "3"), ("g3", "4")]);
         let processor = Processor::new(Envelope::default().with_fifo_policy(FifoPolicy::StopBatch));
         let outcome = processor.run(records, None, |r| handle(r, &seen)).await.expect("outcome");
         assert_eq!(
@@ -429,7 +429,7 @@ mod tests {
         assert!(outcome.failed().iter().all(|f| f.reason().is_retryable()));
 
         // A deadline already passed: nothing runs, a FIFO group included, and nothing blocks.
-        let records = vec![fifo("1", "g", "1"), fifo("2", "g", "2")];
+        let records = fifo_batch(&[("g", "1"), ("g", "2")]);
         let outcome = processor
             .run(records, Some(Instant::now()), |_| async { Ok::<(), RecordFailure>(()) })
             .await

@@ -41,6 +41,13 @@ pub fn fifo(id: &str, group: &str, body: &str) -> SqsMessage {
     message
 }
 
+/// A batch from a FIFO queue, one message per `(group, body)`, with the ids "1", "2", … in
+/// order, so a unit test's table shows what the batch is about: which group each body is in.
+#[cfg(test)]
+pub(crate) fn fifo_batch(messages: &[(&str, &str)]) -> Vec<SqsMessage> {
+    messages.iter().zip(1..).map(|((group, body), id)| fifo(&id.to_string(), group, body)).collect()
+}
+
 /// `message` with a String message attribute.
 pub fn with_attribute(mut message: SqsMessage, name: &str, value: &str) -> SqsMessage {
     let mut attribute = SqsMessageAttribute::default();
