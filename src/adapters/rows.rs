@@ -137,10 +137,11 @@ mod tests {
     use super::*;
     use aws_lambda_events::sqs::SqsMessage;
     use crypto_box::aead::OsRng;
-    use login_etl_core::batch::{self, ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
+    use login_etl_core::batch;
     use login_etl_core::mask::{MaskedField, Masker, MaskingKey};
+    use login_etl_core::testing::redriven;
     use login_etl_core::vault::{BatchSealer, VaultSecretKey};
-    use sqs_batch::testing::{message, with_attribute};
+    use sqs_batch::testing::message;
 
     fn masker() -> Masker {
         Masker::hmac(&MaskingKey::from_hex(&"11".repeat(32)).expect("key"))
@@ -177,11 +178,7 @@ mod tests {
 
     #[test]
     fn a_replayed_login_is_stored_under_its_first_identity_and_dated_by_its_first_time() {
-        let redriven = with_attribute(
-            with_attribute(message("new-sqs-id", GOOD), ORIGINAL_MESSAGE_ID_ATTRIBUTE, "first-id"),
-            ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE,
-            "1795000000000",
-        );
+        let redriven = redriven(message("new-sqs-id", GOOD), "first-id", 1_795_000_000_000);
         let plan = plan(&[redriven], None);
         let rows = rows(&plan);
         assert_eq!(rows.message_id, ["first-id"]);

@@ -37,6 +37,7 @@ mod tests {
     use crate::batch::fixtures::{GOOD, codes, identities, masker};
     use crate::batch::{FailureReason, plan};
     use crate::message::{Field, RecordError};
+    use crate::testing::redriven;
     use sqs_batch::testing::{fifo, message, with_attribute};
     use sqs_batch::{EventError, IDEMPOTENCY_KEY_ATTRIBUTE};
 
@@ -172,11 +173,7 @@ mod tests {
 
     #[test]
     fn replayed_and_keyed_messages_keep_their_first_identity_and_time() {
-        let redriven = with_attribute(
-            with_attribute(message("new-sqs-id", GOOD), ORIGINAL_MESSAGE_ID_ATTRIBUTE, "first-id"),
-            ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE,
-            "1795400000000",
-        );
+        let redriven = redriven(message("new-sqs-id", GOOD), "first-id", 1_795_400_000_000);
         let keyed = with_attribute(message("sqs-2", GOOD), IDEMPOTENCY_KEY_ATTRIBUTE, "producer-key-7");
         let both = with_attribute(
             with_attribute(message("sqs-3", GOOD), ORIGINAL_MESSAGE_ID_ATTRIBUTE, "first-3"),
