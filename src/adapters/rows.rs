@@ -108,15 +108,15 @@ impl<'a> LoginRows<'a> {
                 vault.sealed.push(&original.sealed);
             }
             rows.message_id.push(accepted.identity());
-            rows.user_id.push(&login.user_id);
-            rows.device_type.push(login.device_type.as_deref());
+            rows.user_id.push(&login.kept.user_id);
+            rows.device_type.push(login.kept.device_type.as_deref());
             rows.masked_ip.push(login.masked_ip.as_deref());
             rows.ip_prefix.push(login.ip_prefix.as_deref());
             rows.extras.push(login.extras.as_deref());
             rows.columns.push(login.columns.as_deref());
             rows.masked_device_id.push(login.masked_device_id.as_deref());
-            rows.locale.push(login.locale.as_deref());
-            rows.app_version.push(login.app_version.as_deref());
+            rows.locale.push(login.kept.locale.as_deref());
+            rows.app_version.push(login.kept.app_version.as_deref());
             rows.create_date.push(sent_at.date());
             rows.sent_at.push(sent_at);
         }

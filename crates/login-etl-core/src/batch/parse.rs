@@ -9,7 +9,7 @@ use aws_lambda_events::sqs::SqsMessage;
 
 use super::outcome::UnknownKeyTally;
 use crate::mask::{KeyId, MaskedField, Masker, MaskingMode};
-use crate::message::{LoginRecord, RecordError};
+use crate::message::{KeptFields, LoginRecord, RecordError};
 use crate::policy::{Landing, Treatment};
 use crate::vault::{BatchSealer, VaultError};
 
@@ -28,15 +28,13 @@ pub struct SealedOriginal {
 /// identity the crate gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaskedLogin {
-    pub user_id: String,
-    pub device_type: Option<String>,
+    /// The record's built-in fields stored as sent.
+    pub kept: KeptFields,
     pub masked_ip: Option<String>,
     /// The address's network (`203.0.113.0/24`) when the masker keeps one
     /// ([`crate::mask::IpTreatment`]).
     pub ip_prefix: Option<String>,
     pub masked_device_id: Option<String>,
-    pub locale: Option<String>,
-    pub app_version: Option<String>,
     /// The scheme that masked `masked_ip` and `masked_device_id`, stored with the row.
     pub masking_mode: MaskingMode,
     /// The id of the key that masked them (`None` for the unkeyed scheme), stored with the row.
@@ -97,13 +95,10 @@ impl<'a> LoginParser<'a> {
             self.seal(MaskedField::DeviceId, masked, original, &mut sealed)?;
         }
         Ok(Ok(MaskedLogin {
-            user_id: login.user_id,
-            device_type: login.device_type,
+            kept: login.kept,
             masked_ip,
             ip_prefix,
             masked_device_id,
-            locale: login.locale,
-            app_version: login.app_version,
             masking_mode: self.masker.mode(),
             masking_key_id: self.masker.key_id(),
             extras,
@@ -234,8 +229,8 @@ mod tests {
         let login = &accepted.record();
         assert_eq!(login.masked_ip.as_deref(), Some(masker.mask(MaskedField::Ip, "10.0.0.1").as_str()));
         assert_eq!(login.masked_device_id.as_deref(), Some(masker.mask(MaskedField::DeviceId, "d-1").as_str()));
-        assert_eq!(login.locale, None);
-        assert_eq!(login.app_version.as_deref(), Some("0.96"));
+        assert_eq!(login.kept.locale, None);
+        assert_eq!(login.kept.app_version.as_deref(), Some("0.96"));
         assert_eq!(accepted.sent_at_ms(), Some(SENT));
         assert_eq!(login.masking_mode, MaskingMode::Hmac);
         assert!(login.sealed.is_empty(), "no vault, nothing sealed");
