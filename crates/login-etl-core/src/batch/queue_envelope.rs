@@ -35,7 +35,8 @@ pub fn envelope() -> Envelope {
 mod tests {
     use super::*;
     use crate::batch::fixtures::{GOOD, codes, identities, masker};
-    use crate::batch::{FailureReason, plan};
+    use crate::batch::outcome::FailureReason;
+    use crate::batch::plan;
     use crate::message::{Field, RecordError};
     use crate::testing::redriven;
     use sqs_batch::testing::{fifo, message, with_attribute};
