@@ -108,15 +108,15 @@ impl<'a> LoginRows<'a> {
                 vault.sealed.push(&original.sealed);
             }
             rows.message_id.push(accepted.identity());
-            rows.user_id.push(&login.user_id);
-            rows.device_type.push(login.device_type.as_deref());
+            rows.user_id.push(&login.kept.user_id);
+            rows.device_type.push(login.kept.device_type.as_deref());
             rows.masked_ip.push(login.masked_ip.as_deref());
             rows.ip_prefix.push(login.ip_prefix.as_deref());
             rows.extras.push(login.extras.as_deref());
             rows.columns.push(login.columns.as_deref());
             rows.masked_device_id.push(login.masked_device_id.as_deref());
-            rows.locale.push(login.locale.as_deref());
-            rows.app_version.push(login.app_version.as_deref());
+            rows.locale.push(login.kept.locale.as_deref());
+            rows.app_version.push(login.kept.app_version.as_deref());
             rows.create_date.push(sent_at.date());
             rows.sent_at.push(sent_at);
         }
@@ -137,10 +137,11 @@ mod tests {
     use super::*;
     use aws_lambda_events::sqs::SqsMessage;
     use crypto_box::aead::OsRng;
-    use login_etl_core::batch::{self, ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
+    use login_etl_core::batch;
     use login_etl_core::mask::{MaskedField, Masker, MaskingKey};
+    use login_etl_core::testing::redriven;
     use login_etl_core::vault::{BatchSealer, VaultSecretKey};
-    use sqs_batch::testing::{message, with_attribute};
+    use sqs_batch::testing::message;
 
     fn masker() -> Masker {
         Masker::hmac(&MaskingKey::from_hex(&"11".repeat(32)).expect("key"))
@@ -177,11 +178,7 @@ mod tests {
 
     #[test]
     fn a_replayed_login_is_stored_under_its_first_identity_and_dated_by_its_first_time() {
-        let redriven = with_attribute(
-            with_attribute(message("new-sqs-id", GOOD), ORIGINAL_MESSAGE_ID_ATTRIBUTE, "first-id"),
-            ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE,
-            "1795000000000",
-        );
+        let redriven = redriven(message("new-sqs-id", GOOD), "first-id", 1_795_000_000_000);
         let plan = plan(&[redriven], None);
         let rows = rows(&plan);
         assert_eq!(rows.message_id, ["first-id"]);

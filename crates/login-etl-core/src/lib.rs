@@ -15,6 +15,7 @@
 //! - [`deploy_hook`]: the stack's schema migration as a CloudFormation custom resource: the
 //!   maintenance function's event told apart, and the answer CloudFormation is sent.
 //! - [`sample`]: realistic (and deliberately broken) login messages from a seed.
+//! - `testing` (the `testing` feature): messages as login-etl's queue carries them, for tests.
 
 pub mod batch;
 pub mod deploy_hook;
@@ -24,4 +25,6 @@ pub mod metrics;
 pub mod policy;
 pub mod sample;
 pub mod schema;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod vault;

@@ -144,10 +144,8 @@ impl RecordError {
 /// A login message that passed validation, before masking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginRecord {
-    pub user_id: String,
-    pub device_type: Option<String>,
-    pub locale: Option<String>,
-    pub app_version: Option<String>,
+    /// Stored as sent.
+    pub kept: KeptFields,
     /// Already canonical: IPv4-mapped IPv6 addresses are folded to IPv4.
     pub ip: Option<IpAddr>,
     pub device_id: Option<String>,
@@ -157,6 +155,16 @@ pub struct LoginRecord {
     /// The values of the declared extras present and not null, by their index in the policy's
     /// [`ExtraFields`](crate::policy::ExtraFields), already checked against their rules.
     pub extras: Vec<(usize, Value)>,
+}
+
+/// The built-in fields stored as sent (the field policy's `kept` ones): validated into a
+/// [`LoginRecord`] and carried unchanged into the login that is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptFields {
+    pub user_id: String,
+    pub device_type: Option<String>,
+    pub locale: Option<String>,
+    pub app_version: Option<String>,
 }
 
 /// Every key the function reads, in the order of the columns. The JSON Schema of the body
@@ -206,10 +214,7 @@ impl LoginRecord {
         let device_id = string_field(device_id, Field::DEVICE_ID, rules.get(Field::DEVICE_ID))?;
 
         Ok(LoginRecord {
-            user_id,
-            device_type,
-            locale,
-            app_version,
+            kept: KeptFields { user_id, device_type, locale, app_version },
             ip,
             device_id,
             unknown_keys: wire.unknown_keys,
@@ -267,11 +272,11 @@ mod tests {
     #[test]
     fn parses_the_documented_example() {
         let record = LoginRecord::parse(GOOD).expect("valid");
-        assert_eq!(record.user_id, "424cdd21-063a-43a7-b91b-7ca1a833afae");
-        assert_eq!(record.app_version.as_deref(), Some("2.3.0"));
-        assert_eq!(record.device_type.as_deref(), Some("android"));
+        assert_eq!(record.kept.user_id, "424cdd21-063a-43a7-b91b-7ca1a833afae");
+        assert_eq!(record.kept.app_version.as_deref(), Some("2.3.0"));
+        assert_eq!(record.kept.device_type.as_deref(), Some("android"));
         assert_eq!(record.ip, Some("199.172.111.135".parse().expect("ip")));
-        assert_eq!(record.locale.as_deref(), Some("RU"));
+        assert_eq!(record.kept.locale.as_deref(), Some("RU"));
         assert_eq!(record.device_id.as_deref(), Some("593-47-5928"));
     }
 
@@ -281,10 +286,7 @@ mod tests {
         assert_eq!(
             record,
             LoginRecord {
-                user_id: "u1".into(),
-                device_type: None,
-                locale: None,
-                app_version: None,
+                kept: KeptFields { user_id: "u1".into(), device_type: None, locale: None, app_version: None },
                 ip: None,
                 device_id: None,
                 unknown_keys: UnknownKeys::default(),
@@ -296,7 +298,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_loaded_past_and_named() {
         let record = LoginRecord::parse(r#"{"user_id":"u1","extra":{"nested":[1,2]},"n":5}"#).expect("valid");
-        assert_eq!(record.user_id, "u1");
+        assert_eq!(record.kept.user_id, "u1");
         assert_eq!(record.unknown_keys.names(), ["extra", "n"]);
         assert_eq!(record.unknown_keys.count(), 2);
         assert!(LoginRecord::parse(GOOD).expect("valid").unknown_keys.is_empty());
@@ -329,7 +331,7 @@ mod tests {
 
         let good = r#"{"user_id":"u","device_id":"d","locale":"RU","app_version":"nightly"}"#;
         let record = parse(good).expect("valid under the policy");
-        assert_eq!((record.locale.as_deref(), record.app_version.as_deref()), (Some("RU"), Some("nightly")));
+        assert_eq!((record.kept.locale.as_deref(), record.kept.app_version.as_deref()), (Some("RU"), Some("nightly")));
         assert_eq!(LoginRecord::parse(good), Err(RecordError::InvalidAppVersion), "the published grammar");
         let cases = [
             (
@@ -419,7 +421,7 @@ mod tests {
         // 128 Cyrillic characters are 256 bytes and still fit `varchar(128)`.
         let user_id = "ж".repeat(128);
         let record = LoginRecord::parse(&format!(r#"{{"user_id":"{user_id}"}}"#)).expect("valid");
-        assert_eq!(record.user_id.chars().count(), 128);
+        assert_eq!(record.kept.user_id.chars().count(), 128);
         let too_long = "ж".repeat(129);
         assert_eq!(
             LoginRecord::parse(&format!(r#"{{"user_id":"{too_long}"}}"#)),
@@ -455,8 +457,8 @@ mod tests {
     fn injection_looking_strings_are_data() {
         let record =
             LoginRecord::parse(r#"{"user_id":"x'); DROP TABLE user_logins; --","locale":"<script>"}"#).expect("valid");
-        assert_eq!(record.user_id, "x'); DROP TABLE user_logins; --");
-        assert_eq!(record.locale.as_deref(), Some("<script>"));
+        assert_eq!(record.kept.user_id, "x'); DROP TABLE user_logins; --");
+        assert_eq!(record.kept.locale.as_deref(), Some("<script>"));
     }
 
     #[test]
@@ -499,7 +501,7 @@ mod tests {
             proptest::prop_assume!(!user_id.trim().is_empty());
             let body = serde_json::json!({ "user_id": user_id, "locale": null }).to_string();
             let record = LoginRecord::parse(&body).expect("valid");
-            proptest::prop_assert_eq!(record.user_id, user_id);
+            proptest::prop_assert_eq!(record.kept.user_id, user_id);
         }
     }
 }
