@@ -174,7 +174,8 @@ mod tests {
 
     #[test]
     fn replayed_and_keyed_messages_keep_their_first_identity_and_time() {
-        let redriven = redriven(message("new-sqs-id", GOOD), "first-id", 1_795_400_000_000);
+        // A first delivery a day before this one (`message` sends at `testing::SENT`).
+        let redriven = redriven(message("new-sqs-id", GOOD), "first-id", 1_795_300_000_000);
         let keyed = with_attribute(message("sqs-2", GOOD), IDEMPOTENCY_KEY_ATTRIBUTE, "producer-key-7");
         let both = with_attribute(
             with_attribute(message("sqs-3", GOOD), ORIGINAL_MESSAGE_ID_ATTRIBUTE, "first-3"),
@@ -186,8 +187,8 @@ mod tests {
         assert_eq!(identities(&plan), ["first-id", "producer-key-7", "producer-key-8"]);
         let accepted: Vec<&str> = plan.contract.accepted().iter().map(|a| a.message_id()).collect();
         assert_eq!(accepted, ["new-sqs-id", "sqs-2", "sqs-3"], "failures are still named by SQS's id");
-        // 2026-11-23T02:13:20Z, the first delivery's, not this one's.
-        assert_eq!(plan.contract.accepted()[0].sent_at_ms(), Some(1_795_400_000_000));
+        // 2026-11-21T22:26:40Z, the first delivery's, not this one's.
+        assert_eq!(plan.contract.accepted()[0].sent_at_ms(), Some(1_795_300_000_000));
         assert_eq!(codes(&plan), [("sqs-4".to_string(), "invalid_idempotency_key".to_string())]);
         // The crate reports a store failure's records in event order (login-etl used to list
         // the envelope and body failures first, then the store's).
