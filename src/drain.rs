@@ -25,7 +25,7 @@ pub struct DrainOptions {
     pub wait_seconds: i32,
     /// Keep polling after the queue is empty (Ctrl-C stops).
     pub follow: bool,
-    /// How often the drain reports [`DrainProgress`] to its caller's callback
+    /// How often the drain reports `DrainProgress` to its caller's callback
     /// ([`drain_until`]); `None`, never.
     pub progress_every: Option<Duration>,
     /// How long SQS may stay unreachable (refused connections, throttling, 5xx) before the

@@ -37,7 +37,7 @@ impl Handler {
     }
 
     /// Hides messages whose insert failed for longer with every receive (see
-    /// [`crate::adapters::visibility`]).
+    /// `crate::adapters::visibility`).
     pub fn with_backoff(mut self, backoff: Option<VisibilityBackoff>) -> Handler {
         self.backoff = backoff;
         self

@@ -37,7 +37,7 @@ impl std::fmt::Debug for VisibilityBackoff {
 
 impl VisibilityBackoff {
     /// With the SDK's configuration from the environment; `endpoint` is `AWS_ENDPOINT_URL`
-    /// ([`crate::config::AwsConfig::endpoint_url`]), used to build queue URLs from ARNs.
+    /// (`crate::config::AwsConfig::endpoint_url`), used to build queue URLs from ARNs.
     pub fn new(base: Duration, endpoint: Option<String>) -> VisibilityBackoff {
         VisibilityBackoff { changes: changes(base, endpoint), client: Default::default() }
     }

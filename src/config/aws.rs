@@ -27,7 +27,7 @@ pub struct AwsConfig {
 }
 
 /// The variables the Lambda runtime client reads (and panics without): Lambda sets them all.
-/// The bootstrap checks them ([`AwsConfig::runtime_env_missing`]) before starting the runtime,
+/// The bootstrap checks them (`AwsConfig::runtime_env_missing`) before starting the runtime,
 /// and `tests/it/wiring.rs` checks each is one Lambda sets and `docs/configuration.md` lists.
 pub const RUNTIME_ENV: [&str; 4] = [
     "AWS_LAMBDA_RUNTIME_API",

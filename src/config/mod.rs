@@ -33,8 +33,8 @@ use login_etl_core::vault::VaultPublicKey;
 
 /// The whole configuration of the function and of every CLI command, read from the environment
 /// once at start-up. Every value that is set is validated here; what a given entry point
-/// *needs* is checked by [`Config::require_handler`], [`DatabaseConfig::source`] and
-/// [`MaskingConfig::require_key`], so a command that only needs the database (`migrate`) does
+/// *needs* is checked by [`Config::require_handler`], `DatabaseConfig::source` and
+/// `MaskingConfig::require_key`, so a command that only needs the database (`migrate`) does
 /// not ask for a masking key.
 #[derive(Debug, Clone)]
 pub struct Config {

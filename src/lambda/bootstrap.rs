@@ -48,7 +48,7 @@ pub fn answer_arguments(first: Option<std::ffi::OsString>) -> Option<ExitCode> {
     Some(ExitCode::SUCCESS)
 }
 
-/// Clears the [`BLANK_MEANS_UNSET`] variables that `environment` shows blank, for the SDK.
+/// Clears the `BLANK_MEANS_UNSET` variables that `environment` shows blank, for the SDK.
 /// Must run before any other thread exists.
 pub fn unset_blank_sdk_variables(environment: &Environment) {
     for name in BLANK_MEANS_UNSET {

@@ -36,7 +36,7 @@ pub struct Request<'a> {
 }
 
 impl Function {
-    /// `function_name` is [`crate::config::AwsConfig::function_name`]; `metrics_level` is
+    /// `function_name` is `crate::config::AwsConfig::function_name`; `metrics_level` is
     /// [`LogSettings::metrics_level`].
     pub fn new(handler: Handler, function_name: impl Into<String>, log: &LogSettings) -> Function {
         Function {
