@@ -11,6 +11,8 @@
 #   status  exit 0 when an engine answers.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib/pidfile.sh
+. "$root/scripts/lib/pidfile.sh"
 run=$root/.run
 pidfile=$run/dockerd.pid
 log=$run/dockerd.log
@@ -51,20 +53,7 @@ ensure() {
   exit 1
 }
 
-stop() {
-  [ -f "$pidfile" ] || { echo "docker-engine.sh: no dockerd started by this script"; return; }
-  local pid
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid"
-    for _ in $(seq 1 40); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.5
-    done
-  fi
-  rm -f "$pidfile"
-  echo "docker-engine.sh: stopped"
-}
+stop() { stop_started docker-engine.sh dockerd "$pidfile" 20 process; }
 
 case ${1:-} in
   ensure) ensure ;;

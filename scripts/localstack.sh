@@ -16,6 +16,8 @@
 # LOCALSTACK_PORT (default 4566) picks the port.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib/pidfile.sh
+. "$root/scripts/lib/pidfile.sh"
 port=${LOCALSTACK_PORT:-4566}
 venv=$root/.venv/localstack
 run=$root/.run
@@ -102,21 +104,7 @@ start() {
   exit 1
 }
 
-stop() {
-  [ -f "$pidfile" ] || { echo "localstack.sh: no LocalStack started by this script"; return; }
-  local pid
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 20); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.5
-    done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  fi
-  rm -f "$pidfile" "$run/localstack.docker"
-  echo "localstack.sh: stopped"
-}
+stop() { stop_started localstack.sh LocalStack "$pidfile" 10 group "$run/localstack.docker"; }
 
 case ${1:-} in
   start) start ;;

@@ -101,21 +101,13 @@ pub async fn apply_retention(
     today: Date,
     keep_months: u16,
 ) -> Result<RetentionReport, OperatorDbError> {
-    let cutoff = retention_cutoff(today, keep_months);
     let created = maintain_partitions(db, today, DEFAULT_MONTHS_AHEAD).await?;
-    let dropped = sqlx::query_as!(
-        DroppedPartition,
-        r#"SELECT partition_name AS "partition!", month AS "month!", rows_dropped AS "rows_dropped!"
-           FROM login_etl_drop_partitions_before($1)"#,
-        cutoff
+    let cutoff = retention_cutoff(today, keep_months);
+    let (dropped, vault_rows_removed) = partitions_then_vault_rows(
+        sqlx::query_file_as!(DroppedPartition, "queries/drop_partitions_before.sql", cutoff).fetch_all(db.pool()),
+        sqlx::query_file_scalar!("queries/sweep_vault.sql").fetch_one(db.pool()),
     )
-    .fetch_all(db.pool())
-    .await
-    .map_err(OperatorDbError::Query)?;
-    let vault_rows_removed = sqlx::query_file_scalar!("queries/sweep_vault.sql")
-        .fetch_one(db.pool())
-        .await
-        .map_err(OperatorDbError::Query)?;
+    .await?;
     Ok(RetentionReport { cutoff, created, dropped, vault_rows_removed })
 }
 
@@ -138,20 +130,26 @@ pub async fn preview_retention(
     keep_months: u16,
 ) -> Result<RetentionPreview, OperatorDbError> {
     let cutoff = retention_cutoff(today, keep_months);
-    let would_drop = sqlx::query_as!(
-        DroppedPartition,
-        r#"SELECT partition_name AS "partition!", month AS "month!", row_count AS "rows_dropped!"
-           FROM login_etl_partitions_before($1)"#,
-        cutoff
+    let (would_drop, vault_rows_would_be_removed) = partitions_then_vault_rows(
+        sqlx::query_file_as!(DroppedPartition, "queries/partitions_before.sql", cutoff).fetch_all(db.pool()),
+        sqlx::query_file_scalar!("queries/retention_preview_vault.sql", cutoff).fetch_one(db.pool()),
     )
-    .fetch_all(db.pool())
-    .await
-    .map_err(OperatorDbError::Query)?;
-    let vault_rows_would_be_removed = sqlx::query_file_scalar!("queries/retention_preview_vault.sql", cutoff)
-        .fetch_one(db.pool())
-        .await
-        .map_err(OperatorDbError::Query)?;
+    .await?;
     Ok(RetentionPreview { cutoff, would_drop, vault_rows_would_be_removed })
+}
+
+/// Retention's two statements, for [`apply_retention`] and, reading only, [`preview_retention`]:
+/// the partitions before the cutoff (dropped, or that would be), then the vault rows no
+/// remaining login references (removed, or that would be). The statements are passed unstarted
+/// and run one after the other, in that order: retention's sweep must find the old months
+/// already gone.
+async fn partitions_then_vault_rows(
+    partitions: impl Future<Output = Result<Vec<DroppedPartition>, sqlx::Error>>,
+    vault_rows: impl Future<Output = Result<i64, sqlx::Error>>,
+) -> Result<(Vec<DroppedPartition>, i64), OperatorDbError> {
+    let partitions = partitions.await.map_err(OperatorDbError::Query)?;
+    let vault_rows = vault_rows.await.map_err(OperatorDbError::Query)?;
+    Ok((partitions, vault_rows))
 }
 
 /// Deletes every login of `user_id` and the vault rows only those logins referenced (a device

@@ -127,15 +127,16 @@ struct Connector {
 
 impl Connector {
     fn config(&self, password: Option<String>) -> tokio_postgres::Config {
-        let target = self.target.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        // Every field by name: one added to DbTarget is then a decision here, not left unused.
+        let DbTarget { host, port, user, password: target_password, dbname, ssl_mode } = self.target();
         let mut config = tokio_postgres::Config::new();
         config
-            .host(&target.host)
-            .port(target.port)
-            .user(&target.user)
-            .dbname(&target.dbname)
+            .host(&host)
+            .port(port)
+            .user(&user)
+            .dbname(&dbname)
             .application_name("login-etl")
-            .ssl_mode(match target.ssl_mode {
+            .ssl_mode(match ssl_mode {
                 SslMode::Disable => tokio_postgres::config::SslMode::Disable,
                 SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
                 SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
@@ -146,7 +147,7 @@ impl Connector {
             .keepalives_interval(KEEPALIVE_INTERVAL)
             .keepalives_retries(KEEPALIVE_RETRIES)
             .tcp_user_timeout(TCP_USER_TIMEOUT);
-        if let Some(password) = password.or(target.password) {
+        if let Some(password) = password.or(target_password) {
             config.password(password);
         }
         config

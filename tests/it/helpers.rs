@@ -3,7 +3,12 @@
 
 use std::process::{Command, Output};
 
-use login_etl_test_support::cli_process;
+use aws_lambda_events::sqs::SqsMessage;
+use crypto_box::aead::OsRng;
+use login_etl::LoadError;
+use login_etl_core::batch::BatchOutcome;
+use login_etl_core::vault::VaultSecretKey;
+use login_etl_test_support::{cli_process, handler_for};
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 
@@ -52,6 +57,17 @@ pub fn error_line(output: &Output) -> String {
         assert!(!line.contains(dump), "a Debug dump ({dump}) in: {line}");
     }
     line.to_owned()
+}
+
+/// `records` handled with the vault on, under a key pair made for the test (the loader's target,
+/// as `handler_for`): the outcome, and the secret key that opens what the batch sealed.
+pub async fn handle_with_new_vault_key(
+    pool: &PgPool,
+    records: &[SqsMessage],
+) -> (BatchOutcome<LoadError>, VaultSecretKey) {
+    let secret = VaultSecretKey::generate(&mut OsRng);
+    let handler = handler_for(pool).with_vault(Some(secret.public_key()));
+    (handler.handle(records).await.expect("handled"), secret)
 }
 
 /// A deployment's policy that tightens the built-in fields (no rebuild), `locale` at most 2

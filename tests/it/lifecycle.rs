@@ -3,11 +3,9 @@
 //! by whole partitions, and erasure of one person under its own role.
 
 use aws_lambda_events::sqs::{SqsMessage, SqsMessageAttribute};
-use crypto_box::aead::OsRng;
-use login_etl::{DbTarget, Handler, OperatorDb, OperatorDbError};
+use login_etl::{DbTarget, OperatorDb, OperatorDbError};
 
 use login_etl_core::batch::{ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
-use login_etl_core::vault::VaultSecretKey;
 use login_etl_test_support::*;
 
 use crate::helpers::*;
@@ -85,10 +83,6 @@ async fn vault_values(pool: &PgPool) -> Vec<(String, String)> {
         .expect("vault")
 }
 
-fn vault_handler(pool: &PgPool, secret: &VaultSecretKey) -> Handler {
-    handler_for(pool).with_vault(Some(secret.public_key()))
-}
-
 #[sqlx::test(migrations = false)]
 async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgPool) {
     // The take-home's table with its rows, upgraded by the older releases, then loaded by the
@@ -116,12 +110,11 @@ async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgP
     let after: Vec<(i64, String)> = sqlx::query_as(every_row).fetch_all(&pool).await.expect("rows after");
     assert_eq!(before.len(), 6);
     assert_eq!(after, before, "every row kept, every column, ids included");
-    let added: i64 = sqlx::query_scalar(
+    let added = count(
+        &pool,
         "SELECT count(*) FROM user_logins WHERE masking_key_id IS NOT NULL OR ip_prefix IS NOT NULL OR extras IS NOT NULL",
     )
-    .fetch_one(&pool)
-    .await
-    .expect("added columns");
+    .await;
     assert_eq!(added, 0, "rows loaded before 0008 have no key id and no prefix");
     let partitioned: bool =
         sqlx::query_scalar("SELECT relkind = 'p' FROM pg_class WHERE oid = 'user_logins'::regclass")
@@ -141,15 +134,14 @@ async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgP
         assert!(counts.contains(&(partition.to_string(), rows)), "{partition}: {counts:?}");
     }
     // This month and the three after it exist ahead of need.
-    let ahead: i64 = sqlx::query_scalar(
+    let ahead = count(
+        &pool,
         "SELECT count(*) FROM pg_inherits
          WHERE inhparent = 'user_logins'::regclass
            AND inhrelid::regclass::text BETWEEN 'user_logins_' || to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM')
                                            AND 'user_logins_9999'",
     )
-    .fetch_one(&pool)
-    .await
-    .expect("partitions ahead");
+    .await;
     assert_eq!(ahead, 4);
 
     // Redeliveries and a redriven copy still make no second row, and new ids follow the old.
@@ -196,18 +188,14 @@ async fn a_month_without_a_partition_lands_in_the_default_one_until_maintenance_
 
 #[sqlx::test(migrations = "./migrations")]
 async fn retention_drops_whole_old_partitions_and_the_vault_rows_nobody_references(pool: PgPool) {
-    let secret = VaultSecretKey::generate(&mut OsRng);
-    let handler = vault_handler(&pool, &secret);
-    let loaded = handler
-        .handle(&[
-            record_sent("jan-1", &login_body("a", "192.0.2.1", "old-only"), datetime!(2025-01-10 10:00 UTC)),
-            record_sent("jan-2", &login_body("b", "192.0.2.2", "shared"), datetime!(2025-01-20 10:00 UTC)),
-            record_sent("feb-1", &login_body("a", "192.0.2.1", "old-only"), datetime!(2025-02-03 10:00 UTC)),
-            record_sent("oct-1", &login_body("c", "192.0.2.3", "shared"), datetime!(2026-10-01 00:00 UTC)),
-            record_sent("nov-1", &login_body("d", "192.0.2.4", "new-only"), datetime!(2026-11-24 10:00 UTC)),
-        ])
-        .await
-        .expect("handled");
+    let records = [
+        record_sent("jan-1", &login_body("a", "192.0.2.1", "old-only"), datetime!(2025-01-10 10:00 UTC)),
+        record_sent("jan-2", &login_body("b", "192.0.2.2", "shared"), datetime!(2025-01-20 10:00 UTC)),
+        record_sent("feb-1", &login_body("a", "192.0.2.1", "old-only"), datetime!(2025-02-03 10:00 UTC)),
+        record_sent("oct-1", &login_body("c", "192.0.2.3", "shared"), datetime!(2026-10-01 00:00 UTC)),
+        record_sent("nov-1", &login_body("d", "192.0.2.4", "new-only"), datetime!(2026-11-24 10:00 UTC)),
+    ];
+    let (loaded, _secret) = handle_with_new_vault_key(&pool, &records).await;
     assert_eq!(loaded.records.succeeded(), 5);
     let masker = masker();
     let ip = |v: &str| ("ip".to_string(), masker.mask(login_etl_core::mask::MaskedField::Ip, v));
@@ -257,23 +245,26 @@ async fn drop_role(admin: &PgPool, name: &str) {
     sqlx::raw_sql(&format!("DROP ROLE {name}")).execute(admin).await.expect("drop role");
 }
 
+/// `login-etl-cli` with `args` as the table's owner, checked to have succeeded.
+fn owner_cli(pool: &PgPool, args: &[&str]) -> std::process::Output {
+    let output = cli_command_as(pool, "postgres").args(args).output().expect("cli");
+    assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    output
+}
+
 fn operator_db_as(pool: &PgPool, user: &str) -> OperatorDb {
     OperatorDb::connect_lazy((*pool.connect_options()).clone().username(user), 1)
 }
 
 #[sqlx::test(migrations = "./migrations")]
 async fn erase_removes_one_person_and_only_the_vault_rows_nobody_else_uses(pool: PgPool) {
-    let secret = VaultSecretKey::generate(&mut OsRng);
-    let handler = vault_handler(&pool, &secret);
-    let loaded = handler
-        .handle(&[
-            sqs_message("e1", &login_body("alice", "198.51.100.7", "alice-phone")),
-            sqs_message("e2", &login_body("alice", "198.51.100.8", "family-tablet")),
-            record_sent("e3", &login_body("alice", "198.51.100.7", "alice-phone"), datetime!(2025-06-01 09:00 UTC)),
-            sqs_message("e4", &login_body("bob", "203.0.113.9", "family-tablet")),
-        ])
-        .await
-        .expect("handled");
+    let records = [
+        sqs_message("e1", &login_body("alice", "198.51.100.7", "alice-phone")),
+        sqs_message("e2", &login_body("alice", "198.51.100.8", "family-tablet")),
+        record_sent("e3", &login_body("alice", "198.51.100.7", "alice-phone"), datetime!(2025-06-01 09:00 UTC)),
+        sqs_message("e4", &login_body("bob", "203.0.113.9", "family-tablet")),
+    ];
+    let (loaded, secret) = handle_with_new_vault_key(&pool, &records).await;
     assert_eq!(loaded.records.succeeded(), 4);
     let key_dir = fresh_dir("erase-keys");
     let key_file = key_dir.join("vault.key");
@@ -354,12 +345,7 @@ async fn the_cli_reports_what_retention_dropped_and_refuses_bad_arguments(pool: 
         .expect("handled");
     assert_eq!(loaded.records.succeeded(), 3);
     let partitions_before = partitions(&pool).await;
-    let preview = cli_command_as(&pool, "postgres")
-        .args(["retention", "--keep-months", "1", "--dry-run"])
-        .output()
-        .expect("retention --dry-run");
-    assert!(preview.status.success(), "{}", String::from_utf8_lossy(&preview.stderr));
-    let text = String::from_utf8_lossy(&preview.stdout);
+    let text = stdout(&owner_cli(&pool, &["retention", "--keep-months", "1", "--dry-run"]));
     assert!(text.starts_with("dry run: nothing is dropped"), "{text}");
     assert!(text.contains("would drop user_logins_2020_03 (2 rows)"), "{text}");
     assert_eq!(
@@ -368,12 +354,7 @@ async fn the_cli_reports_what_retention_dropped_and_refuses_bad_arguments(pool: 
         "the dry run changed nothing"
     );
 
-    let output = cli_command_as(&pool, "postgres")
-        .args(["retention", "--keep-months", "1", "--json"])
-        .output()
-        .expect("retention");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let report = json_stdout(&owner_cli(&pool, &["retention", "--keep-months", "1", "--json"]));
     assert_eq!(report["dropped"][0]["partition"], "user_logins_2020_03", "{report}");
     assert_eq!(report["dropped"][0]["rows_dropped"], 2, "{report}");
     assert_eq!(report["dropped"].as_array().map(Vec::len), Some(1), "{report}");
@@ -388,12 +369,7 @@ async fn the_cli_reports_what_retention_dropped_and_refuses_bad_arguments(pool: 
     }
     assert_eq!(row_count(&pool).await, 1, "refused commands change nothing");
 
-    let made = cli_command_as(&pool, "postgres")
-        .args(["partitions", "--months-ahead", "2", "--json"])
-        .output()
-        .expect("partitions");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let listing: serde_json::Value = serde_json::from_slice(&made.stdout).expect("json");
+    let listing = json_stdout(&owner_cli(&pool, &["partitions", "--months-ahead", "2", "--json"]));
     assert!(listing["partitions"].as_array().is_some_and(|p| !p.is_empty()), "{listing}");
 }
 

@@ -20,16 +20,12 @@ async fn vault_rows(pool: &PgPool) -> i64 {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn originals_round_trip_through_the_handler(pool: PgPool) {
-    let secret = VaultSecretKey::generate(&mut OsRng);
-    let handler = vault_handler(loader_target(&pool), &secret);
-    let outcome = handler
-        .handle(&[
-            sqs_message("m1", &login_body("alice", "199.172.111.135", "593-47-5928")),
-            sqs_message("m2", &login_body("alice", "2001:DB8::1", "593-47-5928")),
-            sqs_message("m3", &login_body("bob", "10.0.0.9", "111-22-3333")),
-        ])
-        .await
-        .expect("handled");
+    let records = [
+        sqs_message("m1", &login_body("alice", "199.172.111.135", "593-47-5928")),
+        sqs_message("m2", &login_body("alice", "2001:DB8::1", "593-47-5928")),
+        sqs_message("m3", &login_body("bob", "10.0.0.9", "111-22-3333")),
+    ];
+    let (outcome, secret) = handle_with_new_vault_key(&pool, &records).await;
     assert_eq!(outcome.records.succeeded(), 3);
 
     let db = operator_db_for(&pool);
@@ -95,15 +91,11 @@ async fn each_distinct_value_is_stored_once_per_batch(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn a_rolled_back_batch_leaves_nothing_in_the_vault(pool: PgPool) {
     install_poison_trigger(&pool).await;
-    let secret = VaultSecretKey::generate(&mut OsRng);
-    let handler = vault_handler(loader_target(&pool), &secret);
-    let outcome = handler
-        .handle(&[
-            sqs_message("ok", &login_body("u", "10.0.0.1", "d-1")),
-            sqs_message("bad", &login_body("poison", "10.0.0.2", "d-2")),
-        ])
-        .await
-        .expect("handled");
+    let records = [
+        sqs_message("ok", &login_body("u", "10.0.0.1", "d-1")),
+        sqs_message("bad", &login_body("poison", "10.0.0.2", "d-2")),
+    ];
+    let (outcome, _secret) = handle_with_new_vault_key(&pool, &records).await;
     assert_eq!(outcome.records.failed().len(), 2);
     assert_eq!(vault_rows(&pool).await, 0);
     assert_eq!(row_count(&pool).await, 0);

@@ -334,6 +334,12 @@ def documented_policy(marker, outputs):
 # --- the questions --------------------------------------------------------------------------
 
 
+def calls_on(resource, why, *actions):
+    """`actions` on one `resource` for one reason, as steps (action, resource, why): a principal's
+    calls that go together (a poll's receive, delete and attributes) are listed once."""
+    return [(action, resource, why) for action in actions]
+
+
 def account_of(arn):
     return arn.split(":")[4]
 
@@ -457,16 +463,14 @@ def stack_questions(setting, stack, parameters, asked_actions):
     # Who makes which call, on what (the commands in parentheses), and the calls AWS's services
     # make as the principal: Lambda's event source mapping polls as the function's role, SQS and
     # Secrets Manager call KMS as the caller.
+    sending = calls_on(queue, "send", "sqs:GetQueueAttributes", "sqs:SendMessage")
     steps = {
         "the function": [
-            ("sqs:ReceiveMessage", queue, "event source mapping"),
-            ("sqs:DeleteMessage", queue, "event source mapping"),
-            ("sqs:GetQueueAttributes", queue, "event source mapping"),
+            *calls_on(queue, "event source mapping", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
             ("sqs:ChangeMessageVisibility", queue, "back-off of failed records"),
             ("secretsmanager:GetSecretValue", DB_SECRET, "cold start"),
             ("secretsmanager:GetSecretValue", masking_key, "cold start"),
-            ("logs:CreateLogStream", log_stream(stack.ref("LoginEtlLogGroup")), "logging"),
-            ("logs:PutLogEvents", log_stream(stack.ref("LoginEtlLogGroup")), "logging"),
+            *calls_on(log_stream(stack.ref("LoginEtlLogGroup")), "logging", "logs:CreateLogStream", "logs:PutLogEvents"),
         ],
         "the maintenance function": [
             ("secretsmanager:GetSecretValue", OWNER_SECRET, "cold start"),
@@ -480,8 +484,8 @@ def stack_questions(setting, stack, parameters, asked_actions):
             ("sqs:ReceiveMessage", dlq, "redrive, aws sqs receive-message"),
             ("sqs:DeleteMessage", dlq, "redrive"),
         ],
-        "a producer (same account)": [("sqs:GetQueueAttributes", queue, "send"), ("sqs:SendMessage", queue, "send")],
-        "a producer (another account)": [("sqs:GetQueueAttributes", queue, "send"), ("sqs:SendMessage", queue, "send")],
+        "a producer (same account)": sending,
+        "a producer (another account)": sending,
         "a masking-key reader": [("secretsmanager:GetSecretValue", masking_key, "recover")],
     }
     if existing_queue:

@@ -42,7 +42,13 @@ pub async fn partitions(
 /// long it took. With `--dry-run`, prints what would be dropped and changes nothing.
 pub async fn retention(args: &RetentionArgs, db: &OperatorDb, today: Date, out: &mut impl Write) -> anyhow::Result<()> {
     if args.dry_run {
-        return retention_preview(args, db, today, out).await;
+        let preview = login_etl::preview_retention(db, today, args.keep_months).await?;
+        if args.json {
+            return Ok(write_json_with(out, serde_json::to_value(&preview)?, "dry_run", serde_json::json!(true))?);
+        }
+        let would_drop =
+            preview.would_drop.iter().map(|partition| (partition.partition.as_str(), partition.rows_dropped));
+        return Ok(write_retention(out, true, preview.cutoff, would_drop, preview.vault_rows_would_be_removed)?);
     }
     let started = std::time::Instant::now();
     let report = login_etl::apply_retention(db, today, args.keep_months).await?;
@@ -53,22 +59,6 @@ pub async fn retention(args: &RetentionArgs, db: &OperatorDb, today: Date, out: 
     let dropped = report.dropped.iter().map(|dropped| (dropped.partition.as_str(), dropped.rows_dropped));
     write_retention(out, false, report.cutoff, dropped, report.vault_rows_removed)?;
     writeln!(out, "took {seconds:.3} s")?;
-    Ok(())
-}
-
-/// `retention --dry-run`: what would be dropped, changing nothing.
-async fn retention_preview(
-    args: &RetentionArgs,
-    db: &OperatorDb,
-    today: Date,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let preview = login_etl::preview_retention(db, today, args.keep_months).await?;
-    if args.json {
-        return Ok(write_json_with(out, serde_json::to_value(&preview)?, "dry_run", serde_json::json!(true))?);
-    }
-    let would_drop = preview.would_drop.iter().map(|partition| (partition.partition.as_str(), partition.rows_dropped));
-    write_retention(out, true, preview.cutoff, would_drop, preview.vault_rows_would_be_removed)?;
     Ok(())
 }
 

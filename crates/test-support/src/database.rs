@@ -73,5 +73,10 @@ pub async fn install_poison_trigger(pool: &PgPool) {
 }
 
 pub async fn row_count(pool: &PgPool) -> i64 {
-    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM user_logins").fetch_one(pool).await.expect("count")
+    count(pool, "SELECT count(*) FROM user_logins").await
+}
+
+/// The one number `sql` (a `SELECT count(*) …`) answers; a failure names the statement.
+pub async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap_or_else(|err| panic!("{sql}: {err}"))
 }

@@ -34,8 +34,8 @@ pub use ca::TestCa;
 pub use cli::{cli_binary, cli_process};
 pub use cluster::TestCluster;
 pub use database::{
-    create_take_home_table, database_url, direct_target, install_poison_trigger, migrate_through, operator_db_for,
-    row_count,
+    count, create_take_home_table, database_url, direct_target, install_poison_trigger, migrate_through,
+    operator_db_for, row_count,
 };
 pub use handlers::{
     fast_pool_settings, handler_for, handler_for_pool_size, handler_with_settings, handler_with_target, loader_target,
