@@ -61,22 +61,6 @@ fn roots(ca_bundle: Option<&str>) -> Result<RootCertStore, TlsError> {
 #[derive(Debug)]
 struct EncryptOnly(WebPkiSupportedAlgorithms);
 
-/// The trait's method `$name`, done by rustls' function of the same name over the provider's
-/// algorithms: the signature checks are the part of verification `require` keeps, and they are
-/// the same for TLS 1.2 and 1.3 but for that one function.
-macro_rules! verify_signature_with_rustls {
-    ($name:ident) => {
-        fn $name(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::$name(message, cert, dss, &self.0)
-        }
-    };
-}
-
 impl ServerCertVerifier for EncryptOnly {
     fn verify_server_cert(
         &self,
@@ -89,8 +73,23 @@ impl ServerCertVerifier for EncryptOnly {
         Ok(ServerCertVerified::assertion())
     }
 
-    verify_signature_with_rustls!(verify_tls12_signature);
-    verify_signature_with_rustls!(verify_tls13_signature);
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_schemes()
