@@ -69,7 +69,7 @@ TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine lint-build bg:sa
 CLIPPY_WRAPPER := RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-driver" \
   CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
-test: ## Every test: lint, checkov, cargo-deny audit, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, sam local invoke in SAM's container, the template deployed into LocalStack (e2e), SAM lint + build; prints seconds per step
+test: ## Every test: lint, checkov, cargo-deny audit, unit, PostgreSQL + LocalStack integration (direct and through PgBouncer), cargo lambda invoke, sam local invoke in SAM's container, the template deployed into LocalStack (e2e), each crate built and tested alone (member-check), SAM lint + build; prints seconds per step
 	@$(CLIPPY_WRAPPER) CARGO_INCREMENTAL=0 LOGIN_ETL_PREBUILT=1 BUILD_NICE=10 SAM_BUILD_CHECK=debug scripts/steps.sh $(TEST_STEPS)
 	@echo "make test: all checks passed"
 
