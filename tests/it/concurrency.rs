@@ -93,12 +93,7 @@ async fn hold_row(pool: &PgPool, message_id: &str) -> Transaction<'static, Postg
 async fn wait_for_lock_wait(pool: &PgPool) {
     let started = Instant::now();
     loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(pool)
-        .await
-        .expect("pg_stat_activity");
+        let waiting = sessions_waiting_on_a_lock(pool).await;
         if waiting > 0 {
             return;
         }

@@ -2,10 +2,9 @@
 //! partitions, idempotency across them, the default partition and its maintenance, retention
 //! by whole partitions, and erasure of one person under its own role.
 
-use aws_lambda_events::sqs::{SqsMessage, SqsMessageAttribute};
+use aws_lambda_events::sqs::SqsMessage;
 use login_etl::{DbTarget, OperatorDb, OperatorDbError};
 
-use login_etl_core::batch::{ORIGINAL_MESSAGE_ID_ATTRIBUTE, ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE};
 use login_etl_test_support::*;
 
 use crate::helpers::*;
@@ -21,21 +20,13 @@ fn record_sent(message_id: &str, body: &str, sent: OffsetDateTime) -> SqsMessage
     message
 }
 
-/// What `login-etl-cli redrive` makes of a dead letter: a new message (new id, sent now) that
-/// carries its first delivery's id and SentTimestamp as message attributes.
-fn redriven(first: &SqsMessage, new_id: &str) -> SqsMessage {
-    let mut message = record_sent(new_id, first.body.as_deref().unwrap_or_default(), OffsetDateTime::now_utc());
-    let attribute = |value: &str| {
-        let mut attribute = SqsMessageAttribute::default();
-        attribute.string_value = Some(value.into());
-        attribute.data_type = Some("String".into());
-        attribute
-    };
+/// What `login-etl-cli redrive` makes of the dead letter `first`: a new message (`new_id`, sent
+/// now) carrying its first delivery's id and sent time.
+fn redriven_now(first: &SqsMessage, new_id: &str) -> SqsMessage {
+    let copy = record_sent(new_id, first.body.as_deref().unwrap_or_default(), OffsetDateTime::now_utc());
     let first_id = first.message_id.as_deref().unwrap_or_default();
-    let first_sent = first.attributes.get("SentTimestamp").map(String::as_str).unwrap_or_default();
-    message.message_attributes.insert(ORIGINAL_MESSAGE_ID_ATTRIBUTE.into(), attribute(first_id));
-    message.message_attributes.insert(ORIGINAL_SENT_TIMESTAMP_ATTRIBUTE.into(), attribute(first_sent));
-    message
+    let first_sent = first.attributes.get("SentTimestamp").and_then(|ms| ms.parse().ok()).unwrap_or_default();
+    login_etl_core::testing::redriven(copy, first_id, first_sent)
 }
 
 /// Loads `records` as the release whose schema ended at migration 0005 did: planned by the
@@ -148,7 +139,7 @@ async fn the_unpartitioned_table_converts_in_place_with_every_row_kept(pool: PgP
     let handler = handler_for(&pool);
     let again = handler.handle(&[october.clone(), november, old.clone()]).await.expect("redelivered");
     assert_eq!((again.records.succeeded(), again.records.duplicates()), (0, 3));
-    let replay = handler.handle(&[redriven(&old, "m-old-replayed")]).await.expect("redriven");
+    let replay = handler.handle(&[redriven_now(&old, "m-old-replayed")]).await.expect("redriven");
     assert_eq!(
         (replay.records.succeeded(), replay.records.duplicates()),
         (0, 1),

@@ -71,11 +71,7 @@ async fn a_batch_blocked_by_a_lock_is_answered_within_the_statement_timeout(pool
     assert!(redelivered.records.failed().is_empty(), "{:?}", redelivered.records.failures_by_code());
     assert_eq!(redelivered.records.succeeded() + redelivered.records.duplicates(), 10);
     assert_eq!(row_count(&pool).await, 10);
-    let waiting = count(
-        &pool,
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    .await;
+    let waiting = sessions_waiting_on_a_lock(&pool).await;
     assert_eq!(waiting, 0, "the timed-out insert was cancelled, not left waiting");
 }
 

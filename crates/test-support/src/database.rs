@@ -76,6 +76,13 @@ pub async fn row_count(pool: &PgPool) -> i64 {
     count(pool, "SELECT count(*) FROM user_logins").await
 }
 
+/// The sessions of this database waiting on a lock now (a batch's insert held behind a row
+/// lock, or one left queued after its deadline).
+pub async fn sessions_waiting_on_a_lock(pool: &PgPool) -> i64 {
+    count(pool, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        .await
+}
+
 /// The one number `sql` (a `SELECT count(*) …`) answers; a failure names the statement.
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap_or_else(|err| panic!("{sql}: {err}"))

@@ -35,7 +35,7 @@ pub use cli::{cli_binary, cli_process};
 pub use cluster::TestCluster;
 pub use database::{
     count, create_take_home_table, database_url, direct_target, install_poison_trigger, migrate_through,
-    operator_db_for, row_count,
+    operator_db_for, row_count, sessions_waiting_on_a_lock,
 };
 pub use handlers::{
     fast_pool_settings, handler_for, handler_for_pool_size, handler_with_settings, handler_with_target, loader_target,
