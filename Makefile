@@ -49,10 +49,11 @@ migrate: db build ## Apply migrations/ to $DATABASE_URL (creating the database i
 # The steps of `make test`, in order; scripts/steps.sh times each and prints seconds per step.
 # `bg:step` runs in the background beside the steps after it: the services and the pinned tools
 # install while cargo compiles. After lint-build, the arm64 `sam build` (in the dev profile:
-# SAM_BUILD_CHECK=debug, see scripts/sam.sh) and crate-check run at nice 10 beside the test
-# steps, taking the CPU they leave while they wait on PostgreSQL and LocalStack; both start
-# from lint-build's units (scripts/target-seed.sh).
-TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine lint-build bg:sam-build bg:deploy-rehearsal test-rust bg:crate-check bg:member-check test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local e2e sam-validate
+# SAM_BUILD_CHECK=debug, see scripts/sam.sh), member-check and crate-check run at nice 10 beside
+# the test steps, taking the CPU they leave while they wait on PostgreSQL and LocalStack; each
+# starts from lint-build's units (scripts/target-seed.sh). member-check starts with sam-build,
+# before test-rust: started after test-rust, it was the step that ended the run.
+TEST_STEPS := bg:up bg:tools bg:security-tools bg:docker-engine lint-build bg:sam-build bg:member-check bg:deploy-rehearsal test-rust bg:crate-check test-pooler lint-config lint-security audit test-iam test-invoke test-sam-local e2e sam-validate
 
 # make test compiles each target once. `cargo clippy` is `cargo check` with clippy-driver as
 # the workspace's compiler wrapper; a check build compiles nothing the tests can run, so
